@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+//
+// engine_2pc: the two-phase commit state machine, presumed abort. Pure: see
+// tx.h for the event/action vocabulary and the shared rules.
+//
+// PREPARING
+//   START: send PREPARE to every branch.
+//   REPLY OK: mark DONE_FWD. When every branch is DONE_FWD: state
+//     COMMITTING, PERSIST{sync, wait}; on PERSISTED send COMMIT to all.
+//   REPLY REFUSED / NO_SUCH_METHOD / BAD_REQUEST: mark DONE_REFUSED (for
+//     REFUSED) and decide abort at once.
+//   REPLY RETRY, FAILED: retry after backoff while calls < 1 + retries and
+//     the retry would start before the deadline; otherwise decide abort.
+//   TIMER at or after the deadline: decide abort.
+//   ABORT (operator): decide abort, rv 0.
+//   Deciding abort: state ABORTING, PERSIST{no sync, no wait} (presumed
+//   abort needs no sync), send ABORT to every branch not in flight; those in
+//   flight get ABORT when their call ends.
+// COMMITTING
+//   REPLY OK to COMMIT: DONE_FINAL; all DONE_FINAL: FINISH(COMMITTED).
+//   Anything else: retry for ever with backoff, stuck after stuck_after.
+//   ABORT: rv DTX_ESTATE.
+// ABORTING
+//   REPLY OK to ABORT, or NO_SUCH_METHOD for a branch that never prepared:
+//   DONE_FINAL; all DONE_FINAL: FINISH(ABORTED). Else retry for ever.
+//   ABORT: rv 0.
+// RECOVER: PREPARING decides abort (the coordinator may have lost votes);
+//   COMMITTING sends COMMIT, ABORTING sends ABORT to every branch not
+//   DONE_FINAL; a terminal state emits FINISH again.
+
+#ifndef DTXD_ENGINE_2PC_H
+#define DTXD_ENGINE_2PC_H
+
+#include "tx.h"
+
+void dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p,
+    const dtxd_event *ev, dtxd_actions *out);
+
+#endif // DTXD_ENGINE_2PC_H

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+//
+// tx: the engines' view of one transaction, and the event/action vocabulary
+// of the two pure state machines (engine_2pc, engine_saga). An engine is
+// handed an event and the transaction, updates the transaction in place and
+// appends actions for its caller (the transaction manager) to carry out:
+// send a branch call, write the record, finish. Engines touch no library, no
+// clock and no socket: time comes in with the event and randomness (backoff
+// jitter) from the transaction's own rng state, so a test can replay any
+// history exactly.
+//
+// Rules shared by both engines:
+// - A branch has at most one call in flight. A result (REPLY or FAILED) is
+//   accepted only for the in-flight call of that branch and phase; anything
+//   else is a stale duplicate and ignored. A branch that must be called in
+//   a new phase while a call is in flight is called once that call ends.
+// - A decision (2PC COMMIT, saga COMPENSATE) is written synced before any
+//   call that depends on it: the engine emits PERSIST{sync, wait}, sets
+//   persisting, and sends nothing until PERSISTED arrives.
+// - Retries use capped exponential backoff with jitter: the n-th retry
+//   (n >= 1) waits d/2 + rand(0..d/2) ms with d = min(max, base * 2^(n-1)).
+// - Forward calls (PREPARE, EXECUTE) give up after 1 + retries calls or at
+//   the transaction's deadline, whichever is first. Phase-two calls (COMMIT,
+//   ABORT) and COMPENSATE are retried for ever; after stuck_after calls to
+//   one branch the transaction is flagged stuck (and a PERSIST is emitted so
+//   the flag is visible and survives restart).
+
+#ifndef DTXD_TX_H
+#define DTXD_TX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <dtx/dtx.h>
+
+// Progress bits of one branch; persisted in the record.
+#define DTXD_DONE_FWD 0x1u     // PREPARE / EXECUTE answered OK
+#define DTXD_DONE_FINAL 0x2u   // COMMIT / ABORT / COMPENSATE completed
+#define DTXD_DONE_SENT 0x4u    // a forward call was sent (may have run)
+#define DTXD_DONE_REFUSED 0x8u // the forward call was refused
+
+typedef struct dtxd_branch {
+	uint32_t done;        // DTXD_DONE_* bits
+	bool     inflight;    // a call is outstanding
+	int      phase;       // dtx_phase of the current (or last) call
+	uint32_t attempts;    // calls made in that phase
+	int64_t  retry_at_ms; // resend at this time; 0: none scheduled
+	int      last_status; // dtx_branch_status of the last reply, 0: none
+} dtxd_branch;
+
+typedef struct dtxd_txcore {
+	int          mode;  // dtx_mode
+	int          state; // dtx_state
+	bool         stuck;
+	bool         persisting; // a synced decision is being written
+	uint32_t     nbranches;
+	uint32_t     cursor;          // saga: step being executed/compensated
+	int64_t      deadline_ms;     // end of the prepare/forward phase; 0 none
+	uint32_t     call_timeout_ms; // per call
+	uint32_t     retries;         // forward retries after the first call
+	uint64_t     rng;             // xorshift64 state, never 0
+	int64_t      wake_ms; // engine wants a TIMER at this time; 0: none
+	dtxd_branch *br;      // nbranches entries, owned by the caller
+} dtxd_txcore;
+
+typedef struct dtxd_policy {
+	uint32_t backoff_base_ms; // first retry delay (default 100)
+	uint32_t backoff_max_ms;  // cap of a retry delay (default 10000)
+	uint32_t stuck_after;     // calls before a branch flags stuck (def. 10)
+} dtxd_policy;
+
+void dtxd_policy_init(dtxd_policy *p);
+
+typedef enum dtxd_ev_kind {
+	// The transaction was accepted (its create record is written): begin.
+	DTXD_EV_START = 1,
+	// The transaction was loaded from the store at start-up: the caller
+	// has cleared inflight and retry_at_ms of every branch. Resume from
+	// the durable state (see each engine).
+	DTXD_EV_RECOVER,
+	// The in-flight call of branch answered with status.
+	DTXD_EV_REPLY,
+	// The in-flight call of branch got no answer (timeout, transport).
+	DTXD_EV_FAILED,
+	// now_ms >= wake_ms.
+	DTXD_EV_TIMER,
+	// The synced write asked by PERSIST{wait} completed.
+	DTXD_EV_PERSISTED,
+	// An operator (or the client) asked to abort.
+	DTXD_EV_ABORT,
+} dtxd_ev_kind;
+
+typedef struct dtxd_event {
+	dtxd_ev_kind kind;
+	int64_t      now_ms;
+	uint32_t     branch; // REPLY, FAILED
+	int          phase;  // REPLY, FAILED: phase of the call
+	int          status; // REPLY: dtx_branch_status
+} dtxd_event;
+
+typedef enum dtxd_act_kind {
+	// Call branch in phase (attempt is br[branch].attempts, already
+	// incremented); the call must end (REPLY or FAILED) within
+	// timeout_ms.
+	DTXD_ACT_SEND = 1,
+	// Write the record as it is now. sync: synced write. wait: the
+	// engine is persisting and expects PERSISTED after the write.
+	DTXD_ACT_PERSIST,
+	// The transaction reached a terminal state: write the final record,
+	// answer waiters, forget it. Always the last action.
+	DTXD_ACT_FINISH,
+} dtxd_act_kind;
+
+typedef struct dtxd_action {
+	dtxd_act_kind kind;
+	uint32_t      branch;
+	int           phase;
+	uint32_t      attempt;
+	uint32_t      timeout_ms;
+	bool          sync;
+	bool          wait;
+} dtxd_action;
+
+#define DTXD_ACTIONS_MAX (2 * DTX_BRANCHES_MAX + 4)
+
+typedef struct dtxd_actions {
+	uint32_t    n;
+	int         rv; // EV_ABORT: 0 or DTX_ESTATE; otherwise 0
+	dtxd_action v[DTXD_ACTIONS_MAX];
+} dtxd_actions;
+
+// Helpers the engines share (tx.c).
+
+// Clears out (n = 0, rv = 0).
+void dtxd_actions_reset(dtxd_actions *out);
+
+// Appends a SEND for branch b in phase: marks it in flight, counts the
+// attempt (reset to 1 when the phase changes), clears retry_at_ms.
+void dtxd_tx_send(dtxd_txcore *tx, uint32_t b, int phase, dtxd_actions *out);
+
+void dtxd_tx_persist(dtxd_txcore *tx, bool sync, bool wait, dtxd_actions *out);
+void dtxd_tx_finish(dtxd_txcore *tx, int state, dtxd_actions *out);
+
+// Delay before the n-th retry (n >= 1), advancing tx->rng.
+uint32_t dtxd_tx_backoff(dtxd_txcore *tx, const dtxd_policy *p, uint32_t n);
+
+// Sets tx->wake_ms to the earliest pending retry_at_ms, or the deadline if
+// the transaction is still in its forward phase, or 0.
+void dtxd_tx_update_wake(dtxd_txcore *tx);
+
+// Dispatches to the engine of tx->mode.
+void dtxd_tx_handle(dtxd_txcore *tx, const dtxd_policy *p,
+    const dtxd_event *ev, dtxd_actions *out);
+
+#endif // DTXD_TX_H

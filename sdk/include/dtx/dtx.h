@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+//
+// libdtx: distributed transactions for C services. A participant serves
+// branch calls from the coordinator (dtxd) through a handful of callbacks; a
+// client (the initiator) describes a transaction as a list of branches and
+// asks dtxd to run it as a two-phase commit (DTX_2PC) or as a saga
+// (DTX_SAGA). This header is the whole public API and its documentation.
+
+#ifndef DTX_DTX_H
+#define DTX_DTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dtx/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(DTX_BUILDING)
+#define DTX_API __attribute__((visibility("default")))
+#else
+#define DTX_API
+#endif
+
+// Limits. Strings are NUL-terminated and at most this many bytes long.
+#define DTX_GID_MAX 128
+#define DTX_ENDPOINT_MAX 256
+#define DTX_METHOD_MAX 128
+#define DTX_MESSAGE_MAX 256
+#define DTX_BRANCHES_MAX 64
+// Default limit of one branch payload (and of one reply payload).
+#define DTX_PAYLOAD_MAX_DEFAULT (1024u * 1024u)
+
+// Error codes: every fallible function returns 0 or one of these. The same
+// numbers travel in the wire protocol's Reply.code, so a client sees the
+// coordinator's error as the coordinator meant it.
+#define DTX_ERR_MAP(XX)                                                      \
+	XX(EINVAL, 1, "invalid argument")                                    \
+	XX(ENOMEM, 2, "out of memory")                                       \
+	XX(ETIMEDOUT, 3, "timed out")                                        \
+	XX(ECLOSED, 4, "object closed")                                      \
+	XX(ETRANSPORT, 5, "transport error")                                 \
+	XX(EPROTO, 6, "malformed message")                                   \
+	XX(ETOOBIG, 7, "message or payload too large")                       \
+	XX(EVERSION, 8, "unsupported protocol version")                      \
+	XX(ESTORAGE, 9, "storage error")                                     \
+	XX(ENOTFOUND, 10, "no such transaction")                             \
+	XX(EEXIST, 11, "gid already used with different content")            \
+	XX(ESTATE, 12, "not allowed in the current state")                   \
+	XX(ELOCKED, 13, "data directory in use by another process")          \
+	XX(EUNSUPPORTED, 14, "unsupported request")                          \
+	XX(ESHUTDOWN, 15, "coordinator shutting down")                       \
+	XX(ENOSPC, 16, "no space left on the storage device")                \
+	XX(EBUSY, 17, "too many requests in flight")                         \
+	XX(EINTERNAL, 18, "internal error")
+
+enum dtx_errno {
+#define DTX_ERR_ENUM_(name, num, text) DTX_##name = num,
+	DTX_ERR_MAP(DTX_ERR_ENUM_)
+#undef DTX_ERR_ENUM_
+};
+
+// Returns a constant description of err (0 gives "no error"; an unknown code
+// gives "unknown error"). Never allocates. Thread-safe.
+DTX_API const char *dtx_strerror(int err);
+
+// How a transaction is run.
+typedef enum dtx_mode {
+	DTX_2PC  = 1, // prepare all, then commit all or abort all
+	DTX_SAGA = 2, // execute in order; on failure compensate in reverse
+} dtx_mode;
+
+// The phase a branch call is for.
+typedef enum dtx_phase {
+	DTX_PHASE_PREPARE    = 1,
+	DTX_PHASE_COMMIT     = 2,
+	DTX_PHASE_ABORT      = 3,
+	DTX_PHASE_EXECUTE    = 4,
+	DTX_PHASE_COMPENSATE = 5,
+} dtx_phase;
+
+// A transaction's state. COMMITTED, ABORTED and COMPENSATED are terminal.
+typedef enum dtx_state {
+	DTX_STATE_PREPARING    = 1,
+	DTX_STATE_COMMITTING   = 2,
+	DTX_STATE_COMMITTED    = 3,
+	DTX_STATE_ABORTING     = 4,
+	DTX_STATE_ABORTED      = 5,
+	DTX_STATE_RUNNING      = 6,
+	DTX_STATE_COMPENSATING = 7,
+	DTX_STATE_COMPENSATED  = 8,
+} dtx_state;
+
+// What a participant answered to one branch call.
+typedef enum dtx_branch_status {
+	DTX_BRANCH_NONE           = 0, // no answer yet
+	DTX_BRANCH_OK             = 1,
+	DTX_BRANCH_REFUSED        = 2, // the business said no
+	DTX_BRANCH_RETRY          = 3, // transient failure, call again
+	DTX_BRANCH_NO_SUCH_METHOD = 4,
+	DTX_BRANCH_BAD_REQUEST    = 5,
+} dtx_branch_status;
+
+// What a participant callback returns.
+typedef enum dtx_result {
+	DTX_OK      = 0, // done (prepared, committed, executed, ...)
+	DTX_REFUSED = 1, // business refusal: the transaction must not commit
+	DTX_RETRY   = 2, // transient failure: the coordinator calls again
+} dtx_result;
+
+// Constant names for logs ("COMMITTED", "PREPARE", "REFUSED", "2pc").
+// Unknown values give "?". Thread-safe.
+DTX_API const char *dtx_state_name(int state);
+DTX_API const char *dtx_phase_name(int phase);
+DTX_API const char *dtx_branch_status_name(int status);
+DTX_API const char *dtx_mode_name(int mode);
+
+// True for COMMITTED, ABORTED and COMPENSATED.
+DTX_API bool dtx_state_is_terminal(int state);
+
+// ---------------------------------------------------------------------------
+// Participant
+// ---------------------------------------------------------------------------
+
+typedef struct dtx_participant dtx_participant; // opaque
+typedef struct dtx_reply       dtx_reply;       // opaque
+
+// One branch call as a callback sees it. Every pointer is valid only for the
+// duration of the callback.
+typedef struct dtx_call {
+	const char *gid;         // transaction id
+	uint32_t    branch_id;   // index of the branch in its transaction
+	dtx_phase   phase;       // what is asked
+	const char *method;      // registered method name
+	const void *payload;     // the branch's payload, as the client gave it
+	size_t      payload_len; //
+	uint32_t    attempt;     // 1 for the first call of this phase
+	int64_t     deadline_ms; // wall clock (ms since epoch) or 0 for none
+} dtx_call;
+
+// A phase callback. It runs on one of the participant's worker threads and
+// may block (on its own database, say). It may set a reply payload and
+// message, and returns DTX_OK, DTX_REFUSED or DTX_RETRY. Every call may be
+// delivered more than once, so callbacks must be idempotent. A REFUSED from
+// commit, abort or compensate is treated as a transient failure by dtxd: those
+// phases must eventually succeed.
+typedef dtx_result (*dtx_phase_fn)(
+    const dtx_call *call, dtx_reply *reply, void *arg);
+
+// The callbacks of one method. A 2PC method sets prepare, commit and abort;
+// a saga method sets execute and compensate; a method may set both groups.
+// A call for a phase whose callback is NULL is answered NO_SUCH_METHOD.
+typedef struct dtx_method_ops {
+	dtx_phase_fn prepare;
+	dtx_phase_fn commit;
+	dtx_phase_fn abort;
+	dtx_phase_fn execute;
+	dtx_phase_fn compensate;
+} dtx_method_ops;
+
+// Copies len bytes of data as the reply payload (replacing any earlier one).
+// Errors: DTX_EINVAL (data NULL with len > 0), DTX_ETOOBIG (over the
+// participant's payload limit), DTX_ENOMEM.
+DTX_API int dtx_reply_set_payload(dtx_reply *r, const void *data, size_t len);
+
+// Copies msg, truncated to DTX_MESSAGE_MAX bytes, as the reply's readable
+// message. NULL clears it.
+DTX_API void dtx_reply_set_message(dtx_reply *r, const char *msg);
+
+// Creates a participant. On success *pp must be released with
+// dtx_participant_close(). Errors: DTX_EINVAL, DTX_ENOMEM.
+DTX_API int dtx_participant_open(dtx_participant **pp);
+
+// Number of worker threads that run callbacks (default 4, at most 256), and
+// number of requests received concurrently (default 64, at most 4096). Must be
+// called before dtx_participant_listen(). Errors: DTX_EINVAL, DTX_ESTATE.
+DTX_API int dtx_participant_set_workers(dtx_participant *p, unsigned n);
+DTX_API int dtx_participant_set_contexts(dtx_participant *p, unsigned n);
+
+// Largest payload accepted in a call and allowed in a reply (default
+// DTX_PAYLOAD_MAX_DEFAULT). Larger calls are answered BAD_REQUEST. Before
+// listen only. Errors: DTX_EINVAL, DTX_ESTATE.
+DTX_API int dtx_participant_set_max_payload(dtx_participant *p, size_t n);
+
+// Registers method with its callbacks; arg is passed to each of them. ops is
+// copied. Before listen only. Errors: DTX_EINVAL (bad name, no callback),
+// DTX_EEXIST (name already registered), DTX_ESTATE, DTX_ENOMEM.
+DTX_API int dtx_participant_register(dtx_participant *p, const char *method,
+    const dtx_method_ops *ops, void *arg);
+
+// Starts serving branch calls on url (tcp://, ipc:// or inproc://). May be
+// called once. Errors: DTX_EINVAL, DTX_ESTATE, DTX_ETRANSPORT, DTX_ENOMEM.
+DTX_API int dtx_participant_listen(dtx_participant *p, const char *url);
+
+// Stops listening, waits for running callbacks to return, frees everything.
+// Accepts NULL. Must not be called from a callback.
+DTX_API void dtx_participant_close(dtx_participant *p);
+
+// ---------------------------------------------------------------------------
+// Client (initiator)
+// ---------------------------------------------------------------------------
+
+typedef struct dtx_client dtx_client; // opaque, thread-safe
+typedef struct dtx_tx     dtx_tx;     // opaque, one thread at a time
+
+// Opens a client of the coordinator at url. On success *cp must be released
+// with dtx_client_close(). The connection is made in the background, so a
+// coordinator that is not up yet is not an error here. Errors: DTX_EINVAL,
+// DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe.
+DTX_API int dtx_client_open(dtx_client **cp, const char *url);
+
+// Timeout of one request that does not wait for an outcome (default 10000
+// ms). Errors: DTX_EINVAL.
+DTX_API int dtx_client_set_timeout_ms(dtx_client *c, int32_t ms);
+
+// Closes the client. Accepts NULL. Transactions begun on it must be freed
+// first.
+DTX_API void dtx_client_close(dtx_client *c);
+
+// Begins a transaction of the given mode with a fresh random gid. Nothing is
+// sent until commit or submit. Errors: DTX_EINVAL, DTX_ENOMEM.
+DTX_API int dtx_tx_begin(dtx_tx **txp, dtx_client *c, dtx_mode mode);
+
+// Binds a handle to an existing transaction by gid, for status and wait.
+// Errors: DTX_EINVAL, DTX_ENOMEM.
+DTX_API int dtx_tx_attach(dtx_tx **txp, dtx_client *c, const char *gid);
+
+// Replaces the generated gid (1..DTX_GID_MAX printable bytes). Submitting the
+// same gid again is idempotent; the same gid with other branches is
+// DTX_EEXIST. Before commit/submit only. Errors: DTX_EINVAL, DTX_ESTATE.
+DTX_API int dtx_tx_set_gid(dtx_tx *tx, const char *gid);
+
+// The transaction's gid; valid until dtx_tx_free().
+DTX_API const char *dtx_tx_gid(const dtx_tx *tx);
+
+// Per-transaction settings; 0 means the coordinator's default. timeout: the
+// 2PC prepare phase or the saga forward phase; call timeout: one branch call;
+// retries: calls of a failing branch before the transaction gives up on it.
+// Before commit/submit only. Errors: DTX_ESTATE.
+DTX_API int dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms);
+DTX_API int dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms);
+DTX_API int dtx_tx_set_retries(dtx_tx *tx, uint32_t n);
+
+// Adds a branch: call method on the participant at endpoint with payload
+// (copied). Branches run in the order added (saga) or in parallel (2PC).
+// Errors: DTX_EINVAL (bad endpoint or method), DTX_ETOOBIG (payload over
+// DTX_PAYLOAD_MAX_DEFAULT or more than DTX_BRANCHES_MAX branches),
+// DTX_ESTATE, DTX_ENOMEM.
+DTX_API int dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
+    const void *payload, size_t len);
+
+// Runs the transaction and waits for its outcome, which is written to
+// *outcome (DTX_STATE_COMMITTED, DTX_STATE_ABORTED or DTX_STATE_COMPENSATED).
+// Branch results are then available. Errors: DTX_EINVAL (no branches),
+// DTX_EEXIST, DTX_ETIMEDOUT (no outcome within the transaction's timeout plus
+// its phase two; the transaction goes on: use dtx_tx_wait), DTX_ETRANSPORT,
+// DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the coordinator's other errors.
+DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
+
+// Hands the transaction to the coordinator and returns once it is durably
+// accepted; it then runs in the background. Errors as dtx_tx_commit.
+DTX_API int dtx_tx_submit(dtx_tx *tx);
+
+// Fetches the transaction's current state into *state and refreshes branch
+// results. Errors: DTX_ENOTFOUND, DTX_ETIMEDOUT, DTX_ETRANSPORT.
+DTX_API int dtx_tx_status(dtx_tx *tx, dtx_state *state);
+
+// Waits up to timeout_ms (negative: forever) for a terminal state. Errors:
+// DTX_ETIMEDOUT (not terminal yet), DTX_ENOTFOUND, DTX_ETRANSPORT.
+DTX_API int dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state);
+
+// True when the coordinator flags the transaction STUCK: its compensation or
+// phase two keeps failing (it is still retried).
+DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
+
+// The coordinator's readable message for the last failed call, or "".
+DTX_API const char *dtx_tx_message(const dtx_tx *tx);
+
+// One branch's last known reply. Pointers stay valid until the next call on
+// tx or dtx_tx_free().
+typedef struct dtx_branch_result {
+	dtx_branch_status status;   // DTX_BRANCH_NONE: no reply yet
+	dtx_phase         phase;    // phase of that reply
+	uint32_t          attempts; // calls made in that phase
+	const char       *message;  // participant's or transport's message
+	const void       *payload;  // reply payload
+	size_t            payload_len;
+} dtx_branch_result;
+
+DTX_API unsigned dtx_tx_branch_count(const dtx_tx *tx);
+
+// Errors: DTX_EINVAL (i out of range or out NULL).
+DTX_API int dtx_tx_branch_result(
+    const dtx_tx *tx, unsigned i, dtx_branch_result *out);
+
+// Frees the handle (not the transaction, which the coordinator owns). Accepts
+// NULL.
+DTX_API void dtx_tx_free(dtx_tx *tx);
+
+// Asks the coordinator to abort gid: a 2PC transaction still preparing is
+// aborted, a running saga is compensated. *state receives the state after the
+// request. Errors: DTX_ENOTFOUND, DTX_ESTATE (already decided), transport.
+DTX_API int dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state);
+
+// Asks the outcome of gid as a participant holding an in-doubt branch does:
+// an unknown gid is DTX_STATE_ABORTED (presumed abort).
+DTX_API int dtx_client_resolve(
+    dtx_client *c, const char *gid, dtx_state *state);
+
+// A summary of one transaction, as listed.
+typedef struct dtx_tx_info {
+	char      gid[DTX_GID_MAX + 1];
+	dtx_mode  mode;
+	dtx_state state;
+	bool      stuck;
+	int64_t   created_ms;
+	int64_t   updated_ms;
+	unsigned  branch_count;
+} dtx_tx_info;
+
+// Lists transactions in gid order after cursor ("" or NULL: from the start),
+// only those in state filter (0: any). Writes up to max (<= 100) entries to
+// out, their number to *n, and the cursor of the next page to next ("" at the
+// end; next has room for DTX_GID_MAX + 1 bytes). Errors: DTX_EINVAL,
+// transport.
+DTX_API int dtx_client_list(dtx_client *c, int filter, const char *cursor,
+    dtx_tx_info *out, unsigned max, unsigned *n, char *next);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // DTX_DTX_H

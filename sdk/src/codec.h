@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+//
+// codec: the one module that touches nanopb. It converts between the wire
+// (and on-disk) protobuf messages of proto/dtx.proto and the plain C structs
+// below, which the rest of dtx uses. Decoding is zero-copy for payloads: a
+// decoded dtxi_bytes points into the buffer that was decoded, so that buffer
+// must outlive the struct. Encoding reads payloads straight from the caller's
+// memory. Strings are copied into fixed arrays (sizes from proto/dtx.options).
+
+#ifndef DTX_CODEC_H
+#define DTX_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dtx/dtx.h>
+
+// Bytes that live elsewhere: in a received frame, or the caller's memory.
+typedef struct dtxi_bytes {
+	const uint8_t *ptr;
+	size_t         len;
+} dtxi_bytes;
+
+typedef struct dtxi_branch_spec {
+	char       endpoint[DTX_ENDPOINT_MAX + 1];
+	char       method[DTX_METHOD_MAX + 1];
+	dtxi_bytes payload;
+} dtxi_branch_spec;
+
+typedef struct dtxi_branch_result {
+	uint32_t   branch_id;
+	int        status;   // dtx_branch_status
+	int        phase;    // dtx_phase of that reply, 0 if none
+	uint32_t   attempts; // calls in the current phase
+	char       message[DTX_MESSAGE_MAX + 1];
+	dtxi_bytes payload;
+	uint32_t   done; // engine progress bits (coordinator/tx.h)
+} dtxi_branch_result;
+
+typedef struct dtxi_txinfo {
+	char               gid[DTX_GID_MAX + 1];
+	int                mode;  // dtx_mode
+	int                state; // dtx_state
+	bool               stuck;
+	int64_t            created_ms;
+	int64_t            updated_ms;
+	uint32_t           nbranches;
+	dtxi_branch_result branches[DTX_BRANCHES_MAX];
+} dtxi_txinfo;
+
+typedef struct dtxi_txsummary {
+	char     gid[DTX_GID_MAX + 1];
+	int      mode;
+	int      state;
+	bool     stuck;
+	int64_t  created_ms;
+	int64_t  updated_ms;
+	uint32_t nbranches;
+} dtxi_txsummary;
+
+#define DTXI_LIST_MAX 100
+
+typedef struct dtxi_submit {
+	char             gid[DTX_GID_MAX + 1]; // "" : coordinator picks one
+	int              mode;
+	uint32_t         timeout_ms;      // 0: default
+	uint32_t         call_timeout_ms; // 0: default
+	uint32_t         retries;         // 0: default
+	bool             wait;
+	uint32_t         nbranches;
+	dtxi_branch_spec branches[DTX_BRANCHES_MAX];
+} dtxi_submit;
+
+typedef struct dtxi_call {
+	char       gid[DTX_GID_MAX + 1];
+	uint32_t   branch_id;
+	int        phase; // dtx_phase
+	char       method[DTX_METHOD_MAX + 1];
+	dtxi_bytes payload;
+	uint32_t   attempt;
+	int64_t    deadline_ms;
+} dtxi_call;
+
+typedef struct dtxi_branch_reply {
+	int        status; // dtx_branch_status
+	char       message[DTX_MESSAGE_MAX + 1];
+	dtxi_bytes payload;
+} dtxi_branch_reply;
+
+typedef enum dtxi_req_kind {
+	DTXI_REQ_NONE = 0, // decoded request without a body
+	DTXI_REQ_SUBMIT,
+	DTXI_REQ_STATUS,
+	DTXI_REQ_LIST,
+	DTXI_REQ_ABORT,
+	DTXI_REQ_RESOLVE,
+	DTXI_REQ_CALL,
+} dtxi_req_kind;
+
+typedef struct dtxi_request {
+	uint32_t      version; // DTX_PROTOCOL_VERSION when encoding
+	dtxi_req_kind kind;
+	union {
+		dtxi_submit submit;
+		struct {
+			char     gid[DTX_GID_MAX + 1];
+			uint32_t wait_ms;
+		} status;
+		struct {
+			int      state; // 0: any
+			char     cursor[DTX_GID_MAX + 1];
+			uint32_t limit;
+		} list;
+		struct {
+			char gid[DTX_GID_MAX + 1];
+		} abort;
+		struct {
+			char gid[DTX_GID_MAX + 1];
+		} resolve;
+		dtxi_call call;
+	} u;
+} dtxi_request;
+
+typedef enum dtxi_rep_kind {
+	DTXI_REP_NONE = 0, // error replies carry no body
+	DTXI_REP_TX,       // Submit, Status, Abort
+	DTXI_REP_LIST,
+	DTXI_REP_RESOLVE,
+	DTXI_REP_BRANCH, // participant's answer to a BranchCall
+} dtxi_rep_kind;
+
+typedef struct dtxi_reply {
+	uint32_t      version;
+	int           code; // 0 or DTX_E*
+	char          message[DTX_MESSAGE_MAX + 1];
+	dtxi_rep_kind kind;
+	union {
+		dtxi_txinfo tx;
+		struct {
+			uint32_t       n;
+			dtxi_txsummary items[DTXI_LIST_MAX];
+			char           next_cursor[DTX_GID_MAX + 1];
+		} list;
+		struct {
+			int state;
+		} resolve;
+		dtxi_branch_reply branch;
+	} u;
+} dtxi_reply;
+
+// The coordinator's on-disk record of one transaction (branch specs are
+// stored separately, one dtxi_branch_spec each).
+typedef struct dtxi_record {
+	dtxi_txinfo info;
+	uint32_t    timeout_ms;
+	uint32_t    call_timeout_ms;
+	uint32_t    retries;
+	int64_t     deadline_ms;
+	uint64_t    content_hash;
+	uint32_t    cursor;
+	bool        wait;
+} dtxi_record;
+
+// Every encoder returns 0, DTX_EINVAL (a field out of range: bad enum,
+// too many branches, a string too long), or DTX_ETOOBIG (does not fit in
+// cap). *len receives the encoded size. Passing buf == NULL and cap == 0
+// computes the size only (then DTX_ETOOBIG is never returned).
+int dtxi_request_encode(
+    const dtxi_request *r, uint8_t *buf, size_t cap, size_t *len);
+int dtxi_reply_encode(
+    const dtxi_reply *r, uint8_t *buf, size_t cap, size_t *len);
+int dtxi_record_encode(
+    const dtxi_record *r, uint8_t *buf, size_t cap, size_t *len);
+int dtxi_spec_encode(
+    const dtxi_branch_spec *s, uint8_t *buf, size_t cap, size_t *len);
+
+// Every decoder fills *r from buf[0..len) and returns 0, or:
+// - DTX_ETOOBIG: len > max_frame (checked first, nothing is parsed), or a
+//   payload longer than max_payload;
+// - DTX_EPROTO: truncated, garbage, a string or array over its limit, or an
+//   enum value out of range;
+// - DTX_EVERSION: version is not DTX_PROTOCOL_VERSION (for requests and
+//   replies; a request with version 0 is also rejected).
+// On error *r is unspecified and err (if not NULL, DTX_MESSAGE_MAX + 1
+// bytes) receives a readable reason, e.g. "truncated frame" or
+// "payload of branch 3 is 2000000 bytes, limit 1048576". Payload slices
+// point into buf.
+int dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
+    size_t max_frame, size_t max_payload, char *err);
+int dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
+    size_t max_frame, size_t max_payload, char *err);
+int dtxi_record_decode(dtxi_record *r, const uint8_t *buf, size_t len);
+int dtxi_spec_decode(dtxi_branch_spec *s, const uint8_t *buf, size_t len);
+
+// Hash of a submission's content (mode and branches, not gid or timeouts),
+// used to tell an idempotent resubmission from a conflicting one. FNV-1a 64.
+uint64_t dtxi_submit_hash(const dtxi_submit *s);
+
+#endif // DTX_CODEC_H
