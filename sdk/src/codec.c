@@ -1,1 +1,1125 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
+// SPDX-License-Identifier: MIT
+//
+// codec: the only file that touches nanopb. It converts the plain C structs
+// of codec.h to and from the generated dtxp_* messages of proto/dtx.proto and
+// runs nanopb over them. Payloads never get copied: decoding records them as
+// slices of the buffer being decoded (through nanopb field callbacks), and
+// encoding writes them straight from the caller's memory. Every value read
+// from a frame is checked against its limit before the rest of dtx sees it,
+// so the modules above the codec can trust a decoded struct.
+
+#include "codec.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <pb.h>
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "dtx.pb.h"
+
+// Copies a string between a codec.h array and a generated one. The two must
+// have the same size (dtx.options and codec.h are kept in step), which the
+// static assertion proves at compile time for every field the codec copies.
+#define COPY_STR(dst, src)                                                    \
+	do {                                                                  \
+		_Static_assert(sizeof(dst) == sizeof(src),                    \
+		    "string size differs between codec.h and dtx.options");   \
+		copy_str(dst, src, sizeof(dst));                              \
+	} while (0)
+
+// True when a string array holds its terminating NUL, i.e. when it fits in
+// the generated field of the same size.
+#define STR_FITS(s) (memchr((s), 0, sizeof(s)) != NULL)
+
+static void
+copy_str(char *dst, const char *src, size_t cap)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void seterr(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+seterr(char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(err, DTX_MESSAGE_MAX + 1, fmt, ap);
+	va_end(ap);
+}
+
+// The proto enums mirror the public C enums value for value, so converting
+// one is a range check. Zero (the proto default) is in range everywhere: it
+// means "none" or "any", and whether it is acceptable in a given request is
+// for the coordinator to decide, not the codec.
+static bool
+mode_ok(int v)
+{
+	return v >= _dtxp_Mode_MIN && v <= _dtxp_Mode_MAX;
+}
+
+static bool
+phase_ok(int v)
+{
+	return v >= _dtxp_Phase_MIN && v <= _dtxp_Phase_MAX;
+}
+
+static bool
+status_ok(int v)
+{
+	return v >= _dtxp_BranchStatus_MIN && v <= _dtxp_BranchStatus_MAX;
+}
+
+static bool
+state_ok(int v)
+{
+	return v >= _dtxp_TxState_MIN && v <= _dtxp_TxState_MAX;
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+// Which payload a slot stands for, to name it in an error message.
+enum slot_kind {
+	SLOT_BRANCH, // SubmitRequest.branches[i].payload
+	SLOT_RESULT, // TxInfo.branches[i].payload
+	SLOT_CALL,   // BranchCall.payload
+	SLOT_REPLY,  // BranchReply.payload
+	SLOT_SPEC,   // a stored BranchSpec's payload
+};
+
+struct dctx;
+
+// Where one payload callback records its slice. The slice comes first so
+// the callback's arg points at a dtxi_bytes, as the other fields are only
+// there to check the slice and to explain a refusal.
+typedef struct slot {
+	dtxi_bytes     bytes;
+	struct dctx   *ctx;
+	enum slot_kind kind;
+	unsigned       index;
+} slot;
+
+// One decode call's state. It lives on the decoder's stack: nanopb gives
+// callbacks no other place to keep it, and a global would not be
+// thread-safe. rc and why hold the reason a callback refused a payload,
+// because nanopb only passes back a fixed string.
+typedef struct dctx {
+	const uint8_t *buf;
+	size_t         len;
+	size_t         max_payload;
+	pb_size_t      member; // oneof member whose payload slots are in use
+	int            rc;
+	char           why[DTX_MESSAGE_MAX + 1];
+	slot           slots[DTX_BRANCHES_MAX];
+} dctx;
+
+static void
+dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
+{
+	c->buf         = buf;
+	c->len         = len;
+	c->max_payload = max_payload;
+	c->member      = 0;
+	c->rc          = 0;
+	c->why[0]      = '\0';
+	for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
+		c->slots[i].bytes.ptr = NULL;
+		c->slots[i].bytes.len = 0;
+		c->slots[i].ctx       = c;
+		c->slots[i].kind      = SLOT_BRANCH;
+		c->slots[i].index     = i;
+	}
+}
+
+// Points the first n slots at kind and forgets what they held: a payload
+// recorded for a oneof member that a later one replaced must not surface in
+// the member that won.
+static void
+dctx_reset_slots(dctx *c, enum slot_kind kind, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		c->slots[i].bytes.ptr = NULL;
+		c->slots[i].bytes.len = 0;
+		c->slots[i].kind      = kind;
+	}
+}
+
+static const char *
+slot_name(const slot *s, char *buf, size_t cap)
+{
+	switch (s->kind) {
+	case SLOT_BRANCH:
+		snprintf(buf, cap, "payload of branch %u", s->index);
+		break;
+	case SLOT_RESULT:
+		snprintf(buf, cap, "payload of branch result %u", s->index);
+		break;
+	case SLOT_CALL:
+		snprintf(buf, cap, "payload of the branch call");
+		break;
+	case SLOT_REPLY:
+		snprintf(buf, cap, "payload of the branch reply");
+		break;
+	case SLOT_SPEC:
+	default:
+		snprintf(buf, cap, "payload of the branch spec");
+		break;
+	}
+	return buf;
+}
+
+// Records a payload as a slice of the buffer being decoded. The stream is
+// nanopb's substream over the field's bytes: for a buffer stream, state is
+// the read position and bytes_left the field's length.
+static bool
+payload_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	slot          *s = *arg;
+	dctx          *c = s->ctx;
+	const uint8_t *p = stream->state;
+	size_t         n = stream->bytes_left;
+	uintptr_t      base, at;
+	char           name[64];
+
+	(void)field;
+
+	// nanopb hands a field sent with a scalar wire type to the callback
+	// from a copy on its own stack. Only a length-delimited field is a
+	// slice of our buffer, so anything else is refused rather than kept
+	// as a pointer to memory that is gone when the callback returns.
+	base = (uintptr_t)c->buf;
+	at   = (uintptr_t)p;
+	if (c->buf == NULL || at < base || n > c->len ||
+	    at - base > c->len - n) {
+		c->rc = DTX_EPROTO;
+		snprintf(c->why, sizeof(c->why), "%s is not length-delimited",
+		    slot_name(s, name, sizeof(name)));
+		PB_RETURN_ERROR(stream, "payload has the wrong wire type");
+	}
+	if (n > c->max_payload) {
+		c->rc = DTX_ETOOBIG;
+		snprintf(c->why, sizeof(c->why), "%s is %zu bytes, limit %zu",
+		    slot_name(s, name, sizeof(name)), n, c->max_payload);
+		PB_RETURN_ERROR(stream, "payload too large");
+	}
+	s->bytes.ptr = n > 0 ? p : NULL;
+	s->bytes.len = n;
+	return pb_read(stream, NULL, n);
+}
+
+static void
+install_payload(pb_callback_t *cb, slot *s)
+{
+	cb->funcs.decode = payload_decode;
+	cb->arg          = s;
+}
+
+// nanopb zeroes a oneof member before decoding it, callbacks included, and
+// then calls the message-level callback (submsg_callback in dtx.options)
+// with field->pData on the fresh member: the one moment the payload
+// callbacks can be put in place. Every element of a repeated member gets
+// one, because nanopb leaves callbacks of static array elements alone.
+static bool
+req_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	dctx *c = *arg;
+
+	(void)stream;
+	if (field->tag != c->member) {
+		c->member = field->tag;
+		dctx_reset_slots(c, SLOT_BRANCH, DTX_BRANCHES_MAX);
+	}
+	if (field->tag == dtxp_Request_submit_tag) {
+		dtxp_SubmitRequest *m = field->pData;
+		for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
+			install_payload(&m->branches[i].payload, &c->slots[i]);
+		}
+	} else if (field->tag == dtxp_Request_call_tag) {
+		dtxp_BranchCall *m = field->pData;
+		c->slots[0].kind   = SLOT_CALL;
+		install_payload(&m->payload, &c->slots[0]);
+	}
+	return true;
+}
+
+static bool
+rep_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	dctx *c = *arg;
+
+	(void)stream;
+	if (field->tag != c->member) {
+		c->member = field->tag;
+		dctx_reset_slots(c, SLOT_RESULT, DTX_BRANCHES_MAX);
+	}
+	if (field->tag == dtxp_Reply_tx_tag) {
+		dtxp_TxInfo *m = field->pData;
+		for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
+			install_payload(&m->branches[i].payload, &c->slots[i]);
+		}
+	} else if (field->tag == dtxp_Reply_branch_tag) {
+		dtxp_BranchReply *m = field->pData;
+		c->slots[0].kind    = SLOT_REPLY;
+		install_payload(&m->payload, &c->slots[0]);
+	}
+	return true;
+}
+
+// Turns a failed pb_decode into our code and message. A payload refused by
+// its callback has its own reason; anything else is nanopb's.
+static int
+decode_failed(
+    const dctx *c, const pb_istream_t *s, const char *what, char *err)
+{
+	const char *e = PB_GET_ERROR(s);
+
+	if (c->rc != 0) {
+		seterr(err, "%s", c->why);
+		return c->rc;
+	}
+	if (strcmp(e, "end-of-stream") == 0 ||
+	    strcmp(e, "parent stream too short") == 0) {
+		seterr(err, "truncated %s frame (%s)", what, e);
+	} else {
+		seterr(err, "malformed %s frame: %s", what, e);
+	}
+	return DTX_EPROTO;
+}
+
+// Converters from the generated structs. They run after pb_decode
+// succeeded and check what nanopb does not: enum ranges and integers that
+// do not fit our types. On failure they leave the reason in why.
+
+static int
+ms_from_pb(uint64_t v, int64_t *out, const char *name, char *why)
+{
+	if (v > (uint64_t)INT64_MAX) {
+		snprintf(why, DTX_MESSAGE_MAX + 1, "%s out of range", name);
+		return DTX_EPROTO;
+	}
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int
+result_from_pb(const dtxp_BranchResult *in, const slot *s,
+    dtxi_branch_result *out, unsigned i, char *why)
+{
+	if (!status_ok((int)in->status) || !phase_ok((int)in->phase)) {
+		snprintf(why, DTX_MESSAGE_MAX + 1,
+		    "branch result %u has status %d, phase %d", i,
+		    (int)in->status, (int)in->phase);
+		return DTX_EPROTO;
+	}
+	out->branch_id = in->branch_id;
+	out->status    = (int)in->status;
+	out->phase     = (int)in->phase;
+	out->attempts  = in->attempts;
+	COPY_STR(out->message, in->message);
+	out->payload = s->bytes;
+	out->done    = in->done;
+	return 0;
+}
+
+static int
+txinfo_from_pb(
+    const dtxp_TxInfo *in, const dctx *c, dtxi_txinfo *out, char *why)
+{
+	int rv;
+
+	if (!mode_ok((int)in->mode) || !state_ok((int)in->state)) {
+		snprintf(why, DTX_MESSAGE_MAX + 1,
+		    "transaction has mode %d, state %d", (int)in->mode,
+		    (int)in->state);
+		return DTX_EPROTO;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->mode  = (int)in->mode;
+	out->state = (int)in->state;
+	out->stuck = in->stuck;
+	if ((rv = ms_from_pb(
+	         in->created_ms, &out->created_ms, "created_ms", why)) != 0 ||
+	    (rv = ms_from_pb(
+	         in->updated_ms, &out->updated_ms, "updated_ms", why)) != 0) {
+		return rv;
+	}
+	out->nbranches = in->branches_count;
+	for (unsigned i = 0; i < in->branches_count; i++) {
+		rv = result_from_pb(
+		    &in->branches[i], &c->slots[i], &out->branches[i], i, why);
+		if (rv != 0) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+static int
+submit_from_pb(
+    const dtxp_SubmitRequest *in, const dctx *c, dtxi_submit *out, char *why)
+{
+	if (!mode_ok((int)in->mode)) {
+		snprintf(why, DTX_MESSAGE_MAX + 1, "submit has mode %d",
+		    (int)in->mode);
+		return DTX_EPROTO;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->mode            = (int)in->mode;
+	out->timeout_ms      = in->timeout_ms;
+	out->call_timeout_ms = in->call_timeout_ms;
+	out->retries         = in->retries;
+	out->wait            = in->wait;
+	out->nbranches       = in->branches_count;
+	for (unsigned i = 0; i < in->branches_count; i++) {
+		COPY_STR(out->branches[i].endpoint, in->branches[i].endpoint);
+		COPY_STR(out->branches[i].method, in->branches[i].method);
+		out->branches[i].payload = c->slots[i].bytes;
+	}
+	return 0;
+}
+
+static int
+call_from_pb(
+    const dtxp_BranchCall *in, const dctx *c, dtxi_call *out, char *why)
+{
+	if (!phase_ok((int)in->phase)) {
+		snprintf(why, DTX_MESSAGE_MAX + 1, "branch call has phase %d",
+		    (int)in->phase);
+		return DTX_EPROTO;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->branch_id = in->branch_id;
+	out->phase     = (int)in->phase;
+	COPY_STR(out->method, in->method);
+	out->payload = c->slots[0].bytes;
+	out->attempt = in->attempt;
+	return ms_from_pb(
+	    in->deadline_ms, &out->deadline_ms, "deadline_ms", why);
+}
+
+static int
+request_from_pb(
+    const dtxp_Request *m, const dctx *c, dtxi_request *r, char *why)
+{
+	r->version = m->version;
+	switch (m->which_body) {
+	case 0:
+		r->kind = DTXI_REQ_NONE;
+		return 0;
+	case dtxp_Request_submit_tag:
+		r->kind = DTXI_REQ_SUBMIT;
+		return submit_from_pb(&m->body.submit, c, &r->u.submit, why);
+	case dtxp_Request_status_tag:
+		r->kind = DTXI_REQ_STATUS;
+		COPY_STR(r->u.status.gid, m->body.status.gid);
+		r->u.status.wait_ms = m->body.status.wait_ms;
+		return 0;
+	case dtxp_Request_list_tag:
+		if (!state_ok((int)m->body.list.state)) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "list request has state %d",
+			    (int)m->body.list.state);
+			return DTX_EPROTO;
+		}
+		r->kind         = DTXI_REQ_LIST;
+		r->u.list.state = (int)m->body.list.state;
+		COPY_STR(r->u.list.cursor, m->body.list.cursor);
+		r->u.list.limit = m->body.list.limit;
+		return 0;
+	case dtxp_Request_abort_tag:
+		r->kind = DTXI_REQ_ABORT;
+		COPY_STR(r->u.abort.gid, m->body.abort.gid);
+		return 0;
+	case dtxp_Request_resolve_tag:
+		r->kind = DTXI_REQ_RESOLVE;
+		COPY_STR(r->u.resolve.gid, m->body.resolve.gid);
+		return 0;
+	case dtxp_Request_call_tag:
+		r->kind = DTXI_REQ_CALL;
+		return call_from_pb(&m->body.call, c, &r->u.call, why);
+	default:
+		// nanopb only sets which_body to a member's tag.
+		snprintf(why, DTX_MESSAGE_MAX + 1, "request body %u unknown",
+		    (unsigned)m->which_body);
+		return DTX_EPROTO;
+	}
+}
+
+static int
+list_from_pb(const dtxp_ListReply *in, dtxi_reply *r, char *why)
+{
+	int rv;
+
+	for (unsigned i = 0; i < in->txs_count; i++) {
+		const dtxp_TxSummary *s = &in->txs[i];
+		dtxi_txsummary       *o = &r->u.list.items[i];
+
+		if (!mode_ok((int)s->mode) || !state_ok((int)s->state)) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "list entry %u has mode %d, state %d", i,
+			    (int)s->mode, (int)s->state);
+			return DTX_EPROTO;
+		}
+		COPY_STR(o->gid, s->gid);
+		o->mode  = (int)s->mode;
+		o->state = (int)s->state;
+		o->stuck = s->stuck;
+		if ((rv = ms_from_pb(s->created_ms, &o->created_ms,
+		         "created_ms", why)) != 0 ||
+		    (rv = ms_from_pb(s->updated_ms, &o->updated_ms,
+		         "updated_ms", why)) != 0) {
+			return rv;
+		}
+		o->nbranches = s->branch_count;
+	}
+	r->u.list.n = in->txs_count;
+	COPY_STR(r->u.list.next_cursor, in->next_cursor);
+	return 0;
+}
+
+static int
+reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
+{
+	if (m->code > INT_MAX) {
+		snprintf(why, DTX_MESSAGE_MAX + 1,
+		    "reply code %u out of range", (unsigned)m->code);
+		return DTX_EPROTO;
+	}
+	r->version = m->version;
+	r->code    = (int)m->code;
+	COPY_STR(r->message, m->message);
+	switch (m->which_body) {
+	case 0:
+		r->kind = DTXI_REP_NONE;
+		return 0;
+	case dtxp_Reply_tx_tag:
+		r->kind = DTXI_REP_TX;
+		return txinfo_from_pb(&m->body.tx, c, &r->u.tx, why);
+	case dtxp_Reply_list_tag:
+		r->kind = DTXI_REP_LIST;
+		return list_from_pb(&m->body.list, r, why);
+	case dtxp_Reply_resolve_tag:
+		if (!state_ok((int)m->body.resolve.state)) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "resolve reply has state %d",
+			    (int)m->body.resolve.state);
+			return DTX_EPROTO;
+		}
+		r->kind            = DTXI_REP_RESOLVE;
+		r->u.resolve.state = (int)m->body.resolve.state;
+		return 0;
+	case dtxp_Reply_branch_tag:
+		if (!status_ok((int)m->body.branch.status)) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "branch reply has status %d",
+			    (int)m->body.branch.status);
+			return DTX_EPROTO;
+		}
+		r->kind            = DTXI_REP_BRANCH;
+		r->u.branch.status = (int)m->body.branch.status;
+		COPY_STR(r->u.branch.message, m->body.branch.message);
+		r->u.branch.payload = c->slots[0].bytes;
+		return 0;
+	default:
+		snprintf(why, DTX_MESSAGE_MAX + 1, "reply body %u unknown",
+		    (unsigned)m->which_body);
+		return DTX_EPROTO;
+	}
+}
+
+// The order of the checks matters. The frame size comes first so that an
+// oversized frame costs nothing. The version is checked after parsing (it
+// is a field like any other) but before enum ranges: a newer peer may use
+// enum values we do not know, and "unsupported protocol version" is the
+// true reason then, not "malformed message".
+int
+dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
+    size_t max_frame, size_t max_payload, char *err)
+{
+	dtxp_Request m; // tens of KB: the only big object in this frame
+	dctx         c;
+	pb_istream_t s;
+	int          rv;
+
+	if (r == NULL || (buf == NULL && len > 0)) {
+		seterr(err, "invalid arguments");
+		return DTX_EINVAL;
+	}
+	if (len > max_frame) {
+		seterr(err, "request frame is %zu bytes, limit %zu", len,
+		    max_frame);
+		return DTX_ETOOBIG;
+	}
+	dctx_init(&c, buf, len, max_payload);
+	m.cb_body.funcs.decode = req_body_decode;
+	m.cb_body.arg          = &c;
+	s                      = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, &dtxp_Request_msg, &m)) {
+		return decode_failed(&c, &s, "request", err);
+	}
+	if (m.version != DTX_PROTOCOL_VERSION) {
+		seterr(err, "request has protocol version %u, expected %d",
+		    (unsigned)m.version, DTX_PROTOCOL_VERSION);
+		return DTX_EVERSION;
+	}
+	if ((rv = request_from_pb(&m, &c, r, c.why)) != 0) {
+		seterr(err, "%s", c.why);
+		return rv;
+	}
+	return 0;
+}
+
+int
+dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
+    size_t max_frame, size_t max_payload, char *err)
+{
+	dtxp_Reply   m;
+	dctx         c;
+	pb_istream_t s;
+	int          rv;
+
+	if (r == NULL || (buf == NULL && len > 0)) {
+		seterr(err, "invalid arguments");
+		return DTX_EINVAL;
+	}
+	if (len > max_frame) {
+		seterr(err, "reply frame is %zu bytes, limit %zu", len,
+		    max_frame);
+		return DTX_ETOOBIG;
+	}
+	dctx_init(&c, buf, len, max_payload);
+	m.cb_body.funcs.decode = rep_body_decode;
+	m.cb_body.arg          = &c;
+	s                      = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, &dtxp_Reply_msg, &m)) {
+		return decode_failed(&c, &s, "reply", err);
+	}
+	if (m.version != DTX_PROTOCOL_VERSION) {
+		seterr(err, "reply has protocol version %u, expected %d",
+		    (unsigned)m.version, DTX_PROTOCOL_VERSION);
+		return DTX_EVERSION;
+	}
+	if ((rv = reply_from_pb(&m, &c, r, c.why)) != 0) {
+		seterr(err, "%s", c.why);
+		return rv;
+	}
+	return 0;
+}
+
+// Records are our own writing, read back from disk: no frame or payload
+// limit applies. A record written by a newer dtxd (a higher version) is
+// refused rather than misread; version 0 means the bytes are not a record.
+int
+dtxi_record_decode(dtxi_record *r, const uint8_t *buf, size_t len)
+{
+	dtxp_TxRecord m;
+	dctx          c;
+	pb_istream_t  s;
+	int           rv;
+
+	if (r == NULL || (buf == NULL && len > 0)) {
+		return DTX_EINVAL;
+	}
+	// TxRecord.info is not in a oneof, so nothing wipes these callbacks
+	// and they can be set before decoding.
+	dctx_init(&c, buf, len, SIZE_MAX);
+	dctx_reset_slots(&c, SLOT_RESULT, DTX_BRANCHES_MAX);
+	for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
+		install_payload(&m.info.branches[i].payload, &c.slots[i]);
+	}
+	s = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, &dtxp_TxRecord_msg, &m)) {
+		return decode_failed(&c, &s, "record", NULL);
+	}
+	if (m.version == 0) {
+		return DTX_EPROTO;
+	}
+	if (m.version > DTX_PROTOCOL_VERSION) {
+		return DTX_EVERSION;
+	}
+	if (m.has_info) {
+		if ((rv = txinfo_from_pb(&m.info, &c, &r->info, c.why)) != 0) {
+			return rv;
+		}
+	} else {
+		memset(&r->info, 0, sizeof(r->info));
+	}
+	r->timeout_ms      = m.timeout_ms;
+	r->call_timeout_ms = m.call_timeout_ms;
+	r->retries         = m.retries;
+	if ((rv = ms_from_pb(
+	         m.deadline_ms, &r->deadline_ms, "deadline_ms", c.why)) != 0) {
+		return rv;
+	}
+	r->content_hash = m.content_hash;
+	r->cursor       = m.cursor;
+	r->wait         = m.wait;
+	return 0;
+}
+
+int
+dtxi_spec_decode(dtxi_branch_spec *sp, const uint8_t *buf, size_t len)
+{
+	dtxp_BranchSpec m;
+	dctx            c;
+	pb_istream_t    s;
+
+	if (sp == NULL || (buf == NULL && len > 0)) {
+		return DTX_EINVAL;
+	}
+	dctx_init(&c, buf, len, SIZE_MAX);
+	dctx_reset_slots(&c, SLOT_SPEC, 1);
+	install_payload(&m.payload, &c.slots[0]);
+	s = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, &dtxp_BranchSpec_msg, &m)) {
+		return decode_failed(&c, &s, "spec", NULL);
+	}
+	COPY_STR(sp->endpoint, m.endpoint);
+	COPY_STR(sp->method, m.method);
+	sp->payload = c.slots[0].bytes;
+	return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+// Writes a payload from the caller's memory. An empty payload is the proto3
+// default and is not written at all.
+static bool
+payload_encode(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+	const dtxi_bytes *b = *arg;
+
+	if (b->len == 0) {
+		return true;
+	}
+	return pb_encode_tag_for_field(stream, field) &&
+	    pb_encode_string(stream, b->ptr, b->len);
+}
+
+// The callback only reads the payload; pb_callback_t's arg is not const,
+// hence the cast.
+static int
+set_payload(pb_callback_t *cb, const dtxi_bytes *b)
+{
+	if (b->ptr == NULL && b->len > 0) {
+		return DTX_EINVAL;
+	}
+	cb->funcs.encode = payload_encode;
+	cb->arg          = (void *)b;
+	return 0;
+}
+
+// Converters to the generated structs. Each one checks every value it
+// copies, so that a bad struct is DTX_EINVAL here rather than a frame the
+// peer refuses. The destination member was zeroed by the caller, so a field
+// added to the proto later goes out as its default until the codec learns
+// it.
+
+static int
+result_to_pb(const dtxi_branch_result *in, dtxp_BranchResult *out)
+{
+	if (!status_ok(in->status) || !phase_ok(in->phase) ||
+	    !STR_FITS(in->message)) {
+		return DTX_EINVAL;
+	}
+	out->branch_id = in->branch_id;
+	out->status    = (dtxp_BranchStatus)in->status;
+	out->phase     = (dtxp_Phase)in->phase;
+	out->attempts  = in->attempts;
+	COPY_STR(out->message, in->message);
+	out->done = in->done;
+	return set_payload(&out->payload, &in->payload);
+}
+
+static int
+txinfo_to_pb(const dtxi_txinfo *in, dtxp_TxInfo *out)
+{
+	int rv;
+
+	if (!STR_FITS(in->gid) || !mode_ok(in->mode) || !state_ok(in->state) ||
+	    in->created_ms < 0 || in->updated_ms < 0 ||
+	    in->nbranches > DTX_BRANCHES_MAX) {
+		return DTX_EINVAL;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->mode           = (dtxp_Mode)in->mode;
+	out->state          = (dtxp_TxState)in->state;
+	out->stuck          = in->stuck;
+	out->created_ms     = (uint64_t)in->created_ms;
+	out->updated_ms     = (uint64_t)in->updated_ms;
+	out->branches_count = (pb_size_t)in->nbranches;
+	for (unsigned i = 0; i < in->nbranches; i++) {
+		if ((rv = result_to_pb(&in->branches[i], &out->branches[i])) !=
+		    0) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+static int
+spec_to_pb(const dtxi_branch_spec *in, dtxp_BranchSpec *out)
+{
+	if (!STR_FITS(in->endpoint) || !STR_FITS(in->method)) {
+		return DTX_EINVAL;
+	}
+	COPY_STR(out->endpoint, in->endpoint);
+	COPY_STR(out->method, in->method);
+	return set_payload(&out->payload, &in->payload);
+}
+
+static int
+submit_to_pb(const dtxi_submit *in, dtxp_SubmitRequest *out)
+{
+	int rv;
+
+	if (!STR_FITS(in->gid) || !mode_ok(in->mode) ||
+	    in->nbranches > DTX_BRANCHES_MAX) {
+		return DTX_EINVAL;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->mode            = (dtxp_Mode)in->mode;
+	out->timeout_ms      = in->timeout_ms;
+	out->call_timeout_ms = in->call_timeout_ms;
+	out->retries         = in->retries;
+	out->wait            = in->wait;
+	out->branches_count  = (pb_size_t)in->nbranches;
+	for (unsigned i = 0; i < in->nbranches; i++) {
+		if ((rv = spec_to_pb(&in->branches[i], &out->branches[i])) !=
+		    0) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+static int
+call_to_pb(const dtxi_call *in, dtxp_BranchCall *out)
+{
+	if (!STR_FITS(in->gid) || !STR_FITS(in->method) ||
+	    !phase_ok(in->phase) || in->deadline_ms < 0) {
+		return DTX_EINVAL;
+	}
+	COPY_STR(out->gid, in->gid);
+	out->branch_id = in->branch_id;
+	out->phase     = (dtxp_Phase)in->phase;
+	COPY_STR(out->method, in->method);
+	out->attempt     = in->attempt;
+	out->deadline_ms = (uint64_t)in->deadline_ms;
+	return set_payload(&out->payload, &in->payload);
+}
+
+static int
+request_to_pb(const dtxi_request *r, dtxp_Request *m)
+{
+	// Only the fixed part and the chosen member are zeroed: the union is
+	// as big as its largest member, and a branch call, the most frequent
+	// request, is a small one.
+	memset(m, 0, offsetof(dtxp_Request, body));
+	m->version = r->version;
+	switch (r->kind) {
+	case DTXI_REQ_NONE:
+		m->which_body = 0;
+		return 0;
+	case DTXI_REQ_SUBMIT:
+		m->which_body = dtxp_Request_submit_tag;
+		memset(&m->body.submit, 0, sizeof(m->body.submit));
+		return submit_to_pb(&r->u.submit, &m->body.submit);
+	case DTXI_REQ_STATUS:
+		if (!STR_FITS(r->u.status.gid)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_status_tag;
+		memset(&m->body.status, 0, sizeof(m->body.status));
+		COPY_STR(m->body.status.gid, r->u.status.gid);
+		m->body.status.wait_ms = r->u.status.wait_ms;
+		return 0;
+	case DTXI_REQ_LIST:
+		if (!state_ok(r->u.list.state) ||
+		    !STR_FITS(r->u.list.cursor)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_list_tag;
+		memset(&m->body.list, 0, sizeof(m->body.list));
+		m->body.list.state = (dtxp_TxState)r->u.list.state;
+		COPY_STR(m->body.list.cursor, r->u.list.cursor);
+		m->body.list.limit = r->u.list.limit;
+		return 0;
+	case DTXI_REQ_ABORT:
+		if (!STR_FITS(r->u.abort.gid)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_abort_tag;
+		memset(&m->body.abort, 0, sizeof(m->body.abort));
+		COPY_STR(m->body.abort.gid, r->u.abort.gid);
+		return 0;
+	case DTXI_REQ_RESOLVE:
+		if (!STR_FITS(r->u.resolve.gid)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_resolve_tag;
+		memset(&m->body.resolve, 0, sizeof(m->body.resolve));
+		COPY_STR(m->body.resolve.gid, r->u.resolve.gid);
+		return 0;
+	case DTXI_REQ_CALL:
+		m->which_body = dtxp_Request_call_tag;
+		memset(&m->body.call, 0, sizeof(m->body.call));
+		return call_to_pb(&r->u.call, &m->body.call);
+	default:
+		return DTX_EINVAL;
+	}
+}
+
+static int
+list_to_pb(const dtxi_reply *r, dtxp_ListReply *out)
+{
+	if (r->u.list.n > DTXI_LIST_MAX || !STR_FITS(r->u.list.next_cursor)) {
+		return DTX_EINVAL;
+	}
+	for (unsigned i = 0; i < r->u.list.n; i++) {
+		const dtxi_txsummary *s = &r->u.list.items[i];
+		dtxp_TxSummary       *o = &out->txs[i];
+
+		if (!STR_FITS(s->gid) || !mode_ok(s->mode) ||
+		    !state_ok(s->state) || s->created_ms < 0 ||
+		    s->updated_ms < 0) {
+			return DTX_EINVAL;
+		}
+		COPY_STR(o->gid, s->gid);
+		o->mode         = (dtxp_Mode)s->mode;
+		o->state        = (dtxp_TxState)s->state;
+		o->stuck        = s->stuck;
+		o->created_ms   = (uint64_t)s->created_ms;
+		o->updated_ms   = (uint64_t)s->updated_ms;
+		o->branch_count = s->nbranches;
+	}
+	out->txs_count = (pb_size_t)r->u.list.n;
+	COPY_STR(out->next_cursor, r->u.list.next_cursor);
+	return 0;
+}
+
+static int
+reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
+{
+	if (r->code < 0 || !STR_FITS(r->message)) {
+		return DTX_EINVAL;
+	}
+	memset(m, 0, offsetof(dtxp_Reply, body));
+	m->version = r->version;
+	m->code    = (uint32_t)r->code;
+	COPY_STR(m->message, r->message);
+	switch (r->kind) {
+	case DTXI_REP_NONE:
+		m->which_body = 0;
+		return 0;
+	case DTXI_REP_TX:
+		m->which_body = dtxp_Reply_tx_tag;
+		memset(&m->body.tx, 0, sizeof(m->body.tx));
+		return txinfo_to_pb(&r->u.tx, &m->body.tx);
+	case DTXI_REP_LIST:
+		m->which_body = dtxp_Reply_list_tag;
+		memset(&m->body.list, 0, sizeof(m->body.list));
+		return list_to_pb(r, &m->body.list);
+	case DTXI_REP_RESOLVE:
+		if (!state_ok(r->u.resolve.state)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Reply_resolve_tag;
+		memset(&m->body.resolve, 0, sizeof(m->body.resolve));
+		m->body.resolve.state = (dtxp_TxState)r->u.resolve.state;
+		return 0;
+	case DTXI_REP_BRANCH:
+		if (!status_ok(r->u.branch.status) ||
+		    !STR_FITS(r->u.branch.message)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Reply_branch_tag;
+		memset(&m->body.branch, 0, sizeof(m->body.branch));
+		m->body.branch.status = (dtxp_BranchStatus)r->u.branch.status;
+		COPY_STR(m->body.branch.message, r->u.branch.message);
+		return set_payload(
+		    &m->body.branch.payload, &r->u.branch.payload);
+	default:
+		return DTX_EINVAL;
+	}
+}
+
+// Runs nanopb over a filled message. Every field was checked while the
+// message was filled, so once the size is known to fit, pb_encode cannot
+// fail for a reason of ours; a failure is still reported, never ignored.
+static int
+encode(const pb_msgdesc_t *desc, const void *m, uint8_t *buf, size_t cap,
+    size_t *len)
+{
+	pb_ostream_t s;
+	size_t       size;
+
+	if (buf == NULL) {
+		if (cap != 0 || !pb_get_encoded_size(&size, desc, m)) {
+			return DTX_EINVAL;
+		}
+		*len = size;
+		return 0;
+	}
+	s = pb_ostream_from_buffer(buf, cap);
+	if (!pb_encode(&s, desc, m)) {
+		if (pb_get_encoded_size(&size, desc, m) && size > cap) {
+			return DTX_ETOOBIG;
+		}
+		return DTX_EINVAL;
+	}
+	*len = s.bytes_written;
+	return 0;
+}
+
+int
+dtxi_request_encode(
+    const dtxi_request *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	dtxp_Request m;
+	int          rv;
+
+	if (r == NULL || len == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((rv = request_to_pb(r, &m)) != 0) {
+		return rv;
+	}
+	return encode(&dtxp_Request_msg, &m, buf, cap, len);
+}
+
+int
+dtxi_reply_encode(const dtxi_reply *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	dtxp_Reply m;
+	int        rv;
+
+	if (r == NULL || len == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((rv = reply_to_pb(r, &m)) != 0) {
+		return rv;
+	}
+	return encode(&dtxp_Reply_msg, &m, buf, cap, len);
+}
+
+int
+dtxi_record_encode(const dtxi_record *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	dtxp_TxRecord m;
+	int           rv;
+
+	if (r == NULL || len == NULL || r->deadline_ms < 0) {
+		return DTX_EINVAL;
+	}
+	memset(&m, 0, sizeof(m));
+	m.version  = DTX_PROTOCOL_VERSION;
+	m.has_info = true;
+	if ((rv = txinfo_to_pb(&r->info, &m.info)) != 0) {
+		return rv;
+	}
+	m.timeout_ms      = r->timeout_ms;
+	m.call_timeout_ms = r->call_timeout_ms;
+	m.retries         = r->retries;
+	m.deadline_ms     = (uint64_t)r->deadline_ms;
+	m.content_hash    = r->content_hash;
+	m.cursor          = r->cursor;
+	m.wait            = r->wait;
+	return encode(&dtxp_TxRecord_msg, &m, buf, cap, len);
+}
+
+int
+dtxi_spec_encode(
+    const dtxi_branch_spec *sp, uint8_t *buf, size_t cap, size_t *len)
+{
+	dtxp_BranchSpec m;
+	int             rv;
+
+	if (sp == NULL || len == NULL) {
+		return DTX_EINVAL;
+	}
+	memset(&m, 0, sizeof(m));
+	if ((rv = spec_to_pb(sp, &m)) != 0) {
+		return rv;
+	}
+	return encode(&dtxp_BranchSpec_msg, &m, buf, cap, len);
+}
+
+// ---------------------------------------------------------------------------
+// Content hash
+// ---------------------------------------------------------------------------
+
+#define FNV_OFFSET 14695981039346656037ull
+#define FNV_PRIME  1099511628211ull
+
+static uint64_t
+fnv(uint64_t h, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= FNV_PRIME;
+	}
+	return h;
+}
+
+// Integers are hashed little-endian byte by byte, so the hash, which is
+// stored on disk, is the same on every host.
+static uint64_t
+fnv_le(uint64_t h, uint64_t v, unsigned nbytes)
+{
+	uint8_t b[8];
+
+	for (unsigned i = 0; i < nbytes; i++) {
+		b[i] = (uint8_t)(v >> (8 * i));
+	}
+	return fnv(h, b, nbytes);
+}
+
+// The zero bytes after endpoint and method keep ("ab", "c") and ("a", "bc")
+// apart; the payload length does the same for the payload.
+uint64_t
+dtxi_submit_hash(const dtxi_submit *s)
+{
+	uint64_t h    = FNV_OFFSET;
+	uint32_t n    = s->nbranches;
+	uint8_t  zero = 0;
+
+	h = fnv_le(h, (uint32_t)s->mode, 4);
+	h = fnv_le(h, n, 4);
+	if (n > DTX_BRANCHES_MAX) {
+		n = DTX_BRANCHES_MAX;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const dtxi_branch_spec *b = &s->branches[i];
+
+		h = fnv(
+		    h, b->endpoint, strnlen(b->endpoint, sizeof(b->endpoint)));
+		h = fnv(h, &zero, 1);
+		h = fnv(h, b->method, strnlen(b->method, sizeof(b->method)));
+		h = fnv(h, &zero, 1);
+		h = fnv_le(h, b->payload.len, 8);
+		if (b->payload.ptr != NULL) {
+			h = fnv(h, b->payload.ptr, b->payload.len);
+		}
+	}
+	return h;
+}
