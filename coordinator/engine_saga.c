@@ -1,1 +1,268 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
+// SPDX-License-Identifier: MIT
+//
+// engine_saga: the saga state machine. Steps are executed one at a time in
+// branch order; when one cannot be done the saga turns back and compensates,
+// in reverse order, every step that ran or may have run. Like engine_2pc it
+// is pure (time in the event, jitter from the transaction's rng) and its
+// transition table lives in engine_saga.h.
+
+#include "engine_saga.h"
+
+// Forward phase (RUNNING). One step at a time, because a later step may
+// depend on what an earlier one did, and a saga has no locks to keep that
+// consistent otherwise. Progress is written unsynced after each step: after
+// a crash the worst case is executing the last step again, which the
+// participant's barrier makes harmless. A step that refuses, or keeps
+// failing past its retry budget or the deadline, turns the saga back; so
+// does the deadline itself, even with a call in flight, since the step may
+// be running and must be undone, but not before its call ends: COMPENSATE
+// must never overtake the EXECUTE it undoes. Forward calls are never sent
+// once the deadline has passed, and a step never sent is never compensated.
+//
+// Backward phase (COMPENSATING). Turning back is a decision, written synced
+// before the first COMPENSATE: a coordinator that forgot it would resume
+// executing steps the client was told are being undone. Compensation cannot
+// be given up; each step is retried with capped backoff until it says OK,
+// and the saga is flagged stuck (still retried) when one step keeps failing.
+// NO_SUCH_METHOD or BAD_REQUEST count as done only for a step that never
+// executed OK: then nothing needs undoing. For one that did, giving up
+// would leave its effect in place, so it is retried like any failure.
+
+static void
+turn_back(dtxd_txcore *tx, dtxd_actions *out)
+{
+	tx->state = DTX_STATE_COMPENSATING;
+	dtxd_tx_clear_retries(tx);
+	dtxd_tx_persist(tx, true, true, out);
+}
+
+// Compensates the cursor step, going down past steps that need nothing
+// (never sent, or already compensated), or finishes when none is left.
+// A step whose EXECUTE is still in flight waits for that call to end.
+static void
+compensate_next(dtxd_txcore *tx, dtxd_actions *out)
+{
+	if (tx->persisting) {
+		return;
+	}
+	if (tx->cursor >= tx->nbranches) {
+		if (tx->nbranches == 0) {
+			dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
+			return;
+		}
+		tx->cursor = tx->nbranches - 1;
+	}
+	for (;;) {
+		const dtxd_branch *br = &tx->br[tx->cursor];
+		if ((br->done & DTXD_DONE_SENT) != 0 &&
+		    (br->done & DTXD_DONE_FINAL) == 0) {
+			if (!br->inflight) {
+				dtxd_tx_send(
+				    tx, tx->cursor, DTX_PHASE_COMPENSATE, out);
+			}
+			return;
+		}
+		if (tx->cursor == 0) {
+			dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
+			return;
+		}
+		tx->cursor--;
+	}
+}
+
+static bool
+past_deadline(const dtxd_txcore *tx, int64_t now)
+{
+	return tx->deadline_ms != 0 && now >= tx->deadline_ms;
+}
+
+// Executes the cursor step, or finishes when every step is done.
+static void
+execute_next(dtxd_txcore *tx, int64_t now, dtxd_actions *out)
+{
+	if (tx->cursor >= tx->nbranches) {
+		dtxd_tx_finish(tx, DTX_STATE_COMMITTED, out);
+		return;
+	}
+	if (past_deadline(tx, now)) {
+		turn_back(tx, out);
+		return;
+	}
+	dtxd_tx_send(tx, tx->cursor, DTX_PHASE_EXECUTE, out);
+}
+
+static void
+on_execute_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
+    dtxd_actions *out)
+{
+	dtxd_branch *br = &tx->br[ev->branch];
+
+	if (ev->kind == DTXD_EV_REPLY) {
+		if (ev->status == DTX_BRANCH_OK) {
+			br->done |= DTXD_DONE_FWD;
+		} else if (ev->status == DTX_BRANCH_REFUSED) {
+			br->done |= DTXD_DONE_REFUSED;
+		}
+	}
+	if (tx->state != DTX_STATE_RUNNING) {
+		// The saga turned back while this step was running: now
+		// that its call has ended it can be compensated.
+		if (tx->state == DTX_STATE_COMPENSATING) {
+			compensate_next(tx, out);
+		}
+		return;
+	}
+	if (ev->branch != tx->cursor) {
+		return; // cannot happen: only the cursor step is called
+	}
+	if (ev->kind == DTXD_EV_REPLY && ev->status == DTX_BRANCH_OK) {
+		tx->cursor++;
+		if (tx->cursor < tx->nbranches &&
+		    !past_deadline(tx, ev->now_ms)) {
+			dtxd_tx_persist(tx, false, false, out);
+		}
+		execute_next(tx, ev->now_ms, out);
+		return;
+	}
+	if (ev->kind == DTXD_EV_FAILED || ev->status == DTX_BRANCH_RETRY) {
+		if (!dtxd_tx_retry_forward(tx, p, ev->branch, ev->now_ms)) {
+			turn_back(tx, out);
+		}
+		return;
+	}
+	// REFUSED, NO_SUCH_METHOD, BAD_REQUEST or an unknown status.
+	turn_back(tx, out);
+}
+
+static void
+on_compensate_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
+    dtxd_actions *out)
+{
+	dtxd_branch *br = &tx->br[ev->branch];
+	bool         ok = false;
+
+	if (tx->state != DTX_STATE_COMPENSATING) {
+		return; // cannot happen: the phase follows the state
+	}
+	if (ev->kind == DTXD_EV_REPLY) {
+		ok = ev->status == DTX_BRANCH_OK ||
+		    ((br->done & DTXD_DONE_FWD) == 0 &&
+		        (ev->status == DTX_BRANCH_NO_SUCH_METHOD ||
+		            ev->status == DTX_BRANCH_BAD_REQUEST));
+	}
+	if (!ok) {
+		dtxd_tx_retry_final(tx, p, ev->branch, ev->now_ms, out);
+		return;
+	}
+	br->done |= DTXD_DONE_FINAL;
+	if (ev->branch != tx->cursor) {
+		return; // cannot happen: only the cursor step is called
+	}
+	if (tx->cursor == 0) {
+		dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
+		return;
+	}
+	tx->cursor--;
+	dtxd_tx_persist(tx, false, false, out);
+	compensate_next(tx, out);
+}
+
+// Recovery resumes from the written cursor. A RUNNING saga calls the
+// cursor step again (its EXECUTE may or may not have run; the barrier
+// makes a repeat harmless) unless the deadline passed meanwhile, and then
+// turns back; a COMPENSATING one compensates the cursor step again.
+static void
+on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
+{
+	tx->persisting = false;
+	dtxd_tx_clear_retries(tx);
+	switch (tx->state) {
+	case DTX_STATE_RUNNING:
+		execute_next(tx, ev->now_ms, out);
+		break;
+	case DTX_STATE_COMPENSATING:
+		compensate_next(tx, out);
+		break;
+	default:
+		if (dtxd_tx_is_terminal(tx->state)) {
+			dtxd_tx_finish(tx, tx->state, out);
+		}
+		break;
+	}
+}
+
+static void
+on_timer(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
+{
+	switch (tx->state) {
+	case DTX_STATE_RUNNING:
+		if (past_deadline(tx, ev->now_ms)) {
+			turn_back(tx, out);
+		} else {
+			dtxd_tx_send_due(
+			    tx, DTX_PHASE_EXECUTE, ev->now_ms, out);
+		}
+		break;
+	case DTX_STATE_COMPENSATING:
+		dtxd_tx_send_due(tx, DTX_PHASE_COMPENSATE, ev->now_ms, out);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+dtxd_saga_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
+    dtxd_actions *out)
+{
+	dtxd_actions_reset(out);
+	if (ev->kind == DTXD_EV_RECOVER) {
+		on_recover(tx, ev, out);
+		dtxd_tx_update_wake(tx);
+		return;
+	}
+	if (dtxd_tx_is_terminal(tx->state)) {
+		if (ev->kind == DTXD_EV_ABORT &&
+		    tx->state == DTX_STATE_COMMITTED) {
+			out->rv = DTX_ESTATE;
+		}
+		tx->wake_ms = 0;
+		return;
+	}
+	switch (ev->kind) {
+	case DTXD_EV_START:
+		if (tx->state == DTX_STATE_RUNNING) {
+			tx->cursor = 0;
+			execute_next(tx, ev->now_ms, out);
+		}
+		break;
+	case DTXD_EV_REPLY:
+	case DTXD_EV_FAILED:
+		if (!dtxd_tx_accept(tx, ev)) {
+			break;
+		}
+		if (ev->phase == DTX_PHASE_EXECUTE) {
+			on_execute_end(tx, p, ev, out);
+		} else {
+			on_compensate_end(tx, p, ev, out);
+		}
+		break;
+	case DTXD_EV_TIMER:
+		on_timer(tx, ev, out);
+		break;
+	case DTXD_EV_PERSISTED:
+		if (tx->persisting && tx->state == DTX_STATE_COMPENSATING) {
+			tx->persisting = false;
+			compensate_next(tx, out);
+		}
+		break;
+	case DTXD_EV_ABORT:
+		if (tx->state == DTX_STATE_RUNNING) {
+			turn_back(tx, out);
+		}
+		break;
+	default:
+		break;
+	}
+	dtxd_tx_update_wake(tx);
+}

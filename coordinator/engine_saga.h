@@ -17,7 +17,10 @@
 //   ABORT (operator): turn back at cursor, rv 0.
 //   Turning back: state COMPENSATING, PERSIST{sync, wait}; on PERSISTED
 //   send COMPENSATE to the cursor step. The failed step is compensated too:
-//   it may have partly run.
+//   it may have partly run. A step never sent (no DONE_SENT) cannot have
+//   run and is skipped (cursor--, or FINISH(COMPENSATED) below step 0).
+//   No EXECUTE is sent at or after the deadline: a REPLY OK that arrives
+//   then turns back instead of executing the next step.
 // COMPENSATING
 //   REPLY OK for the cursor step, or NO_SUCH_METHOD for a step that never
 //   executed OK: DONE_FINAL; if cursor is 0 FINISH(COMPENSATED), else

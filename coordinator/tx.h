@@ -34,9 +34,9 @@
 #include <dtx/dtx.h>
 
 // Progress bits of one branch; persisted in the record.
-#define DTXD_DONE_FWD 0x1u     // PREPARE / EXECUTE answered OK
-#define DTXD_DONE_FINAL 0x2u   // COMMIT / ABORT / COMPENSATE completed
-#define DTXD_DONE_SENT 0x4u    // a forward call was sent (may have run)
+#define DTXD_DONE_FWD     0x1u // PREPARE / EXECUTE answered OK
+#define DTXD_DONE_FINAL   0x2u // COMMIT / ABORT / COMPENSATE completed
+#define DTXD_DONE_SENT    0x4u // a forward call was sent (may have run)
 #define DTXD_DONE_REFUSED 0x8u // the forward call was refused
 
 typedef struct dtxd_branch {
@@ -54,8 +54,8 @@ typedef struct dtxd_txcore {
 	bool         stuck;
 	bool         persisting; // a synced decision is being written
 	uint32_t     nbranches;
-	uint32_t     cursor;          // saga: step being executed/compensated
-	int64_t      deadline_ms;     // end of the prepare/forward phase; 0 none
+	uint32_t     cursor;      // saga: step being executed/compensated
+	int64_t      deadline_ms; // end of the prepare/forward phase; 0 none
 	uint32_t     call_timeout_ms; // per call
 	uint32_t     retries;         // forward retries after the first call
 	uint64_t     rng;             // xorshift64 state, never 0
@@ -66,7 +66,7 @@ typedef struct dtxd_txcore {
 typedef struct dtxd_policy {
 	uint32_t backoff_base_ms; // first retry delay (default 100)
 	uint32_t backoff_max_ms;  // cap of a retry delay (default 10000)
-	uint32_t stuck_after;     // calls before a branch flags stuck (def. 10)
+	uint32_t stuck_after; // calls before a branch flags stuck (def. 10)
 } dtxd_policy;
 
 void dtxd_policy_init(dtxd_policy *p);
@@ -135,20 +135,58 @@ typedef struct dtxd_actions {
 void dtxd_actions_reset(dtxd_actions *out);
 
 // Appends a SEND for branch b in phase: marks it in flight, counts the
-// attempt (reset to 1 when the phase changes), clears retry_at_ms.
+// attempt (reset to 1 when the phase changes), clears retry_at_ms, and for
+// a forward phase marks DTXD_DONE_SENT.
 void dtxd_tx_send(dtxd_txcore *tx, uint32_t b, int phase, dtxd_actions *out);
 
+// Appends a PERSIST; wait also sets tx->persisting.
 void dtxd_tx_persist(dtxd_txcore *tx, bool sync, bool wait, dtxd_actions *out);
+// Enters the terminal state, cancels retries, clears persisting and wake_ms
+// and appends FINISH. The caller appends nothing after it.
 void dtxd_tx_finish(dtxd_txcore *tx, int state, dtxd_actions *out);
 
 // Delay before the n-th retry (n >= 1), advancing tx->rng.
 uint32_t dtxd_tx_backoff(dtxd_txcore *tx, const dtxd_policy *p, uint32_t n);
 
-// Sets tx->wake_ms to the earliest pending retry_at_ms, or the deadline if
-// the transaction is still in its forward phase, or 0.
+// Sets tx->wake_ms to the earliest pending retry_at_ms (none counts while
+// persisting: PERSISTED resumes the sending), or the deadline if the
+// transaction is still in its forward phase, whichever is first, or 0
+// (always 0 in a terminal state).
 void dtxd_tx_update_wake(dtxd_txcore *tx);
 
-// Dispatches to the engine of tx->mode.
+// Accepts the end (REPLY or FAILED) of branch ev->branch's call: false if
+// that branch has no call in flight in ev->phase (a stale duplicate, to be
+// ignored entirely); otherwise clears inflight, records a REPLY's status in
+// last_status and returns true.
+bool dtxd_tx_accept(dtxd_txcore *tx, const dtxd_event *ev);
+
+// Schedules the retry of branch b's failed forward call at now + backoff
+// and returns true, or returns false (give up) when it made 1 + retries
+// calls or the retry would start at or after the deadline.
+bool dtxd_tx_retry_forward(
+    dtxd_txcore *tx, const dtxd_policy *p, uint32_t b, int64_t now);
+
+// Schedules the retry of branch b's failed phase-two or COMPENSATE call at
+// now + backoff; flags the transaction stuck (with a PERSIST{no sync, no
+// wait}) once the branch made stuck_after calls.
+void dtxd_tx_retry_final(dtxd_txcore *tx, const dtxd_policy *p, uint32_t b,
+    int64_t now, dtxd_actions *out);
+
+// Sends phase to every branch not in flight whose retry is due at now;
+// nothing while persisting.
+void dtxd_tx_send_due(
+    dtxd_txcore *tx, int phase, int64_t now, dtxd_actions *out);
+
+// Cancels every scheduled retry.
+void dtxd_tx_clear_retries(dtxd_txcore *tx);
+
+// True for COMMITTED, ABORTED and COMPENSATED (dtx_state_is_terminal
+// without linking libdtx).
+bool dtxd_tx_is_terminal(int state);
+
+// Dispatches to the engine of tx->mode. Each engine first resets out, then
+// fills it (the caller may reuse one buffer), and leaves tx->wake_ms
+// correct.
 void dtxd_tx_handle(dtxd_txcore *tx, const dtxd_policy *p,
     const dtxd_event *ev, dtxd_actions *out);
 

@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of engine_2pc: every transition of the two-phase commit state
+// machine, driven event by event with a fixed clock and rng seed, without
+// sockets or disk. Each test reads the actions back as a short string.
+
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "engine_2pc.h"
+#include "tx.h"
+
+// A small driver: it owns one transaction, feeds it events at a chosen
+// time and renders the resulting actions as a string such as
+// "persist(sync,wait) commit(0) commit(1)#2 finish", so a test states a
+// whole step in one comparison and a failure shows what really happened.
+// After every event it checks the rules every transition must keep.
+
+#define NB 8
+
+struct drv {
+	dtxd_txcore  tx;
+	dtxd_branch  br[NB];
+	dtxd_policy  p;
+	dtxd_actions out;
+	int64_t      now;
+	char         text[1024];
+};
+
+static const char *
+phase_short(int phase)
+{
+	switch (phase) {
+	case DTX_PHASE_PREPARE:
+		return "prepare";
+	case DTX_PHASE_COMMIT:
+		return "commit";
+	case DTX_PHASE_ABORT:
+		return "abort";
+	case DTX_PHASE_EXECUTE:
+		return "execute";
+	case DTX_PHASE_COMPENSATE:
+		return "compensate";
+	}
+	return "?";
+}
+
+static void
+render(struct drv *d)
+{
+	size_t len = 0;
+
+	d->text[0] = '\0';
+	for (uint32_t i = 0; i < d->out.n; i++) {
+		const dtxd_action *a   = &d->out.v[i];
+		char              *p   = d->text + len;
+		size_t             cap = sizeof(d->text) - len;
+		const char        *sep = i == 0 ? "" : " ";
+		int                k   = 0;
+
+		switch (a->kind) {
+		case DTXD_ACT_SEND:
+			k = snprintf(p, cap, "%s%s(%u)", sep,
+			    phase_short(a->phase), (unsigned)a->branch);
+			if (a->attempt != 1 && k > 0 && (size_t)k < cap) {
+				k += snprintf(p + k, cap - (size_t)k, "#%u",
+				    (unsigned)a->attempt);
+			}
+			break;
+		case DTXD_ACT_PERSIST:
+			k = snprintf(p, cap, "%spersist%s", sep,
+			    a->sync ? (a->wait ? "(sync,wait)" : "(sync)")
+			            : (a->wait ? "(wait)" : ""));
+			break;
+		case DTXD_ACT_FINISH:
+			k = snprintf(p, cap, "%sfinish", sep);
+			break;
+		}
+		cr_assert(k > 0 && (size_t)k < cap, "action text too long");
+		len += (size_t)k;
+	}
+}
+
+// The wake time the engine must have left, computed independently.
+static int64_t
+expected_wake(const dtxd_txcore *tx)
+{
+	int64_t w = 0;
+
+	if (tx->state == DTX_STATE_COMMITTED ||
+	    tx->state == DTX_STATE_ABORTED ||
+	    tx->state == DTX_STATE_COMPENSATED) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < tx->nbranches && !tx->persisting; i++) {
+		const dtxd_branch *b = &tx->br[i];
+		if (!b->inflight && b->retry_at_ms != 0 &&
+		    (w == 0 || b->retry_at_ms < w)) {
+			w = b->retry_at_ms;
+		}
+	}
+	if ((tx->state == DTX_STATE_PREPARING ||
+	        tx->state == DTX_STATE_RUNNING) &&
+	    tx->deadline_ms != 0 && (w == 0 || tx->deadline_ms < w)) {
+		w = tx->deadline_ms;
+	}
+	return w;
+}
+
+static void
+check_rules(struct drv *d, bool was_persisting)
+{
+	bool sent[NB] = {false};
+
+	for (uint32_t i = 0; i < d->out.n; i++) {
+		const dtxd_action *a = &d->out.v[i];
+		if (a->kind == DTXD_ACT_FINISH) {
+			cr_assert_eq(i, d->out.n - 1, "FINISH is not last");
+		}
+		if (a->kind != DTXD_ACT_SEND) {
+			continue;
+		}
+		cr_assert(!was_persisting, "sent while persisting");
+		cr_assert(a->branch < d->tx.nbranches);
+		cr_assert(!sent[a->branch], "two calls to one branch");
+		sent[a->branch] = true;
+		cr_assert_eq(a->timeout_ms, d->tx.call_timeout_ms);
+		cr_assert(d->tx.br[a->branch].inflight);
+		cr_assert_eq(a->attempt, d->tx.br[a->branch].attempts);
+		cr_assert_eq(a->phase, d->tx.br[a->branch].phase);
+		for (uint32_t j = 0; j < i; j++) {
+			const dtxd_action *b = &d->out.v[j];
+			cr_assert(!(b->kind == DTXD_ACT_PERSIST && b->wait),
+			    "sent after PERSIST{wait}");
+		}
+	}
+	cr_assert_eq(d->tx.wake_ms, expected_wake(&d->tx),
+	    "wake_ms %lld, expected %lld", (long long)d->tx.wake_ms,
+	    (long long)expected_wake(&d->tx));
+	cr_assert_eq(d->out.rv == 0 || d->out.rv == DTX_ESTATE, true);
+}
+
+static void
+drv_init(struct drv *d, int mode, uint32_t n)
+{
+	cr_assert(n <= NB);
+	memset(d, 0, sizeof(*d));
+	d->tx.mode = mode;
+	d->tx.state =
+	    mode == DTX_2PC ? DTX_STATE_PREPARING : DTX_STATE_RUNNING;
+	d->tx.nbranches       = n;
+	d->tx.br              = d->br;
+	d->tx.call_timeout_ms = 500;
+	d->tx.retries         = 2;
+	d->tx.rng             = 0x2545f4914f6cdd1dull;
+	d->now                = 1000;
+	dtxd_policy_init(&d->p);
+}
+
+// Feeds one event at d->now and returns the rendered actions.
+static const char *
+drv_ev(struct drv *d, dtxd_ev_kind kind, uint32_t b, int phase, int status)
+{
+	dtxd_event ev;
+	bool       was_persisting = d->tx.persisting;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind   = kind;
+	ev.now_ms = d->now;
+	ev.branch = b;
+	ev.phase  = phase;
+	ev.status = status;
+	d->out.n  = 1234; // the engine must reset the buffer
+	d->out.rv = -1;
+	dtxd_tx_handle(&d->tx, &d->p, &ev, &d->out);
+	check_rules(d,
+	    was_persisting && kind != DTXD_EV_PERSISTED &&
+	        kind != DTXD_EV_RECOVER);
+	render(d);
+	return d->text;
+}
+
+// What the transaction manager does when it loads a record at start-up.
+static const char *
+drv_recover(struct drv *d)
+{
+	for (uint32_t i = 0; i < d->tx.nbranches; i++) {
+		d->br[i].inflight    = false;
+		d->br[i].retry_at_ms = 0;
+	}
+	d->tx.persisting = false;
+	return drv_ev(d, DTXD_EV_RECOVER, 0, 0, 0);
+}
+
+#define START(d)     drv_ev(d, DTXD_EV_START, 0, 0, 0)
+#define TIMER(d)     drv_ev(d, DTXD_EV_TIMER, 0, 0, 0)
+#define PERSISTED(d) drv_ev(d, DTXD_EV_PERSISTED, 0, 0, 0)
+#define ABORT(d)     drv_ev(d, DTXD_EV_ABORT, 0, 0, 0)
+#define REPLY(d, b, ph, st)                                                   \
+	drv_ev(d, DTXD_EV_REPLY, b, DTX_PHASE_##ph, DTX_BRANCH_##st)
+#define FAILED(d, b, ph) drv_ev(d, DTXD_EV_FAILED, b, DTX_PHASE_##ph, 0)
+
+// Moves the clock to the earliest wake time and fires the timer.
+static const char *
+drv_wake(struct drv *d)
+{
+	cr_assert_neq(d->tx.wake_ms, 0, "no timer wanted");
+	d->now = d->tx.wake_ms;
+	return TIMER(d);
+}
+
+// Renders "<phase>(0) <phase>(1) ..." for every branch of d.
+static const char *
+all_branches(struct drv *d, const char *phase, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < d->tx.nbranches; i++) {
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s(%u)",
+		    i == 0 ? "" : " ", phase, (unsigned)i);
+	}
+	return buf;
+}
+
+// Prepares every branch, each voting OK (the start included).
+static void
+prepare_all_ok(struct drv *d)
+{
+	char want[256];
+
+	cr_assert_str_eq(
+	    START(d), all_branches(d, "prepare", want, sizeof(want)));
+	for (uint32_t i = 0; i + 1 < d->tx.nbranches; i++) {
+		cr_assert_str_eq(REPLY(d, i, PREPARE, OK), "");
+	}
+	cr_assert_str_eq(
+	    REPLY(d, d->tx.nbranches - 1, PREPARE, OK), "persist(sync,wait)");
+}
+
+static void
+commit_all(struct drv *d)
+{
+	char want[256];
+
+	prepare_all_ok(d);
+	cr_assert_str_eq(
+	    PERSISTED(d), all_branches(d, "commit", want, sizeof(want)));
+}
+
+// --- PREPARING -> COMMITTING -> COMMITTED -------------------------------
+
+Test(engine_2pc, prepares_every_branch_at_once_on_start)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	d.tx.deadline_ms = 5000;
+	cr_assert_str_eq(START(&d), "prepare(0) prepare(1) prepare(2)");
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert(d.br[i].inflight);
+		cr_assert_eq(d.br[i].attempts, 1);
+		cr_assert(d.br[i].done & DTXD_DONE_SENT);
+		cr_assert_eq(d.out.v[i].timeout_ms, 500);
+	}
+	cr_assert_eq(d.tx.wake_ms, 5000, "the deadline is the wake time");
+}
+
+Test(engine_2pc, commits_only_after_the_decision_is_persisted_synced)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	prepare_all_ok(&d);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTING);
+	cr_assert(d.tx.persisting);
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert(d.br[i].done & DTXD_DONE_FWD);
+	}
+	d.now += 100000;
+	cr_assert_str_eq(TIMER(&d), "", "nothing is sent before PERSISTED");
+	cr_assert_str_eq(PERSISTED(&d), "commit(0) commit(1) commit(2)");
+	cr_assert(!d.tx.persisting);
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, COMMIT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	cr_assert_eq(d.tx.wake_ms, 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert(d.br[i].done & DTXD_DONE_FINAL);
+	}
+}
+
+Test(engine_2pc, restarts_attempts_at_one_for_phase_two)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	cr_assert_str_eq(START(&d), "prepare(0)");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "");
+	cr_assert_str_eq(drv_wake(&d), "prepare(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "commit(0)");
+	cr_assert_eq(d.br[0].attempts, 1);
+}
+
+Test(engine_2pc, ignores_persisted_when_no_decision_is_being_written)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(PERSISTED(&d), "");
+	REPLY(&d, 0, PREPARE, OK);
+	REPLY(&d, 1, PREPARE, OK);
+	cr_assert_str_eq(PERSISTED(&d), "commit(0) commit(1)");
+	cr_assert_str_eq(PERSISTED(&d), "", "a second PERSISTED resends");
+}
+
+// --- PREPARING -> ABORTING -> ABORTED -----------------------------------
+
+Test(engine_2pc, aborts_every_branch_when_one_refuses)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, REFUSED), "persist abort(1)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert(d.br[1].done & DTXD_DONE_REFUSED);
+	cr_assert(!d.tx.persisting, "abort needs no synced write");
+	// The branches still preparing get ABORT when their call ends.
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "abort(0)");
+	cr_assert(d.br[0].done & DTXD_DONE_FWD);
+	cr_assert_str_eq(FAILED(&d, 2, PREPARE), "abort(2)");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, ABORT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+Test(engine_2pc, aborts_when_a_branch_has_no_such_method)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(
+	    REPLY(&d, 0, PREPARE, NO_SUCH_METHOD), "persist abort(0)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert_eq(d.br[0].done & DTXD_DONE_REFUSED, 0);
+}
+
+Test(engine_2pc, aborts_when_a_branch_finds_the_request_bad)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "");
+	cr_assert_str_eq(
+	    REPLY(&d, 0, PREPARE, BAD_REQUEST), "persist abort(0) abort(1)");
+}
+
+Test(engine_2pc, aborts_at_the_deadline_when_a_vote_is_missing)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.tx.deadline_ms = 3000;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	d.now = 2999;
+	cr_assert_str_eq(TIMER(&d), "");
+	cr_assert_eq(d.tx.state, DTX_STATE_PREPARING);
+	d.now = 3000;
+	cr_assert_str_eq(TIMER(&d), "persist abort(0)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert_eq(d.tx.wake_ms, 0, "the deadline no longer matters");
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "abort(1)");
+	cr_assert_str_eq(REPLY(&d, 1, ABORT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, aborts_when_prepare_times_out_and_retries_run_out)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.tx.retries = 1;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "");
+	cr_assert_str_eq(drv_wake(&d), "prepare(1)#2");
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "persist abort(0) abort(1)");
+}
+
+Test(engine_2pc, retries_a_prepare_with_growing_backoff_then_commits)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.tx.retries = 3;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "");
+	int64_t lo = 50, hi = 100; // first retry: d = base = 100
+	for (uint32_t n = 1; n <= 3; n++) {
+		cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "");
+		int64_t wait = d.br[0].retry_at_ms - d.now;
+		cr_assert(wait >= lo && wait <= hi, "retry %u waits %lld", n,
+		    (long long)wait);
+		cr_assert_eq(d.tx.wake_ms, d.br[0].retry_at_ms);
+		d.now = d.tx.wake_ms - 1;
+		cr_assert_str_eq(TIMER(&d), "", "a retry is not early");
+		char want[32];
+		snprintf(want, sizeof(want), "prepare(0)#%u", n + 1);
+		cr_assert_str_eq(drv_wake(&d), want);
+		lo *= 2;
+		hi *= 2;
+	}
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTING);
+}
+
+Test(engine_2pc, aborts_when_retries_are_exhausted)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	d.tx.retries = 2;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "");
+	cr_assert_str_eq(drv_wake(&d), "prepare(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "");
+	cr_assert_str_eq(drv_wake(&d), "prepare(0)#3");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "persist abort(0)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+}
+
+Test(engine_2pc, aborts_when_a_retry_would_start_after_the_deadline)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	d.tx.retries     = 5;
+	d.tx.deadline_ms = d.now + 50; // every first retry waits >= 50
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, RETRY), "persist abort(0)");
+}
+
+Test(engine_2pc, abort_cancels_a_pending_prepare_retry)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(FAILED(&d, 0, PREPARE), "");
+	cr_assert_neq(d.br[0].retry_at_ms, 0);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, PREPARE, REFUSED), "persist abort(0) abort(1)");
+	cr_assert_eq(d.br[0].retry_at_ms, 0);
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+// --- Phase two is retried for ever -------------------------------------
+
+Test(engine_2pc, retries_commit_for_ever_and_flags_stuck)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.p.stuck_after = 3;
+	commit_all(&d);
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "");
+	for (uint32_t n = 1; n <= 30; n++) {
+		const char *want = n == 3 ? "persist" : "";
+		cr_assert_str_eq(n % 2 ? FAILED(&d, 0, COMMIT)
+		                       : REPLY(&d, 0, COMMIT, RETRY),
+		    want, "failure %u", n);
+		cr_assert_eq(d.tx.stuck, n >= 3);
+		int64_t wait = d.br[0].retry_at_ms - d.now;
+		cr_assert(wait >= 0 && wait <= 10000, "capped: %lld",
+		    (long long)wait);
+		if (n >= 10) {
+			cr_assert(
+			    wait >= 5000, "at the cap: %lld", (long long)wait);
+		}
+		char s[32];
+		snprintf(s, sizeof(s), "commit(0)#%u", n + 1);
+		cr_assert_str_eq(drv_wake(&d), s);
+	}
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTING);
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	cr_assert(d.tx.stuck);
+}
+
+Test(engine_2pc, retries_a_refused_commit)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	cr_assert_str_eq(START(&d), "prepare(0)");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "commit(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, REFUSED), "");
+	cr_assert_str_eq(drv_wake(&d), "commit(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, NO_SUCH_METHOD), "");
+	cr_assert_str_eq(drv_wake(&d), "commit(0)#3");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "finish");
+}
+
+Test(engine_2pc, retries_abort_for_ever_and_flags_stuck)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	d.p.stuck_after = 10;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, REFUSED), "persist abort(0)");
+	for (uint32_t n = 1; n <= 12; n++) {
+		cr_assert_str_eq(
+		    FAILED(&d, 0, ABORT), n == 10 ? "persist" : "");
+		cr_assert_eq(d.tx.stuck, n >= 10);
+		drv_wake(&d);
+	}
+	cr_assert_eq(d.br[0].attempts, 13);
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, abort_no_such_method_is_done_for_a_branch_that_never_prepared)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, REFUSED), "persist abort(0)");
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "abort(1)");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, NO_SUCH_METHOD), "");
+	cr_assert(d.br[0].done & DTXD_DONE_FINAL);
+	cr_assert_str_eq(REPLY(&d, 1, ABORT, BAD_REQUEST), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, abort_no_such_method_is_retried_for_a_branch_that_prepared)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, PREPARE, REFUSED), "persist abort(0) abort(1)");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, NO_SUCH_METHOD), "");
+	cr_assert_eq(d.br[0].done & DTXD_DONE_FINAL, 0);
+	cr_assert_str_eq(REPLY(&d, 1, ABORT, OK), "");
+	cr_assert_str_eq(drv_wake(&d), "abort(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, BAD_REQUEST), "");
+	cr_assert_str_eq(drv_wake(&d), "abort(0)#3");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+}
+
+// --- Operator abort ----------------------------------------------------
+
+Test(engine_2pc, operator_abort_while_preparing_aborts_with_rv_0)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(ABORT(&d), "persist abort(0)");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "abort(1)");
+}
+
+Test(engine_2pc, operator_abort_while_committing_fails_with_estate)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	prepare_all_ok(&d);
+	cr_assert_str_eq(ABORT(&d), "", "decision still being written");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_str_eq(PERSISTED(&d), "commit(0) commit(1) commit(2)");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTING);
+}
+
+Test(engine_2pc, operator_abort_while_aborting_does_nothing_with_rv_0)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	START(&d);
+	ABORT(&d);
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+}
+
+Test(engine_2pc, operator_abort_after_the_end_reports_the_outcome)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	START(&d);
+	REPLY(&d, 0, PREPARE, OK);
+	PERSISTED(&d);
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "finish");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+
+	drv_init(&d, DTX_2PC, 1);
+	START(&d);
+	REPLY(&d, 0, PREPARE, REFUSED);
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, 0);
+}
+
+// --- Recovery ----------------------------------------------------------
+
+Test(engine_2pc, recovery_while_preparing_aborts_every_branch)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	d.tx.deadline_ms = 9000;
+	START(&d);
+	REPLY(&d, 0, PREPARE, OK);
+	FAILED(&d, 1, PREPARE);
+	cr_assert_str_eq(
+	    drv_recover(&d), "persist abort(0) abort(1) abort(2)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+Test(engine_2pc, recovery_while_committing_commits_unfinished_branches_only)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	commit_all(&d);
+	REPLY(&d, 1, COMMIT, OK);
+	FAILED(&d, 2, COMMIT);
+	cr_assert_str_eq(drv_recover(&d), "commit(0)#2 commit(2)#2");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, COMMIT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+Test(engine_2pc, recovery_while_the_commit_decision_was_written_commits)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	REPLY(&d, 0, PREPARE, OK);
+	REPLY(&d, 1, PREPARE, OK); // crash before PERSISTED arrived
+	cr_assert_str_eq(drv_recover(&d), "commit(0) commit(1)");
+}
+
+Test(engine_2pc, recovery_while_aborting_aborts_unfinished_branches_only)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	START(&d);
+	REPLY(&d, 0, PREPARE, REFUSED);
+	REPLY(&d, 0, ABORT, OK);
+	cr_assert_str_eq(drv_recover(&d), "abort(1) abort(2)");
+	REPLY(&d, 1, ABORT, OK);
+	cr_assert_str_eq(REPLY(&d, 2, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, recovery_of_a_finished_transaction_finishes_again)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	d.tx.state = DTX_STATE_COMMITTED;
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	d.tx.state = DTX_STATE_ABORTED;
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+// --- Stale results and the end ------------------------------------------
+
+Test(engine_2pc, ignores_stale_and_duplicate_replies)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, REFUSED), "", "duplicate");
+	cr_assert_str_eq(FAILED(&d, 0, PREPARE), "", "duplicate failure");
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "", "wrong phase");
+	cr_assert_str_eq(REPLY(&d, 7, PREPARE, OK), "", "no such branch");
+	cr_assert_eq(d.tx.state, DTX_STATE_PREPARING);
+	cr_assert_eq(d.br[0].last_status, DTX_BRANCH_OK);
+	cr_assert(d.br[1].inflight);
+	cr_assert_eq(d.br[1].done & DTXD_DONE_FWD, 0);
+	// A retried branch: the answer to the first call arrives late.
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "");
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "", "not in flight");
+	cr_assert_str_eq(drv_wake(&d), "prepare(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "commit(0) commit(1)");
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "", "old phase");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "", "duplicate");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTING);
+}
+
+Test(engine_2pc, does_nothing_after_finish)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 1);
+	START(&d);
+	REPLY(&d, 0, PREPARE, REFUSED);
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+	d.now += 100000;
+	cr_assert_str_eq(TIMER(&d), "");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "");
+	cr_assert_str_eq(PERSISTED(&d), "");
+	cr_assert_str_eq(START(&d), "");
+	cr_assert_eq(d.tx.wake_ms, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, timer_without_anything_due_does_nothing)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	commit_all(&d);
+	d.now += 5;
+	cr_assert_str_eq(TIMER(&d), "");
+}
+
+// --- Determinism --------------------------------------------------------
+
+static void
+run_history(struct drv *d, uint64_t seed, char *log, size_t cap)
+{
+	size_t len = 0;
+
+	drv_init(d, DTX_2PC, 3);
+	d->tx.rng        = seed;
+	d->tx.retries    = 4;
+	d->p.stuck_after = 4;
+	log[0]           = '\0';
+#define LOG(expr)                                                             \
+	len += (size_t)snprintf(log + len, cap - len, "%s|%lld;", (expr),     \
+	    (long long)d->tx.wake_ms)
+	LOG(START(d));
+	LOG(REPLY(d, 0, PREPARE, RETRY));
+	LOG(FAILED(d, 1, PREPARE));
+	LOG(REPLY(d, 2, PREPARE, OK));
+	LOG(drv_wake(d));
+	LOG(drv_wake(d));
+	LOG(REPLY(d, 0, PREPARE, OK));
+	LOG(REPLY(d, 1, PREPARE, OK));
+	LOG(PERSISTED(d));
+	for (int i = 0; i < 6; i++) {
+		LOG(FAILED(d, 0, COMMIT));
+		LOG(drv_wake(d));
+	}
+#undef LOG
+	cr_assert(len < cap);
+}
+
+Test(engine_2pc, replays_the_same_history_for_the_same_seed)
+{
+	struct drv d;
+	char       a[2048], b[2048], c[2048];
+
+	run_history(&d, 42, a, sizeof(a));
+	run_history(&d, 42, b, sizeof(b));
+	run_history(&d, 4242, c, sizeof(c));
+	cr_assert_str_eq(a, b);
+	cr_assert_str_neq(a, c, "jitter does not depend on the seed");
+}

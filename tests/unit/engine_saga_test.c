@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: MIT
+//
+// Unit tests of engine_saga: every transition of the saga state machine,
+// plus the shared backoff rule, driven event by event with a fixed clock
+// and rng seed, without sockets or disk. Each test reads the actions back
+// as a short string.
+
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "engine_saga.h"
+#include "tx.h"
+
+// A small driver: it owns one transaction, feeds it events at a chosen
+// time and renders the resulting actions as a string such as
+// "persist(sync,wait) commit(0) commit(1)#2 finish", so a test states a
+// whole step in one comparison and a failure shows what really happened.
+// After every event it checks the rules every transition must keep.
+
+#define NB 8
+
+struct drv {
+	dtxd_txcore  tx;
+	dtxd_branch  br[NB];
+	dtxd_policy  p;
+	dtxd_actions out;
+	int64_t      now;
+	char         text[1024];
+};
+
+static const char *
+phase_short(int phase)
+{
+	switch (phase) {
+	case DTX_PHASE_PREPARE:
+		return "prepare";
+	case DTX_PHASE_COMMIT:
+		return "commit";
+	case DTX_PHASE_ABORT:
+		return "abort";
+	case DTX_PHASE_EXECUTE:
+		return "execute";
+	case DTX_PHASE_COMPENSATE:
+		return "compensate";
+	}
+	return "?";
+}
+
+static void
+render(struct drv *d)
+{
+	size_t len = 0;
+
+	d->text[0] = '\0';
+	for (uint32_t i = 0; i < d->out.n; i++) {
+		const dtxd_action *a   = &d->out.v[i];
+		char              *p   = d->text + len;
+		size_t             cap = sizeof(d->text) - len;
+		const char        *sep = i == 0 ? "" : " ";
+		int                k   = 0;
+
+		switch (a->kind) {
+		case DTXD_ACT_SEND:
+			k = snprintf(p, cap, "%s%s(%u)", sep,
+			    phase_short(a->phase), (unsigned)a->branch);
+			if (a->attempt != 1 && k > 0 && (size_t)k < cap) {
+				k += snprintf(p + k, cap - (size_t)k, "#%u",
+				    (unsigned)a->attempt);
+			}
+			break;
+		case DTXD_ACT_PERSIST:
+			k = snprintf(p, cap, "%spersist%s", sep,
+			    a->sync ? (a->wait ? "(sync,wait)" : "(sync)")
+			            : (a->wait ? "(wait)" : ""));
+			break;
+		case DTXD_ACT_FINISH:
+			k = snprintf(p, cap, "%sfinish", sep);
+			break;
+		}
+		cr_assert(k > 0 && (size_t)k < cap, "action text too long");
+		len += (size_t)k;
+	}
+}
+
+// The wake time the engine must have left, computed independently.
+static int64_t
+expected_wake(const dtxd_txcore *tx)
+{
+	int64_t w = 0;
+
+	if (tx->state == DTX_STATE_COMMITTED ||
+	    tx->state == DTX_STATE_ABORTED ||
+	    tx->state == DTX_STATE_COMPENSATED) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < tx->nbranches && !tx->persisting; i++) {
+		const dtxd_branch *b = &tx->br[i];
+		if (!b->inflight && b->retry_at_ms != 0 &&
+		    (w == 0 || b->retry_at_ms < w)) {
+			w = b->retry_at_ms;
+		}
+	}
+	if ((tx->state == DTX_STATE_PREPARING ||
+	        tx->state == DTX_STATE_RUNNING) &&
+	    tx->deadline_ms != 0 && (w == 0 || tx->deadline_ms < w)) {
+		w = tx->deadline_ms;
+	}
+	return w;
+}
+
+static void
+check_rules(struct drv *d, bool was_persisting)
+{
+	bool sent[NB] = {false};
+
+	for (uint32_t i = 0; i < d->out.n; i++) {
+		const dtxd_action *a = &d->out.v[i];
+		if (a->kind == DTXD_ACT_FINISH) {
+			cr_assert_eq(i, d->out.n - 1, "FINISH is not last");
+		}
+		if (a->kind != DTXD_ACT_SEND) {
+			continue;
+		}
+		cr_assert(!was_persisting, "sent while persisting");
+		cr_assert(a->branch < d->tx.nbranches);
+		cr_assert(!sent[a->branch], "two calls to one branch");
+		sent[a->branch] = true;
+		cr_assert_eq(a->timeout_ms, d->tx.call_timeout_ms);
+		cr_assert(d->tx.br[a->branch].inflight);
+		cr_assert_eq(a->attempt, d->tx.br[a->branch].attempts);
+		cr_assert_eq(a->phase, d->tx.br[a->branch].phase);
+		for (uint32_t j = 0; j < i; j++) {
+			const dtxd_action *b = &d->out.v[j];
+			cr_assert(!(b->kind == DTXD_ACT_PERSIST && b->wait),
+			    "sent after PERSIST{wait}");
+		}
+	}
+	cr_assert_eq(d->tx.wake_ms, expected_wake(&d->tx),
+	    "wake_ms %lld, expected %lld", (long long)d->tx.wake_ms,
+	    (long long)expected_wake(&d->tx));
+	cr_assert_eq(d->out.rv == 0 || d->out.rv == DTX_ESTATE, true);
+}
+
+static void
+drv_init(struct drv *d, int mode, uint32_t n)
+{
+	cr_assert(n <= NB);
+	memset(d, 0, sizeof(*d));
+	d->tx.mode = mode;
+	d->tx.state =
+	    mode == DTX_2PC ? DTX_STATE_PREPARING : DTX_STATE_RUNNING;
+	d->tx.nbranches       = n;
+	d->tx.br              = d->br;
+	d->tx.call_timeout_ms = 500;
+	d->tx.retries         = 2;
+	d->tx.rng             = 0x2545f4914f6cdd1dull;
+	d->now                = 1000;
+	dtxd_policy_init(&d->p);
+}
+
+// Feeds one event at d->now and returns the rendered actions.
+static const char *
+drv_ev(struct drv *d, dtxd_ev_kind kind, uint32_t b, int phase, int status)
+{
+	dtxd_event ev;
+	bool       was_persisting = d->tx.persisting;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind   = kind;
+	ev.now_ms = d->now;
+	ev.branch = b;
+	ev.phase  = phase;
+	ev.status = status;
+	d->out.n  = 1234; // the engine must reset the buffer
+	d->out.rv = -1;
+	dtxd_tx_handle(&d->tx, &d->p, &ev, &d->out);
+	check_rules(d,
+	    was_persisting && kind != DTXD_EV_PERSISTED &&
+	        kind != DTXD_EV_RECOVER);
+	render(d);
+	return d->text;
+}
+
+// What the transaction manager does when it loads a record at start-up.
+static const char *
+drv_recover(struct drv *d)
+{
+	for (uint32_t i = 0; i < d->tx.nbranches; i++) {
+		d->br[i].inflight    = false;
+		d->br[i].retry_at_ms = 0;
+	}
+	d->tx.persisting = false;
+	return drv_ev(d, DTXD_EV_RECOVER, 0, 0, 0);
+}
+
+#define START(d)     drv_ev(d, DTXD_EV_START, 0, 0, 0)
+#define TIMER(d)     drv_ev(d, DTXD_EV_TIMER, 0, 0, 0)
+#define PERSISTED(d) drv_ev(d, DTXD_EV_PERSISTED, 0, 0, 0)
+#define ABORT(d)     drv_ev(d, DTXD_EV_ABORT, 0, 0, 0)
+#define REPLY(d, b, ph, st)                                                   \
+	drv_ev(d, DTXD_EV_REPLY, b, DTX_PHASE_##ph, DTX_BRANCH_##st)
+#define FAILED(d, b, ph) drv_ev(d, DTXD_EV_FAILED, b, DTX_PHASE_##ph, 0)
+
+// Moves the clock to the earliest wake time and fires the timer.
+static const char *
+drv_wake(struct drv *d)
+{
+	cr_assert_neq(d->tx.wake_ms, 0, "no timer wanted");
+	d->now = d->tx.wake_ms;
+	return TIMER(d);
+}
+
+// Runs steps 0..k-1 to OK, leaving step k's EXECUTE in flight.
+static void
+run_to(struct drv *d, uint32_t k)
+{
+	char want[64];
+
+	cr_assert_str_eq(START(d), "execute(0)");
+	for (uint32_t i = 0; i < k; i++) {
+		snprintf(want, sizeof(want), "persist execute(%u)", i + 1);
+		cr_assert_str_eq(REPLY(d, i, EXECUTE, OK), want);
+		cr_assert_eq(d->tx.cursor, i + 1);
+	}
+}
+
+// --- RUNNING -> COMMITTED ------------------------------------------------
+
+Test(engine_saga, executes_steps_in_order_one_at_a_time_then_commits)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	cr_assert_str_eq(START(&d), "execute(0)");
+	cr_assert_eq(d.tx.cursor, 0);
+	cr_assert(d.br[0].done & DTXD_DONE_SENT);
+	cr_assert_eq(d.br[1].done, 0, "later steps wait their turn");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "persist execute(1)");
+	cr_assert(d.br[0].done & DTXD_DONE_FWD);
+	cr_assert_eq(d.tx.cursor, 1);
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "persist execute(2)");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+Test(engine_saga, retries_a_step_with_growing_backoff_then_goes_on)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.retries     = 3;
+	d.tx.deadline_ms = 100000;
+	run_to(&d, 1);
+	int64_t lo = 50, hi = 100;
+	for (uint32_t n = 1; n <= 3; n++) {
+		cr_assert_str_eq(n % 2 ? FAILED(&d, 1, EXECUTE)
+		                       : REPLY(&d, 1, EXECUTE, RETRY),
+		    "");
+		int64_t wait = d.br[1].retry_at_ms - d.now;
+		cr_assert(wait >= lo && wait <= hi, "retry %u waits %lld", n,
+		    (long long)wait);
+		cr_assert_eq(d.tx.wake_ms, d.br[1].retry_at_ms);
+		char want[32];
+		snprintf(want, sizeof(want), "execute(1)#%u", n + 1);
+		cr_assert_str_eq(drv_wake(&d), want);
+		lo *= 2;
+		hi *= 2;
+	}
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+// --- RUNNING -> COMPENSATING -> COMPENSATED -----------------------------
+
+Test(engine_saga, compensates_in_reverse_order_when_step_refused)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 4);
+	run_to(&d, 2);
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert(d.br[2].done & DTXD_DONE_REFUSED);
+	cr_assert(d.tx.persisting);
+	d.now += 100000;
+	cr_assert_str_eq(TIMER(&d), "", "nothing before the decision");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)");
+	cr_assert_str_eq(
+	    REPLY(&d, 2, COMPENSATE, OK), "persist compensate(1)");
+	cr_assert_eq(d.tx.cursor, 1);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+	cr_assert_eq(d.br[3].done, 0, "the last step never ran");
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert(d.br[i].done & DTXD_DONE_FINAL);
+	}
+}
+
+Test(engine_saga, compensates_when_the_first_step_is_refused)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	run_to(&d, 0);
+	cr_assert_str_eq(
+	    REPLY(&d, 0, EXECUTE, NO_SUCH_METHOD), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+Test(engine_saga, compensates_when_a_step_finds_the_request_bad)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	run_to(&d, 1);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, EXECUTE, BAD_REQUEST), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+}
+
+Test(engine_saga, compensates_when_retries_run_out)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.retries = 1;
+	run_to(&d, 1);
+	cr_assert_str_eq(FAILED(&d, 1, EXECUTE), "");
+	cr_assert_str_eq(drv_wake(&d), "execute(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, RETRY), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)",
+	    "the failed step may have partly run");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+Test(engine_saga, compensates_when_a_retry_would_start_after_the_deadline)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.retries     = 9;
+	d.tx.deadline_ms = d.now + 40;
+	run_to(&d, 0);
+	cr_assert_str_eq(FAILED(&d, 0, EXECUTE), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+}
+
+Test(engine_saga, deadline_with_a_call_in_flight_waits_for_it)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.deadline_ms = 5000;
+	run_to(&d, 1);
+	cr_assert_eq(d.tx.wake_ms, 5000);
+	d.now = 5000;
+	cr_assert_str_eq(TIMER(&d), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_eq(d.tx.wake_ms, 0);
+	cr_assert_str_eq(PERSISTED(&d), "", "EXECUTE(1) is still running");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "compensate(1)");
+	cr_assert(d.br[1].done & DTXD_DONE_FWD);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+Test(engine_saga, call_ending_before_the_decision_is_written_waits_for_it)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.deadline_ms = 5000;
+	run_to(&d, 1);
+	d.now = 6000;
+	cr_assert_str_eq(TIMER(&d), "persist(sync,wait)");
+	cr_assert_str_eq(FAILED(&d, 1, EXECUTE), "", "still persisting");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+}
+
+Test(engine_saga, deadline_with_a_retry_pending_compensates_at_once)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.retries     = 5;
+	d.tx.deadline_ms = 1300;
+	run_to(&d, 0);
+	d.now = 1000;
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, RETRY), "");
+	cr_assert(d.br[0].retry_at_ms < 1300);
+	d.now = 1300;
+	cr_assert_str_eq(TIMER(&d), "persist(sync,wait)");
+	cr_assert_eq(d.br[0].retry_at_ms, 0, "the retry is cancelled");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(0)");
+}
+
+Test(engine_saga, step_finishing_after_the_deadline_does_not_start_the_next)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.deadline_ms = 5000;
+	run_to(&d, 1);
+	d.now = 5001; // the reply overtakes the timer
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "persist(sync,wait)");
+	cr_assert_eq(d.br[2].done, 0);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)",
+	    "step 2 never ran: nothing to undo");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+Test(engine_saga, last_step_finishing_after_the_deadline_still_commits)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.deadline_ms = 5000;
+	run_to(&d, 1);
+	d.now = 5001;
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+Test(engine_saga, start_after_the_deadline_compensates_nothing)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.deadline_ms = 900;
+	cr_assert_str_eq(START(&d), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+// --- Compensation is retried for ever -----------------------------------
+
+Test(engine_saga, retries_compensation_for_ever_and_flags_stuck)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.p.stuck_after = 4;
+	run_to(&d, 1);
+	REPLY(&d, 1, EXECUTE, REFUSED);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+	for (uint32_t n = 1; n <= 25; n++) {
+		cr_assert_str_eq(n % 2 ? FAILED(&d, 1, COMPENSATE)
+		                       : REPLY(&d, 1, COMPENSATE, REFUSED),
+		    n == 4 ? "persist" : "", "failure %u", n);
+		cr_assert_eq(d.tx.stuck, n >= 4);
+		int64_t wait = d.br[1].retry_at_ms - d.now;
+		cr_assert(wait >= 0 && wait <= 10000, "capped: %lld",
+		    (long long)wait);
+		char want[32];
+		snprintf(want, sizeof(want), "compensate(1)#%u", n + 1);
+		cr_assert_str_eq(drv_wake(&d), want);
+	}
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_eq(d.br[0].attempts, 1, "a new phase counts from one");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert(d.tx.stuck);
+}
+
+Test(engine_saga, no_such_method_compensates_a_step_that_never_executed_ok)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	run_to(&d, 1);
+	REPLY(&d, 1, EXECUTE, REFUSED);
+	PERSISTED(&d);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, NO_SUCH_METHOD), "persist compensate(0)");
+	cr_assert(d.br[1].done & DTXD_DONE_FINAL);
+}
+
+Test(engine_saga, no_such_method_is_retried_for_a_step_that_executed_ok)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	run_to(&d, 1);
+	REPLY(&d, 1, EXECUTE, REFUSED);
+	PERSISTED(&d);
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, NO_SUCH_METHOD), "");
+	cr_assert_eq(d.br[0].done & DTXD_DONE_FINAL, 0);
+	cr_assert_str_eq(drv_wake(&d), "compensate(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, BAD_REQUEST), "");
+	cr_assert_str_eq(drv_wake(&d), "compensate(0)#3");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+// --- Operator abort ----------------------------------------------------
+
+Test(engine_saga, operator_abort_while_running_compensates_with_rv_0)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	run_to(&d, 1);
+	cr_assert_str_eq(ABORT(&d), "persist(sync,wait)");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_str_eq(PERSISTED(&d), "");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, RETRY), "compensate(1)");
+}
+
+Test(engine_saga, operator_abort_while_compensating_does_nothing_with_rv_0)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	run_to(&d, 1);
+	REPLY(&d, 1, EXECUTE, REFUSED);
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+}
+
+Test(engine_saga, operator_abort_after_commit_fails_with_estate)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 1);
+	run_to(&d, 0);
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "finish");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+Test(engine_saga, operator_abort_after_compensation_does_nothing_with_rv_0)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 1);
+	run_to(&d, 0);
+	REPLY(&d, 0, EXECUTE, REFUSED);
+	PERSISTED(&d);
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_str_eq(ABORT(&d), "");
+	cr_assert_eq(d.out.rv, 0);
+}
+
+// --- Recovery ----------------------------------------------------------
+
+Test(engine_saga, recovery_while_running_executes_the_cursor_step_again)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.deadline_ms = 9000;
+	run_to(&d, 1);
+	cr_assert_str_eq(drv_recover(&d), "execute(1)#2");
+	cr_assert_eq(d.tx.state, DTX_STATE_RUNNING);
+	cr_assert_eq(d.tx.wake_ms, 9000);
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "persist execute(2)");
+}
+
+Test(engine_saga, recovery_while_running_after_the_deadline_compensates)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.deadline_ms = 9000;
+	run_to(&d, 1);
+	d.now = 9000;
+	cr_assert_str_eq(drv_recover(&d), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+}
+
+Test(engine_saga, recovery_while_compensating_compensates_the_cursor_step)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	run_to(&d, 2);
+	REPLY(&d, 2, EXECUTE, REFUSED);
+	PERSISTED(&d);
+	REPLY(&d, 2, COMPENSATE, OK);
+	cr_assert_eq(d.tx.cursor, 1);
+	cr_assert_str_eq(drv_recover(&d), "compensate(1)#2");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+}
+
+Test(engine_saga, recovery_while_the_decision_was_written_compensates)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	run_to(&d, 1);
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, REFUSED), "persist(sync,wait)");
+	// Crash before PERSISTED: the restart resumes from the record.
+	cr_assert_str_eq(drv_recover(&d), "compensate(1)");
+}
+
+Test(engine_saga, recovery_of_a_finished_saga_finishes_again)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.state = DTX_STATE_COMPENSATED;
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	d.tx.state = DTX_STATE_COMMITTED;
+	cr_assert_str_eq(drv_recover(&d), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+// --- Stale results and the end ------------------------------------------
+
+Test(engine_saga, ignores_stale_and_duplicate_replies)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	run_to(&d, 1);
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "", "duplicate");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, REFUSED), "", "duplicate");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "", "not called yet");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "", "wrong phase");
+	cr_assert_str_eq(FAILED(&d, 9, EXECUTE), "", "no such branch");
+	cr_assert_eq(d.tx.cursor, 1);
+	cr_assert_eq(d.tx.state, DTX_STATE_RUNNING);
+	cr_assert_str_eq(FAILED(&d, 1, EXECUTE), "");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "", "late, not in flight");
+	cr_assert_str_eq(drv_wake(&d), "execute(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "", "old phase");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "", "duplicate");
+	cr_assert_eq(d.tx.cursor, 0);
+}
+
+Test(engine_saga, does_nothing_after_finish)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 1);
+	run_to(&d, 0);
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "finish");
+	d.now += 100000;
+	cr_assert_str_eq(TIMER(&d), "");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "");
+	cr_assert_str_eq(PERSISTED(&d), "");
+	cr_assert_str_eq(START(&d), "");
+	cr_assert_eq(d.tx.wake_ms, 0);
+}
+
+// --- Backoff and determinism ---------------------------------------------
+
+Test(engine_saga, backoff_is_capped_and_jitter_stays_within_half_to_full)
+{
+	dtxd_txcore tx;
+	dtxd_policy p;
+
+	memset(&tx, 0, sizeof(tx));
+	dtxd_policy_init(&p);
+	cr_assert_eq(p.backoff_base_ms, 100);
+	cr_assert_eq(p.backoff_max_ms, 10000);
+	cr_assert_eq(p.stuck_after, 10);
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		tx.rng = seed * 0x9e3779b97f4a7c15ull;
+		for (uint32_t n = 1; n <= 70; n++) {
+			uint64_t d = 100;
+			for (uint32_t i = 1; i < n && d < 10000; i++) {
+				d *= 2;
+			}
+			d           = d > 10000 ? 10000 : d;
+			uint64_t r0 = tx.rng;
+			uint32_t w  = dtxd_tx_backoff(&tx, &p, n);
+			cr_assert(w >= d / 2 && w <= d,
+			    "n %u: %u not in [%u, %u]", n, w,
+			    (unsigned)(d / 2), (unsigned)d);
+			cr_assert_neq(tx.rng, r0, "the rng advances");
+			cr_assert_neq(tx.rng, 0);
+		}
+	}
+	tx.rng = 7;
+	cr_assert_leq(dtxd_tx_backoff(&tx, &p, UINT32_MAX), 10000);
+}
+
+Test(engine_saga, backoff_jitter_spreads_over_the_range)
+{
+	dtxd_txcore tx;
+	dtxd_policy p;
+	uint32_t    lo = UINT32_MAX, hi = 0;
+
+	memset(&tx, 0, sizeof(tx));
+	tx.rng = 12345;
+	dtxd_policy_init(&p);
+	for (int i = 0; i < 1000; i++) {
+		uint32_t w = dtxd_tx_backoff(&tx, &p, 3); // d = 400
+		lo         = w < lo ? w : lo;
+		hi         = w > hi ? w : hi;
+	}
+	cr_assert(lo < 220 && hi > 380, "jitter spans [%u, %u]", lo, hi);
+}
+
+static void
+run_history(struct drv *d, uint64_t seed, char *log, size_t cap)
+{
+	size_t len = 0;
+
+	drv_init(d, DTX_SAGA, 3);
+	d->tx.rng        = seed;
+	d->tx.retries    = 3;
+	d->p.stuck_after = 3;
+	log[0]           = '\0';
+#define LOG(expr)                                                             \
+	len += (size_t)snprintf(log + len, cap - len, "%s|%lld;", (expr),     \
+	    (long long)d->tx.wake_ms)
+	LOG(START(d));
+	LOG(FAILED(d, 0, EXECUTE));
+	LOG(drv_wake(d));
+	LOG(REPLY(d, 0, EXECUTE, OK));
+	LOG(REPLY(d, 1, EXECUTE, RETRY));
+	LOG(drv_wake(d));
+	LOG(REPLY(d, 1, EXECUTE, REFUSED));
+	LOG(PERSISTED(d));
+	for (int i = 0; i < 5; i++) {
+		LOG(FAILED(d, 1, COMPENSATE));
+		LOG(drv_wake(d));
+	}
+	LOG(REPLY(d, 1, COMPENSATE, OK));
+	LOG(REPLY(d, 0, COMPENSATE, OK));
+#undef LOG
+	cr_assert(len < cap);
+}
+
+Test(engine_saga, replays_the_same_history_for_the_same_seed)
+{
+	struct drv d;
+	char       a[2048], b[2048], c[2048];
+
+	run_history(&d, 99, a, sizeof(a));
+	run_history(&d, 99, b, sizeof(b));
+	run_history(&d, 100, c, sizeof(c));
+	cr_assert_str_eq(a, b);
+	cr_assert_str_neq(a, c, "jitter does not depend on the seed");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
