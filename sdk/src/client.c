@@ -1,1 +1,897 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
+// SPDX-License-Identifier: MIT
+//
+// client: the initiator side of libdtx. A dtx_client is one REQ socket dialed
+// (in the background) to dtxd; every request gets its own nng context and
+// aio, so any number of threads share a client with no lock of ours. A dtx_tx
+// collects branches locally and sends them in one Submit; the coordinator's
+// replies (branch results with their payloads) are copied into the tx so
+// that what dtx_tx_branch_result hands out lives as long as the documented
+// rule says. This file and participant.c are the only ones that touch nng.
+
+#include <dtx/dtx.h>
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "base.h"
+#include "codec.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_TX_TIMEOUT 30000
+// Time allowed for phase two on top of the transaction's own timeout.
+#define PHASE_TWO_MS 60000
+// Longest single long-poll of dtx_tx_wait (dtxd holds the request that long).
+#define WAIT_POLL_MS 5000
+#define RECV_MAX     (128u * 1024u * 1024u)
+
+struct dtx_client {
+	nng_socket sock;
+	atomic_int timeout_ms;
+};
+
+typedef struct txbranch {
+	char   endpoint[DTX_ENDPOINT_MAX + 1];
+	char   method[DTX_METHOD_MAX + 1];
+	void  *payload;
+	size_t len;
+} txbranch;
+
+typedef struct txresult {
+	dtx_branch_status status;
+	dtx_phase         phase;
+	uint32_t          attempts;
+	char             *message; // heap copy, never NULL once set
+	void             *payload; // heap copy or NULL
+	size_t            len;
+} txresult;
+
+struct dtx_tx {
+	dtx_client *c;
+	dtx_mode    mode; // 0 for an attached handle
+	char        gid[DTX_GID_MAX + 1];
+	uint32_t    timeout_ms;
+	uint32_t    call_timeout_ms;
+	uint32_t    retries;
+	bool        sent; // commit or submit was attempted (or attached)
+	txbranch   *branches;
+	unsigned    nbranches;
+	txresult   *results;
+	unsigned    nresults;
+	bool        stuck;
+	char        message[DTX_MESSAGE_MAX + 1];
+};
+
+// Request and reply of one exchange. Both are tens of KB (their unions are
+// sized for the largest message), so they live on the heap, not on a user
+// thread's stack of unknown size.
+// The reply's payloads are slices of msg, so msg lives as long as x.
+typedef struct exchange {
+	dtxi_request req;
+	dtxi_reply   rep;
+	nng_msg     *msg; // the received reply, or NULL
+} exchange;
+
+static int
+map_nng(int rv, const char *what)
+{
+	switch (rv) {
+	case 0:
+		return 0;
+	case NNG_ETIMEDOUT:
+		return DTX_ETIMEDOUT;
+	case NNG_ECLOSED:
+		return DTX_ECLOSED;
+	case NNG_ENOMEM:
+		return DTX_ENOMEM;
+	default:
+		DTXI_ERROR("client: %s: %s (%s)", what, nng_strerror(rv),
+		    dtx_strerror(DTX_ETRANSPORT));
+		return DTX_ETRANSPORT;
+	}
+}
+
+static bool
+str_ok(const char *s, size_t max, unsigned char lo)
+{
+	size_t n;
+
+	if (s == NULL) {
+		return false;
+	}
+	n = strnlen(s, max + 1);
+	if (n == 0 || n > max) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < lo || ch > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+gid_ok(const char *gid)
+{
+	return str_ok(gid, DTX_GID_MAX, 0x21);
+}
+
+static bool
+method_ok(const char *m)
+{
+	return str_ok(m, DTX_METHOD_MAX, 0x20);
+}
+
+static bool
+endpoint_ok(const char *e)
+{
+	return str_ok(e, DTX_ENDPOINT_MAX, 0x21) && strstr(e, "://") != NULL;
+}
+
+static int32_t
+clamp_ms(int64_t ms)
+{
+	if (ms > INT32_MAX) {
+		return INT32_MAX;
+	}
+	return ms < 1 ? 1 : (int32_t)ms;
+}
+
+static exchange *
+exchange_alloc(dtxi_req_kind kind)
+{
+	exchange *x = malloc(sizeof(*x));
+
+	if (x != NULL) {
+		memset(&x->req, 0, offsetof(dtxi_request, u));
+		x->req.version = DTX_PROTOCOL_VERSION;
+		x->req.kind    = kind;
+		x->msg         = NULL;
+	}
+	return x;
+}
+
+static void
+exchange_free(exchange *x)
+{
+	if (x != NULL) {
+		if (x->msg != NULL) {
+			nng_msg_free(x->msg);
+		}
+		free(x);
+	}
+}
+
+// Sends x->req and waits up to timeout_ms in all for the reply, decoded into
+// x->rep (its payloads point into x->msg). Returns 0 only for a reply with
+// code 0; a reply with an error code returns that code with its message copied
+// to msg (if not NULL). Every other failure writes a readable reason to msg
+// too.
+static int
+exchange_run(dtx_client *c, exchange *x, int32_t timeout_ms, char *msg)
+{
+	nng_ctx  ctx;
+	bool     ctx_open = false;
+	nng_aio *aio      = NULL;
+	nng_msg *m        = NULL;
+	size_t   len;
+	int64_t  deadline = dtxi_mono_ms() + timeout_ms;
+	char     why[DTX_MESSAGE_MAX + 1];
+	int      rv;
+
+	why[0] = '\0';
+	if ((rv = dtxi_request_encode(&x->req, NULL, 0, &len)) != 0) {
+		snprintf(why, sizeof(why), "cannot encode the request");
+		goto fail;
+	}
+	if ((rv = nng_msg_alloc(&m, len)) != 0) {
+		rv = map_nng(rv, "allocating a request");
+		goto fail;
+	}
+	if ((rv = dtxi_request_encode(&x->req, nng_msg_body(m), len, &len)) !=
+	    0) {
+		snprintf(why, sizeof(why), "cannot encode the request");
+		goto fail;
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		rv = map_nng(rv, "allocating an aio");
+		goto fail;
+	}
+	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
+		rv = map_nng(rv, "opening a context");
+		goto fail;
+	}
+	ctx_open = true;
+
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		// A failed send leaves the message with us.
+		snprintf(why, sizeof(why), "sending to the coordinator: %s",
+		    nng_strerror(rv));
+		rv = map_nng(rv, "sending a request");
+		goto fail;
+	}
+	m = NULL;
+
+	nng_aio_set_timeout(aio, clamp_ms(deadline - dtxi_mono_ms()));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		snprintf(why, sizeof(why), "waiting for the coordinator: %s",
+		    nng_strerror(rv));
+		rv = map_nng(rv, "receiving a reply");
+		goto fail;
+	}
+	m  = nng_aio_get_msg(aio);
+	rv = dtxi_reply_decode(&x->rep, nng_msg_body(m), nng_msg_len(m),
+	    SIZE_MAX, DTX_PAYLOAD_MAX_DEFAULT, why);
+	if (rv != 0) {
+		DTXI_WARN("client: undecodable reply from the coordinator "
+		          "(%s): %s",
+		    dtx_strerror(rv), why);
+		goto fail;
+	}
+	if (x->rep.code != 0) {
+		rv = x->rep.code;
+		dtxi_strlcpy(why, x->rep.message, sizeof(why));
+		goto fail;
+	}
+	x->msg = m;
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	if (msg != NULL) {
+		msg[0] = '\0';
+	}
+	return 0;
+
+fail:
+	if (ctx_open) {
+		nng_ctx_close(ctx);
+	}
+	if (aio != NULL) {
+		nng_aio_free(aio);
+	}
+	if (m != NULL) {
+		nng_msg_free(m);
+	}
+	if (msg != NULL) {
+		dtxi_strlcpy(msg, why, DTX_MESSAGE_MAX + 1);
+	}
+	return rv;
+}
+
+int
+dtx_client_open(dtx_client **cp, const char *url)
+{
+	dtx_client *c;
+	int         rv;
+
+	if (cp == NULL || url == NULL || url[0] == '\0') {
+		return DTX_EINVAL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		rv = map_nng(rv, "opening the socket");
+		free(c);
+		return rv;
+	}
+	// No resend timer: a Submit that waits for its outcome may take
+	// minutes, and dtxd answers every request it accepts. nng still
+	// resends at once when the connection a request went out on breaks.
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+	         NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX)) !=
+	        0) {
+		rv = map_nng(rv, "setting socket options");
+		goto fail;
+	}
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL ||
+		    rv == NNG_ENOTSUP) {
+			rv = DTX_EINVAL;
+		} else {
+			rv = map_nng(rv, url);
+		}
+		goto fail;
+	}
+	*cp = c;
+	return 0;
+
+fail:
+	nng_close(c->sock);
+	free(c);
+	return rv;
+}
+
+int
+dtx_client_set_timeout_ms(dtx_client *c, int32_t ms)
+{
+	if (c == NULL || ms <= 0) {
+		return DTX_EINVAL;
+	}
+	atomic_store(&c->timeout_ms, ms);
+	return 0;
+}
+
+void
+dtx_client_close(dtx_client *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	nng_close(c->sock);
+	free(c);
+}
+
+static void
+results_clear(dtx_tx *tx)
+{
+	for (unsigned i = 0; i < tx->nresults; i++) {
+		free(tx->results[i].message);
+		free(tx->results[i].payload);
+	}
+	free(tx->results);
+	tx->results  = NULL;
+	tx->nresults = 0;
+}
+
+// Replaces the tx's branch results with copies of those in info. On failure
+// the old results are kept.
+static int
+results_copy(dtx_tx *tx, const dtxi_txinfo *info)
+{
+	txresult *rs = NULL;
+	unsigned  n  = 0;
+	int       rv = DTX_ENOMEM;
+
+	if (info->nbranches > 0) {
+		if ((rs = calloc(info->nbranches, sizeof(*rs))) == NULL) {
+			goto fail;
+		}
+	}
+	for (; n < info->nbranches; n++) {
+		const dtxi_branch_result *b  = &info->branches[n];
+		txresult                 *r  = &rs[n];
+		size_t                    ml = strlen(b->message) + 1;
+
+		if ((r->message = malloc(ml)) == NULL) {
+			goto fail;
+		}
+		memcpy(r->message, b->message, ml);
+		if (b->payload.len > 0) {
+			if ((r->payload = malloc(b->payload.len)) == NULL) {
+				free(r->message);
+				goto fail;
+			}
+			memcpy(r->payload, b->payload.ptr, b->payload.len);
+		}
+		r->len      = b->payload.len;
+		r->status   = (dtx_branch_status)b->status;
+		r->phase    = (dtx_phase)b->phase;
+		r->attempts = b->attempts;
+	}
+	results_clear(tx);
+	tx->results  = rs;
+	tx->nresults = n;
+	tx->stuck    = info->stuck;
+	return 0;
+
+fail:
+	for (unsigned i = 0; i < n; i++) {
+		free(rs[i].message);
+		free(rs[i].payload);
+	}
+	free(rs);
+	return rv;
+}
+
+static int
+tx_alloc(dtx_tx **txp, dtx_client *c)
+{
+	dtx_tx *tx;
+
+	if (txp == NULL || c == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((tx = calloc(1, sizeof(*tx))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	tx->c = c;
+	*txp  = tx;
+	return 0;
+}
+
+int
+dtx_tx_begin(dtx_tx **txp, dtx_client *c, dtx_mode mode)
+{
+	dtx_tx *tx;
+	int     rv;
+
+	if (mode != DTX_2PC && mode != DTX_SAGA) {
+		return DTX_EINVAL;
+	}
+	if ((rv = tx_alloc(&tx, c)) != 0) {
+		return rv;
+	}
+	tx->mode = mode;
+	dtxi_gid_new(tx->gid);
+	*txp = tx;
+	return 0;
+}
+
+int
+dtx_tx_attach(dtx_tx **txp, dtx_client *c, const char *gid)
+{
+	dtx_tx *tx;
+	int     rv;
+
+	if (!gid_ok(gid)) {
+		return DTX_EINVAL;
+	}
+	if ((rv = tx_alloc(&tx, c)) != 0) {
+		return rv;
+	}
+	dtxi_strlcpy(tx->gid, gid, sizeof(tx->gid));
+	tx->sent = true;
+	*txp     = tx;
+	return 0;
+}
+
+int
+dtx_tx_set_gid(dtx_tx *tx, const char *gid)
+{
+	if (tx == NULL || !gid_ok(gid)) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	dtxi_strlcpy(tx->gid, gid, sizeof(tx->gid));
+	return 0;
+}
+
+const char *
+dtx_tx_gid(const dtx_tx *tx)
+{
+	return tx != NULL ? tx->gid : "";
+}
+
+int
+dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	tx->timeout_ms = ms;
+	return 0;
+}
+
+int
+dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	tx->call_timeout_ms = ms;
+	return 0;
+}
+
+int
+dtx_tx_set_retries(dtx_tx *tx, uint32_t n)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	tx->retries = n;
+	return 0;
+}
+
+int
+dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
+    const void *payload, size_t len)
+{
+	txbranch *b;
+	void     *copy = NULL;
+
+	if (tx == NULL || !endpoint_ok(endpoint) || !method_ok(method) ||
+	    (payload == NULL && len > 0)) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	if (len > DTX_PAYLOAD_MAX_DEFAULT ||
+	    tx->nbranches >= DTX_BRANCHES_MAX) {
+		return DTX_ETOOBIG;
+	}
+	if (len > 0) {
+		if ((copy = malloc(len)) == NULL) {
+			return DTX_ENOMEM;
+		}
+		memcpy(copy, payload, len);
+	}
+	b = realloc(tx->branches, (tx->nbranches + 1) * sizeof(*b));
+	if (b == NULL) {
+		free(copy);
+		return DTX_ENOMEM;
+	}
+	tx->branches = b;
+	b            = &tx->branches[tx->nbranches++];
+	dtxi_strlcpy(b->endpoint, endpoint, sizeof(b->endpoint));
+	dtxi_strlcpy(b->method, method, sizeof(b->method));
+	b->payload = copy;
+	b->len     = len;
+	return 0;
+}
+
+// Submits the transaction; with wait, the reply carries its outcome. The
+// request timeout follows the rule in the header: a waiting submit may take
+// the transaction's timeout, the client's own timeout and phase two.
+static int
+tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
+{
+	exchange *x = NULL;
+	int32_t   ctm;
+	int64_t   tmo;
+	int       rv;
+
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (tx->mode == 0 || tx->nbranches == 0) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(DTXI_REQ_SUBMIT)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	tx->sent = true;
+	memset(&x->req.u.submit, 0, offsetof(dtxi_submit, branches));
+	dtxi_strlcpy(
+	    x->req.u.submit.gid, tx->gid, sizeof(x->req.u.submit.gid));
+	x->req.u.submit.mode            = tx->mode;
+	x->req.u.submit.timeout_ms      = tx->timeout_ms;
+	x->req.u.submit.call_timeout_ms = tx->call_timeout_ms;
+	x->req.u.submit.retries         = tx->retries;
+	x->req.u.submit.wait            = wait;
+	x->req.u.submit.nbranches       = tx->nbranches;
+	for (unsigned i = 0; i < tx->nbranches; i++) {
+		dtxi_branch_spec *s = &x->req.u.submit.branches[i];
+
+		memcpy(s->endpoint, tx->branches[i].endpoint,
+		    sizeof(s->endpoint));
+		memcpy(s->method, tx->branches[i].method, sizeof(s->method));
+		s->payload.ptr = tx->branches[i].payload;
+		s->payload.len = tx->branches[i].len;
+	}
+
+	ctm = atomic_load(&tx->c->timeout_ms);
+	tmo = ctm;
+	if (wait) {
+		tmo += (tx->timeout_ms != 0 ? tx->timeout_ms
+		                            : DEFAULT_TX_TIMEOUT) +
+		    PHASE_TWO_MS;
+	}
+	if ((rv = exchange_run(tx->c, x, clamp_ms(tmo), tx->message)) != 0) {
+		goto fail;
+	}
+	if (x->rep.kind != DTXI_REP_TX) {
+		rv = DTX_EPROTO;
+		dtxi_strlcpy(tx->message,
+		    "coordinator sent a reply of the "
+		    "wrong kind",
+		    sizeof(tx->message));
+		goto fail;
+	}
+	if ((rv = results_copy(tx, &x->rep.u.tx)) != 0) {
+		goto fail;
+	}
+	if (wait && !dtx_state_is_terminal(x->rep.u.tx.state)) {
+		rv = DTX_ETIMEDOUT;
+		snprintf(tx->message, sizeof(tx->message),
+		    "no outcome yet: transaction is %s",
+		    dtx_state_name(x->rep.u.tx.state));
+		goto fail;
+	}
+	if (state != NULL) {
+		*state = (dtx_state)x->rep.u.tx.state;
+	}
+	exchange_free(x);
+	return 0;
+
+fail:
+	exchange_free(x);
+	return rv;
+}
+
+int
+dtx_tx_commit(dtx_tx *tx, dtx_state *outcome)
+{
+	if (outcome == NULL) {
+		return DTX_EINVAL;
+	}
+	return tx_submit(tx, true, outcome);
+}
+
+int
+dtx_tx_submit(dtx_tx *tx)
+{
+	return tx_submit(tx, false, NULL);
+}
+
+// One Status request; wait_ms > 0 lets dtxd hold it until the transaction
+// is terminal or wait_ms passed, so the request timeout covers both.
+static int
+tx_status(dtx_tx *tx, uint32_t wait_ms, dtx_state *state)
+{
+	exchange *x;
+	int64_t   tmo;
+	int       rv;
+
+	tx->message[0] = '\0';
+	if ((x = exchange_alloc(DTXI_REQ_STATUS)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	dtxi_strlcpy(
+	    x->req.u.status.gid, tx->gid, sizeof(x->req.u.status.gid));
+	x->req.u.status.wait_ms = wait_ms;
+	tmo = (int64_t)atomic_load(&tx->c->timeout_ms) + wait_ms;
+	if ((rv = exchange_run(tx->c, x, clamp_ms(tmo), tx->message)) != 0) {
+		goto fail;
+	}
+	if (x->rep.kind != DTXI_REP_TX) {
+		rv = DTX_EPROTO;
+		dtxi_strlcpy(tx->message,
+		    "coordinator sent a reply of the "
+		    "wrong kind",
+		    sizeof(tx->message));
+		goto fail;
+	}
+	if ((rv = results_copy(tx, &x->rep.u.tx)) != 0) {
+		goto fail;
+	}
+	*state = (dtx_state)x->rep.u.tx.state;
+	exchange_free(x);
+	return 0;
+
+fail:
+	exchange_free(x);
+	return rv;
+}
+
+int
+dtx_tx_status(dtx_tx *tx, dtx_state *state)
+{
+	if (tx == NULL || state == NULL) {
+		return DTX_EINVAL;
+	}
+	return tx_status(tx, 0, state);
+}
+
+// Waiting is a series of long polls of at most WAIT_POLL_MS each, so that a
+// lost connection or a restarted coordinator costs one poll, not the whole
+// wait, and a request never outlives the client timeout by much.
+int
+dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state)
+{
+	int64_t   deadline;
+	dtx_state st;
+	int       rv;
+
+	if (tx == NULL || state == NULL) {
+		return DTX_EINVAL;
+	}
+	deadline = timeout_ms < 0 ? INT64_MAX : dtxi_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t  left = deadline - dtxi_mono_ms();
+		uint32_t poll;
+
+		if (left < 0) {
+			left = 0;
+		}
+		poll = left > WAIT_POLL_MS ? WAIT_POLL_MS : (uint32_t)left;
+		if ((rv = tx_status(tx, poll, &st)) != 0) {
+			return rv;
+		}
+		if (dtx_state_is_terminal(st)) {
+			*state = st;
+			return 0;
+		}
+		if (dtxi_mono_ms() >= deadline) {
+			snprintf(tx->message, sizeof(tx->message),
+			    "transaction is still %s", dtx_state_name(st));
+			return DTX_ETIMEDOUT;
+		}
+	}
+}
+
+bool
+dtx_tx_stuck(const dtx_tx *tx)
+{
+	return tx != NULL && tx->stuck;
+}
+
+const char *
+dtx_tx_message(const dtx_tx *tx)
+{
+	return tx != NULL ? tx->message : "";
+}
+
+unsigned
+dtx_tx_branch_count(const dtx_tx *tx)
+{
+	if (tx == NULL) {
+		return 0;
+	}
+	return tx->nresults > tx->nbranches ? tx->nresults : tx->nbranches;
+}
+
+int
+dtx_tx_branch_result(const dtx_tx *tx, unsigned i, dtx_branch_result *out)
+{
+	if (tx == NULL || out == NULL || i >= dtx_tx_branch_count(tx)) {
+		return DTX_EINVAL;
+	}
+	if (i < tx->nresults) {
+		const txresult *r = &tx->results[i];
+
+		out->status      = r->status;
+		out->phase       = r->phase;
+		out->attempts    = r->attempts;
+		out->message     = r->message;
+		out->payload     = r->payload;
+		out->payload_len = r->len;
+	} else {
+		out->status      = DTX_BRANCH_NONE;
+		out->phase       = 0;
+		out->attempts    = 0;
+		out->message     = "";
+		out->payload     = NULL;
+		out->payload_len = 0;
+	}
+	return 0;
+}
+
+void
+dtx_tx_free(dtx_tx *tx)
+{
+	if (tx == NULL) {
+		return;
+	}
+	for (unsigned i = 0; i < tx->nbranches; i++) {
+		free(tx->branches[i].payload);
+	}
+	free(tx->branches);
+	results_clear(tx);
+	free(tx);
+}
+
+static int
+client_gid_request(
+    dtx_client *c, dtxi_req_kind kind, const char *gid, dtx_state *state)
+{
+	exchange *x;
+	int       rv;
+
+	if (c == NULL || !gid_ok(gid) || state == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(kind)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	if (kind == DTXI_REQ_ABORT) {
+		dtxi_strlcpy(
+		    x->req.u.abort.gid, gid, sizeof(x->req.u.abort.gid));
+	} else {
+		dtxi_strlcpy(
+		    x->req.u.resolve.gid, gid, sizeof(x->req.u.resolve.gid));
+	}
+	rv = exchange_run(c, x, atomic_load(&c->timeout_ms), NULL);
+	if (rv != 0) {
+		goto fail;
+	}
+	if (kind == DTXI_REQ_ABORT && x->rep.kind == DTXI_REP_TX) {
+		*state = (dtx_state)x->rep.u.tx.state;
+	} else if (kind == DTXI_REQ_RESOLVE &&
+	    x->rep.kind == DTXI_REP_RESOLVE) {
+		*state = (dtx_state)x->rep.u.resolve.state;
+	} else {
+		rv = DTX_EPROTO;
+		goto fail;
+	}
+	exchange_free(x);
+	return 0;
+
+fail:
+	exchange_free(x);
+	return rv;
+}
+
+int
+dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state)
+{
+	return client_gid_request(c, DTXI_REQ_ABORT, gid, state);
+}
+
+int
+dtx_client_resolve(dtx_client *c, const char *gid, dtx_state *state)
+{
+	return client_gid_request(c, DTXI_REQ_RESOLVE, gid, state);
+}
+
+int
+dtx_client_list(dtx_client *c, int filter, const char *cursor,
+    dtx_tx_info *out, unsigned max, unsigned *n, char *next)
+{
+	exchange *x;
+	int       rv;
+
+	if (c == NULL || out == NULL || max == 0 || max > DTXI_LIST_MAX ||
+	    n == NULL || next == NULL || filter < 0 ||
+	    filter > DTX_STATE_COMPENSATED) {
+		return DTX_EINVAL;
+	}
+	if (cursor == NULL) {
+		cursor = "";
+	}
+	if (strnlen(cursor, DTX_GID_MAX + 1) > DTX_GID_MAX) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(DTXI_REQ_LIST)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	x->req.u.list.state = filter;
+	x->req.u.list.limit = max;
+	dtxi_strlcpy(
+	    x->req.u.list.cursor, cursor, sizeof(x->req.u.list.cursor));
+	rv = exchange_run(c, x, atomic_load(&c->timeout_ms), NULL);
+	if (rv != 0) {
+		goto fail;
+	}
+	if (x->rep.kind != DTXI_REP_LIST || x->rep.u.list.n > max) {
+		rv = DTX_EPROTO;
+		goto fail;
+	}
+	for (unsigned i = 0; i < x->rep.u.list.n; i++) {
+		const dtxi_txsummary *s = &x->rep.u.list.items[i];
+
+		dtxi_strlcpy(out[i].gid, s->gid, sizeof(out[i].gid));
+		out[i].mode         = (dtx_mode)s->mode;
+		out[i].state        = (dtx_state)s->state;
+		out[i].stuck        = s->stuck;
+		out[i].created_ms   = s->created_ms;
+		out[i].updated_ms   = s->updated_ms;
+		out[i].branch_count = s->nbranches;
+	}
+	*n = x->rep.u.list.n;
+	dtxi_strlcpy(next, x->rep.u.list.next_cursor, DTX_GID_MAX + 1);
+	exchange_free(x);
+	return 0;
+
+fail:
+	exchange_free(x);
+	return rv;
+}

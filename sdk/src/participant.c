@@ -1,1 +1,762 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
+// SPDX-License-Identifier: MIT
+//
+// participant: the server side of libdtx. One REP socket with many nng
+// contexts receives BranchCalls from dtxd; each received frame is handed to a
+// pool of worker threads that decode it, run the registered callback (which
+// may block on the service's own database) and send the encoded reply back
+// on the context it came from. nng's callbacks never decode, never run user
+// code and never block: they only move a context between "receiving",
+// "queued" and "sending". This file and client.c are the only ones that
+// touch nng.
+//
+// Lock order: two locks, never nested. dtx_participant.mtx guards the work
+// queue and the stop flag; it is never held while calling into nng or user
+// code. dtx_participant.io_lock (a rwlock) is held for reading around every
+// nng_ctx_send/nng_ctx_recv, which are only posted while "closing" is false,
+// and for writing when close sets "closing": once that write lock is
+// released no nng call on a context is in progress or can start, so
+// nng_close never races with one (nng 1.5.2 panics on a context operation
+// that runs concurrently with the close of its socket). The method table
+// needs no lock: it is written before listen only and is immutable
+// afterwards.
+
+#include <dtx/dtx.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "base.h"
+#include "codec.h"
+
+#define DEFAULT_WORKERS  4
+#define MAX_WORKERS      256
+#define DEFAULT_CONTEXTS 64
+#define MAX_CONTEXTS     4096
+// Room for everything in a BranchCall that is not the payload.
+#define FRAME_OVERHEAD (64u * 1024u)
+// Largest payload limit we accept: twice (limit + overhead) must stay far
+// from SIZE_MAX and be something nng can buffer.
+#define MAX_PAYLOAD_LIMIT (1024u * 1024u * 1024u)
+
+struct dtx_reply {
+	size_t max_payload;
+	void  *payload; // malloc'd copy, or NULL
+	size_t len;
+	char   message[DTX_MESSAGE_MAX + 1];
+};
+
+typedef struct method {
+	char           name[DTX_METHOD_MAX + 1];
+	dtx_method_ops ops;
+	void          *arg;
+} method;
+
+typedef struct dtx_participant dtx_participant;
+
+// One nng context and its aio. While a request is being served it is owned
+// by exactly one party: nng (receive or send posted), the queue, or a worker.
+typedef struct pctx {
+	dtx_participant *p;
+	nng_ctx          ctx;
+	nng_aio         *aio;
+	bool             sending; // the posted operation is a send
+	nng_msg         *req;     // the request, while queued or in a worker
+	struct pctx     *next;    // queue link
+} pctx;
+
+typedef struct worker {
+	dtx_participant *p;
+	pthread_t        thread;
+	dtxi_request     req; // decoded request (large: kept off the stack)
+	dtxi_reply       rep; // reply being encoded
+	dtx_reply        reply;
+} worker;
+
+struct dtx_participant {
+	unsigned nworkers;
+	unsigned ncontexts;
+	size_t   max_payload;
+
+	method  *methods; // sorted by name, immutable once listening
+	unsigned nmethods;
+	unsigned capmethods;
+
+	bool        listening;
+	atomic_bool closing;
+	nng_socket  sock;
+	bool        sock_open;
+	pctx       *ctxs;
+	unsigned    nctxs; // contexts whose aio was allocated
+	worker     *workers;
+	unsigned    nthreads; // workers whose thread was started
+
+	pthread_rwlock_t io_lock; // see the lock order above
+	pthread_mutex_t  mtx;
+	pthread_cond_t   cv;
+	pctx            *qhead; // work queue, guarded by mtx
+	pctx            *qtail;
+	bool             stop; // guarded by mtx
+};
+
+static int
+map_nng(int rv, const char *what)
+{
+	switch (rv) {
+	case 0:
+		return 0;
+	case NNG_ETIMEDOUT:
+		return DTX_ETIMEDOUT;
+	case NNG_ECLOSED:
+		return DTX_ECLOSED;
+	case NNG_ENOMEM:
+		return DTX_ENOMEM;
+	default:
+		DTXI_ERROR("participant: %s: %s (%s)", what, nng_strerror(rv),
+		    dtx_strerror(DTX_ETRANSPORT));
+		return DTX_ETRANSPORT;
+	}
+}
+
+static bool
+method_name_ok(const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		return false;
+	}
+	n = strnlen(s, DTX_METHOD_MAX + 1);
+	if (n == 0 || n > DTX_METHOD_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+// Binary search; *at receives the insertion point when not found.
+static method *
+method_find(const dtx_participant *p, const char *name, unsigned *at)
+{
+	unsigned lo = 0;
+	unsigned hi = p->nmethods;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		int      c   = strcmp(name, p->methods[mid].name);
+		if (c == 0) {
+			return &p->methods[mid];
+		}
+		if (c < 0) {
+			hi = mid;
+		} else {
+			lo = mid + 1;
+		}
+	}
+	if (at != NULL) {
+		*at = lo;
+	}
+	return NULL;
+}
+
+int
+dtx_reply_set_payload(dtx_reply *r, const void *data, size_t len)
+{
+	void *copy = NULL;
+
+	if (r == NULL || (data == NULL && len > 0)) {
+		return DTX_EINVAL;
+	}
+	if (len > r->max_payload) {
+		return DTX_ETOOBIG;
+	}
+	if (len > 0) {
+		if ((copy = malloc(len)) == NULL) {
+			return DTX_ENOMEM;
+		}
+		memcpy(copy, data, len);
+	}
+	free(r->payload);
+	r->payload = copy;
+	r->len     = len;
+	return 0;
+}
+
+void
+dtx_reply_set_message(dtx_reply *r, const char *msg)
+{
+	if (r == NULL) {
+		return;
+	}
+	dtxi_strlcpy(r->message, msg != NULL ? msg : "", sizeof(r->message));
+}
+
+int
+dtx_participant_open(dtx_participant **pp)
+{
+	dtx_participant *p;
+
+	if (pp == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	if (pthread_mutex_init(&p->mtx, NULL) != 0) {
+		free(p);
+		return DTX_ENOMEM;
+	}
+	if (pthread_cond_init(&p->cv, NULL) != 0) {
+		pthread_mutex_destroy(&p->mtx);
+		free(p);
+		return DTX_ENOMEM;
+	}
+	if (pthread_rwlock_init(&p->io_lock, NULL) != 0) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mtx);
+		free(p);
+		return DTX_ENOMEM;
+	}
+	p->nworkers    = DEFAULT_WORKERS;
+	p->ncontexts   = DEFAULT_CONTEXTS;
+	p->max_payload = DTX_PAYLOAD_MAX_DEFAULT;
+	atomic_init(&p->closing, false);
+	*pp = p;
+	return 0;
+}
+
+int
+dtx_participant_set_workers(dtx_participant *p, unsigned n)
+{
+	if (p == NULL || n == 0 || n > MAX_WORKERS) {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return DTX_ESTATE;
+	}
+	p->nworkers = n;
+	return 0;
+}
+
+int
+dtx_participant_set_contexts(dtx_participant *p, unsigned n)
+{
+	if (p == NULL || n == 0 || n > MAX_CONTEXTS) {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return DTX_ESTATE;
+	}
+	p->ncontexts = n;
+	return 0;
+}
+
+int
+dtx_participant_set_max_payload(dtx_participant *p, size_t n)
+{
+	if (p == NULL || n == 0 || n > MAX_PAYLOAD_LIMIT) {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return DTX_ESTATE;
+	}
+	p->max_payload = n;
+	return 0;
+}
+
+int
+dtx_participant_register(
+    dtx_participant *p, const char *name, const dtx_method_ops *ops, void *arg)
+{
+	method  *m;
+	unsigned at = 0;
+
+	if (p == NULL || ops == NULL || !method_name_ok(name)) {
+		return DTX_EINVAL;
+	}
+	if (ops->prepare == NULL && ops->commit == NULL &&
+	    ops->abort == NULL && ops->execute == NULL &&
+	    ops->compensate == NULL) {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return DTX_ESTATE;
+	}
+	if (method_find(p, name, &at) != NULL) {
+		return DTX_EEXIST;
+	}
+	if (p->nmethods == p->capmethods) {
+		unsigned cap = p->capmethods == 0 ? 8 : p->capmethods * 2;
+		method  *nm  = realloc(p->methods, cap * sizeof(*nm));
+		if (nm == NULL) {
+			return DTX_ENOMEM;
+		}
+		p->methods    = nm;
+		p->capmethods = cap;
+	}
+	memmove(&p->methods[at + 1], &p->methods[at],
+	    (p->nmethods - at) * sizeof(p->methods[0]));
+	m = &p->methods[at];
+	dtxi_strlcpy(m->name, name, sizeof(m->name));
+	m->ops = *ops;
+	m->arg = arg;
+	p->nmethods++;
+	return 0;
+}
+
+// Posts the next receive on a context, unless the participant is closing.
+static void
+pctx_recv(pctx *c)
+{
+	pthread_rwlock_rdlock(&c->p->io_lock);
+	if (!atomic_load(&c->p->closing)) {
+		c->sending = false;
+		nng_ctx_recv(c->ctx, c->aio);
+	}
+	pthread_rwlock_unlock(&c->p->io_lock);
+}
+
+// Sends msg on a context; when the participant is closing, frees it instead.
+static void
+pctx_send(pctx *c, nng_msg *msg)
+{
+	pthread_rwlock_rdlock(&c->p->io_lock);
+	if (!atomic_load(&c->p->closing)) {
+		c->sending = true;
+		nng_aio_set_msg(c->aio, msg);
+		nng_ctx_send(c->ctx, c->aio);
+		msg = NULL;
+	}
+	pthread_rwlock_unlock(&c->p->io_lock);
+	if (msg != NULL) {
+		nng_msg_free(msg);
+	}
+}
+
+// The aio callback of a context, on an nng thread. A completed receive is
+// queued for the workers; a completed send posts the next receive. A send
+// that failed still owns its message, which is freed here. Errors other than
+// "closed" (a peer that went away mid-request, say) only cost that request:
+// the context goes back to receiving.
+static void
+pctx_cb(void *arg)
+{
+	pctx            *c  = arg;
+	dtx_participant *p  = c->p;
+	int              rv = nng_aio_result(c->aio);
+	nng_msg         *msg;
+
+	if (c->sending) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			nng_aio_set_msg(c->aio, NULL);
+		}
+		pctx_recv(c);
+		return;
+	}
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED &&
+		    !atomic_load(&p->closing)) {
+			DTXI_WARN("participant: receive failed: %s",
+			    nng_strerror(rv));
+			pctx_recv(c);
+		}
+		return;
+	}
+	msg = nng_aio_get_msg(c->aio);
+	nng_aio_set_msg(c->aio, NULL);
+	pthread_mutex_lock(&p->mtx);
+	if (p->stop) {
+		pthread_mutex_unlock(&p->mtx);
+		nng_msg_free(msg);
+		return;
+	}
+	c->req  = msg;
+	c->next = NULL;
+	if (p->qtail != NULL) {
+		p->qtail->next = c;
+	} else {
+		p->qhead = c;
+	}
+	p->qtail = c;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mtx);
+}
+
+static void
+reply_error(dtxi_reply *rep, int code, const char *why)
+{
+	rep->code = code;
+	rep->kind = DTXI_REP_NONE;
+	dtxi_strlcpy(rep->message, why, sizeof(rep->message));
+}
+
+static void
+reply_branch(
+    dtxi_reply *rep, int status, const char *msg, const void *data, size_t len)
+{
+	rep->code                 = 0;
+	rep->kind                 = DTXI_REP_BRANCH;
+	rep->message[0]           = '\0';
+	rep->u.branch.status      = status;
+	rep->u.branch.payload.ptr = data;
+	rep->u.branch.payload.len = len;
+	dtxi_strlcpy(
+	    rep->u.branch.message, msg, sizeof(rep->u.branch.message));
+}
+
+static dtx_phase_fn
+phase_fn(const dtx_method_ops *ops, int phase)
+{
+	switch (phase) {
+	case DTX_PHASE_PREPARE:
+		return ops->prepare;
+	case DTX_PHASE_COMMIT:
+		return ops->commit;
+	case DTX_PHASE_ABORT:
+		return ops->abort;
+	case DTX_PHASE_EXECUTE:
+		return ops->execute;
+	case DTX_PHASE_COMPENSATE:
+		return ops->compensate;
+	default:
+		return NULL;
+	}
+}
+
+// Runs the callback for one decoded BranchCall and fills w->rep. The reply's
+// payload points into w->reply, which stays alive until the reply is encoded.
+static void
+run_call(worker *w)
+{
+	dtx_participant *p    = w->p;
+	const dtxi_call *call = &w->req.u.call;
+	const method    *m;
+	dtx_phase_fn     fn;
+	dtx_call         dc;
+	dtx_result       res;
+	char             why[DTX_MESSAGE_MAX + 1];
+
+	if (call->phase < DTX_PHASE_PREPARE ||
+	    call->phase > DTX_PHASE_COMPENSATE) {
+		snprintf(why, sizeof(why), "call for method %s has no phase",
+		    call->method);
+		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, why, NULL, 0);
+		return;
+	}
+	if ((m = method_find(p, call->method, NULL)) == NULL) {
+		snprintf(why, sizeof(why), "no method %s", call->method);
+		reply_branch(&w->rep, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
+		return;
+	}
+	if ((fn = phase_fn(&m->ops, call->phase)) == NULL) {
+		char lower[32];
+		dtxi_strlcpy(
+		    lower, dtx_phase_name(call->phase), sizeof(lower));
+		for (char *s = lower; *s != '\0'; s++) {
+			if (*s >= 'A' && *s <= 'Z') {
+				*s = (char)(*s - 'A' + 'a');
+			}
+		}
+		snprintf(why, sizeof(why), "method %s has no %s callback",
+		    call->method, lower);
+		reply_branch(&w->rep, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
+		return;
+	}
+
+	dc.gid         = call->gid;
+	dc.branch_id   = call->branch_id;
+	dc.phase       = (dtx_phase)call->phase;
+	dc.method      = call->method;
+	dc.payload     = call->payload.len > 0 ? call->payload.ptr : NULL;
+	dc.payload_len = call->payload.len;
+	dc.attempt     = call->attempt;
+	dc.deadline_ms = call->deadline_ms;
+
+	res = fn(&dc, &w->reply, m->arg);
+	switch ((int)res) {
+	case DTX_OK:
+		reply_branch(&w->rep, DTX_BRANCH_OK, w->reply.message,
+		    w->reply.payload, w->reply.len);
+		break;
+	case DTX_REFUSED:
+		reply_branch(&w->rep, DTX_BRANCH_REFUSED, w->reply.message,
+		    w->reply.payload, w->reply.len);
+		break;
+	case DTX_RETRY:
+		reply_branch(&w->rep, DTX_BRANCH_RETRY, w->reply.message,
+		    w->reply.payload, w->reply.len);
+		break;
+	default:
+		snprintf(why, sizeof(why),
+		    "%s callback of %s returned %d, not OK, REFUSED or RETRY",
+		    dtx_phase_name(call->phase), call->method, (int)res);
+		DTXI_WARN("participant: %s", why);
+		reply_branch(&w->rep, DTX_BRANCH_RETRY, why, w->reply.payload,
+		    w->reply.len);
+		break;
+	}
+}
+
+// Encodes w->rep into a new message (the size first, then the bytes).
+static int
+encode_reply(worker *w, nng_msg **mp)
+{
+	nng_msg *m = NULL;
+	size_t   len;
+	size_t   got;
+	int      rv;
+
+	if ((rv = dtxi_reply_encode(&w->rep, NULL, 0, &len)) != 0) {
+		goto fail;
+	}
+	if ((rv = nng_msg_alloc(&m, len)) != 0) {
+		rv = map_nng(rv, "allocating a reply");
+		goto fail;
+	}
+	if ((rv = dtxi_reply_encode(&w->rep, nng_msg_body(m), len, &got)) !=
+	    0) {
+		goto fail;
+	}
+	if (got < len) {
+		nng_msg_chop(m, len - got);
+	}
+	*mp = m;
+	return 0;
+
+fail:
+	if (m != NULL) {
+		nng_msg_free(m);
+	}
+	return rv;
+}
+
+// Serves the request queued on c, then sends its reply on c.
+static void
+serve(worker *w, pctx *c)
+{
+	dtx_participant *p   = w->p;
+	nng_msg         *req = c->req;
+	nng_msg         *rep = NULL;
+	char             why[DTX_MESSAGE_MAX + 1];
+	int              rv;
+
+	c->req              = NULL;
+	w->rep.version      = DTX_PROTOCOL_VERSION;
+	w->reply.len        = 0;
+	w->reply.payload    = NULL;
+	w->reply.message[0] = '\0';
+	why[0]              = '\0';
+
+	rv = dtxi_request_decode(&w->req, nng_msg_body(req), nng_msg_len(req),
+	    p->max_payload + FRAME_OVERHEAD, p->max_payload, why);
+	if (rv != 0) {
+		DTXI_WARN("participant: bad request (%s): %s",
+		    dtx_strerror(rv), why);
+		reply_error(&w->rep, rv, why);
+	} else if (w->req.kind != DTXI_REQ_CALL) {
+		DTXI_WARN("participant: request of kind %d is not a call",
+		    (int)w->req.kind);
+		reply_error(
+		    &w->rep, DTX_EUNSUPPORTED, "not a participant request");
+	} else {
+		run_call(w);
+	}
+
+	rv = encode_reply(w, &rep);
+	if (rv != 0 && w->rep.kind == DTXI_REP_BRANCH) {
+		// Most likely a message the codec refused; say so instead.
+		DTXI_ERROR("participant: cannot encode a reply: %s",
+		    dtx_strerror(rv));
+		reply_error(&w->rep, DTX_EINTERNAL, "cannot encode the reply");
+		rv = encode_reply(w, &rep);
+	}
+	free(w->reply.payload);
+	w->reply.payload = NULL;
+	w->reply.len     = 0;
+	nng_msg_free(req);
+
+	if (rv != 0) {
+		// No reply: the coordinator times out and calls again.
+		pctx_recv(c);
+		return;
+	}
+	pctx_send(c, rep);
+}
+
+static void *
+worker_main(void *arg)
+{
+	worker          *w = arg;
+	dtx_participant *p = w->p;
+
+	for (;;) {
+		pctx *c;
+
+		pthread_mutex_lock(&p->mtx);
+		while (!p->stop && p->qhead == NULL) {
+			pthread_cond_wait(&p->cv, &p->mtx);
+		}
+		if (p->stop) {
+			pthread_mutex_unlock(&p->mtx);
+			break;
+		}
+		c        = p->qhead;
+		p->qhead = c->next;
+		if (p->qhead == NULL) {
+			p->qtail = NULL;
+		}
+		pthread_mutex_unlock(&p->mtx);
+		serve(w, c);
+	}
+	return NULL;
+}
+
+// Undoes whatever listen built, in the only safe order: close the socket
+// (every posted operation completes with NNG_ECLOSED), stop the workers
+// (a running callback is waited for; queued requests are dropped), stop every
+// aio (waits for its callback, so nothing can queue any more), free what the
+// queue still holds, then free the aios.
+static void
+serve_stop(dtx_participant *p)
+{
+	pthread_rwlock_wrlock(&p->io_lock);
+	atomic_store(&p->closing, true);
+	pthread_rwlock_unlock(&p->io_lock);
+	if (p->sock_open) {
+		nng_close(p->sock);
+		p->sock_open = false;
+	}
+	pthread_mutex_lock(&p->mtx);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mtx);
+	for (unsigned i = 0; i < p->nthreads; i++) {
+		pthread_join(p->workers[i].thread, NULL);
+	}
+	p->nthreads = 0;
+	for (unsigned i = 0; i < p->nctxs; i++) {
+		nng_aio_stop(p->ctxs[i].aio);
+	}
+	while (p->qhead != NULL) {
+		pctx *c  = p->qhead;
+		p->qhead = c->next;
+		nng_msg_free(c->req);
+		c->req = NULL;
+	}
+	p->qtail = NULL;
+	for (unsigned i = 0; i < p->nctxs; i++) {
+		nng_aio_free(p->ctxs[i].aio);
+	}
+	p->nctxs = 0;
+	free(p->ctxs);
+	p->ctxs = NULL;
+	free(p->workers);
+	p->workers = NULL;
+}
+
+int
+dtx_participant_listen(dtx_participant *p, const char *url)
+{
+	int rv;
+
+	if (p == NULL || url == NULL || url[0] == '\0') {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return DTX_ESTATE;
+	}
+	atomic_store(&p->closing, false);
+	p->stop = false;
+
+	if ((rv = nng_rep0_open(&p->sock)) != 0) {
+		rv = map_nng(rv, "opening the socket");
+		goto fail;
+	}
+	p->sock_open = true;
+	// Twice the largest valid frame: a moderately oversized call still
+	// reaches the decoder and gets a readable error reply, an absurd one
+	// is dropped by nng before it costs memory.
+	rv = nng_socket_set_size(
+	    p->sock, NNG_OPT_RECVMAXSZ, 2 * (p->max_payload + FRAME_OVERHEAD));
+	if (rv != 0) {
+		rv = map_nng(rv, "setting the receive limit");
+		goto fail;
+	}
+
+	p->ctxs    = calloc(p->ncontexts, sizeof(p->ctxs[0]));
+	p->workers = calloc(p->nworkers, sizeof(p->workers[0]));
+	if (p->ctxs == NULL || p->workers == NULL) {
+		rv = DTX_ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->ncontexts; i++) {
+		pctx *c = &p->ctxs[i];
+
+		c->p = p;
+		if ((rv = nng_aio_alloc(&c->aio, pctx_cb, c)) != 0) {
+			rv = map_nng(rv, "allocating an aio");
+			goto fail;
+		}
+		p->nctxs++;
+		if ((rv = nng_ctx_open(&c->ctx, p->sock)) != 0) {
+			rv = map_nng(rv, "opening a context");
+			goto fail;
+		}
+	}
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		worker *w = &p->workers[i];
+
+		w->p                 = p;
+		w->reply.max_payload = p->max_payload;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			rv = DTX_ENOMEM;
+			goto fail;
+		}
+		p->nthreads++;
+	}
+	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
+		if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL ||
+		    rv == NNG_ENOTSUP) {
+			rv = DTX_EINVAL;
+		} else {
+			rv = map_nng(rv, url);
+		}
+		goto fail;
+	}
+	p->listening = true;
+	for (unsigned i = 0; i < p->nctxs; i++) {
+		pctx_recv(&p->ctxs[i]);
+	}
+	return 0;
+
+fail:
+	serve_stop(p);
+	atomic_store(&p->closing, false);
+	p->stop = false;
+	return rv;
+}
+
+void
+dtx_participant_close(dtx_participant *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	serve_stop(p);
+	free(p->methods);
+	pthread_rwlock_destroy(&p->io_lock);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mtx);
+	free(p);
+}
