@@ -1,2 +1,324 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
-int main(void) { return 0; }
+// SPDX-License-Identifier: MIT
+//
+// dtxd: the dtx coordinator. Parses flags, opens the store (one dtxd per
+// data directory: RocksDB's lock says so), recovers every unfinished
+// transaction, then serves until SIGTERM or SIGINT. Shutdown answers waiting
+// clients, stops the loop, drains queued writes and closes the store, so
+// nothing accepted is lost; an unfinished transaction resumes at the next
+// start.
+
+#include <errno.h>
+#include <getopt.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+#include "dispatcher.h"
+#include "recovery.h"
+#include "server.h"
+#include "store.h"
+#include "txmgr.h"
+
+typedef struct opts {
+	const char *listen;
+	const char *data_dir;
+	unsigned    contexts;
+	size_t      max_frame;
+	dtxd_config cfg;
+} opts;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: dtxd [options]\n"
+	    "  --listen URL            where clients connect "
+	    "(default tcp://127.0.0.1:7800)\n"
+	    "  --data-dir DIR          RocksDB directory (default "
+	    "./dtxd-data)\n"
+	    "  --retention SECONDS     keep finished transactions "
+	    "(default 86400)\n"
+	    "  --log-level LEVEL       error, warn, info or debug "
+	    "(default info)\n"
+	    "  --timeout-ms N          default 2PC prepare / saga forward "
+	    "timeout (30000)\n"
+	    "  --call-timeout-ms N     default timeout of one branch call "
+	    "(5000)\n"
+	    "  --retries N             default retries of a failing forward "
+	    "call (5)\n"
+	    "  --backoff-base-ms N     first retry delay (100)\n"
+	    "  --backoff-max-ms N      longest retry delay (10000)\n"
+	    "  --stuck-after N         calls before a branch is flagged "
+	    "stuck (10)\n"
+	    "  --contexts N            requests served concurrently (1024)\n"
+	    "  --max-payload BYTES     largest branch payload (1048576)\n"
+	    "  --max-frame BYTES       largest request frame (16777216)\n"
+	    "  --version, --help\n");
+}
+
+static int
+parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char              *end;
+	unsigned long long v;
+	if (s == NULL || *s == '\0' || *s == '-') {
+		return -1;
+	}
+	errno = 0;
+	v     = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max) {
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_LISTEN = 1,
+	OPT_DATA_DIR,
+	OPT_RETENTION,
+	OPT_LOG_LEVEL,
+	OPT_TIMEOUT,
+	OPT_CALL_TIMEOUT,
+	OPT_RETRIES,
+	OPT_BACKOFF_BASE,
+	OPT_BACKOFF_MAX,
+	OPT_STUCK_AFTER,
+	OPT_CONTEXTS,
+	OPT_MAX_PAYLOAD,
+	OPT_MAX_FRAME,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+// Returns 0, or 1 after printing what is wrong.
+static int
+parse_args(int argc, char **argv, opts *o)
+{
+	static const struct option longopts[] = {
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	    {"retention", required_argument, NULL, OPT_RETENTION},
+	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+	    {"call-timeout-ms", required_argument, NULL, OPT_CALL_TIMEOUT},
+	    {"retries", required_argument, NULL, OPT_RETRIES},
+	    {"backoff-base-ms", required_argument, NULL, OPT_BACKOFF_BASE},
+	    {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
+	    {"stuck-after", required_argument, NULL, OPT_STUCK_AFTER},
+	    {"contexts", required_argument, NULL, OPT_CONTEXTS},
+	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+	    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int      c;
+	int      level = DTXI_LOG_INFO;
+
+	o->listen    = "tcp://127.0.0.1:7800";
+	o->data_dir  = "dtxd-data";
+	o->contexts  = 1024;
+	o->max_frame = 16u * 1024 * 1024;
+	dtxd_config_init(&o->cfg);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		const char *name =
+		    optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+		int bad = 0;
+		switch (c) {
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_DATA_DIR:
+			o->data_dir = optarg;
+			break;
+		case OPT_RETENTION:
+			bad = parse_u64(optarg, 0, 10ULL * 365 * 86400, &v);
+			o->cfg.retention_ms = (int64_t)v * 1000;
+			break;
+		case OPT_LOG_LEVEL:
+			level = dtxi_log_level_parse(optarg);
+			bad   = level < 0;
+			break;
+		case OPT_TIMEOUT:
+			bad = parse_u64(optarg, 1, 24ULL * 3600 * 1000, &v);
+			o->cfg.timeout_ms = (uint32_t)v;
+			break;
+		case OPT_CALL_TIMEOUT:
+			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			o->cfg.call_timeout_ms = (uint32_t)v;
+			break;
+		case OPT_RETRIES:
+			bad            = parse_u64(optarg, 0, 1000, &v);
+			o->cfg.retries = (uint32_t)v;
+			break;
+		case OPT_BACKOFF_BASE:
+			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			o->cfg.policy.backoff_base_ms = (uint32_t)v;
+			break;
+		case OPT_BACKOFF_MAX:
+			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			o->cfg.policy.backoff_max_ms = (uint32_t)v;
+			break;
+		case OPT_STUCK_AFTER:
+			bad = parse_u64(optarg, 1, 1000000, &v);
+			o->cfg.policy.stuck_after = (uint32_t)v;
+			break;
+		case OPT_CONTEXTS:
+			bad         = parse_u64(optarg, 1, 65536, &v);
+			o->contexts = (unsigned)v;
+			break;
+		case OPT_MAX_PAYLOAD:
+			bad = parse_u64(optarg, 1, 256ULL * 1024 * 1024, &v);
+			o->cfg.max_payload = (size_t)v;
+			break;
+		case OPT_MAX_FRAME:
+			bad =
+			    parse_u64(optarg, 1024, 1024ULL * 1024 * 1024, &v);
+			o->max_frame = (size_t)v;
+			break;
+		case OPT_VERSION:
+			printf("dtxd %d.%d.%d (protocol %d)\n",
+			    DTX_VERSION_MAJOR, DTX_VERSION_MINOR,
+			    DTX_VERSION_PATCH, DTX_PROTOCOL_VERSION);
+			exit(0);
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			fprintf(stderr,
+			    "dtxd: unknown or incomplete option %s\n", name);
+			usage(stderr);
+			return 1;
+		}
+		if (bad) {
+			fprintf(stderr, "dtxd: invalid value '%s' for %s\n",
+			    optarg, name);
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(
+		    stderr, "dtxd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (o->cfg.policy.backoff_max_ms < o->cfg.policy.backoff_base_ms) {
+		fprintf(stderr,
+		    "dtxd: --backoff-max-ms is below "
+		    "--backoff-base-ms\n");
+		return 1;
+	}
+	if (o->max_frame < o->cfg.max_payload) {
+		o->max_frame = o->cfg.max_payload + 64 * 1024;
+	}
+	dtxi_log_set_level(level);
+	o->cfg.crash_at = getenv("DTXD_CRASH_AT");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	opts             o;
+	sigset_t         sigs;
+	dtxd_store      *store  = NULL;
+	dtxd_dispatcher *disp   = NULL;
+	dtxd_txmgr      *mgr    = NULL;
+	dtxd_server     *server = NULL;
+	dtxd_store_opts  sopts;
+	uint64_t         recovered = 0;
+	int              status    = 1;
+	int              rv;
+	int              sig;
+
+	if (parse_args(argc, argv, &o) != 0) {
+		return 1;
+	}
+	// Signals are taken synchronously by main alone: block them before
+	// any thread exists so that every thread inherits the mask.
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	dtxd_store_opts_init(&sopts);
+	if ((rv = dtxd_store_open(&store, o.data_dir, &sopts)) != 0) {
+		if (rv == DTX_ELOCKED) {
+			fprintf(stderr,
+			    "dtxd: data directory %s is in use by another "
+			    "process (another dtxd?)\n",
+			    o.data_dir);
+		} else {
+			fprintf(stderr,
+			    "dtxd: cannot open data directory %s: %s\n",
+			    o.data_dir, dtx_strerror(rv));
+		}
+		return 1;
+	}
+	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0 ||
+	    (rv = dtxd_txmgr_open(&mgr, &o.cfg, store, disp)) != 0) {
+		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
+		goto out;
+	}
+	if ((rv = dtxd_recover(store, mgr, &recovered)) != 0) {
+		fprintf(
+		    stderr, "dtxd: recovery failed: %s\n", dtx_strerror(rv));
+		goto out;
+	}
+	if ((rv = dtxd_txmgr_start(mgr)) != 0) {
+		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
+		goto out;
+	}
+	dtxd_server_opts so = {
+	    .url         = o.listen,
+	    .contexts    = o.contexts,
+	    .max_frame   = o.max_frame,
+	    .max_payload = o.cfg.max_payload,
+	};
+	if ((rv = dtxd_server_open(
+	         &server, &so, dtxd_txmgr_on_request, mgr)) != 0) {
+		fprintf(stderr, "dtxd: cannot listen on %s: %s\n", o.listen,
+		    dtx_strerror(rv));
+		goto out;
+	}
+	DTXI_INFO("dtxd %d.%d.%d listening on %s, data in %s, %llu "
+	          "transactions recovered",
+	    DTX_VERSION_MAJOR, DTX_VERSION_MINOR, DTX_VERSION_PATCH, o.listen,
+	    o.data_dir, (unsigned long long)recovered);
+
+	do {
+		rv = sigwait(&sigs, &sig);
+	} while (rv != 0);
+	DTXI_INFO("dtxd: signal %d, shutting down", sig);
+	status = 0;
+
+out:
+	// Order matters: the loop stops first (answering waiting clients),
+	// then the server, then outbound calls; the store drains its queue
+	// last, and only then can the manager drop what completed late.
+	dtxd_txmgr_stop(mgr);
+	dtxd_server_close(server);
+	dtxd_dispatcher_close(disp);
+	dtxd_store_close(store);
+	if (mgr != NULL) {
+		dtxd_txmgr_stats st;
+		dtxd_txmgr_get_stats(mgr, &st);
+		DTXI_INFO("dtxd: stopped (%llu started, %llu finished, %llu "
+		          "still unfinished)",
+		    (unsigned long long)st.started,
+		    (unsigned long long)st.finished,
+		    (unsigned long long)st.active);
+	}
+	dtxd_txmgr_free(mgr);
+	nng_fini();
+	return status;
+}

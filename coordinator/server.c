@@ -1,1 +1,336 @@
-// SPDX-License-Identifier: MIT (placeholder, being written)
+// SPDX-License-Identifier: MIT
+//
+// server: the REP socket and its contexts (see server.h). Each context is a
+// small state machine driven by its aio callback:
+//
+//   RECV --frame--> decode --bad--> SEND (error reply) --> RECV
+//                          --good-> HELD (handler owns it) --reply--> SEND
+//
+// A context is HELD while a transaction is being decided for a client that
+// waits for the outcome, so the number of contexts bounds the number of
+// such clients; everything else is answered within one loop turn.
+//
+// Lock order: server->mtx only (a leaf; held for counters, never across an
+// nng call that may run a callback).
+
+#include "server.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base.h"
+
+enum { SCTX_RECV, SCTX_HELD, SCTX_SEND };
+
+struct dtxd_sreq {
+	dtxd_server  *s;
+	nng_ctx       ctx;
+	nng_aio      *aio;
+	int           state;
+	nng_msg      *msg; // the request frame while HELD
+	dtxi_request *req; // decoded, while HELD
+};
+
+struct dtxd_server {
+	nng_socket      sock;
+	dtxd_server_fn  fn;
+	void           *arg;
+	size_t          max_frame;
+	size_t          max_payload;
+	unsigned        nctx;
+	dtxd_sreq      *ctxs;
+	pthread_mutex_t mtx;
+	unsigned        sending; // contexts in SEND
+	bool            closing;
+};
+
+static void
+sctx_recv(dtxd_sreq *c)
+{
+	c->state = SCTX_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+// Encodes rep into a fresh message.
+static int
+reply_to_msg(const dtxi_reply *rep, nng_msg **mp)
+{
+	nng_msg *msg;
+	size_t   len = 0;
+	int      rv;
+
+	if ((rv = dtxi_reply_encode(rep, NULL, 0, &len)) != 0) {
+		return rv;
+	}
+	if (nng_msg_alloc(&msg, len) != 0) {
+		return DTX_ENOMEM;
+	}
+	if ((rv = dtxi_reply_encode(rep, nng_msg_body(msg), len, &len)) != 0) {
+		nng_msg_free(msg);
+		return rv;
+	}
+	*mp = msg;
+	return 0;
+}
+
+static void
+sctx_send_msg(dtxd_sreq *c, nng_msg *msg)
+{
+	dtxd_server *s = c->s;
+	pthread_mutex_lock(&s->mtx);
+	s->sending++;
+	pthread_mutex_unlock(&s->mtx);
+	c->state = SCTX_SEND;
+	nng_aio_set_msg(c->aio, msg);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+sctx_release(dtxd_sreq *c)
+{
+	free(c->req);
+	c->req = NULL;
+	if (c->msg != NULL) {
+		nng_msg_free(c->msg);
+		c->msg = NULL;
+	}
+}
+
+// Answers c with a bare error reply. If even that cannot be built (out of
+// memory), the request is dropped and the client's timeout answers it.
+static void
+sctx_error(dtxd_sreq *c, int code, const char *msg)
+{
+	dtxi_reply *rep = calloc(1, sizeof(*rep));
+	nng_msg    *m   = NULL;
+
+	if (rep != NULL) {
+		rep->version = DTX_PROTOCOL_VERSION;
+		rep->code    = code;
+		rep->kind    = DTXI_REP_NONE;
+		dtxi_strlcpy(rep->message, msg, sizeof(rep->message));
+		if (reply_to_msg(rep, &m) != 0) {
+			m = NULL;
+		}
+		free(rep);
+	}
+	if (m == NULL) {
+		sctx_recv(c);
+		return;
+	}
+	sctx_send_msg(c, m);
+}
+
+static void
+sctx_on_recv(dtxd_sreq *c)
+{
+	dtxd_server *s = c->s;
+	char         why[DTX_MESSAGE_MAX + 1];
+	int          rv;
+
+	c->msg = nng_aio_get_msg(c->aio);
+	c->req = malloc(sizeof(*c->req));
+	if (c->req == NULL) {
+		sctx_release(c);
+		sctx_error(c, DTX_ENOMEM, "coordinator out of memory");
+		return;
+	}
+	why[0] = '\0';
+	rv     = dtxi_request_decode(c->req, nng_msg_body(c->msg),
+	        nng_msg_len(c->msg), s->max_frame, s->max_payload, why);
+	if (rv == 0 && c->req->kind == DTXI_REQ_NONE) {
+		rv = DTX_EUNSUPPORTED;
+		dtxi_strlcpy(why, "request has no body", sizeof(why));
+	} else if (rv == 0 && c->req->kind == DTXI_REQ_CALL) {
+		rv = DTX_EUNSUPPORTED;
+		dtxi_strlcpy(
+		    why, "a branch call sent to the coordinator", sizeof(why));
+	}
+	if (rv != 0) {
+		DTXI_INFO("server: rejected a request: %s: %s",
+		    dtx_strerror(rv), why);
+		sctx_release(c);
+		sctx_error(c, rv, why[0] != '\0' ? why : dtx_strerror(rv));
+		return;
+	}
+	c->state = SCTX_HELD;
+	s->fn(s->arg, c);
+}
+
+static void
+sctx_cb(void *arg)
+{
+	dtxd_sreq   *c  = arg;
+	dtxd_server *s  = c->s;
+	int          rv = nng_aio_result(c->aio);
+
+	switch (c->state) {
+	case SCTX_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED) {
+				return;
+			}
+			// A broken pipe or a frame nng refused: keep serving.
+			DTXI_DEBUG("server: receive: %s", nng_strerror(rv));
+			sctx_recv(c);
+			return;
+		}
+		sctx_on_recv(c);
+		return;
+	case SCTX_SEND:
+		if (rv != 0) {
+			// The client went away; the reply has nowhere to go.
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			nng_aio_set_msg(c->aio, NULL);
+		}
+		pthread_mutex_lock(&s->mtx);
+		s->sending--;
+		bool closing = s->closing;
+		pthread_mutex_unlock(&s->mtx);
+		if (rv == NNG_ECLOSED || closing) {
+			return;
+		}
+		sctx_recv(c);
+		return;
+	default:
+		return;
+	}
+}
+
+const dtxi_request *
+dtxd_sreq_request(const dtxd_sreq *r)
+{
+	return r->req;
+}
+
+void
+dtxd_server_reply(dtxd_sreq *r, const dtxi_reply *rep)
+{
+	// Encode before releasing the frame: rep may point into it.
+	nng_msg *msg = NULL;
+	int      rv  = reply_to_msg(rep, &msg);
+
+	sctx_release(r);
+	if (rv != 0) {
+		DTXI_ERROR(
+		    "server: cannot encode a reply: %s", dtx_strerror(rv));
+		sctx_error(r, DTX_EINTERNAL, "cannot encode the reply");
+		return;
+	}
+	sctx_send_msg(r, msg);
+}
+
+void
+dtxd_server_reply_error(dtxd_sreq *r, int code, const char *msg)
+{
+	sctx_release(r);
+	sctx_error(r, code, msg != NULL ? msg : dtx_strerror(code));
+}
+
+int
+dtxd_server_open(
+    dtxd_server **sp, const dtxd_server_opts *o, dtxd_server_fn fn, void *arg)
+{
+	dtxd_server *s;
+	int          rv;
+
+	if (sp == NULL || o == NULL || o->url == NULL || fn == NULL ||
+	    o->contexts == 0) {
+		return DTX_EINVAL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	s->fn          = fn;
+	s->arg         = arg;
+	s->max_frame   = o->max_frame;
+	s->max_payload = o->max_payload;
+	s->nctx        = o->contexts;
+	pthread_mutex_init(&s->mtx, NULL);
+	if ((s->ctxs = calloc(s->nctx, sizeof(*s->ctxs))) == NULL) {
+		pthread_mutex_destroy(&s->mtx);
+		free(s);
+		return DTX_ENOMEM;
+	}
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		DTXI_ERROR("server: cannot open socket: %s", nng_strerror(rv));
+		free(s->ctxs);
+		pthread_mutex_destroy(&s->mtx);
+		free(s);
+		return DTX_ETRANSPORT;
+	}
+	// Frames up to twice the limit reach the decoder and get a clear
+	// DTX_ETOOBIG; nng drops anything larger without reading it.
+	size_t nng_max =
+	    o->max_frame > SIZE_MAX / 2 ? SIZE_MAX : 2 * o->max_frame;
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, nng_max);
+	for (unsigned i = 0; i < s->nctx; i++) {
+		dtxd_sreq *c = &s->ctxs[i];
+		c->s         = s;
+		if ((rv = nng_aio_alloc(&c->aio, sctx_cb, c)) != 0 ||
+		    (rv = nng_ctx_open(&c->ctx, s->sock)) != 0) {
+			DTXI_ERROR("server: cannot create context: %s",
+			    nng_strerror(rv));
+			s->nctx = i + 1;
+			dtxd_server_close(s);
+			return DTX_ENOMEM;
+		}
+	}
+	if ((rv = nng_listen(s->sock, o->url, NULL, 0)) != 0) {
+		DTXI_ERROR("server: cannot listen on %s: %s", o->url,
+		    nng_strerror(rv));
+		dtxd_server_close(s);
+		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+		    ? DTX_EINVAL
+		    : DTX_ETRANSPORT;
+	}
+	for (unsigned i = 0; i < s->nctx; i++) {
+		sctx_recv(&s->ctxs[i]);
+	}
+	*sp = s;
+	return 0;
+}
+
+void
+dtxd_server_close(dtxd_server *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	// Let replies already handed to nng reach their clients (the
+	// shutdown replies, mostly) before the socket goes: up to 1 s.
+	pthread_mutex_lock(&s->mtx);
+	s->closing = true;
+	pthread_mutex_unlock(&s->mtx);
+	for (int i = 0; i < 100; i++) {
+		pthread_mutex_lock(&s->mtx);
+		unsigned sending = s->sending;
+		pthread_mutex_unlock(&s->mtx);
+		if (sending == 0) {
+			break;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	nng_close(s->sock);
+	for (unsigned i = 0; i < s->nctx; i++) {
+		dtxd_sreq *c = &s->ctxs[i];
+		if (c->aio != NULL) {
+			nng_aio_stop(c->aio);
+		}
+	}
+	for (unsigned i = 0; i < s->nctx; i++) {
+		dtxd_sreq *c = &s->ctxs[i];
+		if (c->aio != NULL) {
+			nng_aio_free(c->aio);
+		}
+		sctx_release(c);
+	}
+	free(s->ctxs);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+}
