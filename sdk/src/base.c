@@ -79,21 +79,24 @@ dtxi_log(int level, const char *fmt, ...)
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%d] ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	    tags[level < 0 ? 0 : level > 3 ? 3 : level], (int) getpid());
+	    tags[level < 0      ? 0
+	            : level > 3 ? 3
+	                        : level],
+	    (int)getpid());
 	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
 	if (m < 0) {
 		m = 0;
 	}
 	n += m;
-	if (n > (int) sizeof(line) - 2) {
-		n = (int) sizeof(line) - 2;
+	if (n > (int)sizeof(line) - 2) {
+		n = (int)sizeof(line) - 2;
 	}
 	line[n++] = '\n';
 	// One write so that lines from several threads never interleave.
-	ssize_t w = write(STDERR_FILENO, line, (size_t) n);
-	(void) w;
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
 }
 
 int64_t
@@ -101,7 +104,7 @@ dtxi_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t
@@ -109,7 +112,7 @@ dtxi_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void
@@ -120,7 +123,7 @@ dtxi_random(void *buf, size_t n)
 		ssize_t got = getrandom(p, n, 0);
 		if (got > 0) {
 			p += got;
-			n -= (size_t) got;
+			n -= (size_t)got;
 			continue;
 		}
 		if (got < 0 && errno == EINTR) {
@@ -131,13 +134,13 @@ dtxi_random(void *buf, size_t n)
 		// spread, not secrecy.
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t x = (uint64_t) ts.tv_nsec ^
-		    ((uint64_t) ts.tv_sec << 32) ^ (uint64_t) getpid();
+		uint64_t x = (uint64_t)ts.tv_nsec ^
+		    ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)getpid();
 		while (n > 0) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
-			*p++ = (uint8_t) x;
+			*p++ = (uint8_t)x;
 			n--;
 		}
 	}

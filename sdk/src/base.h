@@ -32,8 +32,8 @@ void dtxi_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define DTXI_ERROR(...) dtxi_log(DTXI_LOG_ERROR, __VA_ARGS__)
-#define DTXI_WARN(...) dtxi_log(DTXI_LOG_WARN, __VA_ARGS__)
-#define DTXI_INFO(...) dtxi_log(DTXI_LOG_INFO, __VA_ARGS__)
+#define DTXI_WARN(...)  dtxi_log(DTXI_LOG_WARN, __VA_ARGS__)
+#define DTXI_INFO(...)  dtxi_log(DTXI_LOG_INFO, __VA_ARGS__)
 #define DTXI_DEBUG(...) dtxi_log(DTXI_LOG_DEBUG, __VA_ARGS__)
 
 // Wall clock, ms since the epoch (what deadlines on the wire use).

@@ -11,8 +11,8 @@ dtx_strerror(int err)
 	switch (err) {
 	case 0:
 		return "no error";
-#define DTX_ERR_CASE_(name, num, text)                                       \
-	case num:                                                            \
+#define DTX_ERR_CASE_(name, num, text)                                        \
+	case num:                                                             \
 		return text;
 		DTX_ERR_MAP(DTX_ERR_CASE_)
 #undef DTX_ERR_CASE_

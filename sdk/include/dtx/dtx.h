@@ -26,10 +26,10 @@ extern "C" {
 #endif
 
 // Limits. Strings are NUL-terminated and at most this many bytes long.
-#define DTX_GID_MAX 128
+#define DTX_GID_MAX      128
 #define DTX_ENDPOINT_MAX 256
-#define DTX_METHOD_MAX 128
-#define DTX_MESSAGE_MAX 256
+#define DTX_METHOD_MAX   128
+#define DTX_MESSAGE_MAX  256
 #define DTX_BRANCHES_MAX 64
 // Default limit of one branch payload (and of one reply payload).
 #define DTX_PAYLOAD_MAX_DEFAULT (1024u * 1024u)
@@ -37,24 +37,24 @@ extern "C" {
 // Error codes: every fallible function returns 0 or one of these. The same
 // numbers travel in the wire protocol's Reply.code, so a client sees the
 // coordinator's error as the coordinator meant it.
-#define DTX_ERR_MAP(XX)                                                      \
-	XX(EINVAL, 1, "invalid argument")                                    \
-	XX(ENOMEM, 2, "out of memory")                                       \
-	XX(ETIMEDOUT, 3, "timed out")                                        \
-	XX(ECLOSED, 4, "object closed")                                      \
-	XX(ETRANSPORT, 5, "transport error")                                 \
-	XX(EPROTO, 6, "malformed message")                                   \
-	XX(ETOOBIG, 7, "message or payload too large")                       \
-	XX(EVERSION, 8, "unsupported protocol version")                      \
-	XX(ESTORAGE, 9, "storage error")                                     \
-	XX(ENOTFOUND, 10, "no such transaction")                             \
-	XX(EEXIST, 11, "gid already used with different content")            \
-	XX(ESTATE, 12, "not allowed in the current state")                   \
-	XX(ELOCKED, 13, "data directory in use by another process")          \
-	XX(EUNSUPPORTED, 14, "unsupported request")                          \
-	XX(ESHUTDOWN, 15, "coordinator shutting down")                       \
-	XX(ENOSPC, 16, "no space left on the storage device")                \
-	XX(EBUSY, 17, "too many requests in flight")                         \
+#define DTX_ERR_MAP(XX)                                                       \
+	XX(EINVAL, 1, "invalid argument")                                     \
+	XX(ENOMEM, 2, "out of memory")                                        \
+	XX(ETIMEDOUT, 3, "timed out")                                         \
+	XX(ECLOSED, 4, "object closed")                                       \
+	XX(ETRANSPORT, 5, "transport error")                                  \
+	XX(EPROTO, 6, "malformed message")                                    \
+	XX(ETOOBIG, 7, "message or payload too large")                        \
+	XX(EVERSION, 8, "unsupported protocol version")                       \
+	XX(ESTORAGE, 9, "storage error")                                      \
+	XX(ENOTFOUND, 10, "no such transaction")                              \
+	XX(EEXIST, 11, "gid already used with different content")             \
+	XX(ESTATE, 12, "not allowed in the current state")                    \
+	XX(ELOCKED, 13, "data directory in use by another process")           \
+	XX(EUNSUPPORTED, 14, "unsupported request")                           \
+	XX(ESHUTDOWN, 15, "coordinator shutting down")                        \
+	XX(ENOSPC, 16, "no space left on the storage device")                 \
+	XX(EBUSY, 17, "too many requests in flight")                          \
 	XX(EINTERNAL, 18, "internal error")
 
 enum dtx_errno {
