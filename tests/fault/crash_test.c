@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx.fault.crash: dtxd killed at each of its crash points loses nothing.
+// DTXD_CRASH_AT=<point> makes dtxd SIGKILL itself the first time it gets
+// there; the test runs a transaction that reaches the point, checks that
+// dtxd died by SIGKILL, restarts it on the same data directory without the
+// variable, waits for the outcome, and proves from the participants' call
+// logs that the outcome was carried out exactly once. The participants
+// (dtx-testpart) keep running across the crash, as real services would, so
+// their in-memory effect sets see every redelivered call.
+//
+//   point                      transaction                    outcome
+//   after-commit-decision      2PC, two branches              COMMITTED
+//   after-first-commit         2PC, two branches              COMMITTED
+//   after-first-execute        saga, two steps                COMMITTED
+//   after-compensate-decision  saga, three steps, last refuses COMPENSATED
+//   after-first-compensate     saga, three steps, last refuses COMPENSATED
+
+#include <criterion/criterion.h>
+
+#include <dtx/dtx.h>
+
+#include <signal.h>
+#include <string.h>
+
+#include "base.h"
+#include "harness.h"
+
+static dtxt_world w;
+
+static void
+setup(void)
+{
+	cr_assert_eq(dtxt_world_init(&w), 0, "cannot make the test directory");
+}
+
+static void
+teardown(void)
+{
+	dtxt_world_fini(&w);
+	dtxt_cleanup();
+}
+
+TestSuite(crash, .init = setup, .fini = teardown, .timeout = 40);
+
+// Like cr_assert, but shows the logs of dtxd and the participants first.
+#define CHECK(cond, ...)                                                      \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			dtxt_world_dump(&w);                                  \
+			cr_assert_fail(__VA_ARGS__);                          \
+		}                                                             \
+	} while (0)
+
+#define CHECK_RV(expr)                                                        \
+	do {                                                                  \
+		int rv_ = (expr);                                             \
+		CHECK(rv_ == 0, "%s: %s", #expr, dtx_strerror(rv_));          \
+	} while (0)
+
+// One step of the transaction: on participant part (0 = a, 1 = b), with
+// payload.
+typedef struct step {
+	int         part;
+	const char *payload;
+} step;
+
+// Runs the whole scenario and returns nothing: it asserts. Steps are the
+// branches in order; want is the expected outcome.
+static void
+crash_and_recover(const char *point, dtx_mode mode, const step *steps,
+    unsigned nsteps, dtx_state want)
+{
+	dtxt_dtxd_opts o = {.crash_at = point};
+	dtxt_part     *parts[2];
+	dtxt_exit      how;
+	dtx_tx        *tx;
+	dtx_state      st = 0;
+	char           gid[DTX_GID_MAX + 1];
+	dtxt_log       logs[2];
+
+	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
+	parts[0] = dtxt_world_part(&w, "a");
+	parts[1] = dtxt_world_part(&w, "b");
+	for (int i = 0; i < 2; i++) {
+		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
+		    "participant %d did not start", i);
+	}
+
+	CHECK_RV(dtx_tx_begin(&tx, w.client, mode));
+	CHECK_RV(dtx_tx_set_retries(tx, 50));
+	for (unsigned i = 0; i < nsteps; i++) {
+		const char *pl = steps[i].payload;
+		CHECK_RV(dtx_tx_add(
+		    tx, parts[steps[i].part]->url, "op", pl, strlen(pl)));
+	}
+	CHECK_RV(dtx_tx_submit(tx));
+	dtxi_strlcpy(gid, dtx_tx_gid(tx), sizeof(gid));
+	dtx_tx_free(tx);
+
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
+	    "dtxd did not reach crash point %s", point);
+	CHECK(how.signaled && how.signo == SIGKILL,
+	    "dtxd ended with %s %d, expected SIGKILL at %s",
+	    how.exited ? "exit code" : "signal",
+	    how.exited ? how.code : how.signo, point);
+
+	// The old connection is gone with the process: a fresh client, and
+	// a dtxd without the crash point on the same data directory.
+	dtx_client_close(w.client);
+	w.client = NULL;
+	CHECK(dtxt_world_start_dtxd(&w, NULL) == 0, "dtxd did not restart");
+	CHECK_RV(dtx_tx_attach(&tx, w.client, gid));
+	CHECK_RV(dtx_tx_wait(tx, 20000, &st));
+	dtx_tx_free(tx);
+	CHECK(st == want, "after %s: %s, expected %s", point,
+	    dtx_state_name(st), dtx_state_name(want));
+
+	dtxt_log_load(&logs[0], parts[0]->calllog);
+	dtxt_log_load(&logs[1], parts[1]->calllog);
+	for (unsigned i = 0; i < nsteps; i++) {
+		const dtxt_log *l = &logs[steps[i].part];
+		bool   refused    = strstr(steps[i].payload, "refuse") != NULL;
+		size_t applied =
+		    dtxt_log_count(l, DTXT_APPLY, gid, (int)i, NULL, NULL);
+		size_t undone =
+		    dtxt_log_count(l, DTXT_UNDO, gid, (int)i, NULL, NULL);
+
+		if (want == DTX_STATE_COMMITTED) {
+			CHECK(applied == 1 && undone == 0,
+			    "%s: branch %u applied %zu, undone %zu", point, i,
+			    applied, undone);
+		} else if (refused) {
+			CHECK(applied == 0 && undone == 0,
+			    "%s: refused step %u applied %zu, undone %zu",
+			    point, i, applied, undone);
+		} else {
+			CHECK(applied == 1 && undone == 1,
+			    "%s: step %u applied %zu, undone %zu", point, i,
+			    applied, undone);
+		}
+		CHECK(want != DTX_STATE_COMPENSATED ||
+		        dtxt_log_effect(l, gid, (int)i) == 0,
+		    "%s: step %u left an effect", point, i);
+	}
+	dtxt_log_fini(&logs[0]);
+	dtxt_log_fini(&logs[1]);
+}
+
+static const step two_branches[] = {{0, ""}, {1, ""}};
+static const step last_refuses[] = {{0, ""}, {1, ""}, {0, "execute=refuse"}};
+
+Test(crash, two_phase_commit_is_committed_after_a_crash_after_the_decision)
+{
+	crash_and_recover("after-commit-decision", DTX_2PC, two_branches, 2,
+	    DTX_STATE_COMMITTED);
+}
+
+Test(crash, two_phase_commit_is_committed_after_a_crash_after_one_commit)
+{
+	crash_and_recover("after-first-commit", DTX_2PC, two_branches, 2,
+	    DTX_STATE_COMMITTED);
+}
+
+Test(crash, saga_is_committed_after_a_crash_after_the_first_execute)
+{
+	crash_and_recover("after-first-execute", DTX_SAGA, two_branches, 2,
+	    DTX_STATE_COMMITTED);
+}
+
+Test(crash, saga_is_compensated_after_a_crash_after_the_decision)
+{
+	crash_and_recover("after-compensate-decision", DTX_SAGA, last_refuses,
+	    3, DTX_STATE_COMPENSATED);
+}
+
+Test(crash, saga_is_compensated_after_a_crash_after_one_compensation)
+{
+	crash_and_recover("after-first-compensate", DTX_SAGA, last_refuses, 3,
+	    DTX_STATE_COMPENSATED);
+}
