@@ -27,7 +27,8 @@ typedef struct dtxd_store dtxd_store;
 typedef struct dtxd_store_opts {
 	bool create_if_missing; // default true in dtxd_store_opts_init()
 	// Tests: sleep this long inside every synced write, so that concurrent
-	// writers pile up and group commit becomes observable. 0 in production.
+	// writers pile up and group commit becomes observable. 0 in
+	// production.
 	uint32_t sync_delay_ms;
 } dtxd_store_opts;
 
@@ -36,7 +37,8 @@ void dtxd_store_opts_init(dtxd_store_opts *o);
 // Opens (creating if needed) the store in dir and starts its writer thread.
 // Errors: DTX_EINVAL, DTX_ELOCKED (another process has dir open: RocksDB's
 // LOCK file), DTX_ESTORAGE (with the RocksDB reason logged), DTX_ENOMEM.
-int dtxd_store_open(dtxd_store **sp, const char *dir, const dtxd_store_opts *o);
+int dtxd_store_open(
+    dtxd_store **sp, const char *dir, const dtxd_store_opts *o);
 
 // Drains queued writes (their callbacks run), stops the writer, closes the
 // database. Accepts NULL.
@@ -57,11 +59,11 @@ typedef enum dtxd_wop_kind {
 // DTX_ESTORAGE or DTX_ENOSPC (the batch failed; nothing of it was written);
 // it must not block and must not call dtxd_store_close().
 typedef struct dtxd_wop {
-	dtxd_wop_kind  kind;
-	const char    *gid;
-	const uint8_t *record;
-	size_t         record_len;
-	uint32_t       nspecs;
+	dtxd_wop_kind         kind;
+	const char           *gid;
+	const uint8_t        *record;
+	size_t                record_len;
+	uint32_t              nspecs;
 	const uint8_t *const *specs; // CREATE: nspecs encoded specs
 	const size_t         *spec_lens;
 	int64_t               expire_ms; // FINISH
