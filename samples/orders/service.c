@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+//
+// service: process scaffolding shared by the inventory and order samples
+// (see service.h). Stopping is done with sigwait() on a thread that blocked
+// the signals before anything else started: no handler runs in an arbitrary
+// thread, and closing the participant happens in plain code.
+
+#include "service.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void
+orders_process_init(sigset_t *stop_signals)
+{
+	sigemptyset(stop_signals);
+	sigaddset(stop_signals, SIGINT);
+	sigaddset(stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
+	// The demo interleaves several processes on one terminal or pipe;
+	// whole lines keep the story readable.
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int
+orders_service_run(const char *name, const char *url, const char *method,
+    const dtx_method_ops *ops, void *arg, const sigset_t *stop_signals)
+{
+	dtx_participant *p = NULL;
+	int              rv;
+	int              sig = 0;
+
+	if ((rv = dtx_participant_open(&p)) != 0 ||
+	    (rv = dtx_participant_register(p, method, ops, arg)) != 0 ||
+	    (rv = dtx_participant_listen(p, url)) != 0) {
+		fprintf(stderr, "%s: cannot serve %s on %s: %s\n", name,
+		    method, url, dtx_strerror(rv));
+		dtx_participant_close(p);
+		return 1;
+	}
+	printf("%s: serving %s on %s\n", name, method, url);
+	sigwait(stop_signals, &sig);
+	printf(
+	    "%s: %s, stopping\n", name, sig == SIGINT ? "SIGINT" : "SIGTERM");
+	dtx_participant_close(p);
+	return 0;
+}
+
+void
+orders_story(const char *name, const dtx_call *call, const char *fmt, ...)
+{
+	char    what[512];
+	char    again[32] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	// Redeliveries are normal (every call may arrive more than once);
+	// showing them makes the idempotency visible.
+	if (call->attempt > 1) {
+		snprintf(again, sizeof(again), " (attempt %u)",
+		    (unsigned)call->attempt);
+	}
+	printf("%s: [%.8s/%u] %s %s %s%s\n", name, call->gid,
+	    (unsigned)call->branch_id, dtx_phase_name(call->phase),
+	    call->method, what, again);
+}
+
+void
+orders_reply(dtx_reply *r, const char *payload, const char *message)
+{
+	if (payload != NULL) {
+		// A payload that does not fit is not worth failing the branch
+		// for: the message still tells the story.
+		(void)dtx_reply_set_payload(r, payload, strlen(payload));
+	}
+	dtx_reply_set_message(r, message);
+}
+
+void
+orders_branch_key(char *key, const dtx_call *call)
+{
+	snprintf(key, ORDERS_BRANCH_KEY_MAX, "branch/%s/%u", call->gid,
+	    (unsigned)call->branch_id);
+}

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+//
+// service: what the inventory and order processes share around their
+// business code: signal handling, serving one method until asked to stop,
+// and the one-line story each callback prints. Kept apart so each service
+// file reads as its business rules and nothing else.
+
+#ifndef ORDERS_SERVICE_H
+#define ORDERS_SERVICE_H
+
+#include <signal.h>
+
+#include <dtx/dtx.h>
+
+// Blocks SIGINT and SIGTERM in the calling thread and makes stdout line
+// buffered. Call first in main, before any thread exists (RocksDB and libdtx
+// start threads), so every thread inherits the mask and the signal is taken
+// only by orders_service_run().
+void orders_process_init(sigset_t *stop_signals);
+
+// Serves method with ops (arg passed to each callback) on url until SIGINT
+// or SIGTERM arrives, then closes the participant, which waits for running
+// callbacks. Returns 0, or 1 after printing the dtx error.
+int orders_service_run(const char *name, const char *url, const char *method,
+    const dtx_method_ops *ops, void *arg, const sigset_t *stop_signals);
+
+// Prints "<name>: [<gid 8>/<branch>] <PHASE> <method> <what>" as one line, so
+// the demo reads like a story even with several workers printing.
+void orders_story(const char *name, const dtx_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Sets text as both the reply message and the reply payload. The payload is
+// the machine-readable form ("sku=widget;qty=2;stock=1"); message may be NULL.
+void orders_reply(dtx_reply *r, const char *payload, const char *message);
+
+// Storage key of a branch's record: "branch/<gid>/<branch_id>". The branch
+// id is the last, numeric segment, so keys are unambiguous whatever the gid
+// holds.
+#define ORDERS_BRANCH_KEY_MAX (sizeof("branch//4294967295") + DTX_GID_MAX)
+void orders_branch_key(char *key, const dtx_call *call);
+
+#endif // ORDERS_SERVICE_H
