@@ -26,6 +26,7 @@ usage(FILE *f)
 	    "compensate a saga\n"
 	    "  resolve GID                the outcome a participant would be "
 	    "told\n"
+	    "  stats                      the coordinator's counters\n"
 	    "The coordinator defaults to $DTX_COORDINATOR or "
 	    "tcp://127.0.0.1:7800.\n");
 }
@@ -177,6 +178,23 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "abort") == 0 && arg != NULL) {
 		if ((rv = dtx_client_abort(c, arg, &st)) == 0) {
 			printf("%s %s\n", arg, dtx_state_name(st));
+		}
+	} else if (strcmp(cmd, "stats") == 0 && arg == NULL) {
+		dtx_coordinator_stats s;
+		if ((rv = dtx_client_stats(c, &s)) == 0) {
+			printf("active %llu\nstarted %llu\nfinished %llu\n"
+			       "recovered %llu\nstore_writes %llu\n"
+			       "store_batches %llu\nstore_syncs %llu\n"
+			       "store_errors %llu\nuptime_ms %llu\n",
+			    (unsigned long long)s.active,
+			    (unsigned long long)s.started,
+			    (unsigned long long)s.finished,
+			    (unsigned long long)s.recovered,
+			    (unsigned long long)s.store_writes,
+			    (unsigned long long)s.store_batches,
+			    (unsigned long long)s.store_syncs,
+			    (unsigned long long)s.store_errors,
+			    (unsigned long long)s.uptime_ms);
 		}
 	} else if (strcmp(cmd, "resolve") == 0 && arg != NULL) {
 		if ((rv = dtx_client_resolve(c, arg, &st)) == 0) {

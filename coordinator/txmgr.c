@@ -150,6 +150,7 @@ struct dtxd_txmgr {
 	size_t       hlen;
 	size_t       hcap;
 	int64_t      next_purge_ms;
+	int64_t      start_ms; // monotonic
 	dtxd_actions acts;
 	dtxi_reply  *rep;     // scratch reply
 	dtxi_record *rec;     // scratch record
@@ -1385,6 +1386,27 @@ on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid)
 }
 
 static void
+on_stats(dtxd_txmgr *m, dtxd_sreq *r)
+{
+	dtxi_reply      *rep = reply_init(m, DTXI_REP_STATS);
+	dtxd_txmgr_stats ts;
+	dtxd_store_stats ss;
+
+	dtxd_txmgr_get_stats(m, &ts);
+	dtxd_store_get_stats(m->store, &ss);
+	rep->u.stats.active        = ts.active;
+	rep->u.stats.started       = ts.started;
+	rep->u.stats.finished      = ts.finished;
+	rep->u.stats.recovered     = ts.recovered;
+	rep->u.stats.store_writes  = ss.ops;
+	rep->u.stats.store_batches = ss.batches;
+	rep->u.stats.store_syncs   = ss.syncs;
+	rep->u.stats.store_errors  = ss.errors;
+	rep->u.stats.uptime_ms     = (uint64_t)(dtxi_mono_ms() - m->start_ms);
+	dtxd_server_reply(r, rep);
+}
+
+static void
 on_request(dtxd_txmgr *m, dtxd_sreq *r)
 {
 	const dtxi_request *req = dtxd_sreq_request(r);
@@ -1404,6 +1426,9 @@ on_request(dtxd_txmgr *m, dtxd_sreq *r)
 		break;
 	case DTXI_REQ_RESOLVE:
 		on_resolve(m, r, req->u.resolve.gid);
+		break;
+	case DTXI_REQ_STATS:
+		on_stats(m, r);
 		break;
 	default:
 		dtxd_server_reply_error(
@@ -1637,6 +1662,7 @@ int
 dtxd_txmgr_start(dtxd_txmgr *m)
 {
 	m->next_purge_ms = dtxi_now_ms() + 1000;
+	m->start_ms      = dtxi_mono_ms();
 	if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
 		return DTX_ENOMEM;
 	}

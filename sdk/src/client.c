@@ -895,3 +895,26 @@ fail:
 	exchange_free(x);
 	return rv;
 }
+
+int
+dtx_client_stats(dtx_client *c, dtx_coordinator_stats *out)
+{
+	exchange *x;
+	int       rv;
+
+	if (c == NULL || out == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(DTXI_REQ_STATS)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	rv = exchange_run(c, x, atomic_load(&c->timeout_ms), NULL);
+	if (rv == 0 && x->rep.kind != DTXI_REP_STATS) {
+		rv = DTX_EPROTO;
+	}
+	if (rv == 0) {
+		*out = x->rep.u.stats;
+	}
+	exchange_free(x);
+	return rv;
+}

@@ -452,6 +452,9 @@ request_from_pb(
 	case dtxp_Request_call_tag:
 		r->kind = DTXI_REQ_CALL;
 		return call_from_pb(&m->body.call, c, &r->u.call, why);
+	case dtxp_Request_stats_tag:
+		r->kind = DTXI_REQ_STATS;
+		return 0;
 	default:
 		// nanopb only sets which_body to a member's tag.
 		snprintf(why, DTX_MESSAGE_MAX + 1, "request body %u unknown",
@@ -513,6 +516,18 @@ reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
 	case dtxp_Reply_list_tag:
 		r->kind = DTXI_REP_LIST;
 		return list_from_pb(&m->body.list, r, why);
+	case dtxp_Reply_stats_tag:
+		r->kind                  = DTXI_REP_STATS;
+		r->u.stats.active        = m->body.stats.active;
+		r->u.stats.started       = m->body.stats.started;
+		r->u.stats.finished      = m->body.stats.finished;
+		r->u.stats.recovered     = m->body.stats.recovered;
+		r->u.stats.store_writes  = m->body.stats.store_writes;
+		r->u.stats.store_batches = m->body.stats.store_batches;
+		r->u.stats.store_syncs   = m->body.stats.store_syncs;
+		r->u.stats.store_errors  = m->body.stats.store_errors;
+		r->u.stats.uptime_ms     = m->body.stats.uptime_ms;
+		return 0;
 	case dtxp_Reply_resolve_tag:
 		if (!state_ok((int)m->body.resolve.state)) {
 			snprintf(why, DTX_MESSAGE_MAX + 1,
@@ -882,6 +897,10 @@ request_to_pb(const dtxi_request *r, dtxp_Request *m)
 		m->which_body = dtxp_Request_call_tag;
 		memset(&m->body.call, 0, sizeof(m->body.call));
 		return call_to_pb(&r->u.call, &m->body.call);
+	case DTXI_REQ_STATS:
+		m->which_body = dtxp_Request_stats_tag;
+		memset(&m->body.stats, 0, sizeof(m->body.stats));
+		return 0;
 	default:
 		return DTX_EINVAL;
 	}
@@ -937,6 +956,19 @@ reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
 		m->which_body = dtxp_Reply_list_tag;
 		memset(&m->body.list, 0, sizeof(m->body.list));
 		return list_to_pb(r, &m->body.list);
+	case DTXI_REP_STATS:
+		m->which_body = dtxp_Reply_stats_tag;
+		memset(&m->body.stats, 0, sizeof(m->body.stats));
+		m->body.stats.active        = r->u.stats.active;
+		m->body.stats.started       = r->u.stats.started;
+		m->body.stats.finished      = r->u.stats.finished;
+		m->body.stats.recovered     = r->u.stats.recovered;
+		m->body.stats.store_writes  = r->u.stats.store_writes;
+		m->body.stats.store_batches = r->u.stats.store_batches;
+		m->body.stats.store_syncs   = r->u.stats.store_syncs;
+		m->body.stats.store_errors  = r->u.stats.store_errors;
+		m->body.stats.uptime_ms     = r->u.stats.uptime_ms;
+		return 0;
 	case DTXI_REP_RESOLVE:
 		if (!state_ok(r->u.resolve.state)) {
 			return DTX_EINVAL;

@@ -96,6 +96,7 @@ typedef enum dtxi_req_kind {
 	DTXI_REQ_ABORT,
 	DTXI_REQ_RESOLVE,
 	DTXI_REQ_CALL,
+	DTXI_REQ_STATS,
 } dtxi_req_kind;
 
 typedef struct dtxi_request {
@@ -128,6 +129,7 @@ typedef enum dtxi_rep_kind {
 	DTXI_REP_LIST,
 	DTXI_REP_RESOLVE,
 	DTXI_REP_BRANCH, // participant's answer to a BranchCall
+	DTXI_REP_STATS,
 } dtxi_rep_kind;
 
 typedef struct dtxi_reply {
@@ -145,7 +147,8 @@ typedef struct dtxi_reply {
 		struct {
 			int state;
 		} resolve;
-		dtxi_branch_reply branch;
+		dtxi_branch_reply     branch;
+		dtx_coordinator_stats stats;
 	} u;
 } dtxi_reply;
 

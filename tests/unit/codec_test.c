@@ -288,6 +288,13 @@ Test(codec, round_trips_a_resolve_request)
 	cr_assert_str_eq(req2.u.resolve.gid, "in-doubt");
 }
 
+Test(codec, round_trips_a_stats_request)
+{
+	new_req(DTXI_REQ_STATS);
+	decode_req_ok(encode_req(&req));
+	cr_assert_eq(req2.kind, DTXI_REQ_STATS);
+}
+
 Test(codec, round_trips_a_branch_call)
 {
 	new_req(DTXI_REQ_CALL);
@@ -378,6 +385,24 @@ Test(codec, round_trips_a_resolve_reply)
 	decode_rep_ok(encode_rep(&rep));
 	cr_assert_eq(rep2.kind, DTXI_REP_RESOLVE);
 	cr_assert_eq(rep2.u.resolve.state, DTX_STATE_ABORTED);
+}
+
+Test(codec, round_trips_a_stats_reply)
+{
+	new_rep(DTXI_REP_STATS);
+	rep.u.stats.active        = 1;
+	rep.u.stats.started       = 2;
+	rep.u.stats.finished      = 3;
+	rep.u.stats.recovered     = 4;
+	rep.u.stats.store_writes  = 5;
+	rep.u.stats.store_batches = 6;
+	rep.u.stats.store_syncs   = 7;
+	rep.u.stats.store_errors  = 8;
+	rep.u.stats.uptime_ms     = UINT64_C(1) << 40;
+	decode_rep_ok(encode_rep(&rep));
+	cr_assert_eq(rep2.kind, DTXI_REP_STATS);
+	cr_assert_eq(memcmp(&rep.u.stats, &rep2.u.stats, sizeof(rep.u.stats)),
+	    0, "the counters differ after a round trip");
 }
 
 Test(codec, round_trips_a_branch_reply)

@@ -329,6 +329,23 @@ typedef struct dtx_tx_info {
 DTX_API int dtx_client_list(dtx_client *c, int filter, const char *cursor,
     dtx_tx_info *out, unsigned max, unsigned *n, char *next);
 
+// The coordinator's counters since it started.
+typedef struct dtx_coordinator_stats {
+	uint64_t active;        // transactions in memory (unfinished)
+	uint64_t started;       // accepted since start
+	uint64_t finished;      // reached a terminal state since start
+	uint64_t recovered;     // resumed from the store at start
+	uint64_t store_writes;  // records written
+	uint64_t store_batches; // write batches (group commits)
+	uint64_t store_syncs;   // synced batches (fsyncs)
+	uint64_t store_errors;  // failed batches
+	uint64_t uptime_ms;
+} dtx_coordinator_stats;
+
+// Fetches the coordinator's counters. Errors: DTX_EINVAL, DTX_ETIMEDOUT,
+// DTX_ETRANSPORT. Thread-safe.
+DTX_API int dtx_client_stats(dtx_client *c, dtx_coordinator_stats *out);
+
 #ifdef __cplusplus
 }
 #endif
