@@ -1,16 +1,37 @@
 // SPDX-License-Identifier: MIT
 //
 // dispatcher: outbound branch calls (see dispatcher.h). A call is a small
-// state machine on its own aio: SEND the encoded BranchCall on a fresh
-// context of the peer's REQ socket, then RECV the answer, then decode it and
-// report once. nng's own resend is switched off: the engines decide retries,
-// with backoff, and a resent request would be a second delivery they did not
-// ask for.
+// state machine on its own aio: SEND the encoded BranchCall on a context of
+// the peer's REQ socket, then RECV the answer, then decode it and report
+// once. Contexts and aios are kept per peer and reused: opening and closing
+// them per call cost an nng reaper hand-off and an allocation each, a fifth
+// of dtxd's time under load. A reused REQ context drops whatever request it
+// still had outstanding (a call that timed out), so a late answer to it is
+// discarded by nng. nng's own resend is switched off: the engines decide
+// retries, with backoff, and a resent request would be a second delivery they
+// did not ask for.
+//
+// Batching. Under load the loop thread issues many calls to the same
+// participant in one pass (the PREPAREs of every transaction submitted since
+// the last pass, say). Each message costs dtxd far more CPU (nng task
+// threads, wake-ups, syscalls) than its bytes, so queued calls are held per
+// peer until the pass ends and then go out as one BranchCallBatch per peer
+// and timeout, bounded by DTXI_BATCH_MAX calls and BATCH_BYTES; a lone call
+// still goes out as a plain BranchCall. The batch is one REQ/REP exchange
+// with one timeout: its replies come back together, in call order, and a
+// batch that fails or times out fails every call in it (the engines retry
+// each as usual). A participant whose SDK predates batches answers
+// EUNSUPPORTED: its calls are then resent one by one and that peer gets
+// plain calls from then on.
 //
 // Lock order: dispatcher->mtx only (a leaf, never held across an nng call
-// that may complete an aio).
+// that may complete an aio). The pending queues and the dirty list belong
+// to the thread that queues and flushes (dtxd's loop thread) and take no
+// lock.
 
 #include "dispatcher.h"
+
+#include <stdatomic.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -21,9 +42,33 @@
 
 #include "base.h"
 
+// A batch stays well inside the smallest frame a participant accepts (its
+// payload limit plus 64 KiB of overhead): a call that alone is bigger goes
+// out by itself, as it always did.
+#define BATCH_BYTES (48u * 1024u)
+
+typedef struct dcall dcall;
+
+// A call waiting for the end of the loop's pass (and, in a batch, kept
+// until the answer for the EUNSUPPORTED fallback).
+typedef struct ditem {
+	dtxi_call    call;
+	uint32_t     timeout_ms;
+	dtxd_call_fn fn;
+	void        *arg;
+} ditem;
+
 struct dtxd_peer {
 	struct dtxd_peer *next;
 	nng_socket        sock;
+	dcall            *idle; // finished calls, their ctx and aio reusable
+	atomic_bool       nobatch; // answered a batch with EUNSUPPORTED
+	// Flushing thread only.
+	ditem            *pend;
+	uint32_t          npend;
+	uint32_t          cappend;
+	struct dtxd_peer *dnext; // in the dirty list
+	bool              dirty;
 	char              url[DTX_ENDPOINT_MAX + 1];
 };
 
@@ -34,17 +79,26 @@ struct dtxd_dispatcher {
 	uint64_t        inflight;
 	bool            closing;
 	size_t          max_payload;
+	// Flushing thread only.
+	dtxd_peer    *dirty;   // peers with pending calls
+	dtxi_request *scratch; // request being encoded
+	uint64_t      batches; // batches sent, for the log at close
+	uint64_t      batched; // calls sent in them
 };
 
-typedef struct dcall {
+struct dcall {
+	dcall           *next; // in peer->idle
 	dtxd_dispatcher *d;
+	dtxd_peer       *peer;
 	nng_ctx          ctx;
 	nng_aio         *aio;
 	bool             sent;
 	int64_t          deadline; // monotonic ms: the call ends by then
-	dtxd_call_fn     fn;
+	dtxd_call_fn     fn;       // a single call
 	void            *arg;
-} dcall;
+	ditem           *items; // a batch: n calls, owned; NULL for a single
+	uint32_t         n;
+};
 
 static int
 map_nng(int rv)
@@ -71,6 +125,10 @@ dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload)
 	if (d == NULL) {
 		return DTX_ENOMEM;
 	}
+	if ((d->scratch = malloc(sizeof(*d->scratch))) == NULL) {
+		free(d);
+		return DTX_ENOMEM;
+	}
 	pthread_mutex_init(&d->mtx, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	d->max_payload = max_payload;
@@ -87,6 +145,18 @@ dtxd_dispatcher_close(dtxd_dispatcher *d)
 	pthread_mutex_lock(&d->mtx);
 	d->closing = true;
 	pthread_mutex_unlock(&d->mtx);
+	// Calls queued but never flushed end like calls in flight.
+	for (dtxd_peer *p = d->peers; p != NULL; p = p->next) {
+		for (uint32_t i = 0; i < p->npend; i++) {
+			p->pend[i].fn(p->pend[i].arg, DTX_ECLOSED, NULL);
+		}
+		p->npend = 0;
+	}
+	if (d->batches > 0) {
+		DTXI_INFO("dispatcher: %llu batches carried %llu calls",
+		    (unsigned long long)d->batches,
+		    (unsigned long long)d->batched);
+	}
 	// Closing a socket completes every aio on its contexts with
 	// NNG_ECLOSED, so each call reports and the count drains.
 	for (dtxd_peer *p = d->peers; p != NULL; p = p->next) {
@@ -100,8 +170,16 @@ dtxd_dispatcher_close(dtxd_dispatcher *d)
 	while (d->peers != NULL) {
 		dtxd_peer *p = d->peers;
 		d->peers     = p->next;
+		while (p->idle != NULL) {
+			dcall *c = p->idle;
+			p->idle  = c->next;
+			nng_aio_free(c->aio);
+			free(c);
+		}
+		free(p->pend);
 		free(p);
 	}
+	free(d->scratch);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mtx);
 	free(d);
@@ -166,21 +244,86 @@ dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 	return 0;
 }
 
-// Reports the end of a call and releases it. The aio is reaped (freed by
-// nng in the background) because this runs inside its own callback.
+// Puts a call that has reported back on its peer's idle list. The call is
+// not touched after the unlock: another thread may reuse it at once (nng
+// lets an aio start again while its callback finishes).
 static void
-dcall_end(dcall *c, int rv, const dtxi_branch_reply *rep)
+dcall_release(dcall *c)
 {
 	dtxd_dispatcher *d = c->d;
-	c->fn(c->arg, rv, rep);
-	nng_ctx_close(c->ctx);
-	nng_aio_reap(c->aio);
-	free(c);
+
+	free(c->items);
+	c->items = NULL;
+	c->n     = 0;
 	pthread_mutex_lock(&d->mtx);
+	c->next       = c->peer->idle;
+	c->peer->idle = c;
 	if (--d->inflight == 0) {
 		pthread_cond_broadcast(&d->cv);
 	}
 	pthread_mutex_unlock(&d->mtx);
+}
+
+// Reports the end of a call (every call of a batch gets rv and rep) and
+// releases it.
+static void
+dcall_end(dcall *c, int rv, const dtxi_branch_reply *rep)
+{
+	if (c->items == NULL) {
+		c->fn(c->arg, rv, rep);
+	} else {
+		for (uint32_t i = 0; i < c->n; i++) {
+			c->items[i].fn(c->items[i].arg, rv, rep);
+		}
+	}
+	dcall_release(c);
+}
+
+static int send_one(dtxd_dispatcher *d, dtxd_peer *peer, const dtxi_call *call,
+    uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
+
+// The answer to a batch: each call gets its own reply. A participant that
+// does not know batches gets the calls again one by one, within what is
+// left of their time, and plain calls from now on.
+static void
+dcall_on_batch_reply(dcall *c, dtxi_reply *rep)
+{
+	dtxd_dispatcher *d = c->d;
+
+	if (rep->code == DTX_EUNSUPPORTED) {
+		int64_t left = c->deadline - dtxi_mono_ms();
+		if (!atomic_exchange(&c->peer->nobatch, true)) {
+			DTXI_WARN(
+			    "dispatcher: %s does not take batched calls; "
+			    "sending it single calls",
+			    c->peer->url);
+		}
+		for (uint32_t i = 0; i < c->n; i++) {
+			ditem *it = &c->items[i];
+			int    rv = send_one(d, c->peer, &it->call,
+			       (uint32_t)(left > 1 ? left : 1), it->fn, it->arg);
+			if (rv != 0) {
+				it->fn(it->arg, rv, NULL);
+			}
+		}
+		dcall_release(c);
+		return;
+	}
+	if (rep->kind != DTXI_REP_BRANCH_BATCH || rep->u.batch.n != c->n) {
+		DTXI_WARN(
+		    "dispatcher: %s answered a batch of %u calls with %u "
+		    "replies",
+		    c->peer->url, (unsigned)c->n,
+		    rep->kind == DTXI_REP_BRANCH_BATCH
+		        ? (unsigned)rep->u.batch.n
+		        : 0u);
+		dcall_end(c, DTX_EPROTO, NULL);
+		return;
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		c->items[i].fn(c->items[i].arg, 0, &rep->u.batch.replies[i]);
+	}
+	dcall_release(c);
 }
 
 static void
@@ -201,6 +344,13 @@ dcall_on_reply(dcall *c, nng_msg *msg)
 	rv     = dtxi_reply_decode(rep, nng_msg_body(msg), nng_msg_len(msg),
 	        c->d->max_payload + DTX_MESSAGE_MAX + 4096, c->d->max_payload,
 	        why);
+	if (rv == 0 && c->items != NULL &&
+	    (rep->code == 0 || rep->code == DTX_EUNSUPPORTED)) {
+		dcall_on_batch_reply(c, rep);
+		free(rep);
+		nng_msg_free(msg);
+		return;
+	}
 	if (rv != 0 || (rep->code == 0 && rep->kind != DTXI_REP_BRANCH)) {
 		DTXI_WARN("dispatcher: undecodable answer from a participant: "
 		          "%s %s",
@@ -255,70 +405,276 @@ dcall_cb(void *arg)
 	dcall_on_reply(c, nng_aio_get_msg(c->aio));
 }
 
-int
-dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
-    const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg)
+// A new call object with its own context on peer's socket and its aio.
+static int
+dcall_new(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
 {
-	dtxi_request *req;
-	nng_msg      *msg = NULL;
-	dcall        *c;
-	size_t        len = 0;
-	int           rv;
+	dcall *c = calloc(1, sizeof(*c));
+	int    rv;
 
-	if (d == NULL || peer == NULL || call == NULL || fn == NULL) {
-		return DTX_EINVAL;
-	}
-	// Only the call member is used; the request is sized for a submit.
-	if ((req = malloc(sizeof(*req))) == NULL) {
+	if (c == NULL) {
 		return DTX_ENOMEM;
 	}
-	req->version = DTX_PROTOCOL_VERSION;
-	req->kind    = DTXI_REQ_CALL;
-	req->u.call  = *call;
-	rv           = dtxi_request_encode(req, NULL, 0, &len);
+	c->d    = d;
+	c->peer = peer;
+	if ((rv = nng_aio_alloc(&c->aio, dcall_cb, c)) != 0) {
+		free(c);
+		return map_nng(rv);
+	}
+	if ((rv = nng_ctx_open(&c->ctx, peer->sock)) != 0) {
+		nng_aio_free(c->aio);
+		free(c);
+		return map_nng(rv);
+	}
+	*cp = c;
+	return 0;
+}
+
+// Encodes req into a new message.
+static int
+encode_msg(const dtxi_request *req, nng_msg **mp)
+{
+	nng_msg *msg = NULL;
+	size_t   len = 0;
+	int      rv;
+
+	rv = dtxi_request_encode(req, NULL, 0, &len);
 	if (rv == 0 && (rv = map_nng(nng_msg_alloc(&msg, len))) == 0) {
 		rv = dtxi_request_encode(req, nng_msg_body(msg), len, &len);
 	}
-	free(req);
 	if (rv != 0) {
 		if (msg != NULL) {
 			nng_msg_free(msg);
 		}
 		return rv;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		nng_msg_free(msg);
-		return DTX_ENOMEM;
-	}
-	c->d   = d;
-	c->fn  = fn;
-	c->arg = arg;
-	if ((rv = nng_aio_alloc(&c->aio, dcall_cb, c)) != 0) {
-		nng_msg_free(msg);
-		free(c);
-		return map_nng(rv);
-	}
-	if ((rv = nng_ctx_open(&c->ctx, peer->sock)) != 0) {
-		nng_aio_free(c->aio);
-		nng_msg_free(msg);
-		free(c);
-		return map_nng(rv);
-	}
+	*mp = msg;
+	return 0;
+}
+
+// Takes an idle call of peer (or makes one) and counts it in flight. On
+// success the caller fills it and starts it with dcall_start.
+static int
+dcall_take(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
+{
+	dcall *c;
+	int    rv;
+
 	pthread_mutex_lock(&d->mtx);
 	if (d->closing) {
 		pthread_mutex_unlock(&d->mtx);
-		nng_ctx_close(c->ctx);
-		nng_aio_free(c->aio);
-		nng_msg_free(msg);
-		free(c);
 		return DTX_ECLOSED;
+	}
+	if ((c = peer->idle) != NULL) {
+		peer->idle = c->next;
 	}
 	d->inflight++;
 	pthread_mutex_unlock(&d->mtx);
+	if (c == NULL && (rv = dcall_new(d, peer, &c)) != 0) {
+		pthread_mutex_lock(&d->mtx);
+		if (--d->inflight == 0) {
+			pthread_cond_broadcast(&d->cv);
+		}
+		pthread_mutex_unlock(&d->mtx);
+		return rv;
+	}
+	c->sent  = false;
+	c->items = NULL;
+	c->n     = 0;
+	*cp      = c;
+	return 0;
+}
+
+static void
+dcall_start(dcall *c, nng_msg *msg, uint32_t timeout_ms)
+{
 	// One timeout covers send and receive: a call ends within it.
 	c->deadline = dtxi_mono_ms() + timeout_ms;
 	nng_aio_set_timeout(c->aio, (nng_duration)timeout_ms);
 	nng_aio_set_msg(c->aio, msg);
 	nng_ctx_send(c->ctx, c->aio);
+}
+
+// Encodes and sends one plain BranchCall, with req as scratch space.
+static int
+send_single(dtxd_dispatcher *d, dtxd_peer *peer, dtxi_request *req,
+    const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg)
+{
+	nng_msg *msg;
+	dcall   *c;
+	int      rv;
+
+	req->version = DTX_PROTOCOL_VERSION;
+	req->kind    = DTXI_REQ_CALL;
+	req->u.call  = *call;
+	if ((rv = encode_msg(req, &msg)) != 0) {
+		return rv;
+	}
+	if ((rv = dcall_take(d, peer, &c)) != 0) {
+		nng_msg_free(msg);
+		return rv;
+	}
+	c->fn  = fn;
+	c->arg = arg;
+	dcall_start(c, msg, timeout_ms);
 	return 0;
+}
+
+// send_single from any thread: the scratch request is its own.
+static int
+send_one(dtxd_dispatcher *d, dtxd_peer *peer, const dtxi_call *call,
+    uint32_t timeout_ms, dtxd_call_fn fn, void *arg)
+{
+	// Only the call member is used; the request is sized for a submit.
+	dtxi_request *req = malloc(sizeof(*req));
+	int           rv;
+
+	if (req == NULL) {
+		return DTX_ENOMEM;
+	}
+	rv = send_single(d, peer, req, call, timeout_ms, fn, arg);
+	free(req);
+	return rv;
+}
+
+int
+dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
+    const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg)
+{
+	if (d == NULL || peer == NULL || call == NULL || fn == NULL) {
+		return DTX_EINVAL;
+	}
+	return send_one(d, peer, call, timeout_ms, fn, arg);
+}
+
+int
+dtxd_dispatcher_queue(dtxd_dispatcher *d, dtxd_peer *peer,
+    const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg)
+{
+	ditem *it;
+
+	if (d == NULL || peer == NULL || call == NULL || fn == NULL) {
+		return DTX_EINVAL;
+	}
+	if (peer->npend == peer->cappend) {
+		uint32_t cap = peer->cappend == 0 ? 16 : peer->cappend * 2;
+		ditem   *np  = realloc(peer->pend, cap * sizeof(*np));
+		if (np == NULL) {
+			return DTX_ENOMEM;
+		}
+		peer->pend    = np;
+		peer->cappend = cap;
+	}
+	it             = &peer->pend[peer->npend++];
+	it->call       = *call;
+	it->timeout_ms = timeout_ms;
+	it->fn         = fn;
+	it->arg        = arg;
+	if (!peer->dirty) {
+		peer->dirty = true;
+		peer->dnext = d->dirty;
+		d->dirty    = peer;
+	}
+	return 0;
+}
+
+// What a call adds to a batch frame, near enough: its payload, its two
+// strings and a few dozen bytes of tags, lengths and integers.
+static size_t
+item_bytes(const ditem *it)
+{
+	return it->call.payload.len + strlen(it->call.gid) +
+	    strlen(it->call.method) + 48;
+}
+
+// Sends the n calls in its as one batch. On error nothing was sent and the
+// caller still owns the calls.
+static int
+send_batch(dtxd_dispatcher *d, dtxd_peer *peer, const ditem *its, uint32_t n)
+{
+	dtxi_request *req = d->scratch;
+	ditem        *items;
+	nng_msg      *msg;
+	dcall        *c;
+	int           rv;
+
+	req->version   = DTX_PROTOCOL_VERSION;
+	req->kind      = DTXI_REQ_CALL_BATCH;
+	req->u.batch.n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		req->u.batch.calls[i] = its[i].call;
+	}
+	if ((items = malloc(n * sizeof(*items))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	memcpy(items, its, n * sizeof(*items));
+	if ((rv = encode_msg(req, &msg)) != 0) {
+		free(items);
+		return rv;
+	}
+	if ((rv = dcall_take(d, peer, &c)) != 0) {
+		nng_msg_free(msg);
+		free(items);
+		return rv;
+	}
+	c->items = items;
+	c->n     = n;
+	d->batches++;
+	d->batched += n;
+	dcall_start(c, msg, its[0].timeout_ms);
+	return 0;
+}
+
+// Sends what one peer has pending: calls with the same timeout go together,
+// in the order they were queued, up to DTXI_BATCH_MAX calls or BATCH_BYTES.
+static void
+flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
+{
+	ditem    group[DTXI_BATCH_MAX];
+	bool     batch = !atomic_load(&p->nobatch);
+	uint32_t n, rest;
+	size_t   bytes;
+	int      rv;
+
+	while (p->npend > 0) {
+		uint32_t timeout = p->pend[0].timeout_ms;
+
+		n     = 0;
+		rest  = 0;
+		bytes = 0;
+		for (uint32_t i = 0; i < p->npend; i++) {
+			ditem *it = &p->pend[i];
+			size_t b  = item_bytes(it);
+			if (it->timeout_ms == timeout && n < DTXI_BATCH_MAX &&
+			    (n == 0 || (batch && bytes + b <= BATCH_BYTES))) {
+				group[n++] = *it;
+				bytes += b;
+			} else {
+				p->pend[rest++] = *it;
+			}
+		}
+		p->npend = rest;
+		if (n > 1 && (rv = send_batch(d, p, group, n)) == 0) {
+			continue;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			rv = send_single(d, p, d->scratch, &group[i].call,
+			    group[i].timeout_ms, group[i].fn, group[i].arg);
+			if (rv != 0) {
+				group[i].fn(group[i].arg, rv, NULL);
+			}
+		}
+	}
+}
+
+void
+dtxd_dispatcher_flush(dtxd_dispatcher *d)
+{
+	while (d->dirty != NULL) {
+		dtxd_peer *p = d->dirty;
+		d->dirty     = p->dnext;
+		p->dnext     = NULL;
+		p->dirty     = false;
+		flush_peer(d, p);
+	}
 }

@@ -2,9 +2,10 @@
 //
 // dispatcher: dtxd's outbound calls to participants. One nng REQ socket per
 // participant endpoint (dialled in the background, so a participant that is
-// down is simply not answering yet), one context + aio per call, each with
-// its own timeout. Completion callbacks run on nng threads. Retries are not
-// the dispatcher's business: the engines decide them.
+// down is simply not answering yet), one context + aio per message, each
+// with its own timeout; calls queued during one pass of dtxd's loop go to
+// each participant as one batch. Completion callbacks run on nng threads.
+// Retries are not the dispatcher's business: the engines decide them.
 
 #ifndef DTXD_DISPATCHER_H
 #define DTXD_DISPATCHER_H
@@ -40,5 +41,19 @@ typedef void (*dtxd_call_fn)(void *arg, int rv, const dtxi_branch_reply *rep);
 // DTX_EINVAL, DTX_ENOMEM, DTX_ECLOSED.
 int dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
     const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
+
+// Queues call for peer; it goes out at the next dtxd_dispatcher_flush,
+// batched with the other calls queued for that peer (see dispatcher.c).
+// Same contract as dtxd_dispatcher_call, except that the call is copied
+// (its payload is not: it must stay valid until fn runs), and that a call
+// that cannot be sent at flush time gets fn with the error (DTX_ENOMEM,
+// DTX_ECLOSED) on the flushing thread. Errors: DTX_EINVAL, DTX_ENOMEM.
+// Queue and flush belong to one thread (dtxd's loop thread).
+int dtxd_dispatcher_queue(dtxd_dispatcher *d, dtxd_peer *peer,
+    const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
+
+// Sends every queued call. The queueing thread calls it at the end of each
+// pass of its loop.
+void dtxd_dispatcher_flush(dtxd_dispatcher *d);
 
 #endif // DTXD_DISPATCHER_H

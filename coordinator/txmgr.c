@@ -655,7 +655,9 @@ do_send(dtxd_txmgr *m, mtx *tx, const dtxd_action *a)
 		rv = dtxd_dispatcher_peer(m->disp, mb->endpoint, &mb->peer);
 	}
 	if (rv == 0) {
-		rv = dtxd_dispatcher_call(
+		// Sent at the end of this pass of the loop, batched with the
+		// other calls to the same participant.
+		rv = dtxd_dispatcher_queue(
 		    m->disp, mb->peer, &call, a->timeout_ms, on_call_done, mc);
 	}
 	if (rv != 0) {
@@ -1526,6 +1528,7 @@ loop_main(void *arg)
 		    .kind = DTXD_EV_RECOVER, .now_ms = dtxi_now_ms()};
 		tx_event(m, tx, &ev, NULL);
 	}
+	dtxd_dispatcher_flush(m->disp);
 
 	pthread_mutex_lock(&m->mtx);
 	while (!m->stopping) {
@@ -1558,6 +1561,9 @@ loop_main(void *arg)
 			batch = next;
 		}
 		run_timers(m);
+		// The calls of this pass go out now, one message per
+		// participant.
+		dtxd_dispatcher_flush(m->disp);
 		pthread_mutex_lock(&m->mtx);
 	}
 	pthread_mutex_unlock(&m->mtx);

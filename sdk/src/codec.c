@@ -95,12 +95,17 @@ state_ok(int v)
 
 // Which payload a slot stands for, to name it in an error message.
 enum slot_kind {
-	SLOT_BRANCH, // SubmitRequest.branches[i].payload
-	SLOT_RESULT, // TxInfo.branches[i].payload
-	SLOT_CALL,   // BranchCall.payload
-	SLOT_REPLY,  // BranchReply.payload
-	SLOT_SPEC,   // a stored BranchSpec's payload
+	SLOT_BRANCH,      // SubmitRequest.branches[i].payload
+	SLOT_RESULT,      // TxInfo.branches[i].payload
+	SLOT_CALL,        // BranchCall.payload
+	SLOT_REPLY,       // BranchReply.payload
+	SLOT_SPEC,        // a stored BranchSpec's payload
+	SLOT_BATCH_CALL,  // BranchCallBatch.calls[i].payload
+	SLOT_BATCH_REPLY, // BranchReplyBatch.replies[i].payload
 };
+
+_Static_assert(DTXI_BATCH_MAX <= DTX_BRANCHES_MAX,
+    "a batch uses the decoder's payload slots");
 
 struct dctx;
 
@@ -174,6 +179,12 @@ slot_name(const slot *s, char *buf, size_t cap)
 		break;
 	case SLOT_REPLY:
 		snprintf(buf, cap, "payload of the branch reply");
+		break;
+	case SLOT_BATCH_CALL:
+		snprintf(buf, cap, "payload of batched call %u", s->index);
+		break;
+	case SLOT_BATCH_REPLY:
+		snprintf(buf, cap, "payload of batched reply %u", s->index);
 		break;
 	case SLOT_SPEC:
 	default:
@@ -253,6 +264,12 @@ req_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 		dtxp_BranchCall *m = field->pData;
 		c->slots[0].kind   = SLOT_CALL;
 		install_payload(&m->payload, &c->slots[0]);
+	} else if (field->tag == dtxp_Request_call_batch_tag) {
+		dtxp_BranchCallBatch *m = field->pData;
+		for (unsigned i = 0; i < DTXI_BATCH_MAX; i++) {
+			c->slots[i].kind = SLOT_BATCH_CALL;
+			install_payload(&m->calls[i].payload, &c->slots[i]);
+		}
 	}
 	return true;
 }
@@ -276,6 +293,12 @@ rep_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 		dtxp_BranchReply *m = field->pData;
 		c->slots[0].kind    = SLOT_REPLY;
 		install_payload(&m->payload, &c->slots[0]);
+	} else if (field->tag == dtxp_Reply_branch_batch_tag) {
+		dtxp_BranchReplyBatch *m = field->pData;
+		for (unsigned i = 0; i < DTXI_BATCH_MAX; i++) {
+			c->slots[i].kind = SLOT_BATCH_REPLY;
+			install_payload(&m->replies[i].payload, &c->slots[i]);
+		}
 	}
 	return true;
 }
@@ -395,7 +418,7 @@ submit_from_pb(
 
 static int
 call_from_pb(
-    const dtxp_BranchCall *in, const dctx *c, dtxi_call *out, char *why)
+    const dtxp_BranchCall *in, const slot *s, dtxi_call *out, char *why)
 {
 	if (!phase_ok((int)in->phase)) {
 		snprintf(why, DTX_MESSAGE_MAX + 1, "branch call has phase %d",
@@ -406,10 +429,38 @@ call_from_pb(
 	out->branch_id = in->branch_id;
 	out->phase     = (int)in->phase;
 	COPY_STR(out->method, in->method);
-	out->payload = c->slots[0].bytes;
+	out->payload = s->bytes;
 	out->attempt = in->attempt;
 	return ms_from_pb(
 	    in->deadline_ms, &out->deadline_ms, "deadline_ms", why);
+}
+
+// A batch must carry at least one call: an empty one is a malformed frame,
+// not a request to do nothing. The upper bound is nanopb's (max_count).
+static int
+batch_from_pb(const dtxp_BranchCallBatch *in, const dctx *c,
+    dtxi_call_batch *out, char *why)
+{
+	int rv;
+
+	if (in->calls_count == 0) {
+		snprintf(
+		    why, DTX_MESSAGE_MAX + 1, "branch call batch is empty");
+		return DTX_EPROTO;
+	}
+	for (unsigned i = 0; i < in->calls_count; i++) {
+		rv = call_from_pb(
+		    &in->calls[i], &c->slots[i], &out->calls[i], why);
+		if (rv != 0) {
+			char inner[DTX_MESSAGE_MAX + 1];
+			copy_str(inner, why, sizeof(inner));
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "batched call %u: %.200s", i, inner);
+			return rv;
+		}
+	}
+	out->n = in->calls_count;
+	return 0;
 }
 
 static int
@@ -451,10 +502,14 @@ request_from_pb(
 		return 0;
 	case dtxp_Request_call_tag:
 		r->kind = DTXI_REQ_CALL;
-		return call_from_pb(&m->body.call, c, &r->u.call, why);
+		return call_from_pb(
+		    &m->body.call, &c->slots[0], &r->u.call, why);
 	case dtxp_Request_stats_tag:
 		r->kind = DTXI_REQ_STATS;
 		return 0;
+	case dtxp_Request_call_batch_tag:
+		r->kind = DTXI_REQ_CALL_BATCH;
+		return batch_from_pb(&m->body.call_batch, c, &r->u.batch, why);
 	default:
 		// nanopb only sets which_body to a member's tag.
 		snprintf(why, DTX_MESSAGE_MAX + 1, "request body %u unknown",
@@ -492,6 +547,34 @@ list_from_pb(const dtxp_ListReply *in, dtxi_reply *r, char *why)
 	}
 	r->u.list.n = in->txs_count;
 	COPY_STR(r->u.list.next_cursor, in->next_cursor);
+	return 0;
+}
+
+static int
+reply_batch_from_pb(
+    const dtxp_BranchReplyBatch *in, const dctx *c, dtxi_reply *r, char *why)
+{
+	if (in->replies_count == 0) {
+		snprintf(
+		    why, DTX_MESSAGE_MAX + 1, "branch reply batch is empty");
+		return DTX_EPROTO;
+	}
+	for (unsigned i = 0; i < in->replies_count; i++) {
+		const dtxp_BranchReply *b = &in->replies[i];
+		dtxi_branch_reply      *o = &r->u.batch.replies[i];
+
+		if (!status_ok((int)b->status)) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "batched reply %u has status %d", i,
+			    (int)b->status);
+			return DTX_EPROTO;
+		}
+		o->status = (int)b->status;
+		COPY_STR(o->message, b->message);
+		o->payload = c->slots[i].bytes;
+	}
+	r->kind      = DTXI_REP_BRANCH_BATCH;
+	r->u.batch.n = in->replies_count;
 	return 0;
 }
 
@@ -550,6 +633,8 @@ reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
 		COPY_STR(r->u.branch.message, m->body.branch.message);
 		r->u.branch.payload = c->slots[0].bytes;
 		return 0;
+	case dtxp_Reply_branch_batch_tag:
+		return reply_batch_from_pb(&m->body.branch_batch, c, r, why);
 	default:
 		snprintf(why, DTX_MESSAGE_MAX + 1, "reply body %u unknown",
 		    (unsigned)m->which_body);
@@ -901,6 +986,23 @@ request_to_pb(const dtxi_request *r, dtxp_Request *m)
 		m->which_body = dtxp_Request_stats_tag;
 		memset(&m->body.stats, 0, sizeof(m->body.stats));
 		return 0;
+	case DTXI_REQ_CALL_BATCH:
+		if (r->u.batch.n == 0 || r->u.batch.n > DTXI_BATCH_MAX) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_call_batch_tag;
+		// Only the calls in use are zeroed (see above).
+		m->body.call_batch.calls_count = (pb_size_t)r->u.batch.n;
+		for (unsigned i = 0; i < r->u.batch.n; i++) {
+			dtxp_BranchCall *o = &m->body.call_batch.calls[i];
+			int              rv;
+
+			memset(o, 0, sizeof(*o));
+			if ((rv = call_to_pb(&r->u.batch.calls[i], o)) != 0) {
+				return rv;
+			}
+		}
+		return 0;
 	default:
 		return DTX_EINVAL;
 	}
@@ -988,6 +1090,29 @@ reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
 		COPY_STR(m->body.branch.message, r->u.branch.message);
 		return set_payload(
 		    &m->body.branch.payload, &r->u.branch.payload);
+	case DTXI_REP_BRANCH_BATCH:
+		if (r->u.batch.n == 0 || r->u.batch.n > DTXI_BATCH_MAX) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Reply_branch_batch_tag;
+		m->body.branch_batch.replies_count = (pb_size_t)r->u.batch.n;
+		for (unsigned i = 0; i < r->u.batch.n; i++) {
+			const dtxi_branch_reply *b = &r->u.batch.replies[i];
+			dtxp_BranchReply *o = &m->body.branch_batch.replies[i];
+			int               rv;
+
+			if (!status_ok(b->status) || !STR_FITS(b->message)) {
+				return DTX_EINVAL;
+			}
+			memset(o, 0, sizeof(*o));
+			o->status = (dtxp_BranchStatus)b->status;
+			COPY_STR(o->message, b->message);
+			if ((rv = set_payload(&o->payload, &b->payload)) !=
+			    0) {
+				return rv;
+			}
+		}
+		return 0;
 	default:
 		return DTX_EINVAL;
 	}

@@ -88,6 +88,21 @@ typedef struct dtxi_branch_reply {
 	dtxi_bytes payload;
 } dtxi_branch_reply;
 
+// Branch calls to one participant sent in one frame (BranchCallBatch), and
+// the replies in call order. 1..DTXI_BATCH_MAX of them; the frame limit
+// bounds their total size.
+#define DTXI_BATCH_MAX 64
+
+typedef struct dtxi_call_batch {
+	uint32_t  n;
+	dtxi_call calls[DTXI_BATCH_MAX];
+} dtxi_call_batch;
+
+typedef struct dtxi_reply_batch {
+	uint32_t          n;
+	dtxi_branch_reply replies[DTXI_BATCH_MAX];
+} dtxi_reply_batch;
+
 typedef enum dtxi_req_kind {
 	DTXI_REQ_NONE = 0, // decoded request without a body
 	DTXI_REQ_SUBMIT,
@@ -97,6 +112,7 @@ typedef enum dtxi_req_kind {
 	DTXI_REQ_RESOLVE,
 	DTXI_REQ_CALL,
 	DTXI_REQ_STATS,
+	DTXI_REQ_CALL_BATCH,
 } dtxi_req_kind;
 
 typedef struct dtxi_request {
@@ -119,7 +135,8 @@ typedef struct dtxi_request {
 		struct {
 			char gid[DTX_GID_MAX + 1];
 		} resolve;
-		dtxi_call call;
+		dtxi_call       call;
+		dtxi_call_batch batch;
 	} u;
 } dtxi_request;
 
@@ -130,6 +147,7 @@ typedef enum dtxi_rep_kind {
 	DTXI_REP_RESOLVE,
 	DTXI_REP_BRANCH, // participant's answer to a BranchCall
 	DTXI_REP_STATS,
+	DTXI_REP_BRANCH_BATCH, // answer to a BranchCallBatch
 } dtxi_rep_kind;
 
 typedef struct dtxi_reply {
@@ -149,6 +167,7 @@ typedef struct dtxi_reply {
 		} resolve;
 		dtxi_branch_reply     branch;
 		dtx_coordinator_stats stats;
+		dtxi_reply_batch      batch;
 	} u;
 } dtxi_reply;
 
@@ -166,9 +185,10 @@ typedef struct dtxi_record {
 } dtxi_record;
 
 // Every encoder returns 0, DTX_EINVAL (a field out of range: bad enum,
-// too many branches, a string too long), or DTX_ETOOBIG (does not fit in
-// cap). *len receives the encoded size. Passing buf == NULL and cap == 0
-// computes the size only (then DTX_ETOOBIG is never returned).
+// too many branches, an empty or oversized batch, a string too long), or
+// DTX_ETOOBIG (does not fit in cap). *len receives the encoded size. Passing
+// buf == NULL and cap == 0 computes the size only (then DTX_ETOOBIG is never
+// returned).
 int dtxi_request_encode(
     const dtxi_request *r, uint8_t *buf, size_t cap, size_t *len);
 int dtxi_reply_encode(
@@ -183,6 +203,7 @@ int dtxi_spec_encode(
 //   payload longer than max_payload;
 // - DTX_EPROTO: truncated, garbage, a string or array over its limit, or an
 //   enum value out of range;
+// - DTX_EPROTO also: a batch with no item or more than DTXI_BATCH_MAX;
 // - DTX_EVERSION: version is not DTX_PROTOCOL_VERSION (for requests and
 //   replies; a request with version 0 is also rejected).
 // On error *r is unspecified and err (if not NULL, DTX_MESSAGE_MAX + 1

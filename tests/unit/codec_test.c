@@ -992,3 +992,193 @@ Test(codec, hashes_different_content_differently)
 	strcpy(b.branches[0].method, "bc");
 	cr_assert_neq(dtxi_submit_hash(&b), h);
 }
+
+// ---------------------------------------------------------------------------
+// Batches of branch calls and their replies
+// ---------------------------------------------------------------------------
+
+static void
+fill_batch(dtxi_call_batch *b, unsigned n)
+{
+	b->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		dtxi_call *c = &b->calls[i];
+		snprintf(c->gid, sizeof(c->gid), "batch-gid-%u", i);
+		c->branch_id = i % 3;
+		c->phase     = 1 + (int)(i % 5);
+		snprintf(c->method, sizeof(c->method), "Method%u", i);
+		c->payload     = payload(i % DTX_BRANCHES_MAX);
+		c->attempt     = i;
+		c->deadline_ms = 1700000000000 + i;
+	}
+}
+
+Test(codec, round_trips_a_batch_of_branch_calls_in_order)
+{
+	new_req(DTXI_REQ_CALL_BATCH);
+	fill_batch(&req.u.batch, 5);
+	decode_req_ok(encode_req(&req));
+	cr_assert_eq(req2.kind, DTXI_REQ_CALL_BATCH);
+	cr_assert_eq(req2.u.batch.n, 5);
+	for (unsigned i = 0; i < 5; i++) {
+		const dtxi_call *x = &req.u.batch.calls[i];
+		const dtxi_call *y = &req2.u.batch.calls[i];
+		cr_assert_str_eq(y->gid, x->gid);
+		cr_assert_eq(y->branch_id, x->branch_id);
+		cr_assert_eq(y->phase, x->phase);
+		cr_assert_str_eq(y->method, x->method);
+		assert_bytes_eq(y->payload, x->payload);
+		cr_assert_eq(y->attempt, x->attempt);
+		cr_assert_eq(y->deadline_ms, x->deadline_ms);
+		// Zero-copy: every payload is a slice of the frame.
+		if (y->payload.len > 0) {
+			cr_assert(y->payload.ptr >= frame &&
+			    y->payload.ptr < frame + sizeof(frame));
+		}
+	}
+}
+
+Test(codec, round_trips_a_full_batch_of_64_calls)
+{
+	new_req(DTXI_REQ_CALL_BATCH);
+	fill_batch(&req.u.batch, DTXI_BATCH_MAX);
+	decode_req_ok(encode_req(&req));
+	cr_assert_eq(req2.u.batch.n, DTXI_BATCH_MAX);
+	cr_assert_str_eq(req2.u.batch.calls[63].gid, "batch-gid-63");
+	assert_bytes_eq(
+	    req2.u.batch.calls[63].payload, req.u.batch.calls[63].payload);
+}
+
+Test(codec, round_trips_a_batch_of_replies_in_order)
+{
+	new_rep(DTXI_REP_BRANCH_BATCH);
+	rep.u.batch.n = 4;
+	for (unsigned i = 0; i < 4; i++) {
+		rep.u.batch.replies[i].status = 1 + (int)i;
+		snprintf(rep.u.batch.replies[i].message,
+		    sizeof(rep.u.batch.replies[i].message), "reply %u", i);
+		rep.u.batch.replies[i].payload = payload(i);
+	}
+	decode_rep_ok(encode_rep(&rep));
+	cr_assert_eq(rep2.kind, DTXI_REP_BRANCH_BATCH);
+	cr_assert_eq(rep2.u.batch.n, 4);
+	for (unsigned i = 0; i < 4; i++) {
+		cr_assert_eq(rep2.u.batch.replies[i].status, 1 + (int)i);
+		cr_assert_str_eq(rep2.u.batch.replies[i].message,
+		    rep.u.batch.replies[i].message);
+		assert_bytes_eq(rep2.u.batch.replies[i].payload,
+		    rep.u.batch.replies[i].payload);
+	}
+}
+
+Test(codec, refuses_to_encode_an_empty_or_oversized_batch)
+{
+	size_t len;
+
+	new_req(DTXI_REQ_CALL_BATCH);
+	req.u.batch.n = 0;
+	cr_assert_eq(dtxi_request_encode(&req, NULL, 0, &len), DTX_EINVAL);
+	req.u.batch.n = DTXI_BATCH_MAX + 1;
+	cr_assert_eq(dtxi_request_encode(&req, NULL, 0, &len), DTX_EINVAL);
+	new_rep(DTXI_REP_BRANCH_BATCH);
+	rep.u.batch.n = 0;
+	cr_assert_eq(dtxi_reply_encode(&rep, NULL, 0, &len), DTX_EINVAL);
+	rep.u.batch.n                 = 1;
+	rep.u.batch.replies[0].status = 99;
+	cr_assert_eq(dtxi_reply_encode(&rep, NULL, 0, &len), DTX_EINVAL);
+}
+
+Test(codec, refuses_an_empty_batch_on_decode)
+{
+	// Request{version 1, call_batch{}} and Reply{version 1,
+	// branch_batch{}}.
+	static const uint8_t q[] = {0x08, 0x01, 0x8a, 0x01, 0x00};
+	static const uint8_t a[] = {0x08, 0x01, 0x7a, 0x00};
+
+	memcpy(frame, q, sizeof(q));
+	cr_assert_eq(dtxi_request_decode(&req2, frame, sizeof(q), FRAME_MAX,
+	                 DTX_PAYLOAD_MAX_DEFAULT, err),
+	    DTX_EPROTO);
+	cr_assert_not_null(strstr(err, "empty"), "err: %s", err);
+	memcpy(frame, a, sizeof(a));
+	cr_assert_eq(dtxi_reply_decode(&rep2, frame, sizeof(a), FRAME_MAX,
+	                 DTX_PAYLOAD_MAX_DEFAULT, err),
+	    DTX_EPROTO);
+	cr_assert_not_null(strstr(err, "empty"), "err: %s", err);
+}
+
+Test(codec, refuses_a_batch_of_more_than_64_calls)
+{
+	// Request{version 1, call_batch{65 x calls{phase 1}}}: 65 * 4 = 260
+	// bytes of body, length varint 0x84 0x02.
+	size_t n = 0;
+
+	frame[n++] = 0x08;
+	frame[n++] = 0x01;
+	frame[n++] = 0x8a;
+	frame[n++] = 0x01;
+	frame[n++] = 0x84;
+	frame[n++] = 0x02;
+	for (unsigned i = 0; i < DTXI_BATCH_MAX + 1; i++) {
+		frame[n++] = 0x0a;
+		frame[n++] = 0x02;
+		frame[n++] = 0x18;
+		frame[n++] = 0x01;
+	}
+	cr_assert_eq(dtxi_request_decode(&req2, frame, n, FRAME_MAX,
+	                 DTX_PAYLOAD_MAX_DEFAULT, err),
+	    DTX_EPROTO);
+	// 64 of them are fine.
+	frame[4] = 0x80;
+	cr_assert_eq(dtxi_request_decode(&req2, frame, n - 4, FRAME_MAX,
+	                 DTX_PAYLOAD_MAX_DEFAULT, err),
+	    0, "err: %s", err);
+	cr_assert_eq(req2.u.batch.n, DTXI_BATCH_MAX);
+}
+
+Test(codec, refuses_a_batched_payload_over_the_limit_and_names_it)
+{
+	size_t len;
+
+	new_req(DTXI_REQ_CALL_BATCH);
+	fill_batch(&req.u.batch, 4);
+	req.u.batch.calls[2].payload.len = 250;
+	for (unsigned i = 0; i < 4; i++) {
+		if (i != 2 && req.u.batch.calls[i].payload.len > 100) {
+			req.u.batch.calls[i].payload.len = 100;
+		}
+	}
+	len = encode_req(&req);
+	cr_assert_eq(
+	    dtxi_request_decode(&req2, frame, len, FRAME_MAX, 249, err),
+	    DTX_ETOOBIG);
+	cr_assert_not_null(strstr(err, "batched call 2"), "err: %s", err);
+}
+
+Test(codec, refuses_a_batched_call_with_a_bad_phase_and_names_it)
+{
+	// Request{version 1, call_batch{calls{phase 1}, calls{phase 9}}}.
+	static const uint8_t q[] = {0x08, 0x01, 0x8a, 0x01, 0x08, 0x0a, 0x02,
+	    0x18, 0x01, 0x0a, 0x02, 0x18, 0x09};
+
+	memcpy(frame, q, sizeof(q));
+	cr_assert_eq(dtxi_request_decode(&req2, frame, sizeof(q), FRAME_MAX,
+	                 DTX_PAYLOAD_MAX_DEFAULT, err),
+	    DTX_EPROTO);
+	cr_assert_not_null(strstr(err, "batched call 1"), "err: %s", err);
+}
+
+Test(codec, survives_every_prefix_of_a_batch_frame)
+{
+	size_t len;
+
+	new_req(DTXI_REQ_CALL_BATCH);
+	fill_batch(&req.u.batch, 6);
+	len = encode_req(&req);
+	for (size_t i = 0; i < len; i++) {
+		int rv = dtxi_request_decode(
+		    &req2, frame, i, FRAME_MAX, DTX_PAYLOAD_MAX_DEFAULT, err);
+		cr_assert(rv == 0 || rv == DTX_EPROTO || rv == DTX_EVERSION,
+		    "prefix %zu: %d", i, rv);
+	}
+}
