@@ -430,14 +430,46 @@ dcall_new(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
 	return 0;
 }
 
-// Encodes req into a new message.
+// A bound on the encoded size of a call inside a request: its payload,
+// its two strings, and tags, lengths and integers at their widest.
+static size_t
+call_bound(const dtxi_call *c)
+{
+	return c->payload.len + strlen(c->gid) + strlen(c->method) + 64;
+}
+
+// Encodes req into a new message. The message is allocated at a bound of
+// the size and encoded in one nanopb pass (a separate sizing pass cost as
+// much as the encoding); only if the bound was wrong is the size computed.
 static int
 encode_msg(const dtxi_request *req, nng_msg **mp)
 {
-	nng_msg *msg = NULL;
-	size_t   len = 0;
+	nng_msg *msg   = NULL;
+	size_t   len   = 0;
+	size_t   bound = 16;
 	int      rv;
 
+	if (req->kind == DTXI_REQ_CALL) {
+		bound += call_bound(&req->u.call);
+	} else {
+		for (uint32_t i = 0; i < req->u.batch.n; i++) {
+			bound += call_bound(&req->u.batch.calls[i]) + 8;
+		}
+	}
+	if ((rv = map_nng(nng_msg_alloc(&msg, bound))) != 0) {
+		return rv;
+	}
+	rv = dtxi_request_encode(req, nng_msg_body(msg), bound, &len);
+	if (rv == 0) {
+		nng_msg_chop(msg, bound - len);
+		*mp = msg;
+		return 0;
+	}
+	nng_msg_free(msg);
+	msg = NULL;
+	if (rv != DTX_ETOOBIG) {
+		return rv;
+	}
 	rv = dtxi_request_encode(req, NULL, 0, &len);
 	if (rv == 0 && (rv = map_nng(nng_msg_alloc(&msg, len))) == 0) {
 		rv = dtxi_request_encode(req, nng_msg_body(msg), len, &len);
