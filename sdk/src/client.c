@@ -11,6 +11,7 @@
 #include <dtx/dtx.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,9 +32,30 @@
 #define WAIT_POLL_MS 5000
 #define RECV_MAX     (128u * 1024u * 1024u)
 
+typedef struct async_op async_op;
+
+// An asynchronous commit in flight. Ops are kept on the client's free list
+// and reused, context and aio included, so that a closed loop of thousands
+// of commits costs no nng_ctx_open/nng_aio_alloc per transaction (the
+// client shares the machine with the coordinator it measures).
+struct async_op {
+	async_op     *next; // on the free list
+	dtx_client   *c;
+	nng_ctx       ctx;
+	nng_aio      *aio;
+	bool          sending;
+	int64_t       deadline; // dtxi_mono_ms() of the whole exchange
+	dtx_tx       *tx;
+	dtx_commit_fn cb;
+	void         *arg;
+};
+
+// Lock order: mtx is a leaf (it guards the free list only).
 struct dtx_client {
-	nng_socket sock;
-	atomic_int timeout_ms;
+	nng_socket      sock;
+	atomic_int      timeout_ms;
+	pthread_mutex_t mtx;
+	async_op       *free_ops;
 };
 
 typedef struct txbranch {
@@ -284,8 +306,13 @@ dtx_client_open(dtx_client **cp, const char *url)
 		return DTX_ENOMEM;
 	}
 	atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
+	if (pthread_mutex_init(&c->mtx, NULL) != 0) {
+		free(c);
+		return DTX_ENOMEM;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		rv = map_nng(rv, "opening the socket");
+		pthread_mutex_destroy(&c->mtx);
 		free(c);
 		return rv;
 	}
@@ -313,6 +340,7 @@ dtx_client_open(dtx_client **cp, const char *url)
 
 fail:
 	nng_close(c->sock);
+	pthread_mutex_destroy(&c->mtx);
 	free(c);
 	return rv;
 }
@@ -333,7 +361,17 @@ dtx_client_close(dtx_client *c)
 	if (c == NULL) {
 		return;
 	}
+	// Every async commit has ended (the header's rule), so every op is on
+	// the free list, idle.
+	while (c->free_ops != NULL) {
+		async_op *op = c->free_ops;
+		c->free_ops  = op->next;
+		nng_aio_free(op->aio);
+		nng_ctx_close(op->ctx);
+		free(op);
+	}
 	nng_close(c->sock);
+	pthread_mutex_destroy(&c->mtx);
 	free(c);
 }
 
@@ -547,28 +585,15 @@ dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
 	return 0;
 }
 
-// Submits the transaction; with wait, the reply carries its outcome. The
-// request timeout follows the rule in the header: a waiting submit may take
-// the transaction's timeout, the client's own timeout and phase two.
-static int
-tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
+// Fills x's Submit request from tx (payloads are borrowed from tx) and
+// returns the timeout of the whole exchange, following the rule in the
+// header: a waiting submit may take the transaction's timeout, the client's
+// own timeout and phase two.
+static int32_t
+submit_fill(dtx_tx *tx, exchange *x, bool wait)
 {
-	exchange *x = NULL;
-	int32_t   ctm;
-	int64_t   tmo;
-	int       rv;
+	int64_t tmo;
 
-	if (tx == NULL) {
-		return DTX_EINVAL;
-	}
-	tx->message[0] = '\0';
-	if (tx->mode == 0 || tx->nbranches == 0) {
-		return DTX_EINVAL;
-	}
-	if ((x = exchange_alloc(DTXI_REQ_SUBMIT)) == NULL) {
-		return DTX_ENOMEM;
-	}
-	tx->sent = true;
 	memset(&x->req.u.submit, 0, offsetof(dtxi_submit, branches));
 	dtxi_strlcpy(
 	    x->req.u.submit.gid, tx->gid, sizeof(x->req.u.submit.gid));
@@ -587,40 +612,68 @@ tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
 		s->payload.ptr = tx->branches[i].payload;
 		s->payload.len = tx->branches[i].len;
 	}
-
-	ctm = atomic_load(&tx->c->timeout_ms);
-	tmo = ctm;
+	tmo = atomic_load(&tx->c->timeout_ms);
 	if (wait) {
 		tmo += (tx->timeout_ms != 0 ? tx->timeout_ms
 		                            : DEFAULT_TX_TIMEOUT) +
 		    PHASE_TWO_MS;
 	}
-	if ((rv = exchange_run(tx->c, x, clamp_ms(tmo), tx->message)) != 0) {
-		goto fail;
-	}
-	if (x->rep.kind != DTXI_REP_TX) {
-		rv = DTX_EPROTO;
+	return clamp_ms(tmo);
+}
+
+// Takes a successful Submit reply: copies the branch results into tx and,
+// with wait, insists on a terminal state.
+static int
+submit_finish(dtx_tx *tx, const dtxi_reply *rep, bool wait, dtx_state *state)
+{
+	int rv;
+
+	if (rep->kind != DTXI_REP_TX) {
 		dtxi_strlcpy(tx->message,
 		    "coordinator sent a reply of the "
 		    "wrong kind",
 		    sizeof(tx->message));
-		goto fail;
+		return DTX_EPROTO;
 	}
-	if ((rv = results_copy(tx, &x->rep.u.tx)) != 0) {
-		goto fail;
+	if ((rv = results_copy(tx, &rep->u.tx)) != 0) {
+		return rv;
 	}
-	if (wait && !dtx_state_is_terminal(x->rep.u.tx.state)) {
-		rv = DTX_ETIMEDOUT;
+	if (wait && !dtx_state_is_terminal(rep->u.tx.state)) {
 		snprintf(tx->message, sizeof(tx->message),
 		    "no outcome yet: transaction is %s",
-		    dtx_state_name(x->rep.u.tx.state));
-		goto fail;
+		    dtx_state_name(rep->u.tx.state));
+		return DTX_ETIMEDOUT;
 	}
 	if (state != NULL) {
-		*state = (dtx_state)x->rep.u.tx.state;
+		*state = (dtx_state)rep->u.tx.state;
 	}
-	exchange_free(x);
 	return 0;
+}
+
+// Submits the transaction; with wait, the reply carries its outcome.
+static int
+tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
+{
+	exchange *x = NULL;
+	int32_t   tmo;
+	int       rv;
+
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (tx->mode == 0 || tx->nbranches == 0) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(DTXI_REQ_SUBMIT)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	tx->sent = true;
+	tmo      = submit_fill(tx, x, wait);
+	if ((rv = exchange_run(tx->c, x, tmo, tx->message)) != 0) {
+		goto fail;
+	}
+	rv = submit_finish(tx, &x->rep, wait, state);
 
 fail:
 	exchange_free(x);
@@ -640,6 +693,184 @@ int
 dtx_tx_submit(dtx_tx *tx)
 {
 	return tx_submit(tx, false, NULL);
+}
+
+// Asynchronous commit. The request is encoded at once into an nng message
+// (the big request struct is freed before returning), then one op's aio
+// carries it: the send completes, the same callback posts the receive, and
+// the reply is decoded and copied into tx on the nng thread that got it.
+// The op goes back to the free list only after the user's callback
+// returned, so that a callback which starts the next commit takes another
+// op and never reuses the aio it is running on.
+
+static void async_cb(void *arg);
+
+static void
+async_release(async_op *op)
+{
+	dtx_client *c = op->c;
+
+	op->tx  = NULL;
+	op->cb  = NULL;
+	op->arg = NULL;
+	pthread_mutex_lock(&c->mtx);
+	op->next    = c->free_ops;
+	c->free_ops = op;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+static int
+async_get(dtx_client *c, async_op **opp)
+{
+	async_op *op;
+	int       rv;
+
+	pthread_mutex_lock(&c->mtx);
+	if ((op = c->free_ops) != NULL) {
+		c->free_ops = op->next;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	if (op != NULL) {
+		*opp = op;
+		return 0;
+	}
+	if ((op = calloc(1, sizeof(*op))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	op->c = c;
+	if ((rv = nng_aio_alloc(&op->aio, async_cb, op)) != 0) {
+		free(op);
+		return map_nng(rv, "allocating an aio");
+	}
+	if ((rv = nng_ctx_open(&op->ctx, c->sock)) != 0) {
+		nng_aio_free(op->aio);
+		free(op);
+		return map_nng(rv, "opening a context");
+	}
+	*opp = op;
+	return 0;
+}
+
+// Ends the op: the user's callback, then the op is reusable.
+static void
+async_done(async_op *op, int rv, dtx_state state)
+{
+	op->cb(op->tx, rv, state, op->arg);
+	async_release(op);
+}
+
+static void
+async_cb(void *arg)
+{
+	async_op   *op = arg;
+	dtx_tx     *tx = op->tx;
+	dtxi_reply *rep;
+	nng_msg    *m;
+	dtx_state   st = 0;
+	int         rv = nng_aio_result(op->aio);
+
+	if (op->sending) {
+		op->sending = false;
+		if (rv != 0) {
+			// A failed send leaves the message with us.
+			nng_msg_free(nng_aio_get_msg(op->aio));
+			snprintf(tx->message, sizeof(tx->message),
+			    "sending to the coordinator: %s",
+			    nng_strerror(rv));
+			async_done(op, map_nng(rv, "sending a request"), 0);
+			return;
+		}
+		nng_aio_set_timeout(
+		    op->aio, clamp_ms(op->deadline - dtxi_mono_ms()));
+		nng_ctx_recv(op->ctx, op->aio);
+		return;
+	}
+	if (rv != 0) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "waiting for the coordinator: %s", nng_strerror(rv));
+		async_done(op, map_nng(rv, "receiving a reply"), 0);
+		return;
+	}
+	m = nng_aio_get_msg(op->aio);
+	if ((rep = malloc(sizeof(*rep))) == NULL) {
+		nng_msg_free(m);
+		async_done(op, DTX_ENOMEM, 0);
+		return;
+	}
+	rv = dtxi_reply_decode(rep, nng_msg_body(m), nng_msg_len(m), SIZE_MAX,
+	    DTX_PAYLOAD_MAX_DEFAULT, tx->message);
+	if (rv != 0) {
+		DTXI_WARN("client: undecodable reply from the coordinator "
+		          "(%s): %s",
+		    dtx_strerror(rv), tx->message);
+	} else if (rep->code != 0) {
+		rv = rep->code;
+		dtxi_strlcpy(tx->message, rep->message, sizeof(tx->message));
+	} else {
+		rv = submit_finish(tx, rep, true, &st);
+	}
+	free(rep);
+	nng_msg_free(m);
+	async_done(op, rv, st);
+}
+
+int
+dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg)
+{
+	exchange *x  = NULL;
+	async_op *op = NULL;
+	nng_msg  *m  = NULL;
+	size_t    len;
+	int32_t   tmo;
+	int       rv;
+
+	if (tx == NULL || cb == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (tx->mode == 0 || tx->nbranches == 0) {
+		return DTX_EINVAL;
+	}
+	if ((x = exchange_alloc(DTXI_REQ_SUBMIT)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	tmo = submit_fill(tx, x, true);
+	if ((rv = dtxi_request_encode(&x->req, NULL, 0, &len)) != 0) {
+		dtxi_strlcpy(tx->message, "cannot encode the request",
+		    sizeof(tx->message));
+		goto fail;
+	}
+	if ((rv = nng_msg_alloc(&m, len)) != 0) {
+		rv = map_nng(rv, "allocating a request");
+		goto fail;
+	}
+	if ((rv = dtxi_request_encode(&x->req, nng_msg_body(m), len, &len)) !=
+	    0) {
+		dtxi_strlcpy(tx->message, "cannot encode the request",
+		    sizeof(tx->message));
+		goto fail;
+	}
+	if ((rv = async_get(tx->c, &op)) != 0) {
+		goto fail;
+	}
+	exchange_free(x);
+	tx->sent     = true;
+	op->tx       = tx;
+	op->cb       = cb;
+	op->arg      = arg;
+	op->sending  = true;
+	op->deadline = dtxi_mono_ms() + tmo;
+	nng_aio_set_timeout(op->aio, tmo);
+	nng_aio_set_msg(op->aio, m);
+	nng_ctx_send(op->ctx, op->aio);
+	return 0;
+
+fail:
+	if (m != NULL) {
+		nng_msg_free(m);
+	}
+	exchange_free(x);
+	return rv;
 }
 
 // One Status request; wait_ms > 0 lets dtxd hold it until the transaction

@@ -966,3 +966,151 @@ Test(client, wait_polls_until_terminal_and_errors_carry_messages)
 	dtx_client_close(c);
 	fake_stop(&f);
 }
+
+// What the asynchronous commit tests see in their callbacks.
+typedef struct async_seen {
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	dtx_client     *c;
+	unsigned        done;
+	unsigned        committed;
+	unsigned        notfound;
+	unsigned        payload_ok;
+	unsigned        chain_left; // commits still to start from callbacks
+	int             other_rv;
+} async_seen;
+
+static void
+async_seen_init(async_seen *a, dtx_client *c)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_mutex_init(&a->mtx, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->c = c;
+}
+
+static void
+async_seen_fini(async_seen *a)
+{
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mtx);
+}
+
+// Waits until n callbacks ran, for up to a minute (a loaded machine).
+static void
+async_wait(async_seen *a, unsigned n)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 60;
+	pthread_mutex_lock(&a->mtx);
+	while (a->done < n) {
+		if (pthread_cond_timedwait(&a->cv, &a->mtx, &ts) != 0) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->mtx);
+}
+
+static void start_async(async_seen *a, const char *gid);
+
+// Checks what the callback may read, frees tx (allowed in the callback) and,
+// for a chain, starts the next commit from here.
+static void
+on_async(dtx_tx *tx, int rv, dtx_state outcome, void *arg)
+{
+	async_seen       *a = arg;
+	dtx_branch_result r;
+	bool              chain;
+
+	pthread_mutex_lock(&a->mtx);
+	if (rv == 0 && outcome == DTX_STATE_COMMITTED) {
+		a->committed++;
+		if (dtx_tx_branch_result(tx, 1, &r) == 0 &&
+		    r.payload_len == 6 &&
+		    memcmp(r.payload, "result", 6) == 0) {
+			a->payload_ok++;
+		}
+	} else if (rv == DTX_ENOTFOUND &&
+	    strcmp(dtx_tx_message(tx), "no transaction unknown") == 0) {
+		a->notfound++;
+	} else {
+		a->other_rv = rv != 0 ? rv : -1;
+	}
+	chain = a->chain_left > 0;
+	if (chain) {
+		a->chain_left--;
+	}
+	pthread_mutex_unlock(&a->mtx);
+	dtx_tx_free(tx);
+	if (chain) {
+		start_async(a, "chained");
+	}
+	pthread_mutex_lock(&a->mtx);
+	a->done++;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mtx);
+}
+
+static void
+start_async(async_seen *a, const char *gid)
+{
+	dtx_tx *tx;
+
+	cr_assert_eq(dtx_tx_begin(&tx, a->c, DTX_2PC), 0);
+	cr_assert_eq(dtx_tx_set_gid(tx, gid), 0);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://a:1", "debit", "1", 1), 0);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://b:1", "credit", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_commit_async(tx, on_async, a), 0);
+}
+
+Test(client, commit_async_calls_back_once_with_the_outcome_or_error)
+{
+	fake        f;
+	dtx_client *c;
+	dtx_tx     *tx;
+	async_seen  a;
+
+	fake_start(&f, "inproc://sdk-test-coord3");
+	cr_assert_eq(dtx_client_open(&c, "inproc://sdk-test-coord3"), 0);
+	async_seen_init(&a, c);
+
+	// Refused at once: then the callback never runs.
+	cr_assert_eq(dtx_tx_begin(&tx, c, DTX_SAGA), 0);
+	cr_assert_eq(dtx_tx_commit_async(tx, on_async, &a), DTX_EINVAL);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://a:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_commit_async(tx, NULL, &a), DTX_EINVAL);
+	cr_assert_eq(dtx_tx_commit_async(NULL, on_async, &a), DTX_EINVAL);
+	dtx_tx_free(tx);
+
+	// Many in flight at once, one of them an error from the coordinator.
+	for (unsigned i = 0; i < 40; i++) {
+		char gid[32];
+		snprintf(gid, sizeof(gid), "async-%u", i);
+		start_async(&a, i == 7 ? "unknown" : gid);
+	}
+	async_wait(&a, 40);
+	pthread_mutex_lock(&a.mtx);
+	cr_assert_eq(a.done, 40);
+	cr_assert_eq(a.other_rv, 0, "unexpected result %d", a.other_rv);
+	cr_assert_eq(a.committed, 39);
+	cr_assert_eq(a.payload_ok, 39);
+	cr_assert_eq(a.notfound, 1);
+	cr_assert_eq(f.last_nbranches, 2);
+	cr_assert(f.last_submit_wait);
+	// A closed loop: each callback starts the next commit.
+	a.chain_left = 10;
+	pthread_mutex_unlock(&a.mtx);
+	start_async(&a, "chain-0");
+	async_wait(&a, 51);
+	pthread_mutex_lock(&a.mtx);
+	cr_assert_eq(a.done, 51);
+	cr_assert_eq(a.committed, 50);
+	cr_assert_eq(a.other_rv, 0);
+	pthread_mutex_unlock(&a.mtx);
+
+	dtx_client_close(c);
+	async_seen_fini(&a);
+	fake_stop(&f);
+}

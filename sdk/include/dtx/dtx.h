@@ -217,7 +217,7 @@ DTX_API int dtx_client_open(dtx_client **cp, const char *url);
 DTX_API int dtx_client_set_timeout_ms(dtx_client *c, int32_t ms);
 
 // Closes the client. Accepts NULL. Transactions begun on it must be freed
-// first.
+// first, and every asynchronous commit on it must have ended.
 DTX_API void dtx_client_close(dtx_client *c);
 
 // Begins a transaction of the given mode with a fresh random gid. Nothing is
@@ -259,6 +259,25 @@ DTX_API int dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
 // its phase two; the transaction goes on: use dtx_tx_wait), DTX_ETRANSPORT,
 // DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the coordinator's other errors.
 DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
+
+// Called exactly once when an asynchronous commit ends: rv is 0 or an error
+// as dtx_tx_commit returns it, and outcome (DTX_STATE_COMMITTED, _ABORTED
+// or _COMPENSATED) is valid only when rv is 0; branch results and the
+// message are then in tx. It runs on an nng thread with no libdtx lock
+// held, must not block, and may free tx and begin and commit (also
+// asynchronously) other transactions on the same client; it must not close
+// the client.
+typedef void (*dtx_commit_fn)(
+    dtx_tx *tx, int rv, dtx_state outcome, void *arg);
+
+// Runs the transaction as dtx_tx_commit does without waiting for it: returns
+// once the request is on its way, and cb(tx, rv, outcome, arg) runs later.
+// Until cb runs, tx must be neither used nor freed, and the client must not
+// be closed. Any number of commits may be in flight on one client; no
+// thread is used per commit. Errors (cb then never runs): DTX_EINVAL (tx or
+// cb NULL, no branches), DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe across
+// transactions.
+DTX_API int dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg);
 
 // Hands the transaction to the coordinator and returns once it is durably
 // accepted; it then runs in the background. Errors as dtx_tx_commit.
