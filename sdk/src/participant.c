@@ -31,8 +31,11 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "barrier.h"
 #include "base.h"
 #include "codec.h"
+#include "crashpoint.h"
+#include "reply.h"
 
 #define DEFAULT_WORKERS  4
 #define MAX_WORKERS      256
@@ -43,13 +46,6 @@
 // Largest payload limit we accept: twice (limit + overhead) must stay far
 // from SIZE_MAX and be something nng can buffer.
 #define MAX_PAYLOAD_LIMIT (1024u * 1024u * 1024u)
-
-struct dtx_reply {
-	size_t max_payload;
-	void  *payload; // malloc'd copy, or NULL
-	size_t len;
-	char   message[DTX_MESSAGE_MAX + 1];
-};
 
 typedef struct method {
 	char           name[DTX_METHOD_MAX + 1];
@@ -102,6 +98,9 @@ struct dtx_participant {
 	pctx            *qhead; // work queue, guarded by mtx
 	pctx            *qtail;
 	bool             stop; // guarded by mtx
+
+	dtxi_barrier *barrier; // NULL: callbacks run unguarded
+	dtxi_crash    crash;   // DTX_PARTICIPANT_CRASH_AT, read at listen
 };
 
 static int
@@ -314,6 +313,32 @@ dtx_participant_register(
 	return 0;
 }
 
+int
+dtx_participant_use_barrier(
+    dtx_participant *p, rocksdb_t *db, const dtx_barrier_opts *o)
+{
+	if (p == NULL || db == NULL) {
+		return DTX_EINVAL;
+	}
+	if (p->listening || p->barrier != NULL) {
+		return DTX_ESTATE;
+	}
+	return dtxi_barrier_alloc(&p->barrier, db, o, &p->crash);
+}
+
+int
+dtx_participant_set_resolver(
+    dtx_participant *p, const char *url, uint32_t after_ms)
+{
+	if (p == NULL || url == NULL || url[0] == '\0' || after_ms == 0) {
+		return DTX_EINVAL;
+	}
+	if (p->listening || p->barrier == NULL) {
+		return DTX_ESTATE;
+	}
+	return dtxi_barrier_set_resolver(p->barrier, url, after_ms);
+}
+
 // Posts the next receive on a context, unless the participant is closing.
 static void
 pctx_recv(pctx *c)
@@ -434,6 +459,43 @@ phase_fn(const dtx_method_ops *ops, int phase)
 	}
 }
 
+// Runs one callback: through the barrier when there is one (which also
+// passes the crash points around its write), else directly, with the crash
+// points around the callback itself.
+static dtx_result
+run_guarded(dtx_participant *p, const dtx_call *dc, dtx_phase_fn fn, void *arg,
+    dtx_reply *reply)
+{
+	dtx_result res;
+
+	if (p->barrier != NULL) {
+		return dtxi_barrier_call(p->barrier, dc, fn, arg, reply);
+	}
+	dtxi_crash_point(&p->crash, "before-business-write");
+	res = fn(dc, reply, arg);
+	dtxi_crash_point(&p->crash, "after-business-write");
+	return res;
+}
+
+// The resolver's way to run a phase as if dtxd had called: the same method
+// lookup as a delivery, then the barrier.
+static dtx_result
+run_resolved(void *arg, const dtx_call *dc, dtx_reply *reply)
+{
+	dtx_participant *p = arg;
+	const method    *m = method_find(p, dc->method, NULL);
+	dtx_phase_fn     fn;
+
+	if (m == NULL || (fn = phase_fn(&m->ops, dc->phase)) == NULL) {
+		DTXI_ERROR("participant: cannot settle %s/%u: method %s has "
+		           "no %s callback",
+		    dc->gid, (unsigned)dc->branch_id, dc->method,
+		    dtx_phase_name(dc->phase));
+		return DTX_RETRY;
+	}
+	return dtxi_barrier_call(p->barrier, dc, fn, m->arg, reply);
+}
+
 // Runs the callback for one decoded BranchCall and fills w->rep. The reply's
 // payload points into w->reply, which stays alive until the reply is encoded.
 static void
@@ -483,7 +545,7 @@ run_call(worker *w)
 	dc.attempt     = call->attempt;
 	dc.deadline_ms = call->deadline_ms;
 
-	res = fn(&dc, &w->reply, m->arg);
+	res = run_guarded(p, &dc, fn, m->arg, &w->reply);
 	switch ((int)res) {
 	case DTX_OK:
 		reply_branch(&w->rep, DTX_BRANCH_OK, w->reply.message,
@@ -678,6 +740,7 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 	}
 	atomic_store(&p->closing, false);
 	p->stop = false;
+	dtxi_crash_init(&p->crash);
 
 	if ((rv = nng_rep0_open(&p->sock)) != 0) {
 		rv = map_nng(rv, "opening the socket");
@@ -734,6 +797,11 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		}
 		goto fail;
 	}
+	if (p->barrier != NULL &&
+	    (rv = dtxi_barrier_start(
+	         p->barrier, run_resolved, p, p->max_payload)) != 0) {
+		goto fail;
+	}
 	p->listening = true;
 	for (unsigned i = 0; i < p->nctxs; i++) {
 		pctx_recv(&p->ctxs[i]);
@@ -753,7 +821,9 @@ dtx_participant_close(dtx_participant *p)
 	if (p == NULL) {
 		return;
 	}
+	dtxi_barrier_stop(p->barrier);
 	serve_stop(p);
+	dtxi_barrier_free(p->barrier);
 	free(p->methods);
 	pthread_rwlock_destroy(&p->io_lock);
 	pthread_cond_destroy(&p->cv);

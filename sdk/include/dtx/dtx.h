@@ -200,6 +200,87 @@ DTX_API int dtx_participant_listen(dtx_participant *p, const char *url);
 DTX_API void dtx_participant_close(dtx_participant *p);
 
 // ---------------------------------------------------------------------------
+// Barrier: exactly-once callbacks backed by the participant's own RocksDB
+// ---------------------------------------------------------------------------
+
+// The RocksDB C API's types (<rocksdb/c.h>), declared here so that this
+// header does not need RocksDB's unless the barrier is used.
+typedef struct rocksdb_t            rocksdb_t;
+typedef struct rocksdb_writebatch_t rocksdb_writebatch_t;
+
+// Settings of the barrier. Zero fields take the defaults.
+typedef struct dtx_barrier_opts {
+	// Prefix of every key the barrier writes (default "dtx/"). Pick one
+	// that none of the service's own keys start with.
+	const char *prefix;
+	// How long the record of a call is kept after it was written (default
+	// 7 days). A call delivered later than this is not recognised any
+	// more: keep it well above the coordinator's longest retry horizon. A
+	// prepared branch that is still undecided is never purged.
+	int64_t retention_ms;
+	// true: barrier writes are not synced (tests and benchmarks only: a
+	// crash may then lose a reply the coordinator already acted on).
+	bool no_sync;
+	// Optional. When set, lock(lock_arg) is called before a callback runs
+	// and unlock(lock_arg) once its batch is written. Use it when
+	// callbacks read data that other branches change (an account balance):
+	// the reads and the write then happen under one lock, as they must.
+	void (*lock)(void *lock_arg);
+	void (*unlock)(void *lock_arg);
+	void *lock_arg;
+} dtx_barrier_opts;
+
+// Makes every callback of p run at most once per (gid, branch, phase),
+// durably, with db (opened by the caller, which closes it after
+// dtx_participant_close()) as the store. In a callback,
+// dtx_reply_writebatch() gives a batch where the callback stages its
+// business writes instead of writing them itself; the SDK writes that batch
+// and the barrier's record of the call in one atomic (synced) write. Then:
+//
+// - A repeated call answers the first call's reply (status, message,
+//   payload) without running the callback. OK and REFUSED answers are
+//   recorded; RETRY is not (its batch is dropped), nor is a REFUSED from
+//   commit, abort or compensate, which dtxd retries.
+// - An abort or compensate of a branch whose prepare or execute never
+//   answered OK here is a null operation: it answers OK without running the
+//   callback, and is recorded.
+// - A prepare or execute that arrives after its branch was aborted or
+//   compensated is REFUSED without running the callback (no hanging
+//   reservation).
+// - A commit of a branch that is not prepared here, a commit after an
+//   abort, or an abort after a commit breaks the protocol: it is answered
+//   REFUSED with a message saying why, the callback does not run, and dtxd
+//   keeps retrying it (the transaction shows as STUCK for an operator).
+// - Deliveries of the same (gid, branch) are serialised, so concurrent
+//   duplicates run the callback at most once.
+// - Records older than the retention are purged in the background, a
+//   bounded number per pass.
+//
+// A REFUSED prepare or execute must leave nothing to undo (its batch is
+// written, but no abort or compensate callback will run for it). Before
+// listen only; o may be NULL. Errors: DTX_EINVAL, DTX_ESTATE (listening, or
+// a barrier already set), DTX_ENOMEM.
+DTX_API int dtx_participant_use_barrier(
+    dtx_participant *p, rocksdb_t *db, const dtx_barrier_opts *o);
+
+// Makes p settle its own in-doubt branches: a branch prepared here and not
+// committed or aborted within after_ms is looked up with
+// dtx_client_resolve() at the coordinator at url, and its commit or abort
+// callback is then run through the barrier, as if dtxd had called (with
+// dtx_call.attempt 0); dtxd's own later call is then a duplicate. An
+// unknown gid is aborted (presumed abort), so a coordinator that lost its
+// record cannot leave a reservation held forever. Needs the barrier, which
+// knows the prepared branches. Before listen only. Errors: DTX_EINVAL,
+// DTX_ESTATE (no barrier, or listening), DTX_ENOMEM.
+DTX_API int dtx_participant_set_resolver(
+    dtx_participant *p, const char *url, uint32_t after_ms);
+
+// The batch where a callback stages its business writes when the barrier
+// is on, or NULL without a barrier. Owned by the SDK; valid for the
+// duration of the callback. Do not write it yourself.
+DTX_API rocksdb_writebatch_t *dtx_reply_writebatch(dtx_reply *r);
+
+// ---------------------------------------------------------------------------
 // Client (initiator)
 // ---------------------------------------------------------------------------
 
