@@ -3,14 +3,17 @@
 #
 # tests/run.sh: the whole check, as CI runs it. From the repository root it
 # builds and tests a plain RelWithDebInfo build in build/, then an
-# AddressSanitizer + UBSan Debug build in build-asan/, and checks the
-# formatting of our C files when clang-format is installed. Every stage runs
+# AddressSanitizer + UBSan Debug build in build-asan/, runs every libFuzzer
+# target for a bounded time in build-fuzz/ when clang is installed, and checks
+# the formatting of our C files when clang-format is installed. Every stage runs
 # even if an earlier one failed, so one run shows every problem; the exit
 # status is non-zero if any stage failed. Ends with a summary: stages, test
 # counts and elapsed time.
 #
 # Environment: JOBS (build parallelism, default nproc), CTEST_JOBS (default 2;
-# every test uses its own ports and directories, so they may overlap).
+# every test uses its own ports and directories, so they may overlap),
+# DTX_FUZZ_SECONDS (how long each libFuzzer target runs in the fuzz stage,
+# default 20; 0 skips the stage).
 
 set -uo pipefail
 
@@ -95,8 +98,51 @@ check_format() {
 	clang-format --dry-run -Werror "${files[@]}"
 }
 
+# fuzz_all: runs every libFuzzer target of build-fuzz/ for DTX_FUZZ_SECONDS,
+# starting from the generated seeds (kept and grown in build-fuzz/corpus/)
+# and the committed regressions. Any crash or failed check fails the stage
+# and leaves the input in build-fuzz/artifacts/.
+fuzz_all() {
+	local t dir=build-fuzz rc=0 secs=$DTX_FUZZ_SECONDS
+	mkdir -p "$dir/corpus" "$dir/artifacts"
+	for t in coord_request part_request reply record spec; do
+		"$dir/tests/fuzz/dtx-fuzz-seedgen" "$t" "$dir/corpus/$t" ||
+			return 1
+		echo "fuzz $t: ${secs}s"
+		if ! "$dir/tests/fuzz/dtx-fuzz-$t" -max_total_time="$secs" \
+			-timeout=10 -print_final_stats=1 \
+			-artifact_prefix="$dir/artifacts/$t-" \
+			"$dir/corpus/$t" "tests/fuzz/regressions/$t" \
+			>"$LOGDIR/fuzz-$t.log" 2>&1; then
+			tail -n 40 "$LOGDIR/fuzz-$t.log"
+			echo "fuzz $t: FAILED; once fixed, add the input from" \
+				"$dir/artifacts/ to tests/fuzz/regressions/$t/"
+			rc=1
+		else
+			grep -E '^(Done|stat::new_units_added)' \
+				"$LOGDIR/fuzz-$t.log" | sed "s/^/fuzz $t: /"
+		fi
+	done
+	return "$rc"
+}
+
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 build_and_test build-asan -DDTX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+DTX_FUZZ_SECONDS=${DTX_FUZZ_SECONDS:-20}
+if [[ $DTX_FUZZ_SECONDS -eq 0 ]]; then
+	SUMMARY+=("fuzz                         skipped (DTX_FUZZ_SECONDS=0)")
+elif ! command -v clang >/dev/null 2>&1; then
+	echo "fuzz: clang is not installed, the libFuzzer stage is skipped"
+	SUMMARY+=("fuzz                         skipped (clang not installed)")
+elif stage "configure build-fuzz" cmake -S . -B build-fuzz \
+	-DCMAKE_C_COMPILER=clang -DDTX_FUZZ=ON \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTX_BUILD_SAMPLES=OFF \
+	-DDTX_BUILD_BENCH=OFF; then
+	if stage "build build-fuzz" cmake --build build-fuzz -j"$JOBS" \
+		--target dtx-fuzz-all; then
+		stage "fuzz (${DTX_FUZZ_SECONDS}s per target)" fuzz_all || true
+	fi
+fi
 if command -v clang-format >/dev/null 2>&1; then
 	stage "clang-format" check_format
 else

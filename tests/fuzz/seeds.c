@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: MIT
+//
+// seeds: the starting corpus of every target, made by encoding valid
+// messages with the codec itself, so the corpus follows the protocol when
+// it changes and nothing binary is committed for it. Each seed is small:
+// libFuzzer mutates from here, and the replay test runs them all.
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+
+// The messages are big structs (up to 64 branches); they are static so a
+// seed run needs little stack, and the generator is not re-entrant.
+static dtxi_request req;
+static dtxi_reply   rep;
+static dtxi_record  rec;
+static uint8_t      pay[DTXI_BATCH_MAX][40];
+static uint8_t      out[256 * 1024];
+
+static dtxi_bytes
+payload(unsigned i, size_t n)
+{
+	dtxi_bytes b;
+
+	for (size_t k = 0; k < n && k < sizeof(pay[0]); k++) {
+		pay[i][k] = (uint8_t)(k * 31 + i);
+	}
+	b.ptr = n > 0 ? pay[i] : NULL;
+	b.len = n < sizeof(pay[0]) ? n : sizeof(pay[0]);
+	return b;
+}
+
+// Encodes whatever is in req, rep or rec and hands it to emit. A seed
+// that does not encode is a bug of this file, so it aborts.
+static int
+emit_req(dtxf_emit emit, void *arg)
+{
+	size_t n;
+
+	req.version = DTX_PROTOCOL_VERSION;
+	DTXF_CHECK(dtxi_request_encode(&req, out, sizeof(out), &n) == 0);
+	emit(arg, out, n);
+	return 1;
+}
+
+static int
+emit_rep(dtxf_emit emit, void *arg)
+{
+	size_t n;
+
+	rep.version = DTX_PROTOCOL_VERSION;
+	DTXF_CHECK(dtxi_reply_encode(&rep, out, sizeof(out), &n) == 0);
+	emit(arg, out, n);
+	return 1;
+}
+
+static void
+fill_txinfo(dtxi_txinfo *t, unsigned nbranches, int mode, int state)
+{
+	memset(t, 0, sizeof(*t));
+	strcpy(t->gid, "0123456789abcdef0123456789abcdef");
+	t->mode       = mode;
+	t->state      = state;
+	t->created_ms = 1700000000000;
+	t->updated_ms = 1700000000500;
+	t->nbranches  = nbranches;
+	for (unsigned i = 0; i < nbranches; i++) {
+		t->branches[i].branch_id = i;
+		t->branches[i].status    = DTX_BRANCH_OK;
+		t->branches[i].phase     = DTX_PHASE_PREPARE + (int)(i % 5);
+		t->branches[i].attempts  = 1 + i;
+		t->branches[i].done      = 1u << (i % 4);
+		strcpy(t->branches[i].message, i % 2 ? "" : "prepared");
+		t->branches[i].payload = payload(i, i * 3);
+	}
+}
+
+static void
+fill_call(dtxi_call *c, unsigned i)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->gid, "g-42");
+	c->branch_id   = i;
+	c->phase       = DTX_PHASE_PREPARE + (int)(i % 5);
+	c->attempt     = 1;
+	c->deadline_ms = i % 2 ? 0 : 1700000003000;
+	strcpy(c->method, i % 3 ? "inventory.reserve" : "pay");
+	c->payload = payload(i, 5 + i);
+}
+
+static int
+seeds_coord_request(dtxf_emit emit, void *arg)
+{
+	int n = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_STATS;
+	n += emit_req(emit, arg);
+
+	// Submits of both modes, with and without a gid and with 1 and
+	// several branches.
+	for (unsigned k = 0; k < 3; k++) {
+		dtxi_submit *s = &req.u.submit;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = DTXI_REQ_SUBMIT;
+		s->mode  = k == 1 ? DTX_SAGA : DTX_2PC;
+		if (k != 2) {
+			strcpy(s->gid, "order-17");
+		}
+		s->timeout_ms      = k * 1000;
+		s->call_timeout_ms = k * 100;
+		s->retries         = k;
+		s->wait            = k == 0;
+		s->nbranches       = k == 0 ? 1 : 4;
+		for (unsigned i = 0; i < s->nbranches; i++) {
+			strcpy(
+			    s->branches[i].endpoint, "tcp://127.0.0.1:7001");
+			strcpy(s->branches[i].method, "stock.reserve");
+			s->branches[i].payload = payload(i, 4 * i);
+		}
+		n += emit_req(emit, arg);
+	}
+
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_STATUS;
+	strcpy(req.u.status.gid, "order-17");
+	req.u.status.wait_ms = 500;
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind         = DTXI_REQ_LIST;
+	req.u.list.state = DTX_STATE_COMMITTED;
+	req.u.list.limit = 10;
+	strcpy(req.u.list.cursor, "order-16");
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_ABORT;
+	strcpy(req.u.abort.gid, "order-17");
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_RESOLVE;
+	strcpy(req.u.resolve.gid, "order-17");
+	n += emit_req(emit, arg);
+
+	// A request without a body: dtxd answers EUNSUPPORTED after decoding.
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_NONE;
+	n += emit_req(emit, arg);
+	return n;
+}
+
+static int
+seeds_part_request(dtxf_emit emit, void *arg)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < 5; i++) {
+		memset(&req, 0, sizeof(req));
+		req.kind = DTXI_REQ_CALL;
+		fill_call(&req.u.call, i);
+		n += emit_req(emit, arg);
+	}
+	for (unsigned k = 1; k <= 8; k *= 2) {
+		memset(&req, 0, sizeof(req));
+		req.kind      = DTXI_REQ_CALL_BATCH;
+		req.u.batch.n = k;
+		for (unsigned i = 0; i < k; i++) {
+			fill_call(&req.u.batch.calls[i], i);
+		}
+		n += emit_req(emit, arg);
+	}
+	return n;
+}
+
+static int
+seeds_reply(dtxf_emit emit, void *arg)
+{
+	int n = 0;
+
+	// An error reply, as every refusal is sent.
+	memset(&rep, 0, sizeof(rep));
+	rep.code = DTX_EPROTO;
+	strcpy(rep.message, "truncated request frame (end-of-stream)");
+	n += emit_rep(emit, arg);
+
+	for (unsigned k = 0; k < 2; k++) {
+		memset(&rep, 0, sizeof(rep));
+		rep.kind = DTXI_REP_TX;
+		fill_txinfo(&rep.u.tx, k == 0 ? 1 : 5,
+		    k == 0 ? DTX_2PC : DTX_SAGA,
+		    k == 0 ? DTX_STATE_COMMITTED : DTX_STATE_COMPENSATING);
+		n += emit_rep(emit, arg);
+	}
+
+	memset(&rep, 0, sizeof(rep));
+	rep.kind     = DTXI_REP_LIST;
+	rep.u.list.n = 3;
+	for (unsigned i = 0; i < 3; i++) {
+		dtxi_txsummary *s = &rep.u.list.items[i];
+
+		s->gid[0]     = (char)('a' + i);
+		s->mode       = DTX_2PC;
+		s->state      = DTX_STATE_PREPARING + (int)i;
+		s->created_ms = 1700000000000 + i;
+		s->updated_ms = 1700000000001 + i;
+		s->nbranches  = i + 1;
+	}
+	strcpy(rep.u.list.next_cursor, "c");
+	n += emit_rep(emit, arg);
+
+	memset(&rep, 0, sizeof(rep));
+	rep.kind            = DTXI_REP_RESOLVE;
+	rep.u.resolve.state = DTX_STATE_ABORTED;
+	n += emit_rep(emit, arg);
+
+	memset(&rep, 0, sizeof(rep));
+	rep.kind                = DTXI_REP_STATS;
+	rep.u.stats.started     = 100;
+	rep.u.stats.finished    = 98;
+	rep.u.stats.store_syncs = 40;
+	rep.u.stats.uptime_ms   = 123456;
+	n += emit_rep(emit, arg);
+
+	for (unsigned s = DTX_BRANCH_OK; s <= DTX_BRANCH_BAD_REQUEST; s++) {
+		memset(&rep, 0, sizeof(rep));
+		rep.kind            = DTXI_REP_BRANCH;
+		rep.u.branch.status = (int)s;
+		strcpy(rep.u.branch.message, s == DTX_BRANCH_OK ? "" : "no");
+		rep.u.branch.payload = payload(s, 3 * s);
+		n += emit_rep(emit, arg);
+	}
+
+	memset(&rep, 0, sizeof(rep));
+	rep.kind      = DTXI_REP_BRANCH_BATCH;
+	rep.u.batch.n = 4;
+	for (unsigned i = 0; i < 4; i++) {
+		rep.u.batch.replies[i].status  = DTX_BRANCH_OK + (int)(i % 3);
+		rep.u.batch.replies[i].payload = payload(i, i * 2);
+	}
+	n += emit_rep(emit, arg);
+	return n;
+}
+
+static int
+seeds_record(dtxf_emit emit, void *arg)
+{
+	static const int states[] = {DTX_STATE_PREPARING, DTX_STATE_COMMITTING,
+	    DTX_STATE_ABORTING, DTX_STATE_RUNNING, DTX_STATE_COMPENSATING,
+	    DTX_STATE_COMPENSATED};
+	int              n        = 0;
+	size_t           len;
+
+	for (unsigned k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+		memset(&rec, 0, sizeof(rec));
+		fill_txinfo(
+		    &rec.info, 1 + k, k < 3 ? DTX_2PC : DTX_SAGA, states[k]);
+		rec.timeout_ms      = 5000;
+		rec.call_timeout_ms = 1000;
+		rec.retries         = k;
+		rec.deadline_ms     = 1700000005000;
+		rec.content_hash    = 0x9e3779b97f4a7c15ull * (k + 1);
+		rec.cursor          = k;
+		rec.wait            = k % 2;
+		DTXF_CHECK(
+		    dtxi_record_encode(&rec, out, sizeof(out), &len) == 0);
+		emit(arg, out, len);
+		n++;
+	}
+	return n;
+}
+
+static int
+seeds_spec(dtxf_emit emit, void *arg)
+{
+	dtxi_branch_spec s;
+	size_t           len;
+	int              n = 0;
+
+	for (unsigned k = 0; k < 3; k++) {
+		memset(&s, 0, sizeof(s));
+		strcpy(s.endpoint,
+		    k == 2 ? "ipc:///tmp/dtx-part.sock"
+		           : "tcp://127.0.0.1:7001");
+		strcpy(s.method, k == 0 ? "m" : "inventory.reserve");
+		s.payload = payload(k, k * 11);
+		DTXF_CHECK(dtxi_spec_encode(&s, out, sizeof(out), &len) == 0);
+		emit(arg, out, len);
+		n++;
+	}
+	return n;
+}
+
+int
+dtxf_seeds(const char *target, dtxf_emit emit, void *arg)
+{
+	if (strcmp(target, "coord_request") == 0) {
+		return seeds_coord_request(emit, arg);
+	}
+	if (strcmp(target, "part_request") == 0) {
+		return seeds_part_request(emit, arg);
+	}
+	if (strcmp(target, "reply") == 0) {
+		return seeds_reply(emit, arg);
+	}
+	if (strcmp(target, "record") == 0) {
+		return seeds_record(emit, arg);
+	}
+	if (strcmp(target, "spec") == 0) {
+		return seeds_spec(emit, arg);
+	}
+	return -1;
+}
