@@ -15,7 +15,24 @@
 // to prove exactly-once effects and call order. The reply payload is
 // "<name>:<PHASE>". SIGTERM or SIGINT closes the participant and exits 0.
 //
+// With --store DIR --barrier the participant runs behind libdtx's durable
+// barrier over its own RocksDB in DIR: each callback that really runs also
+// stages, in the barrier's batch, its run count ("n/<gid>/<branch>/<PHASE>")
+// and the effect ("e/<gid>/<branch>" = 1 applied, 0 undone), so that the
+// store, which commits atomically with the barrier's record, tells how
+// often each callback took effect, across crashes and restarts. The call
+// log still has a line per run, including runs lost in a crash before their
+// write. --retention-ms sets the barrier's retention; --coordinator URL
+// --resolve-after MS starts the in-doubt resolver. --dump --store DIR
+// prints the store (read-only, also while the participant runs): "RAN
+// <PHASE> <gid> <branch> <count>", "EFFECT <gid> <branch> <0|1>" and
+// "BARRIER <number of barrier keys>". DTX_PARTICIPANT_CRASH_AT works as for
+// any participant.
+//
 // Usage: dtx-testpart --listen URL --log FILE [--name NAME] [--workers N]
+//            [--store DIR --barrier [--retention-ms MS]
+//             [--coordinator URL --resolve-after MS]]
+//        dtx-testpart --dump --store DIR
 
 #include <dtx/dtx.h>
 
@@ -30,6 +47,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <rocksdb/c.h>
 
 #include "base.h"
 
@@ -63,6 +82,7 @@ typedef struct testpart {
 	entry          *entries;
 	int             logfd;
 	const char     *name;
+	rocksdb_t      *db; // --store: the barrier's store, or NULL
 } testpart;
 
 static const char *const phase_keys[] = {
@@ -184,6 +204,50 @@ result_name(dtx_result r)
 	return "?";
 }
 
+// --store: stages the run count and the effect of this run in the
+// barrier's batch. The barrier serialises the calls of one (gid, branch),
+// so reading the count first is safe.
+static void
+stage_run(
+    testpart *tp, const dtx_call *call, dtx_result r, rocksdb_writebatch_t *wb)
+{
+	rocksdb_readoptions_t *ro  = rocksdb_readoptions_create();
+	char                  *err = NULL;
+	char                   key[300], val[32];
+	size_t                 len = 0;
+	unsigned long          n   = 0;
+	char                  *v;
+
+	snprintf(key, sizeof(key), "n/%s/%u/%s", call->gid,
+	    (unsigned)call->branch_id, dtx_phase_name(call->phase));
+	v = rocksdb_get(tp->db, ro, key, strlen(key), &len, &err);
+	rocksdb_readoptions_destroy(ro);
+	if (err != NULL) {
+		DTXI_ERROR("testpart: read %s: %s", key, err);
+		rocksdb_free(err);
+		abort();
+	}
+	if (v != NULL) {
+		snprintf(val, sizeof(val), "%.*s", (int)len, v);
+		n = strtoul(val, NULL, 10);
+		rocksdb_free(v);
+	}
+	snprintf(val, sizeof(val), "%lu", n + 1);
+	rocksdb_writebatch_put(wb, key, strlen(key), val, strlen(val));
+	if (r != DTX_OK) {
+		return;
+	}
+	snprintf(
+	    key, sizeof(key), "e/%s/%u", call->gid, (unsigned)call->branch_id);
+	if (call->phase == DTX_PHASE_COMMIT ||
+	    call->phase == DTX_PHASE_EXECUTE) {
+		rocksdb_writebatch_put(wb, key, strlen(key), "1", 1);
+	} else if (call->phase == DTX_PHASE_ABORT ||
+	    call->phase == DTX_PHASE_COMPENSATE) {
+		rocksdb_writebatch_put(wb, key, strlen(key), "0", 1);
+	}
+}
+
 // The one callback behind all five phases.
 static dtx_result
 on_call(const dtx_call *call, dtx_reply *reply, void *arg)
@@ -234,6 +298,9 @@ on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 		}
 	}
 	pthread_mutex_unlock(&tp->lock);
+	if (tp->db != NULL && dtx_reply_writebatch(reply) != NULL) {
+		stage_run(tp, call, r, dtx_reply_writebatch(reply));
+	}
 	snprintf(
 	    out, sizeof(out), "%s:%s", tp->name, dtx_phase_name(call->phase));
 	dtx_reply_set_payload(reply, out, strlen(out));
@@ -246,7 +313,141 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: dtx-testpart --listen URL --log FILE [--name NAME] "
-	    "[--workers N]\n");
+	    "[--workers N]\n"
+	    "           [--store DIR --barrier [--retention-ms MS]\n"
+	    "            [--coordinator URL --resolve-after MS]]\n"
+	    "       dtx-testpart --dump --store DIR\n");
+}
+
+// --store, --barrier and friends, kept apart from the other options.
+typedef struct store_opts {
+	const char *dir;
+	bool        barrier;
+	bool        dump;
+	int64_t     retention_ms;
+	const char *coordinator;
+	uint32_t    resolve_after_ms;
+} store_opts;
+
+// Takes argv[*i] (and its value) when it is a store option.
+static bool
+store_arg(store_opts *so, int argc, char **argv, int *i)
+{
+	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+
+	if (strcmp(argv[*i], "--barrier") == 0) {
+		so->barrier = true;
+		return true;
+	}
+	if (strcmp(argv[*i], "--dump") == 0) {
+		so->dump = true;
+		return true;
+	}
+	if (v == NULL) {
+		return false;
+	}
+	if (strcmp(argv[*i], "--store") == 0) {
+		so->dir = v;
+	} else if (strcmp(argv[*i], "--retention-ms") == 0) {
+		so->retention_ms = strtoll(v, NULL, 10);
+	} else if (strcmp(argv[*i], "--coordinator") == 0) {
+		so->coordinator = v;
+	} else if (strcmp(argv[*i], "--resolve-after") == 0) {
+		so->resolve_after_ms = (uint32_t)strtoul(v, NULL, 10);
+	} else {
+		return false;
+	}
+	(*i)++;
+	return true;
+}
+
+static rocksdb_t *
+store_open(const char *dir, bool read_only)
+{
+	rocksdb_options_t *o   = rocksdb_options_create();
+	char              *err = NULL;
+	rocksdb_t         *db;
+
+	rocksdb_options_set_create_if_missing(o, 1);
+	rocksdb_options_set_info_log_level(o, 2); // WARN
+	db = read_only ? rocksdb_open_for_read_only(o, dir, 0, &err)
+	               : rocksdb_open(o, dir, &err);
+	rocksdb_options_destroy(o);
+	if (err != NULL) {
+		fprintf(stderr, "dtx-testpart: %s: %s\n", dir, err);
+		rocksdb_free(err);
+		return NULL;
+	}
+	return db;
+}
+
+// --dump: what the store says ran, took effect and is still recorded.
+static int
+store_dump(const char *dir)
+{
+	rocksdb_t             *db = store_open(dir, true);
+	rocksdb_readoptions_t *ro;
+	rocksdb_iterator_t    *it;
+	unsigned long          barrier = 0;
+
+	if (db == NULL) {
+		return 1;
+	}
+	ro = rocksdb_readoptions_create();
+	it = rocksdb_create_iterator(db, ro);
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t      klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+		char        key[400];
+		char       *a, *b;
+
+		if (klen >= 4 && memcmp(k, "dtx/", 4) == 0) {
+			barrier++;
+			continue;
+		}
+		if (klen < 2 || klen >= sizeof(key)) {
+			continue;
+		}
+		memcpy(key, k, klen);
+		key[klen] = '\0';
+		if (key[0] == 'n' && (a = strrchr(key, '/')) != NULL) {
+			*a = '\0'; // key + 2: "<gid>/<branch>", a + 1: phase
+			if ((b = strrchr(key, '/')) == NULL || b == key + 1) {
+				continue;
+			}
+			*b = '\0';
+			printf("RAN %s %s %s %.*s\n", a + 1, key + 2, b + 1,
+			    (int)vlen, v);
+		} else if (key[0] == 'e' && (a = strrchr(key, '/')) != NULL &&
+		    a > key + 1) {
+			*a = '\0';
+			printf("EFFECT %s %s %.*s\n", key + 2, a + 1,
+			    (int)vlen, v);
+		}
+	}
+	printf("BARRIER %lu\n", barrier);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_close(db);
+	return 0;
+}
+
+static int
+use_barrier(dtx_participant *p, testpart *tp, const store_opts *so)
+{
+	dtx_barrier_opts o = {.retention_ms = so->retention_ms};
+	int              rv;
+
+	if ((rv = dtx_participant_use_barrier(p, tp->db, &o)) != 0) {
+		return rv;
+	}
+	if (so->coordinator != NULL) {
+		rv = dtx_participant_set_resolver(p, so->coordinator,
+		    so->resolve_after_ms > 0 ? so->resolve_after_ms : 1000);
+	}
+	return rv;
 }
 
 int
@@ -260,6 +461,7 @@ main(int argc, char **argv)
 	    .compensate = on_call,
 	};
 	testpart         tp      = {.logfd = -1, .name = "p"};
+	store_opts       so      = {0};
 	const char      *url     = NULL;
 	const char      *logpath = NULL;
 	unsigned         workers = 0;
@@ -270,6 +472,9 @@ main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (store_arg(&so, argc, argv, &i)) {
+			continue;
+		}
 		if (v == NULL) {
 			usage();
 			return 1;
@@ -288,8 +493,15 @@ main(int argc, char **argv)
 		}
 		i++;
 	}
-	if (url == NULL || logpath == NULL) {
+	if (so.dump && so.dir != NULL) {
+		return store_dump(so.dir);
+	}
+	if (url == NULL || logpath == NULL || (so.barrier && so.dir == NULL) ||
+	    (so.coordinator != NULL && !so.barrier)) {
 		usage();
+		return 1;
+	}
+	if (so.dir != NULL && (tp.db = store_open(so.dir, false)) == NULL) {
 		return 1;
 	}
 	tp.logfd =
@@ -312,10 +524,14 @@ main(int argc, char **argv)
 	    (workers > 0 &&
 	        (rv = dtx_participant_set_workers(p, workers)) != 0) ||
 	    (rv = dtx_participant_register(p, "op", &ops, &tp)) != 0 ||
+	    (so.barrier && (rv = use_barrier(p, &tp, &so)) != 0) ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
 		fprintf(
 		    stderr, "dtx-testpart: %s: %s\n", url, dtx_strerror(rv));
 		dtx_participant_close(p);
+		if (tp.db != NULL) {
+			rocksdb_close(tp.db);
+		}
 		close(tp.logfd);
 		return 1;
 	}
@@ -326,6 +542,9 @@ main(int argc, char **argv)
 	} while (rv != 0);
 
 	dtx_participant_close(p);
+	if (tp.db != NULL) {
+		rocksdb_close(tp.db);
+	}
 	pthread_mutex_destroy(&tp.lock);
 	while (tp.entries != NULL) {
 		entry *e   = tp.entries;
