@@ -42,6 +42,11 @@
 
 #include "base.h"
 
+// Largest answer we take: a single reply (max_payload plus its message) or a
+// batch of replies, which a participant keeps within its max_payload plus
+// 32 KiB.
+#define REPLY_FRAME_MAX(d) ((d)->max_payload + 64u * 1024u)
+
 // A batch stays well inside the smallest frame a participant accepts (its
 // payload limit plus 64 KiB of overhead): a call that alone is bigger goes
 // out by itself, as it always did.
@@ -79,6 +84,8 @@ struct dtxd_dispatcher {
 	uint64_t        inflight;
 	bool            closing;
 	size_t          max_payload;
+	atomic_ullong   calls;    // branch calls sent
+	atomic_ullong   messages; // frames that carried them
 	// Flushing thread only.
 	dtxd_peer    *dirty;   // peers with pending calls
 	dtxi_request *scratch; // request being encoded
@@ -132,7 +139,9 @@ dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload)
 	pthread_mutex_init(&d->mtx, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	d->max_payload = max_payload;
-	*dp            = d;
+	atomic_init(&d->calls, 0);
+	atomic_init(&d->messages, 0);
+	*dp = d;
 	return 0;
 }
 
@@ -222,8 +231,7 @@ dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 	    p->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 1000);
-	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ,
-	    d->max_payload + DTX_MESSAGE_MAX + 4096);
+	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, REPLY_FRAME_MAX(d));
 	// Non-blocking: the dialer keeps trying in the background, so a
 	// participant that is down now is reached once it comes up.
 	if ((rv = nng_dial(p->sock, endpoint, NULL, NNG_FLAG_NONBLOCK)) != 0) {
@@ -342,8 +350,7 @@ dcall_on_reply(dcall *c, nng_msg *msg)
 	}
 	why[0] = '\0';
 	rv     = dtxi_reply_decode(rep, nng_msg_body(msg), nng_msg_len(msg),
-	        c->d->max_payload + DTX_MESSAGE_MAX + 4096, c->d->max_payload,
-	        why);
+	        REPLY_FRAME_MAX(c->d), c->d->max_payload, why);
 	if (rv == 0 && c->items != NULL &&
 	    (rep->code == 0 || rep->code == DTX_EUNSUPPORTED)) {
 		dcall_on_batch_reply(c, rep);
@@ -548,6 +555,8 @@ send_single(dtxd_dispatcher *d, dtxd_peer *peer, dtxi_request *req,
 	}
 	c->fn  = fn;
 	c->arg = arg;
+	atomic_fetch_add(&d->calls, 1);
+	atomic_fetch_add(&d->messages, 1);
 	dcall_start(c, msg, timeout_ms);
 	return 0;
 }
@@ -653,6 +662,8 @@ send_batch(dtxd_dispatcher *d, dtxd_peer *peer, const ditem *its, uint32_t n)
 	c->n     = n;
 	d->batches++;
 	d->batched += n;
+	atomic_fetch_add(&d->calls, n);
+	atomic_fetch_add(&d->messages, 1);
 	dcall_start(c, msg, its[0].timeout_ms);
 	return 0;
 }
@@ -697,6 +708,14 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 			}
 		}
 	}
+}
+
+void
+dtxd_dispatcher_get_counts(
+    dtxd_dispatcher *d, uint64_t *calls, uint64_t *messages)
+{
+	*calls    = atomic_load(&d->calls);
+	*messages = atomic_load(&d->messages);
 }
 
 void

@@ -52,6 +52,11 @@ int dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
 int dtxd_dispatcher_queue(dtxd_dispatcher *d, dtxd_peer *peer,
     const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
 
+// Branch calls sent so far, and the frames that carried them (a batch is one
+// frame). Thread-safe.
+void dtxd_dispatcher_get_counts(
+    dtxd_dispatcher *d, uint64_t *calls, uint64_t *messages);
+
 // Sends every queued call. The queueing thread calls it at the end of each
 // pass of its loop.
 void dtxd_dispatcher_flush(dtxd_dispatcher *d);

@@ -185,7 +185,8 @@ main(int argc, char **argv)
 			printf("active %llu\nstarted %llu\nfinished %llu\n"
 			       "recovered %llu\nstore_writes %llu\n"
 			       "store_batches %llu\nstore_syncs %llu\n"
-			       "store_errors %llu\nuptime_ms %llu\n",
+			       "store_errors %llu\nuptime_ms %llu\n"
+			       "branch_calls %llu\ncall_messages %llu\n",
 			    (unsigned long long)s.active,
 			    (unsigned long long)s.started,
 			    (unsigned long long)s.finished,
@@ -194,7 +195,9 @@ main(int argc, char **argv)
 			    (unsigned long long)s.store_batches,
 			    (unsigned long long)s.store_syncs,
 			    (unsigned long long)s.store_errors,
-			    (unsigned long long)s.uptime_ms);
+			    (unsigned long long)s.uptime_ms,
+			    (unsigned long long)s.branch_calls,
+			    (unsigned long long)s.call_messages);
 		}
 	} else if (strcmp(cmd, "resolve") == 0 && arg != NULL) {
 		if ((rv = dtx_client_resolve(c, arg, &st)) == 0) {

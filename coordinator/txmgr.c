@@ -1453,6 +1453,8 @@ on_stats(dtxd_txmgr *m, dtxd_sreq *r)
 	rep->u.stats.store_syncs   = ss.syncs;
 	rep->u.stats.store_errors  = ss.errors;
 	rep->u.stats.uptime_ms     = (uint64_t)(dtxi_mono_ms() - m->start_ms);
+	dtxd_dispatcher_get_counts(
+	    m->disp, &rep->u.stats.branch_calls, &rep->u.stats.call_messages);
 	dtxd_server_reply(r, rep);
 }
 

@@ -610,6 +610,8 @@ reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
 		r->u.stats.store_syncs   = m->body.stats.store_syncs;
 		r->u.stats.store_errors  = m->body.stats.store_errors;
 		r->u.stats.uptime_ms     = m->body.stats.uptime_ms;
+		r->u.stats.branch_calls  = m->body.stats.branch_calls;
+		r->u.stats.call_messages = m->body.stats.call_messages;
 		return 0;
 	case dtxp_Reply_resolve_tag:
 		if (!state_ok((int)m->body.resolve.state)) {
@@ -1070,6 +1072,8 @@ reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
 		m->body.stats.store_syncs   = r->u.stats.store_syncs;
 		m->body.stats.store_errors  = r->u.stats.store_errors;
 		m->body.stats.uptime_ms     = r->u.stats.uptime_ms;
+		m->body.stats.branch_calls  = r->u.stats.branch_calls;
+		m->body.stats.call_messages = r->u.stats.call_messages;
 		return 0;
 	case DTXI_REP_RESOLVE:
 		if (!state_ok(r->u.resolve.state)) {

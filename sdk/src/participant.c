@@ -4,7 +4,11 @@
 // contexts receives BranchCalls from dtxd; each received frame is handed to a
 // pool of worker threads that decode it, run the registered callback (which
 // may block on the service's own database) and send the encoded reply back
-// on the context it came from. nng's callbacks never decode, never run user
+// on the context it came from. A BranchCallBatch (several calls that dtxd
+// sends one participant in one frame) is split into one job per call on the
+// same queue, so its calls run concurrently on the workers exactly as single
+// calls do; the worker that finishes the last one sends one BranchReplyBatch
+// with the replies in call order. nng's callbacks never decode, never run user
 // code and never block: they only move a context between "receiving",
 // "queued" and "sending". This file and client.c are the only ones that
 // touch nng.
@@ -43,6 +47,16 @@
 #define MAX_CONTEXTS     4096
 // Room for everything in a BranchCall that is not the payload.
 #define FRAME_OVERHEAD (64u * 1024u)
+// A batch reply may carry up to max_payload plus this much: room for 64
+// messages and framing, so a batch never costs more than one full single
+// reply plus change (dtxd's dispatcher accepts max_payload + 64 KiB).
+#define BATCH_REPLY_SLACK (32u * 1024u)
+// What one item costs in a batch reply besides its payload and message:
+// tags, lengths and the status at their widest.
+#define BATCH_ITEM_OVERHEAD 24u
+// An item whose reply does not fit is answered with a short RETRY; this
+// bounds its encoded size, and is kept in reserve for every later item.
+#define BATCH_STUB_BYTES 128u
 // Largest payload limit we accept: twice (limit + overhead) must stay far
 // from SIZE_MAX and be something nng can buffer.
 #define MAX_PAYLOAD_LIMIT (1024u * 1024u * 1024u)
@@ -54,6 +68,37 @@ typedef struct method {
 } method;
 
 typedef struct dtx_participant dtx_participant;
+typedef struct pbatch          pbatch;
+
+// A unit of work on the queue: a received frame (batch == NULL) on context
+// c, or call number index of a batch.
+typedef struct job {
+	struct job  *next; // queue link
+	struct pctx *c;
+	pbatch      *batch;
+	uint32_t     index;
+} job;
+
+// One call of a batch and, once run, its reply.
+typedef struct bitem {
+	job       job;
+	dtxi_call call; // payload points into the batch's request frame
+	int       status;
+	char      message[DTX_MESSAGE_MAX + 1];
+	void     *payload; // malloc'd by dtx_reply_set_payload, or NULL
+	size_t    len;
+} bitem;
+
+// A batch being served. It owns the request frame (the calls' payloads
+// point into it) and is freed by whoever ends its last item: the worker
+// that sends the reply, or close dropping queued items.
+struct pbatch {
+	struct pctx *c;
+	nng_msg     *req;
+	atomic_uint  left; // items not run yet
+	uint32_t     n;
+	bitem        items[];
+};
 
 // One nng context and its aio. While a request is being served it is owned
 // by exactly one party: nng (receive or send posted), the queue, or a worker.
@@ -63,14 +108,15 @@ typedef struct pctx {
 	nng_aio         *aio;
 	bool             sending; // the posted operation is a send
 	nng_msg         *req;     // the request, while queued or in a worker
-	struct pctx     *next;    // queue link
+	job              job;     // its place on the queue
 } pctx;
 
 typedef struct worker {
 	dtx_participant *p;
 	pthread_t        thread;
-	dtxi_request     req; // decoded request (large: kept off the stack)
-	dtxi_reply       rep; // reply being encoded
+	dtxi_request     req;  // decoded request (large: kept off the stack)
+	const dtxi_call *call; // the call run_call runs
+	dtxi_reply       rep;  // reply being encoded
 	dtx_reply        reply;
 } worker;
 
@@ -95,8 +141,8 @@ struct dtx_participant {
 	pthread_rwlock_t io_lock; // see the lock order above
 	pthread_mutex_t  mtx;
 	pthread_cond_t   cv;
-	pctx            *qhead; // work queue, guarded by mtx
-	pctx            *qtail;
+	job             *qhead; // work queue, guarded by mtx
+	job             *qtail;
 	bool             stop; // guarded by mtx
 
 	dtxi_barrier *barrier; // NULL: callbacks run unguarded
@@ -406,14 +452,16 @@ pctx_cb(void *arg)
 		nng_msg_free(msg);
 		return;
 	}
-	c->req  = msg;
-	c->next = NULL;
+	c->req       = msg;
+	c->job.next  = NULL;
+	c->job.c     = c;
+	c->job.batch = NULL;
 	if (p->qtail != NULL) {
-		p->qtail->next = c;
+		p->qtail->next = &c->job;
 	} else {
-		p->qhead = c;
+		p->qhead = &c->job;
 	}
-	p->qtail = c;
+	p->qtail = &c->job;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mtx);
 }
@@ -496,13 +544,14 @@ run_resolved(void *arg, const dtx_call *dc, dtx_reply *reply)
 	return dtxi_barrier_call(p->barrier, dc, fn, m->arg, reply);
 }
 
-// Runs the callback for one decoded BranchCall and fills w->rep. The reply's
-// payload points into w->reply, which stays alive until the reply is encoded.
+// Runs the callback for one decoded BranchCall (w->call) and fills w->rep.
+// The reply's payload points into w->reply, which stays alive until the
+// reply is encoded. Single and batched calls both come through here.
 static void
 run_call(worker *w)
 {
 	dtx_participant *p    = w->p;
-	const dtxi_call *call = &w->req.u.call;
+	const dtxi_call *call = w->call;
 	const method    *m;
 	dtx_phase_fn     fn;
 	dtx_call         dc;
@@ -603,57 +652,239 @@ fail:
 	return rv;
 }
 
-// Serves the request queued on c, then sends its reply on c.
+// Clears what the previous call left in w->reply.
+static void
+reply_reset(worker *w)
+{
+	free(w->reply.payload);
+	w->reply.payload    = NULL;
+	w->reply.len        = 0;
+	w->reply.message[0] = '\0';
+}
+
+// Encodes w->rep and sends it on c. A branch reply the codec refuses is
+// replaced by an error reply that says so; with no reply at all the
+// coordinator times out and calls again.
+static void
+send_reply(worker *w, pctx *c)
+{
+	nng_msg *rep = NULL;
+	int      rv  = encode_reply(w, &rep);
+
+	if (rv != 0 && w->rep.kind != DTXI_REP_NONE) {
+		DTXI_ERROR("participant: cannot encode a reply: %s",
+		    dtx_strerror(rv));
+		reply_error(&w->rep, DTX_EINTERNAL, "cannot encode the reply");
+		rv = encode_reply(w, &rep);
+	}
+	if (rv != 0) {
+		pctx_recv(c);
+		return;
+	}
+	pctx_send(c, rep);
+}
+
+static void
+batch_free(pbatch *b)
+{
+	for (uint32_t i = 0; i < b->n; i++) {
+		free(b->items[i].payload);
+	}
+	nng_msg_free(b->req);
+	free(b);
+}
+
+// Builds the BranchReplyBatch of a finished batch in w->rep, in call order.
+// The frame must stay under max_payload + BATCH_REPLY_SLACK whatever the
+// callbacks answered (64 replies of max_payload each would not): replies
+// are taken in order while they fit, keeping BATCH_STUB_BYTES in reserve for
+// each later one; one that does not fit is answered RETRY with a message
+// instead. The callback did run, so RETRY is the honest answer: dtxd calls
+// again (in a smaller batch, or alone, where it always fits) and an
+// idempotent participant answers the same.
+static void
+batch_reply(worker *w, pbatch *b)
+{
+	size_t budget = w->p->max_payload + BATCH_REPLY_SLACK -
+	    (DTX_MESSAGE_MAX + 64); // the envelope
+	size_t used = 0;
+
+	w->rep.version    = DTX_PROTOCOL_VERSION;
+	w->rep.code       = 0;
+	w->rep.message[0] = '\0';
+	w->rep.kind       = DTXI_REP_BRANCH_BATCH;
+	w->rep.u.batch.n  = b->n;
+	for (uint32_t i = 0; i < b->n; i++) {
+		bitem             *it = &b->items[i];
+		dtxi_branch_reply *r  = &w->rep.u.batch.replies[i];
+		size_t             cost =
+		    it->len + strlen(it->message) + BATCH_ITEM_OVERHEAD;
+		size_t reserve = (size_t)(b->n - i - 1) * BATCH_STUB_BYTES;
+
+		if (used + cost + reserve <= budget) {
+			r->status = it->status;
+			dtxi_strlcpy(
+			    r->message, it->message, sizeof(r->message));
+			r->payload.ptr = it->payload;
+			r->payload.len = it->len;
+			used += cost;
+			continue;
+		}
+		DTXI_WARN("participant: reply %u of a batch of %u (%zu bytes) "
+		          "does not fit in the batch reply",
+		    (unsigned)i, (unsigned)b->n, it->len);
+		r->status = DTX_BRANCH_RETRY;
+		snprintf(r->message, sizeof(r->message),
+		    "reply of %zu bytes did not fit in the batch reply; call "
+		    "again",
+		    it->len);
+		r->payload.ptr = NULL;
+		r->payload.len = 0;
+		used += BATCH_STUB_BYTES;
+	}
+}
+
+// Runs call number i of batch b. The worker that ends the last call sends
+// the batch's reply and frees it.
+static void
+run_item(worker *w, pbatch *b, uint32_t i)
+{
+	bitem *it = &b->items[i];
+
+	reply_reset(w);
+	w->call = &it->call;
+	if (it->call.payload.len > w->p->max_payload) {
+		// A single call this size is refused whole (ETOOBIG, which
+		// dtxd reports as BAD_REQUEST); in a batch only this call is.
+		char why[DTX_MESSAGE_MAX + 1];
+		snprintf(why, sizeof(why),
+		    "payload of batched call %u is %zu bytes, limit %zu",
+		    (unsigned)i, it->call.payload.len, w->p->max_payload);
+		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, why, NULL, 0);
+	} else {
+		run_call(w);
+	}
+	it->status = w->rep.u.branch.status;
+	dtxi_strlcpy(
+	    it->message, w->rep.u.branch.message, sizeof(it->message));
+	// The reply payload, if any, is w->reply's: the item takes it over.
+	it->len     = w->rep.u.branch.payload.len;
+	it->payload = NULL;
+	if (it->len > 0) {
+		it->payload      = w->reply.payload;
+		w->reply.payload = NULL;
+	}
+	reply_reset(w);
+
+	if (atomic_fetch_sub(&b->left, 1) != 1) {
+		return;
+	}
+	batch_reply(w, b);
+	send_reply(w, b->c);
+	batch_free(b);
+}
+
+// Turns a decoded batch (in w->req, its payloads in req) into jobs: every
+// call but the first goes on the queue for any worker, the first runs here.
+// On error nothing was queued and the caller still owns req.
+static int
+start_batch(worker *w, pctx *c, nng_msg *req)
+{
+	dtx_participant       *p  = w->p;
+	const dtxi_call_batch *in = &w->req.u.batch;
+	pbatch                *b;
+
+	b = malloc(sizeof(*b) + in->n * sizeof(b->items[0]));
+	if (b == NULL) {
+		return DTX_ENOMEM;
+	}
+	b->c   = c;
+	b->req = req;
+	b->n   = in->n;
+	atomic_init(&b->left, in->n);
+	for (uint32_t i = 0; i < in->n; i++) {
+		bitem *it      = &b->items[i];
+		it->job.next   = NULL;
+		it->job.c      = c;
+		it->job.batch  = b;
+		it->job.index  = i;
+		it->call       = in->calls[i];
+		it->status     = 0;
+		it->message[0] = '\0';
+		it->payload    = NULL;
+		it->len        = 0;
+	}
+	if (b->n > 1) {
+		pthread_mutex_lock(&p->mtx);
+		for (uint32_t i = 1; i < b->n; i++) {
+			job *j = &b->items[i].job;
+			if (p->qtail != NULL) {
+				p->qtail->next = j;
+			} else {
+				p->qhead = j;
+			}
+			p->qtail = j;
+		}
+		if (b->n > 2) {
+			pthread_cond_broadcast(&p->cv);
+		} else {
+			pthread_cond_signal(&p->cv);
+		}
+		pthread_mutex_unlock(&p->mtx);
+	}
+	run_item(w, b, 0);
+	return 0;
+}
+
+// Serves the frame queued on c: decodes it, runs a single call here or
+// starts a batch, and sends the reply (a batch's goes when its last call
+// ends).
 static void
 serve(worker *w, pctx *c)
 {
 	dtx_participant *p   = w->p;
 	nng_msg         *req = c->req;
-	nng_msg         *rep = NULL;
 	char             why[DTX_MESSAGE_MAX + 1];
 	int              rv;
 
-	c->req              = NULL;
-	w->rep.version      = DTX_PROTOCOL_VERSION;
-	w->reply.len        = 0;
-	w->reply.payload    = NULL;
-	w->reply.message[0] = '\0';
-	why[0]              = '\0';
+	c->req         = NULL;
+	w->rep.version = DTX_PROTOCOL_VERSION;
+	why[0]         = '\0';
+	reply_reset(w);
 
+	// Payloads are checked against max_payload below, not by the
+	// decoder: one oversized call must not sink the rest of its batch.
 	rv = dtxi_request_decode(&w->req, nng_msg_body(req), nng_msg_len(req),
-	    p->max_payload + FRAME_OVERHEAD, p->max_payload, why);
+	    p->max_payload + FRAME_OVERHEAD, p->max_payload + FRAME_OVERHEAD,
+	    why);
+	if (rv == 0 && w->req.kind == DTXI_REQ_CALL &&
+	    w->req.u.call.payload.len > p->max_payload) {
+		rv = DTX_ETOOBIG;
+		snprintf(why, sizeof(why),
+		    "payload of the branch call is %zu bytes, limit %zu",
+		    w->req.u.call.payload.len, p->max_payload);
+	}
 	if (rv != 0) {
 		DTXI_WARN("participant: bad request (%s): %s",
 		    dtx_strerror(rv), why);
 		reply_error(&w->rep, rv, why);
+	} else if (w->req.kind == DTXI_REQ_CALL_BATCH) {
+		if ((rv = start_batch(w, c, req)) == 0) {
+			return;
+		}
+		reply_error(&w->rep, rv, "cannot take the batch");
 	} else if (w->req.kind != DTXI_REQ_CALL) {
 		DTXI_WARN("participant: request of kind %d is not a call",
 		    (int)w->req.kind);
 		reply_error(
 		    &w->rep, DTX_EUNSUPPORTED, "not a participant request");
 	} else {
+		w->call = &w->req.u.call;
 		run_call(w);
 	}
-
-	rv = encode_reply(w, &rep);
-	if (rv != 0 && w->rep.kind == DTXI_REP_BRANCH) {
-		// Most likely a message the codec refused; say so instead.
-		DTXI_ERROR("participant: cannot encode a reply: %s",
-		    dtx_strerror(rv));
-		reply_error(&w->rep, DTX_EINTERNAL, "cannot encode the reply");
-		rv = encode_reply(w, &rep);
-	}
-	free(w->reply.payload);
-	w->reply.payload = NULL;
-	w->reply.len     = 0;
+	send_reply(w, c);
+	reply_reset(w);
 	nng_msg_free(req);
-
-	if (rv != 0) {
-		// No reply: the coordinator times out and calls again.
-		pctx_recv(c);
-		return;
-	}
-	pctx_send(c, rep);
 }
 
 static void *
@@ -663,7 +894,7 @@ worker_main(void *arg)
 	dtx_participant *p = w->p;
 
 	for (;;) {
-		pctx *c;
+		job *j;
 
 		pthread_mutex_lock(&p->mtx);
 		while (!p->stop && p->qhead == NULL) {
@@ -673,20 +904,26 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&p->mtx);
 			break;
 		}
-		c        = p->qhead;
-		p->qhead = c->next;
+		j        = p->qhead;
+		p->qhead = j->next;
 		if (p->qhead == NULL) {
 			p->qtail = NULL;
 		}
 		pthread_mutex_unlock(&p->mtx);
-		serve(w, c);
+		if (j->batch != NULL) {
+			run_item(w, j->batch, j->index);
+		} else {
+			serve(w, j->c);
+		}
 	}
+	reply_reset(w);
 	return NULL;
 }
 
 // Undoes whatever listen built, in the only safe order: close the socket
 // (every posted operation completes with NNG_ECLOSED), stop the workers
-// (a running callback is waited for; queued requests are dropped), stop every
+// (a running callback is waited for; queued frames and batch calls are
+// dropped), stop every
 // aio (waits for its callback, so nothing can queue any more), free what the
 // queue still holds, then free the aios.
 static void
@@ -711,10 +948,15 @@ serve_stop(dtx_participant *p)
 		nng_aio_stop(p->ctxs[i].aio);
 	}
 	while (p->qhead != NULL) {
-		pctx *c  = p->qhead;
-		p->qhead = c->next;
-		nng_msg_free(c->req);
-		c->req = NULL;
+		job *j   = p->qhead;
+		p->qhead = j->next;
+		if (j->batch == NULL) {
+			nng_msg_free(j->c->req);
+			j->c->req = NULL;
+		} else if (atomic_fetch_sub(&j->batch->left, 1) == 1) {
+			// Its other calls ran: nobody is left to answer.
+			batch_free(j->batch);
+		}
 	}
 	p->qtail = NULL;
 	for (unsigned i = 0; i < p->nctxs; i++) {

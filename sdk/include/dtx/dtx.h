@@ -440,6 +440,8 @@ typedef struct dtx_coordinator_stats {
 	uint64_t store_syncs;   // synced batches (fsyncs)
 	uint64_t store_errors;  // failed batches
 	uint64_t uptime_ms;
+	uint64_t branch_calls;  // branch calls sent to participants
+	uint64_t call_messages; // frames that carried them (a batch is one)
 } dtx_coordinator_stats;
 
 // Fetches the coordinator's counters. Errors: DTX_EINVAL, DTX_ETIMEDOUT,
