@@ -55,7 +55,9 @@ struct dtx_client {
 	nng_socket      sock;
 	atomic_int      timeout_ms;
 	pthread_mutex_t mtx;
+	pthread_cond_t  idle_cv; // signalled when busy_ops drops to 0
 	async_op       *free_ops;
+	unsigned        busy_ops; // taken and not yet back on free_ops
 };
 
 typedef struct txbranch {
@@ -310,8 +312,14 @@ dtx_client_open(dtx_client **cp, const char *url)
 		free(c);
 		return DTX_ENOMEM;
 	}
+	if (pthread_cond_init(&c->idle_cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->mtx);
+		free(c);
+		return DTX_ENOMEM;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		rv = map_nng(rv, "opening the socket");
+		pthread_cond_destroy(&c->idle_cv);
 		pthread_mutex_destroy(&c->mtx);
 		free(c);
 		return rv;
@@ -340,6 +348,7 @@ dtx_client_open(dtx_client **cp, const char *url)
 
 fail:
 	nng_close(c->sock);
+	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
 	return rv;
@@ -361,8 +370,14 @@ dtx_client_close(dtx_client *c)
 	if (c == NULL) {
 		return;
 	}
-	// Every async commit has ended (the header's rule), so every op is on
-	// the free list, idle.
+	// Every async commit has ended (the header's rule), but its op goes
+	// back on the free list only after the user's callback returned: a
+	// close right after the last callback must wait for that.
+	pthread_mutex_lock(&c->mtx);
+	while (c->busy_ops > 0) {
+		pthread_cond_wait(&c->idle_cv, &c->mtx);
+	}
+	pthread_mutex_unlock(&c->mtx);
 	while (c->free_ops != NULL) {
 		async_op *op = c->free_ops;
 		c->free_ops  = op->next;
@@ -371,6 +386,7 @@ dtx_client_close(dtx_client *c)
 		free(op);
 	}
 	nng_close(c->sock);
+	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
 }
@@ -716,6 +732,9 @@ async_release(async_op *op)
 	pthread_mutex_lock(&c->mtx);
 	op->next    = c->free_ops;
 	c->free_ops = op;
+	if (--c->busy_ops == 0) {
+		pthread_cond_broadcast(&c->idle_cv);
+	}
 	pthread_mutex_unlock(&c->mtx);
 }
 
@@ -728,6 +747,7 @@ async_get(dtx_client *c, async_op **opp)
 	pthread_mutex_lock(&c->mtx);
 	if ((op = c->free_ops) != NULL) {
 		c->free_ops = op->next;
+		c->busy_ops++;
 	}
 	pthread_mutex_unlock(&c->mtx);
 	if (op != NULL) {
@@ -747,6 +767,9 @@ async_get(dtx_client *c, async_op **opp)
 		free(op);
 		return map_nng(rv, "opening a context");
 	}
+	pthread_mutex_lock(&c->mtx);
+	c->busy_ops++;
+	pthread_mutex_unlock(&c->mtx);
 	*opp = op;
 	return 0;
 }
