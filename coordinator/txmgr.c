@@ -17,6 +17,12 @@
 // not wait, unsynced for a 2PC whose client waits (presumed abort: if that
 // record is lost, nobody was told anything and every participant that asks
 // is told ABORTED). Decisions are synced by the engines' PERSIST{sync}.
+// The outcome is told as soon as the transaction reaches it, without waiting
+// for its final (unsynced) record: what it says is already settled by the
+// synced decision, or by presumed abort, and if that record is lost recovery
+// drives the same phase again to the same end (participants answer a
+// repeated call as they did the first time). Waiting for it cost every
+// client a turn in the store's queue, behind a group commit's fsync.
 // A write that fails (a full disk, say) is retried every second; the
 // transaction waits, nothing is lost, and the error is logged.
 //
@@ -877,6 +883,7 @@ run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 			if (!tx->finishing) {
 				tx->finishing = true;
 				write_or_redo(m, tx, W_FINISH, false, false);
+				reply_waiters(m, tx, 0);
 			}
 			break;
 		}
