@@ -20,10 +20,15 @@
 // its opening balance plus the sum of its ledger entries.
 //
 // Exactly-once delivery comes from libdtx's durable barrier
-// (dtx_participant_use_barrier): the business writes are staged in the
-// barrier's batch, and a redelivered, late or out-of-order call never runs a
-// callback twice. The barrier's in-doubt resolver asks the coordinator about
-// reservations held too long.
+// (dtx_participant_use_barrier): the callback stages its business writes in
+// the barrier's batch (dtx_reply_writebatch), and a redelivered, late or
+// out-of-order call never runs a callback twice; an abort or compensation
+// that comes first is a recorded no-op, and the late prepare or execute is
+// refused. The bank's lock is the barrier's user lock, so the balance read
+// in a callback and the SDK's write of its batch happen under it. With
+// --coordinator, the SDK's in-doubt resolver (dtx_participant_set_resolver)
+// asks the coordinator about reservations held longer than --resolve-after
+// and commits or aborts them itself, through the same barrier.
 //
 // A balance can never go negative: every change that would make it so is
 // refused (debits) or retried (the compensation of a credit whose money has
@@ -31,7 +36,8 @@
 // test.
 //
 // Faults for the nemesis: --delay-rate P --delay-ms MS makes a fraction P of
-// calls sleep MS first (past the coordinator's call timeout, say).
+// the calls that run a callback sleep MS first (past the coordinator's call
+// timeout, say); replays answered by the barrier are not delayed.
 //
 // Usage: dtx-bankpart --listen URL --store DIR --accounts a,b,c
 //            [--initial N] [--coordinator URL --resolve-after MS]
@@ -50,7 +56,6 @@
 #include <rocksdb/c.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,11 +289,14 @@ xfer(bank *b, const dtx_call *call, rocksdb_writebatch_t *wb, dtx_reply *r)
 			return DTX_OK; // never executed: nothing to put back
 		}
 		if (bal - amount < 0) {
-			anomaly(b, wb,
+			// A RETRY's batch is dropped by the barrier: the
+			// anomaly is written on its own, now.
+			rocksdb_writebatch_t *xb = rocksdb_writebatch_create();
+			anomaly(b, xb,
 			    "compensating %s/%u would leave %s at %" PRId64,
 			    call->gid, call->branch_id, a->name, bal - amount);
-			db_write(b, wb);
-			rocksdb_writebatch_clear(wb);
+			db_write(b, xb);
+			rocksdb_writebatch_destroy(xb);
 			return DTX_RETRY;
 		}
 		batch_balance(wb, a, bal - amount);
@@ -298,60 +306,14 @@ xfer(bank *b, const dtx_call *call, rocksdb_writebatch_t *wb, dtx_reply *r)
 	return DTX_REFUSED;
 }
 
-static const char *const phase_tag[] = {
-    [DTX_PHASE_PREPARE]    = "prepare",
-    [DTX_PHASE_COMMIT]     = "commit",
-    [DTX_PHASE_ABORT]      = "abort",
-    [DTX_PHASE_EXECUTE]    = "execute",
-    [DTX_PHASE_COMPENSATE] = "compensate",
-};
-
-// The barrier: "B/<gid>/<branch>/<phase>" -> "OK" or "REFUSED", written in
-// the same batch as the effect. Runs one call under b->lock: a call seen
-// before answers as it did then; a prepare or execute that comes after its
-// abort or compensation is refused without running.
-static dtx_result
-serve_call(bank *b, const dtx_call *call, dtx_reply *reply)
+// The barrier's user lock: taken before a callback runs, released once the
+// barrier wrote its batch. The nemesis's delay comes first, outside the
+// bank's lock, so that a delayed call does not stall the others.
+static void
+bank_lock(void *arg)
 {
-	char                  key[256], val[16];
-	dtx_result            res;
-	rocksdb_writebatch_t *wb;
-	int                   ph = call->phase;
-
-	if (ph < DTX_PHASE_PREPARE || ph > DTX_PHASE_COMPENSATE) {
-		return DTX_REFUSED;
-	}
-	if (ph == DTX_PHASE_PREPARE || ph == DTX_PHASE_EXECUTE) {
-		snprintf(key, sizeof(key), "B/%s/%u/%s", call->gid,
-		    call->branch_id,
-		    phase_tag[ph == DTX_PHASE_PREPARE ? DTX_PHASE_ABORT
-		                                      : DTX_PHASE_COMPENSATE]);
-		if (db_get(b, key, NULL, 0)) {
-			dtx_reply_set_message(reply, "already rolled back");
-			return DTX_REFUSED;
-		}
-	}
-	snprintf(key, sizeof(key), "B/%s/%u/%s", call->gid, call->branch_id,
-	    phase_tag[ph]);
-	if (db_get(b, key, val, sizeof(val))) {
-		return strcmp(val, "OK") == 0 ? DTX_OK : DTX_REFUSED;
-	}
-	wb  = rocksdb_writebatch_create();
-	res = xfer(b, call, wb, reply);
-	if (res != DTX_RETRY) {
-		batch_put(wb, key, res == DTX_OK ? "OK" : "REFUSED");
-		db_write(b, wb);
-	}
-	rocksdb_writebatch_destroy(wb);
-	return res;
-}
-
-static dtx_result
-on_xfer(const dtx_call *call, dtx_reply *reply, void *arg)
-{
-	bank      *b = arg;
-	bool       delay;
-	dtx_result res;
+	bank *b = arg;
+	bool  delay;
 
 	pthread_mutex_lock(&b->lock);
 	delay = b->delay_rate > 0 && rnd01(b) < b->delay_rate;
@@ -362,132 +324,28 @@ on_xfer(const dtx_call *call, dtx_reply *reply, void *arg)
 		nanosleep(&ts, NULL);
 	}
 	pthread_mutex_lock(&b->lock);
-	res = serve_call(b, call, reply);
+}
+
+static void
+bank_unlock(void *arg)
+{
+	bank *b = arg;
+
 	pthread_mutex_unlock(&b->lock);
-	return res;
 }
 
-// ---------------------------------------------------------------------------
-// In-doubt resolution: a reservation or pending credit held longer than
-// resolve_after is settled by asking the coordinator, through the same
-// barrier path as a real COMMIT or ABORT.
-// ---------------------------------------------------------------------------
-
-typedef struct resolver {
-	bank       *b;
-	const char *url;
-	int64_t     after_ms;
-	atomic_bool stop;
-	pthread_t   thread;
-	uint64_t    settled;
-} resolver;
-
-typedef struct doubt {
-	char     gid[DTX_GID_MAX + 1];
-	uint32_t branch;
-	char     payload[96];
-} doubt;
-
-// Collects up to cap held branches older than the cutoff.
-static size_t
-find_doubts(bank *b, int64_t cutoff, doubt *out, size_t cap)
+// Every phase, under the bank's lock (see bank_lock).
+static dtx_result
+on_xfer(const dtx_call *call, dtx_reply *reply, void *arg)
 {
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_iterator_t    *it = rocksdb_create_iterator(b->db, ro);
-	size_t                 n  = 0;
+	bank                 *b  = arg;
+	rocksdb_writebatch_t *wb = dtx_reply_writebatch(reply);
 
-	for (rocksdb_iter_seek(it, "H/", 2); n < cap && rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it)) {
-		size_t      klen, vlen;
-		const char *k = rocksdb_iter_key(it, &klen);
-		const char *v = rocksdb_iter_value(it, &vlen);
-		char        key[256], val[128], acct[NAME_MAX_];
-		int64_t     amount, at;
-
-		if (klen < 2 || (k[0] != 'H' && k[0] != 'P') || k[1] != '/') {
-			if (k[0] > 'P') {
-				break;
-			}
-			continue;
-		}
-		if (klen >= sizeof(key) || vlen >= sizeof(val)) {
-			continue;
-		}
-		memcpy(key, k, klen);
-		key[klen] = '\0';
-		memcpy(val, v, vlen);
-		val[vlen]   = '\0';
-		char *slash = strrchr(key, '/');
-		if (slash == NULL || slash == key + 1 ||
-		    sscanf(val, "%31s %" SCNd64 " %" SCNd64, acct, &amount,
-		        &at) != 3 ||
-		    at > cutoff) {
-			continue;
-		}
-		*slash = '\0';
-		dtxi_strlcpy(out[n].gid, key + 2, sizeof(out[n].gid));
-		out[n].branch = (uint32_t)strtoul(slash + 1, NULL, 10);
-		snprintf(out[n].payload, sizeof(out[n].payload), "%s %" PRId64,
-		    acct, amount);
-		n++;
+	if (wb == NULL) {
+		dtx_reply_set_message(reply, "no barrier batch");
+		return DTX_RETRY;
 	}
-	rocksdb_iter_destroy(it);
-	rocksdb_readoptions_destroy(ro);
-	return n;
-}
-
-static void *
-resolver_main(void *arg)
-{
-	resolver   *rs = arg;
-	dtx_client *c  = NULL;
-	doubt       d[64];
-
-	while (!atomic_load(&rs->stop)) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (c == NULL && dtx_client_open(&c, rs->url) != 0) {
-			continue;
-		}
-		dtx_client_set_timeout_ms(c, 1000);
-		pthread_mutex_lock(&rs->b->lock);
-		size_t n =
-		    find_doubts(rs->b, dtxi_now_ms() - rs->after_ms, d, 64);
-		pthread_mutex_unlock(&rs->b->lock);
-		for (size_t i = 0; i < n && !atomic_load(&rs->stop); i++) {
-			dtx_state st = 0;
-			if (dtx_client_resolve(c, d[i].gid, &st) != 0) {
-				break; // coordinator down: later
-			}
-			int phase = st == DTX_STATE_COMMITTING ||
-			        st == DTX_STATE_COMMITTED
-			    ? DTX_PHASE_COMMIT
-			    : st == DTX_STATE_ABORTING ||
-			        st == DTX_STATE_ABORTED
-			    ? DTX_PHASE_ABORT
-			    : 0;
-			if (phase == 0) {
-				continue; // still undecided
-			}
-			dtx_call call = {
-			    .gid         = d[i].gid,
-			    .branch_id   = d[i].branch,
-			    .phase       = (dtx_phase)phase,
-			    .method      = "xfer",
-			    .payload     = d[i].payload,
-			    .payload_len = strlen(d[i].payload),
-			    .attempt     = 1,
-			};
-			pthread_mutex_lock(&rs->b->lock);
-			(void)serve_call(rs->b, &call, NULL);
-			pthread_mutex_unlock(&rs->b->lock);
-			rs->settled++;
-			fprintf(stderr, "dtx-bankpart: resolved %s/%u: %s\n",
-			    d[i].gid, d[i].branch, dtx_phase_name(phase));
-		}
-	}
-	dtx_client_close(c);
-	return NULL;
+	return xfer(b, call, wb, reply);
 }
 
 // ---------------------------------------------------------------------------
@@ -625,7 +483,6 @@ int
 main(int argc, char **argv)
 {
 	static bank                 b;
-	static resolver             rs;
 	static const dtx_method_ops ops = {
 	    .prepare    = on_xfer,
 	    .commit     = on_xfer,
@@ -634,16 +491,16 @@ main(int argc, char **argv)
 	    .compensate = on_xfer,
 	};
 	const char      *url = NULL, *store = NULL, *accounts = NULL;
-	const char      *coord   = NULL;
-	int64_t          initial = 1000;
-	unsigned         workers = 8;
-	bool             dumping = false;
-	dtx_participant *p       = NULL;
+	const char      *coord         = NULL;
+	uint32_t         resolve_after = 2000;
+	int64_t          initial       = 1000;
+	unsigned         workers       = 8;
+	bool             dumping       = false;
+	dtx_participant *p             = NULL;
 	sigset_t         sigs;
 	int              sig, rv;
 
-	b.rng       = 88172645463325252ull;
-	rs.after_ms = 2000;
+	b.rng = 88172645463325252ull;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dump") == 0) {
 			dumping = true;
@@ -665,7 +522,7 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--coordinator") == 0) {
 			coord = v;
 		} else if (strcmp(argv[i], "--resolve-after") == 0) {
-			rs.after_ms = strtoll(v, NULL, 10);
+			resolve_after = (uint32_t)strtoul(v, NULL, 10);
 		} else if (strcmp(argv[i], "--delay-rate") == 0) {
 			b.delay_rate = strtod(v, NULL);
 		} else if (strcmp(argv[i], "--delay-ms") == 0) {
@@ -711,9 +568,15 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	dtx_barrier_opts bo = {
+	    .lock = bank_lock, .unlock = bank_unlock, .lock_arg = &b};
 	if ((rv = dtx_participant_open(&p)) != 0 ||
 	    (rv = dtx_participant_set_workers(p, workers)) != 0 ||
 	    (rv = dtx_participant_register(p, "xfer", &ops, &b)) != 0 ||
+	    (rv = dtx_participant_use_barrier(p, b.db, &bo)) != 0 ||
+	    (coord != NULL &&
+	        (rv = dtx_participant_set_resolver(
+	             p, coord, resolve_after > 0 ? resolve_after : 1)) != 0) ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
 		fprintf(
 		    stderr, "dtx-bankpart: %s: %s\n", url, dtx_strerror(rv));
@@ -721,18 +584,9 @@ main(int argc, char **argv)
 		rocksdb_close(b.db);
 		return 1;
 	}
-	if (coord != NULL) {
-		rs.b   = &b;
-		rs.url = coord;
-		pthread_create(&rs.thread, NULL, resolver_main, &rs);
-	}
 	fprintf(stderr, "dtx-bankpart: serving %u accounts on %s\n", b.naccts,
 	    url);
 	sigwait(&sigs, &sig);
-	if (coord != NULL) {
-		atomic_store(&rs.stop, true);
-		pthread_join(rs.thread, NULL);
-	}
 	dtx_participant_close(p);
 	rocksdb_close(b.db);
 	return 0;
