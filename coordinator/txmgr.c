@@ -893,13 +893,26 @@ run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 // Feeds one event to the transaction's engine and carries out the
 // actions. crash_after names a crash point checked between the two, where
 // the engine has decided but nothing of the decision has left the process.
+// The before-*-decision points sit there too: the engine has just turned
+// to COMMITTING or COMPENSATING in memory, and the write that makes the
+// decision durable has not even been queued, so recovery must act as if
+// the decision had never been taken.
 static void
 tx_event(dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, const char *crash_after)
 {
 	dtxd_actions *acts = &m->acts;
+	int           was  = tx->core.state;
+
 	dtxd_tx_handle(&tx->core, &m->cfg.policy, ev, acts);
 	if (crash_after != NULL) {
 		crash_point(m, crash_after);
+	}
+	if (was != tx->core.state) {
+		if (tx->core.state == DTX_STATE_COMMITTING) {
+			crash_point(m, "before-commit-decision");
+		} else if (tx->core.state == DTX_STATE_COMPENSATING) {
+			crash_point(m, "before-compensate-decision");
+		}
 	}
 	// The actions buffer is reused by nested work only through the
 	// queue, never re-entrantly, so it can be carried out in place.

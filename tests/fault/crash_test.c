@@ -9,12 +9,18 @@
 // (dtx-testpart) keep running across the crash, as real services would, so
 // their in-memory effect sets see every redelivered call.
 //
-//   point                      transaction                    outcome
-//   after-commit-decision      2PC, two branches              COMMITTED
-//   after-first-commit         2PC, two branches              COMMITTED
-//   after-first-execute        saga, two steps                COMMITTED
-//   after-compensate-decision  saga, three steps, last refuses COMPENSATED
-//   after-first-compensate     saga, three steps, last refuses COMPENSATED
+//   point                       transaction                    outcome
+//   before-commit-decision      2PC, two branches              ABORTED
+//   after-commit-decision       2PC, two branches              COMMITTED
+//   after-first-commit          2PC, three branches            COMMITTED
+//   after-first-execute         saga, two steps                COMMITTED
+//   before-compensate-decision  saga, three steps, last refuses COMPENSATED
+//   after-compensate-decision   saga, three steps, last refuses COMPENSATED
+//   after-first-compensate      saga, three steps, last refuses COMPENSATED
+//
+// before-commit-decision is the one point where the crash changes the
+// outcome: every branch voted yes, but the decision never reached the disk,
+// so the restarted dtxd presumes abort and no branch may have committed.
 
 #include <criterion/criterion.h>
 
@@ -130,6 +136,15 @@ crash_and_recover(const char *point, dtx_mode mode, const step *steps,
 			CHECK(applied == 1 && undone == 0,
 			    "%s: branch %u applied %zu, undone %zu", point, i,
 			    applied, undone);
+		} else if (want == DTX_STATE_ABORTED) {
+			CHECK(applied == 0 && undone == 0 &&
+			        dtxt_log_count(l, DTXT_CALL, gid, (int)i,
+			            "COMMIT", NULL) == 0,
+			    "%s: aborted branch %u applied %zu, undone %zu",
+			    point, i, applied, undone);
+			CHECK(dtxt_log_count(l, DTXT_CALL, gid, (int)i,
+			          "ABORT", "OK") >= 1,
+			    "%s: aborted branch %u got no ABORT", point, i);
 		} else if (refused) {
 			CHECK(applied == 0 && undone == 0,
 			    "%s: refused step %u applied %zu, undone %zu",
@@ -147,8 +162,15 @@ crash_and_recover(const char *point, dtx_mode mode, const step *steps,
 	dtxt_log_fini(&logs[1]);
 }
 
-static const step two_branches[] = {{0, ""}, {1, ""}};
-static const step last_refuses[] = {{0, ""}, {1, ""}, {0, "execute=refuse"}};
+static const step two_branches[]   = {{0, ""}, {1, ""}};
+static const step three_branches[] = {{0, ""}, {1, ""}, {0, ""}};
+static const step last_refuses[]   = {{0, ""}, {1, ""}, {0, "execute=refuse"}};
+
+Test(crash, two_phase_commit_is_aborted_after_a_crash_before_the_decision)
+{
+	crash_and_recover("before-commit-decision", DTX_2PC, two_branches, 2,
+	    DTX_STATE_ABORTED);
+}
 
 Test(crash, two_phase_commit_is_committed_after_a_crash_after_the_decision)
 {
@@ -158,7 +180,9 @@ Test(crash, two_phase_commit_is_committed_after_a_crash_after_the_decision)
 
 Test(crash, two_phase_commit_is_committed_after_a_crash_after_one_commit)
 {
-	crash_and_recover("after-first-commit", DTX_2PC, two_branches, 2,
+	// Three branches on two participants: the crash falls between the
+	// COMMITs of one phase two, whichever was acknowledged first.
+	crash_and_recover("after-first-commit", DTX_2PC, three_branches, 3,
 	    DTX_STATE_COMMITTED);
 }
 
@@ -166,6 +190,12 @@ Test(crash, saga_is_committed_after_a_crash_after_the_first_execute)
 {
 	crash_and_recover("after-first-execute", DTX_SAGA, two_branches, 2,
 	    DTX_STATE_COMMITTED);
+}
+
+Test(crash, saga_is_compensated_after_a_crash_before_the_decision)
+{
+	crash_and_recover("before-compensate-decision", DTX_SAGA, last_refuses,
+	    3, DTX_STATE_COMPENSATED);
 }
 
 Test(crash, saga_is_compensated_after_a_crash_after_the_decision)
