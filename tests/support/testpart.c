@@ -29,9 +29,25 @@
 // "BARRIER <number of barrier keys>". DTX_PARTICIPANT_CRASH_AT works as for
 // any participant.
 //
+// Rate faults make a participant unreliable at random, but reproducibly:
+// --refuse-rate, --retry-rate, --delay-rate (sleep --delay-ms, default 100,
+// then answer) and --timeout-rate (sleep --timeout-ms, default 2000, past
+// dtxd's call timeout, then answer: the work is done but dtxd does not hear
+// it) each take a probability, either RATE for the phases where the fault
+// makes sense (refuse: PREPARE and EXECUTE, the business answers; the others:
+// every phase) or PHASE=RATE[,PHASE=RATE...] (e.g. "commit=0.3"). Whether a
+// call is hit depends only on --seed, the gid, the branch, the phase and how
+// many calls of that phase this process has seen for the branch, never on
+// timing, so a failing run can be replayed. A fault applies only where the
+// payload asked for ok. A faulted call is logged like any other, with the
+// result it returned.
+//
 // Usage: dtx-testpart --listen URL --log FILE [--name NAME] [--workers N]
 //            [--store DIR --barrier [--retention-ms MS]
 //             [--coordinator URL --resolve-after MS]]
+//            [--seed N] [--refuse-rate R] [--retry-rate R]
+//            [--delay-rate R] [--delay-ms MS] [--timeout-rate R]
+//            [--timeout-ms MS]
 //        dtx-testpart --dump --store DIR
 
 #include <dtx/dtx.h>
@@ -65,6 +81,22 @@ typedef struct behaviour {
 	unsigned arg; // retry count or sleep ms
 } behaviour;
 
+// Rate faults, by kind and phase (see the top of the file).
+enum fault_kind {
+	FAULT_REFUSE,
+	FAULT_RETRY,
+	FAULT_DELAY,
+	FAULT_TIMEOUT,
+	FAULT_KINDS,
+};
+
+typedef struct faults {
+	uint64_t seed;
+	double   rate[FAULT_KINDS][DTX_PHASE_COMPENSATE + 1];
+	unsigned delay_ms;
+	unsigned timeout_ms;
+} faults;
+
 // One remembered (gid, branch): calls counted per phase, and the effect.
 typedef struct entry {
 	struct entry *next;
@@ -78,6 +110,7 @@ typedef struct entry {
 // The process state, passed to every callback. The lock guards the entry
 // list and orders the log lines of one branch with its effect changes.
 typedef struct testpart {
+	faults          faults; // read-only once the participant listens
 	pthread_mutex_t lock;
 	entry          *entries;
 	int             logfd;
@@ -142,6 +175,152 @@ parse_behaviour(const dtx_call *call)
 		}
 	}
 	return b;
+}
+
+// Takes argv[*i] and its value when it is a rate-fault option. Returns 1
+// when it was one, 0 when it is another option, -1 when its value is bad.
+static int
+fault_arg(faults *f, int argc, char **argv, int *i)
+{
+	static const char *const kinds[FAULT_KINDS] = {
+	    "--refuse-rate", "--retry-rate", "--delay-rate", "--timeout-rate"};
+	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+	char       *end;
+	int         k;
+
+	for (k = 0; k < FAULT_KINDS && strcmp(argv[*i], kinds[k]) != 0; k++) {
+	}
+	if (k == FAULT_KINDS) {
+		if (strcmp(argv[*i], "--seed") != 0 &&
+		    strcmp(argv[*i], "--delay-ms") != 0 &&
+		    strcmp(argv[*i], "--timeout-ms") != 0) {
+			return 0;
+		}
+		if (v == NULL) {
+			return -1;
+		}
+		unsigned long long n = strtoull(v, &end, 10);
+		if (*end != '\0' || end == v) {
+			return -1;
+		}
+		if (strcmp(argv[*i], "--seed") == 0) {
+			f->seed = n;
+		} else if (strcmp(argv[*i], "--delay-ms") == 0) {
+			f->delay_ms = (unsigned)n;
+		} else {
+			f->timeout_ms = (unsigned)n;
+		}
+		(*i)++;
+		return 1;
+	}
+	if (v == NULL) {
+		return -1;
+	}
+	if (strchr(v, '=') == NULL) {
+		// One rate for the phases where this fault makes sense.
+		double r = strtod(v, &end);
+		if (*end != '\0' || end == v || r < 0 || r > 1) {
+			return -1;
+		}
+		for (int ph = DTX_PHASE_PREPARE; ph <= DTX_PHASE_COMPENSATE;
+		     ph++) {
+			if (k != FAULT_REFUSE || ph == DTX_PHASE_PREPARE ||
+			    ph == DTX_PHASE_EXECUTE) {
+				f->rate[k][ph] = r;
+			}
+		}
+		(*i)++;
+		return 1;
+	}
+	// PHASE=RATE[,PHASE=RATE...]
+	for (const char *p = v; *p != '\0';) {
+		const char *eq = strchr(p, '=');
+		int         ph;
+		double      r;
+
+		if (eq == NULL) {
+			return -1;
+		}
+		for (ph = DTX_PHASE_PREPARE; ph <= DTX_PHASE_COMPENSATE;
+		     ph++) {
+			size_t n = strlen(phase_keys[ph]);
+			if ((size_t)(eq - p) == n &&
+			    strncmp(p, phase_keys[ph], n) == 0) {
+				break;
+			}
+		}
+		r = strtod(eq + 1, &end);
+		if (ph > DTX_PHASE_COMPENSATE || end == eq + 1 || r < 0 ||
+		    r > 1 || (*end != '\0' && *end != ',')) {
+			return -1;
+		}
+		f->rate[k][ph] = r;
+		p              = *end == ',' ? end + 1 : end;
+	}
+	(*i)++;
+	return 1;
+}
+
+// splitmix64's finaliser: a well-mixed 64-bit hash of x.
+static uint64_t
+mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+// Whether fault kind hits this call: a draw in [0, 1) made from the seed
+// and the call's identity only, so the same run of calls is faulted the
+// same way whatever the thread timing.
+static bool
+fault_hits(const faults *f, int kind, const dtx_call *call, unsigned nth)
+{
+	double   rate = f->rate[kind][call->phase];
+	uint64_t h    = mix64(f->seed ^ 0x5851f42d4c957f2dull);
+
+	if (rate <= 0) {
+		return false;
+	}
+	for (const char *c = call->gid; *c != '\0'; c++) {
+		h = mix64(h ^ (uint8_t)*c);
+	}
+	h = mix64(h ^ ((uint64_t)call->branch_id << 16) ^
+	    ((uint64_t)call->phase << 8) ^ (uint64_t)kind);
+	h = mix64(h ^ nth);
+	return (double)(h >> 11) * 0x1.0p-53 < rate;
+}
+
+// The rate faults of one call, the nth of its phase for its branch: the
+// result to give (refuse or retry win over ok) and how long to sleep first.
+static dtx_result
+fault_pick(
+    const faults *f, const dtx_call *call, unsigned nth, unsigned *sleep_ms)
+{
+	*sleep_ms = 0;
+	if (fault_hits(f, FAULT_TIMEOUT, call, nth)) {
+		*sleep_ms = f->timeout_ms;
+	} else if (fault_hits(f, FAULT_DELAY, call, nth)) {
+		*sleep_ms = f->delay_ms;
+	}
+	if (fault_hits(f, FAULT_REFUSE, call, nth)) {
+		return DTX_REFUSED;
+	}
+	if (fault_hits(f, FAULT_RETRY, call, nth)) {
+		return DTX_RETRY;
+	}
+	return DTX_OK;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = {
+	    (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
 }
 
 // Finds or adds the entry of (gid, branch). Called with the lock held.
@@ -255,14 +434,12 @@ on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 	testpart  *tp = arg;
 	behaviour  b  = parse_behaviour(call);
 	dtx_result r  = DTX_OK;
+	unsigned   nap;
 	char       out[128];
 	entry     *e;
 
 	if (b.what == ACT_SLEEP) {
-		struct timespec ts = {
-		    (time_t)(b.arg / 1000), (long)(b.arg % 1000) * 1000000L};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-		}
+		sleep_ms(b.arg);
 	}
 	pthread_mutex_lock(&tp->lock);
 	e = find_entry(tp, call->gid, call->branch_id);
@@ -271,6 +448,15 @@ on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 		r = DTX_REFUSED;
 	} else if (b.what == ACT_RETRY && e->calls[call->phase] <= b.arg) {
 		r = DTX_RETRY;
+	} else {
+		r = fault_pick(&tp->faults, call, e->calls[call->phase], &nap);
+		if (nap > 0) {
+			// Entries live until exit, so e survives the nap; the
+			// effect is decided after it, as a slow call would.
+			pthread_mutex_unlock(&tp->lock);
+			sleep_ms(nap);
+			pthread_mutex_lock(&tp->lock);
+		}
 	}
 	log_line(tp, "CALL %s %s %u %u %s", dtx_phase_name(call->phase),
 	    call->gid, (unsigned)call->branch_id, (unsigned)call->attempt,
@@ -316,6 +502,9 @@ usage(void)
 	    "[--workers N]\n"
 	    "           [--store DIR --barrier [--retention-ms MS]\n"
 	    "            [--coordinator URL --resolve-after MS]]\n"
+	    "           [--seed N] [--refuse-rate R] [--retry-rate R]\n"
+	    "           [--delay-rate R] [--delay-ms MS] [--timeout-rate R]\n"
+	    "           [--timeout-ms MS]   (R: RATE or PHASE=RATE,...)\n"
 	    "       dtx-testpart --dump --store DIR\n");
 }
 
@@ -460,7 +649,9 @@ main(int argc, char **argv)
 	    .execute    = on_call,
 	    .compensate = on_call,
 	};
-	testpart         tp      = {.logfd = -1, .name = "p"};
+	testpart         tp      = {.logfd = -1,
+	                 .name             = "p",
+	                 .faults = {.seed = 1, .delay_ms = 100, .timeout_ms = 2000}};
 	store_opts       so      = {0};
 	const char      *url     = NULL;
 	const char      *logpath = NULL;
@@ -471,8 +662,13 @@ main(int argc, char **argv)
 	int              rv;
 
 	for (int i = 1; i < argc; i++) {
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (store_arg(&so, argc, argv, &i)) {
+		const char *v  = i + 1 < argc ? argv[i + 1] : NULL;
+		int         fa = fault_arg(&tp.faults, argc, argv, &i);
+		if (fa < 0) {
+			usage();
+			return 1;
+		}
+		if (fa > 0 || store_arg(&so, argc, argv, &i)) {
 			continue;
 		}
 		if (v == NULL) {
