@@ -194,13 +194,47 @@ dtxd_dispatcher_close(dtxd_dispatcher *d)
 	free(d);
 }
 
+// nng 1.5.2 makes a dialer for "tcp://host:99999" or "tcp://host:abc" and
+// fails only when it dials, again and again in the background, so a branch
+// with such an endpoint would be accepted and time out instead of being
+// refused at submit. A TCP-based URL must end in a port 1..65535.
+static bool
+port_ok(const char *url)
+{
+	static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://",
+	    "tls+tcp://", "tls+tcp4://", "tls+tcp6://"};
+	const char              *colon;
+	unsigned long            port   = 0;
+	bool                     is_tcp = false;
+
+	for (size_t i = 0; i < sizeof(tcp) / sizeof(tcp[0]); i++) {
+		if (strncmp(url, tcp[i], strlen(tcp[i])) == 0) {
+			is_tcp = true;
+		}
+	}
+	if (!is_tcp) {
+		return true;
+	}
+	if ((colon = strrchr(url, ':')) == NULL || colon[1] == '\0') {
+		return false;
+	}
+	for (const char *c = colon + 1; *c != '\0'; c++) {
+		if (*c < '0' || *c > '9' || port > 65535) {
+			return false;
+		}
+		port = port * 10 + (unsigned long)(*c - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
 int
 dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 {
 	dtxd_peer *p;
 	int        rv;
 
-	if (endpoint == NULL || strlen(endpoint) > DTX_ENDPOINT_MAX) {
+	if (endpoint == NULL || strlen(endpoint) > DTX_ENDPOINT_MAX ||
+	    !port_ok(endpoint)) {
 		return DTX_EINVAL;
 	}
 	pthread_mutex_lock(&d->mtx);

@@ -318,6 +318,13 @@ decode_failed(
 	if (strcmp(e, "end-of-stream") == 0 ||
 	    strcmp(e, "parent stream too short") == 0) {
 		seterr(err, "truncated %s frame (%s)", what, e);
+	} else if (strcmp(e, "array overflow") == 0) {
+		// A repeated field past its max_count: say which limits, so
+		// the sender learns what to split.
+		seterr(err,
+		    "malformed %s frame: too many items in a list (at most "
+		    "%d branches, %d batched calls, %d list entries)",
+		    what, DTX_BRANCHES_MAX, DTXI_BATCH_MAX, DTXI_LIST_MAX);
 	} else {
 		seterr(err, "malformed %s frame: %s", what, e);
 	}

@@ -4,9 +4,14 @@
 // library would send. Each test talks to a dtxd process through a raw nng
 // REQ socket: garbage, a wrong protocol version, frames and payloads over
 // the limits, a participant's call sent to the coordinator, a request with
-// no body, and submits that decode but make no sense. Every one must get an
-// error reply with the right code and a readable message, and dtxd must go
-// on serving: each test ends with a good request on the same socket.
+// no body, and submits that decode but make no sense (no branches, one
+// branch too many, endpoints nng cannot dial, also through the client
+// API). Every one must get an error reply with the right code and a
+// readable message, and dtxd must go on serving: each test ends with a good
+// request on the same socket. The last tests do the same to a participant's
+// socket (a dtx-testpart process): garbage, truncated and wrong-version
+// frames, an empty or overfull batch, an oversized payload, a coordinator
+// request, an unknown method.
 
 #include <criterion/criterion.h>
 
@@ -320,4 +325,272 @@ Test(badinput, status_and_abort_of_an_unknown_gid_are_not_found)
 	cr_assert_eq(send_request(), 0);
 	expect_error(DTX_ENOTFOUND);
 	still_serving();
+}
+
+// Appends a protobuf varint.
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+// Encodes the request in req, then adds one more element to its body's
+// repeated field (a Submit's branches or a batch's calls), which no encoder
+// of ours would do: Request{version, body{items..., extra}}. Returns the
+// frame length in buf.
+static size_t
+one_item_too_many(uint8_t *buf, size_t cap, uint8_t item_tag,
+    const uint8_t *item, size_t item_len)
+{
+	size_t   len = 0, n, body_len, off, hdr;
+	uint8_t *enc;
+	uint64_t old   = 0;
+	int      shift = 0;
+
+	cr_assert_eq(dtxi_request_encode(req, NULL, 0, &len), 0);
+	cr_assert((enc = malloc(len)) != NULL);
+	cr_assert_eq(dtxi_request_encode(req, enc, len, &len), 0);
+	// enc: 08 01 (version), the body's tag (one or two bytes), the
+	// body's length (a varint), the body.
+	cr_assert(enc[0] == 0x08 && enc[1] == 0x01);
+	hdr = enc[2] & 0x80 ? 4 : 3;
+	off = hdr;
+	do {
+		old |= (uint64_t)(enc[off] & 0x7f) << shift;
+		shift += 7;
+	} while (enc[off++] & 0x80);
+	cr_assert_eq(off + old, len, "cannot parse our own frame");
+	body_len = old + 1 + 1 + item_len; // tag, length < 128, item
+	cr_assert(item_len < 128 && hdr + 10 + body_len <= cap);
+	memcpy(buf, enc, hdr);
+	n = hdr + put_varint(buf + hdr, body_len);
+	memcpy(buf + n, enc + off, old);
+	n += old;
+	buf[n++] = item_tag;
+	buf[n++] = (uint8_t)item_len;
+	memcpy(buf + n, item, item_len);
+	n += item_len;
+	free(enc);
+	return n;
+}
+
+Test(badinput, a_submit_with_too_many_branches_is_refused)
+{
+	// BranchSpec{endpoint "tcp://127.0.0.1:1", method "op"}.
+	static const uint8_t extra[] = {0x0a, 0x11, 't', 'c', 'p', ':', '/',
+	    '/', '1', '2', '7', '.', '0', '.', '0', '.', '1', ':', '1', 0x12,
+	    0x02, 'o', 'p'};
+	static uint8_t       frame[64 * 1024];
+	size_t               n;
+
+	submit_init(DTX_2PC, DTX_BRANCHES_MAX);
+	n = one_item_too_many(
+	    frame, sizeof(frame), 0x1a, extra, sizeof(extra));
+	cr_assert_eq(roundtrip(frame, n), 0);
+	expect_error(DTX_EPROTO);
+	cr_assert(strstr(rep->message, "too many") != NULL, "message: %s",
+	    rep->message);
+	// Exactly at the limit is fine as far as the frame goes (the
+	// endpoints are unreachable, which is not checked at submit).
+	cr_assert_eq(send_request(), 0);
+	cr_assert_eq(rep->code, 0, "%d: %s", rep->code, rep->message);
+	still_serving();
+}
+
+Test(badinput, an_invalid_endpoint_through_the_client_api_is_invalid)
+{
+	// The client checks the form (a scheme) at dtx_tx_add; what only nng
+	// can judge comes back from dtxd as DTX_EINVAL with its reason.
+	static const char *const bad[] = {"bogus://127.0.0.1:1", "tcp://",
+	    "tcp://127.0.0.1:99999", "tcp://127.0.0.1:abc",
+	    "tcp://127.0.0.1:"};
+	dtx_tx                  *tx;
+
+	cr_assert_eq(dtx_tx_begin(&tx, w.client, DTX_2PC), 0);
+	cr_assert_eq(dtx_tx_add(tx, "127.0.0.1:1", "op", "", 0), DTX_EINVAL);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://a b:1", "op", "", 0), DTX_EINVAL);
+	dtx_tx_free(tx);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rv;
+
+		cr_assert_eq(dtx_tx_begin(&tx, w.client, DTX_2PC), 0);
+		cr_assert_eq(
+		    dtx_tx_add(tx, bad[i], "op", "", 0), 0, "%s", bad[i]);
+		rv = dtx_tx_submit(tx);
+		cr_assert_eq(rv, DTX_EINVAL, "%s: %s (%s)", bad[i],
+		    dtx_strerror(rv), dtx_tx_message(tx));
+		cr_assert(
+		    dtx_tx_message(tx)[0] != '\0', "%s: no message", bad[i]);
+		dtx_tx_free(tx);
+	}
+	still_serving();
+}
+
+// ---------------------------------------------------------------------------
+// A participant's socket: the same kind of frames, sent to dtx-testpart.
+// ---------------------------------------------------------------------------
+
+static nng_socket psock;
+
+// Starts a participant and points psock at it.
+static void
+part_open(void)
+{
+	dtxt_part *p = dtxt_world_part(&w, "p");
+
+	cr_assert(p != NULL && dtxt_part_start(p) == 0);
+	cr_assert_eq(nng_req0_open(&psock), 0);
+	nng_socket_set_ms(psock, NNG_OPT_RECVTIMEO, 5000);
+	nng_socket_set_ms(psock, NNG_OPT_SENDTIMEO, 5000);
+	cr_assert_eq(nng_dial(psock, p->url, NULL, 0), 0);
+}
+
+// Like roundtrip(), on psock.
+static int
+part_roundtrip(const void *buf, size_t len)
+{
+	static nng_msg *last;
+	nng_msg        *m;
+	int             rv;
+
+	if (last != NULL) {
+		nng_msg_free(last);
+		last = NULL;
+	}
+	cr_assert_eq(nng_msg_alloc(&m, len), 0);
+	memcpy(nng_msg_body(m), buf, len);
+	if ((rv = nng_sendmsg(psock, m, 0)) != 0) {
+		nng_msg_free(m);
+		return rv;
+	}
+	if ((rv = nng_recvmsg(psock, &m, 0)) != 0) {
+		return rv;
+	}
+	last = m;
+	return dtxi_reply_decode(rep, nng_msg_body(m), nng_msg_len(m),
+	    SIZE_MAX, DTX_PAYLOAD_MAX_DEFAULT, NULL);
+}
+
+static int
+part_send(void)
+{
+	size_t   len = 0;
+	uint8_t *buf;
+	int      rv;
+
+	cr_assert_eq(dtxi_request_encode(req, NULL, 0, &len), 0);
+	cr_assert((buf = malloc(len)) != NULL);
+	cr_assert_eq(dtxi_request_encode(req, buf, len, &len), 0);
+	rv = part_roundtrip(buf, len);
+	free(buf);
+	return rv;
+}
+
+static void
+call_init(const char *method)
+{
+	memset(req, 0, sizeof(*req));
+	req->version = DTX_PROTOCOL_VERSION;
+	req->kind    = DTXI_REQ_CALL;
+	strcpy(req->u.call.gid, "bad-input");
+	strcpy(req->u.call.method, method);
+	req->u.call.phase   = DTX_PHASE_PREPARE;
+	req->u.call.attempt = 1;
+}
+
+// The participant still runs a good call on the same socket.
+static void
+part_still_serving(void)
+{
+	call_init("op");
+	cr_assert_eq(part_send(), 0);
+	cr_assert_eq(rep->code, 0, "code %d: %s", rep->code, rep->message);
+	cr_assert_eq(rep->kind, DTXI_REP_BRANCH);
+	cr_assert_eq(
+	    rep->u.branch.status, DTX_BRANCH_OK, "%s", rep->u.branch.message);
+	cr_assert(dtxt_alive(w.parts[0].proc), "the participant died");
+}
+
+Test(badinput, a_participant_refuses_bad_frames_and_serves_on)
+{
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
+	// Request{version 1, call{gid "g", method "o" ... cut short}}.
+	static const uint8_t cut[] = {
+	    0x08, 0x01, 0x7a, 0x10, 0x0a, 0x01, 'g', 0x22, 0x01, 'o'};
+	static const uint8_t empty_batch[] = {0x08, 0x01, 0x8a, 0x01, 0x00};
+
+	part_open();
+	cr_assert_eq(part_roundtrip(junk, sizeof(junk)), 0);
+	expect_error(DTX_EPROTO);
+	cr_assert_eq(part_roundtrip(cut, sizeof(cut)), 0);
+	expect_error(DTX_EPROTO);
+	cr_assert(strstr(rep->message, "truncated") != NULL, "message: %s",
+	    rep->message);
+	cr_assert_eq(part_roundtrip(empty_batch, sizeof(empty_batch)), 0);
+	expect_error(DTX_EPROTO);
+	cr_assert_eq(part_roundtrip("", 0), 0);
+	expect_error(DTX_EVERSION);
+
+	call_init("op");
+	req->version = DTX_PROTOCOL_VERSION + 1;
+	cr_assert_eq(part_send(), 0);
+	expect_error(DTX_EVERSION);
+
+	// A coordinator request sent to a participant.
+	memset(req, 0, sizeof(*req));
+	req->version = DTX_PROTOCOL_VERSION;
+	req->kind    = DTXI_REQ_RESOLVE;
+	strcpy(req->u.resolve.gid, "g");
+	cr_assert_eq(part_send(), 0);
+	expect_error(DTX_EUNSUPPORTED);
+	part_still_serving();
+}
+
+Test(badinput, a_participant_answers_unknown_methods_and_oversized_calls)
+{
+	static uint8_t big[DTX_PAYLOAD_MAX_DEFAULT + 1];
+	// BranchCall{gid "g", phase PREPARE, method "op"}.
+	static const uint8_t call[] = {
+	    0x0a, 0x01, 'g', 0x18, 0x01, 0x22, 0x02, 'o', 'p'};
+	static uint8_t frame[16 * 1024];
+	size_t         n;
+
+	part_open();
+	call_init("no-such-method");
+	cr_assert_eq(part_send(), 0);
+	cr_assert_eq(rep->code, 0, "%d: %s", rep->code, rep->message);
+	cr_assert_eq(rep->kind, DTXI_REP_BRANCH);
+	cr_assert_eq(rep->u.branch.status, DTX_BRANCH_NO_SUCH_METHOD);
+	cr_assert(rep->u.branch.message[0] != '\0');
+
+	// One byte over the participant's payload limit.
+	call_init("op");
+	req->u.call.payload.ptr = big;
+	req->u.call.payload.len = sizeof(big);
+	cr_assert_eq(part_send(), 0);
+	expect_error(DTX_ETOOBIG);
+
+	// One call more than a batch may hold.
+	memset(req, 0, sizeof(*req));
+	req->version   = DTX_PROTOCOL_VERSION;
+	req->kind      = DTXI_REQ_CALL_BATCH;
+	req->u.batch.n = DTXI_BATCH_MAX;
+	for (unsigned i = 0; i < DTXI_BATCH_MAX; i++) {
+		strcpy(req->u.batch.calls[i].gid, "g");
+		strcpy(req->u.batch.calls[i].method, "op");
+		req->u.batch.calls[i].branch_id = i;
+		req->u.batch.calls[i].phase     = DTX_PHASE_PREPARE;
+	}
+	n = one_item_too_many(frame, sizeof(frame), 0x0a, call, sizeof(call));
+	cr_assert_eq(part_roundtrip(frame, n), 0);
+	expect_error(DTX_EPROTO);
+	cr_assert(strstr(rep->message, "too many") != NULL, "message: %s",
+	    rep->message);
+	part_still_serving();
 }
