@@ -18,11 +18,15 @@
 // record is lost, nobody was told anything and every participant that asks
 // is told ABORTED). Decisions are synced by the engines' PERSIST{sync}.
 // The outcome is told as soon as the transaction reaches it, without waiting
-// for its final (unsynced) record: what it says is already settled by the
-// synced decision, or by presumed abort, and if that record is lost recovery
-// drives the same phase again to the same end (participants answer a
-// repeated call as they did the first time). Waiting for it cost every
-// client a turn in the store's queue, behind a group commit's fsync.
+// for its final (unsynced) record, when what it says is already settled: by
+// the synced decision (2PC commit, saga compensation) or by presumed abort
+// (2PC abort); if that record is lost recovery drives the same phase again
+// to the same end. Waiting for it cost every client a turn in the store's
+// queue, behind a group commit's fsync. A saga's COMMITTED is not settled
+// that way: its last step's result lives only in that record, and a
+// recovery that finds the step unrecorded calls it again, which past the
+// deadline or the retries turns the saga back. So its waiters are told only
+// once the record is written.
 // A write that fails (a full disk, say) is retried every second; the
 // transaction waits, nothing is lost, and the error is logged.
 //
@@ -867,6 +871,27 @@ write_or_redo(dtxd_txmgr *m, mtx *tx, int purpose, bool sync, bool wait)
 	}
 }
 
+// A crash point that first gives replies already handed to nng time to
+// leave, for a test that must see what a client was told before the crash.
+static void
+crash_point_linger(dtxd_txmgr *m, const char *name)
+{
+	if (m->cfg.crash_at != NULL && strcmp(m->cfg.crash_at, name) == 0) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
+		nanosleep(&ts, NULL);
+		crash_point(m, name);
+	}
+}
+
+// True when tx's terminal state cannot change even if its final record is
+// lost (see the top of this file).
+static bool
+outcome_settled(const mtx *tx)
+{
+	return !(tx->core.mode == DTX_SAGA &&
+	    tx->core.state == DTX_STATE_COMMITTED);
+}
+
 static void
 run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 {
@@ -882,8 +907,11 @@ run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 		case DTXD_ACT_FINISH:
 			if (!tx->finishing) {
 				tx->finishing = true;
+				if (outcome_settled(tx)) {
+					reply_waiters(m, tx, 0);
+				}
+				crash_point_linger(m, "before-final-record");
 				write_or_redo(m, tx, W_FINISH, false, false);
-				reply_waiters(m, tx, 0);
 			}
 			break;
 		}

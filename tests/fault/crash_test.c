@@ -26,6 +26,7 @@
 
 #include <dtx/dtx.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -208,4 +209,68 @@ Test(crash, saga_is_compensated_after_a_crash_after_one_compensation)
 {
 	crash_and_recover("after-first-compensate", DTX_SAGA, last_refuses, 3,
 	    DTX_STATE_COMPENSATED);
+}
+
+// A saga's COMMITTED is settled only by its final record: the last step's
+// result is in no other. A client must not be told COMMITTED before that
+// record is written, or a crash in between lets recovery, which finds the
+// last step unrecorded and the deadline past, compensate a saga the client
+// believes committed. The crash point lingers 300 ms first, so a reply
+// already given to nng would reach the client.
+typedef struct told {
+	dtx_tx   *tx;
+	int       rv;
+	dtx_state st;
+} told;
+
+static void *
+commit_thread(void *arg)
+{
+	told *t = arg;
+	t->rv   = dtx_tx_commit(t->tx, &t->st);
+	return NULL;
+}
+
+Test(crash, saga_outcome_is_told_only_once_its_final_record_is_written)
+{
+	dtxt_dtxd_opts o = {
+	    .crash_at = "before-final-record", .timeout_ms = 1000};
+	dtxt_part *parts[2];
+	dtxt_exit  how;
+	dtx_tx    *tx;
+	dtx_state  st = 0;
+	told       t  = {0};
+	pthread_t  th;
+	char       gid[DTX_GID_MAX + 1];
+
+	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
+	parts[0] = dtxt_world_part(&w, "a");
+	parts[1] = dtxt_world_part(&w, "b");
+	for (int i = 0; i < 2; i++) {
+		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
+		    "participant %d did not start", i);
+	}
+	CHECK_RV(dtx_tx_begin(&t.tx, w.client, DTX_SAGA));
+	CHECK_RV(dtx_tx_add(t.tx, parts[0]->url, "op", "", 0));
+	CHECK_RV(dtx_tx_add(t.tx, parts[1]->url, "op", "", 0));
+	dtxi_strlcpy(gid, dtx_tx_gid(t.tx), sizeof(gid));
+	CHECK(pthread_create(&th, NULL, commit_thread, &t) == 0, "thread");
+
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
+	    "dtxd did not reach before-final-record");
+	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
+	// Past the saga's deadline, so recovery may not execute any more.
+	dtxt_sleep_ms(1500);
+	CHECK(dtxt_world_start_dtxd(&w, NULL) == 0, "dtxd did not restart");
+	pthread_join(th, NULL);
+	dtx_tx_free(t.tx);
+
+	CHECK_RV(dtx_tx_attach(&tx, w.client, gid));
+	CHECK_RV(dtx_tx_wait(tx, 20000, &st));
+	dtx_tx_free(tx);
+	CHECK(t.rv != 0 || t.st == st,
+	    "the client was told %s, but the saga ended %s",
+	    dtx_state_name(t.st), dtx_state_name(st));
+	CHECK(
+	    dtx_state_is_terminal(st), "not terminal: %s", dtx_state_name(st));
 }
