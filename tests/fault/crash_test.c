@@ -17,6 +17,8 @@
 //   before-compensate-decision  saga, three steps, last refuses COMPENSATED
 //   after-compensate-decision   saga, three steps, last refuses COMPENSATED
 //   after-first-compensate      saga, three steps, last refuses COMPENSATED
+//   before-final-record         saga, two steps, deadline past  what the
+//                               client was told, if anything
 //
 // before-commit-decision is the one point where the crash changes the
 // outcome: every branch voted yes, but the decision never reached the disk,
