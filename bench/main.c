@@ -1,0 +1,651 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx-bench: the benchmark of dtx. With no arguments it starts dtxd (fresh
+// data directory) and one participant per branch on loopback, drives a
+// closed-loop load of 2PC transactions, stops everything, measures this
+// machine's limits (raw nng round trips and synced RocksDB writes at the
+// same concurrency and transport) and prints a report whose last line is
+// the ratio achieved / bound: the figure to track, since absolute numbers
+// drift with the machine's load. It can also target a running coordinator,
+// sweep one knob (CSV and a gnuplot PNG), and time a recovery. See usage().
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: dtx-bench [options]\n"
+	    "workload:\n"
+	    "  --mode 2pc|saga|mix       transaction mode (2pc)\n"
+	    "  --branches N              branches per transaction (2)\n"
+	    "  --concurrency N           transactions in flight (64)\n"
+	    "  --duration S              measured seconds (10)\n"
+	    "  --count N                 measure N transactions instead\n"
+	    "  --warmup S                unmeasured seconds first (2)\n"
+	    "  --payload BYTES           payload of each branch (64)\n"
+	    "  --transport tcp|ipc       loopback transport (tcp)\n"
+	    "participants (started here):\n"
+	    "  --participants K          processes (= branches)\n"
+	    "  --refuse-rate F           prepare/execute refusals, 0..1 (0)\n"
+	    "  --delay-us N              work per prepare/execute (0)\n"
+	    "  --part-workers N          callback threads each (4)\n"
+	    "targets:\n"
+	    "  --dtxd PATH               dtxd (next to dtx-bench in the "
+	    "build)\n"
+	    "  --part PATH               dtx-bench-part (next to dtx-bench)\n"
+	    "  --dtxd-arg ARG            extra dtxd argument (repeatable)\n"
+	    "  --coordinator URL         use a running dtxd instead\n"
+	    "  --participant-url URL     a running participant serving "
+	    "\"bench\"\n"
+	    "                            (repeatable; with --coordinator)\n"
+	    "  --dtxd-pid PID            the running dtxd, for CPU and RSS\n"
+	    "report:\n"
+	    "  --json                    one JSON object on stdout\n"
+	    "  --quiet                   no progress line\n"
+	    "  --limits-seconds S        each limit measurement (2; 0: skip)\n"
+	    "  --keep                    keep the temporary directory\n"
+	    "other modes:\n"
+	    "  --sweep concurrency|branches   one run per value; CSV + PNG\n"
+	    "  --sweep-values V,V,...    (1,2,4,...,256 or 1,2,4,8,16)\n"
+	    "  --out PREFIX              sweep output (dtx-bench-sweep)\n"
+	    "  --recovery                time the recovery of unfinished "
+	    "transactions\n"
+	    "  --recovery-n N            how many (100000)\n");
+}
+
+static int
+parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char              *end;
+	unsigned long long v;
+
+	errno = 0;
+	v     = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-') {
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_double(const char *s, double lo, double hi, double *out)
+{
+	char  *end;
+	double v;
+
+	errno = 0;
+	v     = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+typedef struct cli {
+	bench_opts  o;
+	const char *sweep;
+	char       *sweep_values;
+	const char *out;
+	bool        recovery;
+} cli;
+
+static int
+parse(cli *c, int argc, char **argv)
+{
+	bench_opts *o = &c->o;
+
+	memset(c, 0, sizeof(*c));
+	o->mode         = BENCH_2PC;
+	o->branches     = 2;
+	o->concurrency  = 64;
+	o->duration_s   = 10;
+	o->warmup_s     = 2;
+	o->payload      = 64;
+	o->part_workers = 4;
+	o->limits_s     = 2;
+	o->recovery_n   = 100000;
+	c->out          = "dtx-bench-sweep";
+
+	for (int i = 1; i < argc; i++) {
+		const char        *a   = argv[i];
+		const char        *v   = NULL;
+		unsigned long long u   = 0;
+		int                bad = 0;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (strcmp(a, "--json") == 0) {
+			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "--quiet") == 0) {
+			o->quiet = true;
+			continue;
+		}
+		if (strcmp(a, "--keep") == 0) {
+			o->keep = true;
+			continue;
+		}
+		if (strcmp(a, "--recovery") == 0) {
+			c->recovery = true;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "dtx-bench: %s needs a value\n", a);
+			return -1;
+		}
+		v = argv[++i];
+		if (strcmp(a, "--mode") == 0) {
+			if (strcmp(v, "2pc") == 0) {
+				o->mode = BENCH_2PC;
+			} else if (strcmp(v, "saga") == 0) {
+				o->mode = BENCH_SAGA;
+			} else if (strcmp(v, "mix") == 0) {
+				o->mode = BENCH_MIX;
+			} else {
+				bad = 1;
+			}
+		} else if (strcmp(a, "--branches") == 0) {
+			bad = parse_uint(v, DTX_BRANCHES_MAX, &u) || u == 0;
+			o->branches = (unsigned)u;
+		} else if (strcmp(a, "--concurrency") == 0) {
+			bad            = parse_uint(v, 60000, &u) || u == 0;
+			o->concurrency = (unsigned)u;
+		} else if (strcmp(a, "--duration") == 0) {
+			bad = parse_double(v, 0.1, 1e6, &o->duration_s);
+		} else if (strcmp(a, "--count") == 0) {
+			bad      = parse_uint(v, UINT64_MAX, &u) || u == 0;
+			o->count = u;
+		} else if (strcmp(a, "--warmup") == 0) {
+			bad = parse_double(v, 0, 1e6, &o->warmup_s);
+		} else if (strcmp(a, "--payload") == 0) {
+			bad = parse_uint(v, DTX_PAYLOAD_MAX_DEFAULT, &u);
+			o->payload = (size_t)u;
+		} else if (strcmp(a, "--transport") == 0) {
+			bad = strcmp(v, "tcp") != 0 && strcmp(v, "ipc") != 0;
+			o->ipc = strcmp(v, "ipc") == 0;
+		} else if (strcmp(a, "--participants") == 0) {
+			bad = parse_uint(v, BENCH_PARTS_MAX, &u) || u == 0;
+			o->parts = (unsigned)u;
+		} else if (strcmp(a, "--refuse-rate") == 0) {
+			bad = parse_double(v, 0, 1, &o->refuse_rate);
+		} else if (strcmp(a, "--delay-us") == 0) {
+			bad         = parse_uint(v, 10000000, &u);
+			o->delay_us = (unsigned)u;
+		} else if (strcmp(a, "--part-workers") == 0) {
+			bad             = parse_uint(v, 256, &u) || u == 0;
+			o->part_workers = (unsigned)u;
+		} else if (strcmp(a, "--dtxd") == 0) {
+			o->dtxd_bin = v;
+		} else if (strcmp(a, "--part") == 0) {
+			o->part_bin = v;
+		} else if (strcmp(a, "--dtxd-arg") == 0) {
+			bad = o->ndtxd_extra == BENCH_EXTRA_MAX;
+			if (!bad) {
+				o->dtxd_extra[o->ndtxd_extra++] = v;
+			}
+		} else if (strcmp(a, "--coordinator") == 0) {
+			o->coord_url = v;
+		} else if (strcmp(a, "--participant-url") == 0) {
+			bad = o->npart_urls == BENCH_PARTS_MAX ||
+			    strlen(v) >= BENCH_URL_MAX;
+			if (!bad) {
+				o->part_urls[o->npart_urls++] = (char *)v;
+			}
+		} else if (strcmp(a, "--dtxd-pid") == 0) {
+			bad         = parse_uint(v, 1u << 30, &u) || u == 0;
+			o->dtxd_pid = (pid_t)u;
+		} else if (strcmp(a, "--limits-seconds") == 0) {
+			bad = parse_double(v, 0, 600, &o->limits_s);
+		} else if (strcmp(a, "--sweep") == 0) {
+			bad = strcmp(v, "concurrency") != 0 &&
+			    strcmp(v, "branches") != 0;
+			c->sweep = v;
+		} else if (strcmp(a, "--sweep-values") == 0) {
+			c->sweep_values = (char *)v;
+		} else if (strcmp(a, "--out") == 0) {
+			c->out = v;
+		} else if (strcmp(a, "--recovery-n") == 0) {
+			bad           = parse_uint(v, 100000000, &u) || u == 0;
+			o->recovery_n = u;
+		} else {
+			fprintf(stderr, "dtx-bench: unknown option %s\n", a);
+			usage(stderr);
+			return -1;
+		}
+		if (bad) {
+			fprintf(
+			    stderr, "dtx-bench: bad value for %s: %s\n", a, v);
+			return -1;
+		}
+	}
+	if ((o->coord_url == NULL) != (o->npart_urls == 0)) {
+		fprintf(stderr,
+		    "dtx-bench: --coordinator and --participant-url "
+		    "go together\n");
+		return -1;
+	}
+	if (o->dtxd_pid != 0 && o->coord_url == NULL) {
+		fprintf(stderr,
+		    "dtx-bench: --dtxd-pid is for a running "
+		    "coordinator (--coordinator)\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_config(FILE *f, const bench_opts *o)
+{
+	fprintf(f,
+	    "dtx-bench: %s, %u branch%s, %u in flight, %zu-byte payloads, %s, "
+	    "%u participant%s (refuse %g, delay %u us), ",
+	    bench_mode_name(o->mode), o->branches,
+	    o->branches == 1 ? "" : "es", o->concurrency, o->payload,
+	    o->ipc ? "ipc" : "tcp",
+	    o->coord_url ? o->npart_urls : (o->parts ? o->parts : o->branches),
+	    (o->coord_url ? o->npart_urls
+	                  : (o->parts ? o->parts : o->branches)) == 1
+	        ? ""
+	        : "s",
+	    o->refuse_rate, o->delay_us);
+	if (o->count > 0) {
+		fprintf(f, "%llu transactions", (unsigned long long)o->count);
+	} else {
+		fprintf(f, "%g s", o->duration_s);
+	}
+	fprintf(f, " after %g s warm-up%s\n", o->warmup_s,
+	    o->coord_url ? ", running coordinator" : "");
+}
+
+static void
+print_text(const bench_opts *o, const bench_result *r)
+{
+	const bench_model *m = &r->model;
+
+	print_config(stdout, o);
+	printf("transactions  %llu in %.2f s: %.0f tx/s (committed %llu, "
+	       "aborted %llu, compensated %llu, errors %llu)\n",
+	    (unsigned long long)r->transactions, r->seconds, r->tx_per_s,
+	    (unsigned long long)r->committed, (unsigned long long)r->aborted,
+	    (unsigned long long)r->compensated, (unsigned long long)r->errors);
+	if (r->first_error[0] != '\0') {
+		printf("first error   %s\n", r->first_error);
+	}
+	printf("latency (ms)  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max "
+	       "%.2f  mean %.2f\n",
+	    r->p50 / 1e3, r->p90 / 1e3, r->p99 / 1e3, r->p999 / 1e3,
+	    r->max / 1e3, r->mean_us / 1e3);
+	if (r->dtxd_known) {
+		printf(
+		    "coordinator   CPU %.2f s (%.2f cores, %.1f us/tx); peak "
+		    "RSS %.1f MiB (RSS %.1f -> %.1f MiB over the run)\n",
+		    r->dtxd_cpu_s,
+		    r->seconds > 0 ? r->dtxd_cpu_s / r->seconds : 0,
+		    r->transactions ? r->dtxd_cpu_s * 1e6 / r->transactions
+		                    : 0,
+		    r->dtxd_hwm_kib / 1024.0, r->dtxd_rss0_kib / 1024.0,
+		    r->dtxd_rss1_kib / 1024.0);
+	} else {
+		printf(
+		    "coordinator   CPU and RSS unknown (a running dtxd: give "
+		    "--dtxd-pid)\n");
+	}
+	if (r->parts_cpu_s >= 0) {
+		printf(
+		    "others        participants CPU %.2f s (%.1f us/tx); this "
+		    "client CPU %.2f s (%.1f us/tx)\n",
+		    r->parts_cpu_s,
+		    r->transactions ? r->parts_cpu_s * 1e6 / r->transactions
+		                    : 0,
+		    r->client_cpu_s,
+		    r->transactions ? r->client_cpu_s * 1e6 / r->transactions
+		                    : 0);
+	}
+	if (r->stats_ok) {
+		printf(
+		    "store         %.2f records/tx in %.3f batches/tx; %.3f "
+		    "synced writes (fsyncs)/tx, %.1f tx per fsync "
+		    "(group commit)\n",
+		    r->writes_per_tx, r->batches_per_tx, r->syncs_per_tx,
+		    r->syncs_per_tx > 0 ? 1.0 / r->syncs_per_tx : 0);
+	}
+	if (!r->echo.ok || !r->store.ok) {
+		printf("bound         not measured (--limits-seconds 0 or a "
+		       "failed measurement): no ratio\n");
+		return;
+	}
+	printf(
+	    "limits        measured just now, %s, %u in flight, %d cores:\n",
+	    o->ipc ? "ipc" : "tcp",
+	    o->concurrency > 4096 ? 4096 : o->concurrency, r->cores);
+	printf("  nng echo    %.0f round trips/s, %.2f us CPU each (both "
+	       "ends)\n",
+	    r->echo.ops_per_s, r->echo.cpu_us_per_op);
+	printf("  rocksdb     %.0f synced writes/s in batches of %.0f (group "
+	       "commit), %.2f us CPU each\n",
+	    r->store.ops_per_s, r->store.ops_per_batch,
+	    r->store.cpu_us_per_op);
+	printf("model         %.1f round trips/tx (%s; counted as messages)\n",
+	    m->rt, m->rt_how);
+	printf("              %.1f records/tx, %.1f synced (%s)\n", m->writes,
+	    m->syncs, m->w_how);
+	printf("bound         CPU: %d cores / (%.1f x %.2f us + %.1f x %.2f "
+	       "us) = %.0f tx/s\n",
+	    r->cores, m->rt, r->echo.cpu_us_per_op, m->writes,
+	    r->store.cpu_us_per_op, r->cpu_bound);
+	printf("              throughput only: min(%.0f rt/s / %.1f, %.0f "
+	       "synced writes/s / %.1f) = %.0f tx/s\n",
+	    r->echo.ops_per_s, m->rt, r->store.ops_per_s, m->syncs,
+	    r->tput_bound);
+	printf("ratio         %.3f (achieved %.0f tx/s / CPU bound %.0f "
+	       "tx/s)%s\n",
+	    r->ratio, r->tx_per_s, r->cpu_bound,
+	    o->refuse_rate > 0 || o->delay_us > 0
+	        ? "; the model assumes no refusals and no delay"
+	        : "");
+}
+
+static void
+json_num(const char *key, double v, bool last)
+{
+	printf("    \"%s\": %.6g%s\n", key, v, last ? "" : ",");
+}
+
+static void
+print_json(const bench_opts *o, const bench_result *r)
+{
+	const bench_model *m = &r->model;
+	bool               b = r->echo.ok && r->store.ok;
+
+	printf("{\n  \"config\": {\n");
+	printf("    \"mode\": \"%s\",\n", bench_mode_name(o->mode));
+	printf("    \"transport\": \"%s\",\n", o->ipc ? "ipc" : "tcp");
+	json_num("branches", o->branches, false);
+	json_num("concurrency", o->concurrency, false);
+	json_num("payload", (double)o->payload, false);
+	json_num("refuse_rate", o->refuse_rate, false);
+	json_num("delay_us", o->delay_us, false);
+	json_num("duration_s", o->count > 0 ? 0 : o->duration_s, false);
+	json_num("count", (double)o->count, false);
+	json_num("warmup_s", o->warmup_s, true);
+	printf("  },\n  \"result\": {\n");
+	json_num("transactions", (double)r->transactions, false);
+	json_num("committed", (double)r->committed, false);
+	json_num("aborted", (double)r->aborted, false);
+	json_num("compensated", (double)r->compensated, false);
+	json_num("errors", (double)r->errors, false);
+	json_num("seconds", r->seconds, false);
+	json_num("tx_per_s", r->tx_per_s, true);
+	printf("  },\n  \"latency_us\": {\n");
+	json_num("p50", (double)r->p50, false);
+	json_num("p90", (double)r->p90, false);
+	json_num("p99", (double)r->p99, false);
+	json_num("p999", (double)r->p999, false);
+	json_num("max", (double)r->max, false);
+	json_num("mean", r->mean_us, true);
+	printf("  },\n  \"coordinator\": ");
+	if (r->dtxd_known) {
+		printf("{\n");
+		json_num("cpu_s", r->dtxd_cpu_s, false);
+		json_num("peak_rss_kib", (double)r->dtxd_hwm_kib, false);
+		json_num("rss_start_kib", (double)r->dtxd_rss0_kib, false);
+		json_num("rss_end_kib", (double)r->dtxd_rss1_kib, true);
+		printf("  },\n");
+	} else {
+		printf("null,\n");
+	}
+	printf("  \"store\": ");
+	if (r->stats_ok) {
+		printf("{\n");
+		json_num("records_per_tx", r->writes_per_tx, false);
+		json_num("batches_per_tx", r->batches_per_tx, false);
+		json_num("syncs_per_tx", r->syncs_per_tx, true);
+		printf("  },\n");
+	} else {
+		printf("null,\n");
+	}
+	printf("  \"limits\": ");
+	if (b) {
+		printf("{\n");
+		json_num("cores", r->cores, false);
+		json_num("rt_per_s", r->echo.ops_per_s, false);
+		json_num("cpu_us_per_rt", r->echo.cpu_us_per_op, false);
+		json_num("sync_writes_per_s", r->store.ops_per_s, false);
+		json_num("writes_per_sync", r->store.ops_per_batch, false);
+		json_num("cpu_us_per_write", r->store.cpu_us_per_op, true);
+		printf("  },\n");
+	} else {
+		printf("null,\n");
+	}
+	printf("  \"bound\": {\n");
+	json_num("rt_per_tx", m->rt, false);
+	json_num("writes_per_tx", m->writes, false);
+	json_num("synced_per_tx", m->syncs, false);
+	json_num("cpu_bound_tx_per_s", r->cpu_bound, false);
+	json_num("throughput_bound_tx_per_s", r->tput_bound, false);
+	json_num("ratio", r->ratio, true);
+	printf("  }\n}\n");
+}
+
+static void
+print_recovery(const bench_opts *o, const bench_recovery *r)
+{
+	if (o->json) {
+		printf("{\n  \"recovery\": {\n");
+		printf("    \"mode\": \"%s\",\n", bench_mode_name(o->mode));
+		json_num("n", (double)r->n, false);
+		json_num("submitted", (double)r->submitted, false);
+		json_num("submit_errors", (double)r->errors, false);
+		json_num("unfinished", (double)r->unfinished, false);
+		json_num("recovered", (double)r->recovered, false);
+		json_num("finished", (double)r->finished, false);
+		json_num("submit_s", r->submit_s, false);
+		json_num("ready_s", r->ready_s, false);
+		json_num("total_s", r->total_s, false);
+		json_num("rate_per_s", r->rate, false);
+		json_num("dtxd_cpu_s", r->dtxd_cpu_s, false);
+		json_num("peak_rss_kib", (double)r->dtxd_hwm_kib, true);
+		printf("  }\n}\n");
+		return;
+	}
+	printf("dtx-bench recovery: %s, %u branch%s, %s\n",
+	    bench_mode_name(o->mode), o->branches,
+	    o->branches == 1 ? "" : "es", o->ipc ? "ipc" : "tcp");
+	printf("left unfinished  %llu accepted in %.2f s (%llu errors), %llu "
+	       "active when dtxd was killed\n",
+	    (unsigned long long)r->submitted, r->submit_s,
+	    (unsigned long long)r->errors, (unsigned long long)r->unfinished);
+	printf("restart          answering after %.2f s; all %llu recovered "
+	       "terminal after %.2f s (%llu finished)\n",
+	    r->ready_s, (unsigned long long)r->recovered, r->total_s,
+	    (unsigned long long)r->finished);
+	printf("rate             %.0f transactions resumed per second; dtxd "
+	       "CPU %.2f s, peak RSS %.1f MiB\n",
+	    r->rate, r->dtxd_cpu_s, r->dtxd_hwm_kib / 1024.0);
+}
+
+// ---------------------------------------------------------------------------
+// Sweep
+// ---------------------------------------------------------------------------
+
+static int
+plot(const char *csv, const char *png, const char *knob)
+{
+	char  cmd[8192];
+	FILE *p;
+
+	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+		fprintf(stderr,
+		    "dtx-bench: gnuplot is not installed: no PNG "
+		    "(apt-get install gnuplot-nox)\n");
+		return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "gnuplot");
+	if ((p = popen(cmd, "w")) == NULL) {
+		return -1;
+	}
+	fprintf(p,
+	    "set terminal pngcairo size 900,540 noenhanced\n"
+	    "set output '%s'\n"
+	    "set datafile separator ','\n"
+	    "set key autotitle columnhead top left\n"
+	    "set title 'dtx-bench sweep of %s'\n"
+	    "set xlabel '%s'\n"
+	    "set logscale x 2\n"
+	    "set ylabel 'tx/s'\n"
+	    "set y2label 'p99 latency (ms)'\n"
+	    "set ytics nomirror\n"
+	    "set y2tics\n"
+	    "set yrange [0:*]\n"
+	    "set y2range [0:*]\n"
+	    "set grid\n"
+	    "plot '%s' using 1:2 with linespoints lw 2 title 'tx/s', "
+	    "'' using 1:($5/1000) axes x1y2 with linespoints lw 2 title 'p99 "
+	    "(ms)', '' using 1:9 with lines dt 2 title 'CPU bound (tx/s)'\n",
+	    png, knob, knob, csv);
+	if (pclose(p) != 0) {
+		// pngcairo may be missing from a minimal gnuplot: try png.
+		if ((p = popen(cmd, "w")) == NULL) {
+			return -1;
+		}
+		fprintf(p,
+		    "set terminal png size 900,540\n"
+		    "set output '%s'\n"
+		    "set datafile separator ','\n"
+		    "set logscale x 2\n"
+		    "set y2tics\n"
+		    "set ytics nomirror\n"
+		    "set xlabel '%s'\n"
+		    "set ylabel 'tx/s'\n"
+		    "set y2label 'p99 (ms)'\n"
+		    "plot '%s' using 1:2 every ::1 with linespoints title "
+		    "'tx/s', '' using 1:($5/1000) every ::1 axes x1y2 with "
+		    "linespoints title 'p99 (ms)'\n",
+		    png, knob, csv);
+		if (pclose(p) != 0) {
+			fprintf(stderr, "dtx-bench: gnuplot failed: no PNG\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+sweep(cli *c)
+{
+	static const char conc_default[]     = "1,2,4,8,16,32,64,128,256";
+	static const char branches_default[] = "1,2,4,8,16";
+	bool              conc   = strcmp(c->sweep, "concurrency") == 0;
+	char             *values = NULL;
+	char             *save   = NULL;
+	char              csv[4096], png[4096];
+	FILE             *f;
+	int               failures = 0;
+
+	values =
+	    strdup(c->sweep_values ? c->sweep_values
+	                           : (conc ? conc_default : branches_default));
+	if (values == NULL) {
+		return 1;
+	}
+	snprintf(csv, sizeof(csv), "%s-%s.csv", c->out, c->sweep);
+	snprintf(png, sizeof(png), "%s-%s.png", c->out, c->sweep);
+	if ((f = fopen(csv, "w")) == NULL) {
+		fprintf(stderr, "dtx-bench: %s: %s\n", csv, strerror(errno));
+		free(values);
+		return 1;
+	}
+	fprintf(f,
+	    "%s,tx_per_s,p50_us,p90_us,p99_us,p999_us,max_us,errors,"
+	    "cpu_bound_tx_per_s,ratio,dtxd_cpu_s,dtxd_peak_rss_kib,"
+	    "syncs_per_tx\n",
+	    c->sweep);
+	for (char *tok = strtok_r(values, ",", &save); tok != NULL;
+	     tok       = strtok_r(NULL, ",", &save)) {
+		bench_opts         o = c->o;
+		bench_result       r;
+		unsigned long long v;
+
+		if (parse_uint(tok, 60000, &v) != 0 || v == 0 ||
+		    (!conc && v > DTX_BRANCHES_MAX)) {
+			fprintf(
+			    stderr, "dtx-bench: bad sweep value %s\n", tok);
+			failures++;
+			continue;
+		}
+		if (conc) {
+			o.concurrency = (unsigned)v;
+		} else {
+			o.branches = (unsigned)v;
+		}
+		o.json = false;
+		if (bench_run(&o, &r) != 0) {
+			failures++;
+			continue;
+		}
+		fprintf(stderr,
+		    "dtx-bench: %s %llu: %.0f tx/s, p99 %.2f ms, ratio %.3f\n",
+		    c->sweep, v, r.tx_per_s, r.p99 / 1e3, r.ratio);
+		fprintf(f,
+		    "%llu,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%.1f,%.4f,"
+		    "%.3f,%llu,%.4f\n",
+		    v, r.tx_per_s, (unsigned long long)r.p50,
+		    (unsigned long long)r.p90, (unsigned long long)r.p99,
+		    (unsigned long long)r.p999, (unsigned long long)r.max,
+		    (unsigned long long)r.errors, r.cpu_bound, r.ratio,
+		    r.dtxd_cpu_s, (unsigned long long)r.dtxd_hwm_kib,
+		    r.syncs_per_tx);
+		fflush(f);
+	}
+	fclose(f);
+	free(values);
+	printf("dtx-bench: sweep of %s written to %s\n", c->sweep, csv);
+	if (plot(csv, png, c->sweep) == 0 &&
+	    system("command -v gnuplot >/dev/null 2>&1") == 0) {
+		printf("dtx-bench: plot in %s\n", png);
+	}
+	return failures == 0 ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	cli c;
+
+	if (parse(&c, argc, argv) != 0) {
+		return 2;
+	}
+	if (c.recovery) {
+		bench_recovery r;
+		if (bench_run_recovery(&c.o, &r) != 0) {
+			return 1;
+		}
+		print_recovery(&c.o, &r);
+		return r.recovered > 0 ? 0 : 1;
+	}
+	if (c.sweep != NULL) {
+		return sweep(&c);
+	}
+	bench_result r;
+	if (bench_run(&c.o, &r) != 0) {
+		return 1;
+	}
+	if (c.o.json) {
+		print_json(&c.o, &r);
+	} else {
+		print_text(&c.o, &r);
+	}
+	return r.errors == 0 ? 0 : 1;
+}

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+//
+// net: the raw nng limit (see limits.h) and the small socket helpers the
+// bench needs to start processes. The echo server and client are all
+// callbacks on nng aios, as dtxd's server and libdtx's async commit are, so
+// the round trip costs what one costs dtx, minus everything dtx adds.
+
+#include "limits.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <dtx/dtx.h>
+
+#include "proc.h"
+
+typedef struct echo echo;
+
+typedef struct echo_ctx {
+	echo    *e;
+	nng_ctx  ctx;
+	nng_aio *aio;
+	bool     sending;
+} echo_ctx;
+
+struct echo {
+	nng_socket           rep;
+	nng_socket           req;
+	echo_ctx            *srv;
+	echo_ctx            *cli;
+	unsigned             conc;
+	size_t               msg_size;
+	atomic_bool          stop;
+	atomic_uint_fast64_t done;
+	atomic_int           err;
+};
+
+// Server side: receive, send the same message back, receive again.
+static void
+srv_cb(void *arg)
+{
+	echo_ctx *x = arg;
+	int       rv;
+
+	if ((rv = nng_aio_result(x->aio)) != 0) {
+		if (x->sending) {
+			nng_msg_free(nng_aio_get_msg(x->aio));
+		}
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+			return;
+		}
+		x->sending = false;
+		nng_ctx_recv(x->ctx, x->aio);
+		return;
+	}
+	if (x->sending) {
+		x->sending = false;
+		nng_ctx_recv(x->ctx, x->aio);
+		return;
+	}
+	x->sending = true;
+	// The received message is already on the aio: send it back as is.
+	nng_ctx_send(x->ctx, x->aio);
+}
+
+static int
+cli_send(echo_ctx *x)
+{
+	nng_msg *m;
+	int      rv;
+
+	if ((rv = nng_msg_alloc(&m, x->e->msg_size)) != 0) {
+		return rv;
+	}
+	memset(nng_msg_body(m), 'e', x->e->msg_size);
+	x->sending = true;
+	nng_aio_set_msg(x->aio, m);
+	nng_ctx_send(x->ctx, x->aio);
+	return 0;
+}
+
+// Client side: send a request, wait for its echo, count it, send again.
+static void
+cli_cb(void *arg)
+{
+	echo_ctx *x = arg;
+	echo     *e = x->e;
+	int       rv;
+
+	if ((rv = nng_aio_result(x->aio)) != 0) {
+		if (x->sending) {
+			nng_msg_free(nng_aio_get_msg(x->aio));
+		}
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
+			atomic_store(&e->err, rv);
+		}
+		return;
+	}
+	if (x->sending) {
+		x->sending = false;
+		nng_ctx_recv(x->ctx, x->aio);
+		return;
+	}
+	nng_msg_free(nng_aio_get_msg(x->aio));
+	atomic_fetch_add_explicit(&e->done, 1, memory_order_relaxed);
+	if (atomic_load(&e->stop)) {
+		return;
+	}
+	if ((rv = cli_send(x)) != 0) {
+		atomic_store(&e->err, rv);
+	}
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int
+ctxs_open(echo *e, echo_ctx **xs, nng_socket s, void (*cb)(void *))
+{
+	int rv;
+
+	if ((*xs = calloc(e->conc, sizeof(**xs))) == NULL) {
+		return NNG_ENOMEM;
+	}
+	for (unsigned i = 0; i < e->conc; i++) {
+		echo_ctx *x = &(*xs)[i];
+		x->e        = e;
+		if ((rv = nng_aio_alloc(&x->aio, cb, x)) != 0) {
+			return rv;
+		}
+		if ((rv = nng_ctx_open(&x->ctx, s)) != 0) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+static void
+ctxs_stop(echo *e, echo_ctx *xs)
+{
+	if (xs == NULL) {
+		return;
+	}
+	for (unsigned i = 0; i < e->conc; i++) {
+		if (xs[i].aio != NULL) {
+			nng_aio_stop(xs[i].aio);
+		}
+	}
+}
+
+static void
+ctxs_free(echo *e, echo_ctx *xs)
+{
+	if (xs == NULL) {
+		return;
+	}
+	for (unsigned i = 0; i < e->conc; i++) {
+		if (xs[i].aio != NULL) {
+			nng_aio_free(xs[i].aio);
+		}
+	}
+	free(xs);
+}
+
+int
+bench_limit_echo(const char *url, unsigned conc, size_t msg_size,
+    double seconds, bench_limit *out)
+{
+	echo     e;
+	int      rv;
+	double   cpu0, cpu1;
+	int64_t  t0, t1;
+	uint64_t n0, n1;
+
+	memset(out, 0, sizeof(*out));
+	memset(&e, 0, sizeof(e));
+	e.conc     = conc > 0 ? conc : 1;
+	e.msg_size = msg_size;
+	atomic_init(&e.stop, false);
+	atomic_init(&e.done, 0);
+	atomic_init(&e.err, 0);
+	if ((rv = nng_rep0_open(&e.rep)) != 0) {
+		return DTX_ETRANSPORT;
+	}
+	if ((rv = nng_req0_open(&e.req)) != 0) {
+		nng_close(e.rep);
+		return DTX_ETRANSPORT;
+	}
+	nng_socket_set_ms(
+	    e.req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(e.rep, NNG_OPT_RECVMAXSZ, msg_size + 1024);
+	nng_socket_set_size(e.req, NNG_OPT_RECVMAXSZ, msg_size + 1024);
+	if ((rv = ctxs_open(&e, &e.srv, e.rep, srv_cb)) != 0 ||
+	    (rv = ctxs_open(&e, &e.cli, e.req, cli_cb)) != 0 ||
+	    (rv = nng_listen(e.rep, url, NULL, 0)) != 0 ||
+	    (rv = nng_dial(e.req, url, NULL, 0)) != 0) {
+		rv = DTX_ETRANSPORT;
+		goto done;
+	}
+	for (unsigned i = 0; i < e.conc; i++) {
+		nng_ctx_recv(e.srv[i].ctx, e.srv[i].aio);
+	}
+	for (unsigned i = 0; i < e.conc; i++) {
+		if (cli_send(&e.cli[i]) != 0) {
+			rv = DTX_ENOMEM;
+			goto done;
+		}
+	}
+	// A short warm-up (connections, allocator, caches), then the window.
+	sleep_ms(200);
+	t0   = bench_now_us();
+	n0   = atomic_load(&e.done);
+	cpu0 = bench_self_cpu_s();
+	sleep_ms((int)(seconds * 1000));
+	t1   = bench_now_us();
+	n1   = atomic_load(&e.done);
+	cpu1 = bench_self_cpu_s();
+	atomic_store(&e.stop, true);
+	if (atomic_load(&e.err) != 0 || n1 <= n0) {
+		rv = DTX_ETRANSPORT;
+		goto done;
+	}
+	out->ok            = true;
+	out->seconds       = (double)(t1 - t0) / 1e6;
+	out->ops           = (double)(n1 - n0);
+	out->ops_per_s     = out->ops / out->seconds;
+	out->cpu_us_per_op = (cpu1 - cpu0) * 1e6 / out->ops;
+	out->ops_per_batch = 1;
+	rv                 = 0;
+
+done:
+	atomic_store(&e.stop, true);
+	ctxs_stop(&e, e.cli);
+	ctxs_stop(&e, e.srv);
+	nng_close(e.req);
+	nng_close(e.rep);
+	ctxs_free(&e, e.cli);
+	ctxs_free(&e, e.srv);
+	return rv;
+}
+
+int
+bench_wait_listening(const char *url, int timeout_ms, int alive_pid)
+{
+	int64_t deadline = bench_now_us() + (int64_t)timeout_ms * 1000;
+
+	for (;;) {
+		nng_socket s;
+		int        rv;
+
+		if (nng_req0_open(&s) != 0) {
+			return DTX_ENOMEM;
+		}
+		rv = nng_dial(s, url, NULL, 0);
+		nng_close(s);
+		if (rv == 0) {
+			return 0;
+		}
+		if (alive_pid > 0 && !bench_alive(alive_pid)) {
+			return DTX_ECLOSED;
+		}
+		if (bench_now_us() > deadline) {
+			return DTX_ETIMEDOUT;
+		}
+		sleep_ms(20);
+	}
+}
+
+int
+bench_free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t          len = sizeof(a);
+	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
+	int                port;
+
+	if (fd < 0) {
+		return -1;
+	}
+	memset(&a, 0, sizeof(a));
+	a.sin_family      = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+		close(fd);
+		return -1;
+	}
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}

@@ -1,0 +1,957 @@
+// SPDX-License-Identifier: MIT
+//
+// run: one benchmark (see bench.h). The load is a closed loop: each of the
+// concurrency slots keeps one transaction in flight with
+// dtx_tx_commit_async, and its callback starts the slot's next transaction
+// at once, so the offered load adapts to what dtxd sustains and no thread is
+// spent per transaction. Only transactions begun inside the measured
+// window are counted (those of the warm-up are not); when the window ends
+// no new transaction starts and the ones in flight are waited for, so every
+// counted transaction has an outcome or an error. The machine's limits are
+// measured after the load, with every process of the benchmark stopped, so
+// that neither disturbs the other.
+
+#include "bench.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+#define PATH_MAX_ 4096
+
+// The processes and addresses of one run.
+typedef struct world {
+	char     dir[256]; // temporary directory ("" when none)
+	char     data[PATH_MAX_ + 16];
+	char     coord[BENCH_URL_MAX];
+	char     parts[BENCH_PARTS_MAX][BENCH_URL_MAX];
+	unsigned nparts;
+	pid_t    dtxd;
+	pid_t    part_pids[BENCH_PARTS_MAX];
+	bool     started; // the processes are ours
+	char     dtxd_bin[PATH_MAX_];
+	char     part_bin[PATH_MAX_];
+} world;
+
+typedef struct load load;
+
+typedef struct slot {
+	load   *l;
+	int64_t t0;
+	bool    counted;
+	int     mode;
+} slot;
+
+struct load {
+	const bench_opts    *o;
+	const world         *w;
+	dtx_client          *c;
+	void                *payload;
+	slot                *slots;
+	atomic_bool          stop;
+	atomic_bool          window; // transactions begun now are counted
+	atomic_uint_fast64_t begun;  // counted transactions begun
+	atomic_uint_fast64_t mixseq;
+	atomic_uint_fast64_t committed, aborted, compensated, errors;
+	atomic_uint_fast64_t done_all; // every outcome, counted or not
+	atomic_int_fast64_t  last_done_us;
+	atomic_uint          inflight;
+	bench_hist           hist;
+	pthread_mutex_t      mtx;
+	pthread_cond_t       cv;
+	char                 first_error[DTX_MESSAGE_MAX + 64];
+};
+
+const char *
+bench_mode_name(int mode)
+{
+	switch (mode) {
+	case BENCH_2PC:
+		return "2pc";
+	case BENCH_SAGA:
+		return "saga";
+	case BENCH_MIX:
+		return "mix";
+	default:
+		return "?";
+	}
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static unsigned
+nparts_of(const bench_opts *o)
+{
+	unsigned k = o->parts != 0 ? o->parts : o->branches;
+	return k > BENCH_PARTS_MAX ? BENCH_PARTS_MAX : k;
+}
+
+// Round trips are counted as messages: dtxd sends the calls of one loop
+// pass to one participant as one message, so the prepares (and the
+// commits) of a 2PC cost one message per participant, not per branch. Saga
+// steps run one after the other and are never merged. Records follow
+// coordinator/txmgr.c and the engines: a waiting 2PC writes its create
+// record unsynced (presumed abort), the commit decision synced, and the
+// finish record; a saga writes its create record synced, one unsynced
+// progress record between steps, and the finish record.
+static void
+model_one(const bench_opts *o, int mode, bench_model *m)
+{
+	unsigned b         = o->branches;
+	unsigned k         = nparts_of(o);
+	unsigned per_phase = b < k ? b : k;
+
+	if (mode == BENCH_2PC) {
+		m->rt     = 1 + 2.0 * per_phase;
+		m->writes = 3;
+		m->syncs  = 1;
+		snprintf(m->rt_how, sizeof(m->rt_how) / 2,
+		    "1 submit + %u prepare + %u commit messages", per_phase,
+		    per_phase);
+		snprintf(m->w_how, sizeof(m->w_how) / 2,
+		    "create (unsynced) + commit decision (synced) + finish");
+	} else {
+		m->rt     = 1 + (double)b;
+		m->writes = 2 + (double)(b - 1);
+		m->syncs  = 1;
+		snprintf(m->rt_how, sizeof(m->rt_how) / 2,
+		    "1 submit + %u execute messages", b);
+		snprintf(m->w_how, sizeof(m->w_how) / 2,
+		    "create (synced) + %u progress + finish", b - 1);
+	}
+}
+
+void
+bench_model_of(const bench_opts *o, bench_model *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (o->mode != BENCH_MIX) {
+		model_one(o, o->mode, m);
+		return;
+	}
+	bench_model a, s;
+	model_one(o, BENCH_2PC, &a);
+	model_one(o, BENCH_SAGA, &s);
+	m->rt     = (a.rt + s.rt) / 2;
+	m->writes = (a.writes + s.writes) / 2;
+	m->syncs  = (a.syncs + s.syncs) / 2;
+	snprintf(m->rt_how, sizeof(m->rt_how),
+	    "mean of 2pc (%.100s) and saga (%.100s)", a.rt_how, s.rt_how);
+	snprintf(m->w_how, sizeof(m->w_how),
+	    "mean of 2pc (%.100s) and saga (%.100s)", a.w_how, s.w_how);
+}
+
+// ---------------------------------------------------------------------------
+// The world: dtxd and participants started here, or given addresses.
+// ---------------------------------------------------------------------------
+
+static void
+world_url(const bench_opts *o, const char *dir, const char *name, char *out)
+{
+	char url[BENCH_URL_MAX];
+
+	if (o->ipc) {
+		snprintf(url, sizeof(url), "ipc://%s/%s.ipc", dir, name);
+	} else {
+		snprintf(
+		    url, sizeof(url), "tcp://127.0.0.1:%d", bench_free_port());
+	}
+	memcpy(out, url, sizeof(url));
+}
+
+static bool
+find_bins(const bench_opts *o, world *w)
+{
+	char        self[PATH_MAX_];
+	char        c1[PATH_MAX_ + 32], c2[PATH_MAX_ + 32];
+	const char *cands[3] = {c1, c2, NULL};
+
+	bench_self_dir(self, sizeof(self));
+	if (o->dtxd_bin != NULL) {
+		snprintf(w->dtxd_bin, sizeof(w->dtxd_bin), "%s", o->dtxd_bin);
+	} else {
+		snprintf(c1, sizeof(c1), "%s/dtxd", self);
+		snprintf(c2, sizeof(c2), "%s/../coordinator/dtxd", self);
+		if (!bench_find_program(
+		        "dtxd", cands, w->dtxd_bin, sizeof(w->dtxd_bin))) {
+			fprintf(stderr,
+			    "dtx-bench: cannot find dtxd (use --dtxd PATH)\n");
+			return false;
+		}
+	}
+	if (o->part_bin != NULL) {
+		snprintf(w->part_bin, sizeof(w->part_bin), "%s", o->part_bin);
+	} else {
+		snprintf(c1, sizeof(c1), "%s/dtx-bench-part", self);
+		cands[1] = NULL;
+		if (!bench_find_program("dtx-bench-part", cands, w->part_bin,
+		        sizeof(w->part_bin))) {
+			fprintf(stderr,
+			    "dtx-bench: cannot find dtx-bench-part "
+			    "(use --part PATH)\n");
+			return false;
+		}
+	}
+	return true;
+}
+
+// Prepares the directory and addresses (nothing runs yet).
+static int
+world_init(const bench_opts *o, world *w)
+{
+	int rv;
+
+	memset(w, 0, sizeof(*w));
+	if ((rv = bench_mkdtemp(w->dir, sizeof(w->dir))) != 0) {
+		fprintf(stderr, "dtx-bench: temporary directory: %s\n",
+		    strerror(rv));
+		return -1;
+	}
+	snprintf(w->data, sizeof(w->data), "%s/data", w->dir);
+	if (o->coord_url != NULL) {
+		snprintf(w->coord, sizeof(w->coord), "%s", o->coord_url);
+		w->nparts = o->npart_urls;
+		for (unsigned i = 0; i < w->nparts; i++) {
+			snprintf(w->parts[i], sizeof(w->parts[i]), "%s",
+			    o->part_urls[i]);
+		}
+		w->dtxd = o->dtxd_pid;
+		return 0;
+	}
+	if (!find_bins(o, w)) {
+		return -1;
+	}
+	w->started = true;
+	w->nparts  = nparts_of(o);
+	world_url(o, w->dir, "dtxd", w->coord);
+	for (unsigned i = 0; i < w->nparts; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "p%u", i);
+		world_url(o, w->dir, name, w->parts[i]);
+	}
+	return 0;
+}
+
+// Starts dtxd on the world's data directory with the load's settings plus
+// extra (NULL-terminated, may be NULL). Does not wait for it.
+static int
+world_start_dtxd(const bench_opts *o, world *w, const char *const *extra)
+{
+	char  contexts[32];
+	char  log[PATH_MAX_ + 16];
+	char *argv[16 + 2 * BENCH_EXTRA_MAX];
+	int   n = 0;
+
+	// Every transaction in flight holds one of dtxd's request contexts
+	// (a waiting commit is answered with its outcome), plus some room.
+	snprintf(contexts, sizeof(contexts), "%u",
+	    o->concurrency + 64 > 65536 ? 65536 : o->concurrency + 64);
+	snprintf(log, sizeof(log), "%s/dtxd.log", w->dir);
+	argv[n++] = w->dtxd_bin;
+	argv[n++] = "--listen";
+	argv[n++] = w->coord;
+	argv[n++] = "--data-dir";
+	argv[n++] = w->data;
+	argv[n++] = "--log-level";
+	argv[n++] = "warn";
+	argv[n++] = "--contexts";
+	argv[n++] = contexts;
+	for (unsigned i = 0; extra != NULL && extra[i] != NULL; i++) {
+		argv[n++] = (char *)extra[i];
+	}
+	for (unsigned i = 0; i < o->ndtxd_extra; i++) {
+		argv[n++] = (char *)o->dtxd_extra[i];
+	}
+	argv[n] = NULL;
+	if ((w->dtxd = bench_spawn(argv, log)) < 0) {
+		fprintf(stderr, "dtx-bench: cannot start %s: %s\n",
+		    w->dtxd_bin, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+world_start_parts(const bench_opts *o, world *w)
+{
+	char refuse[32], delay[32], workers[32], contexts[32];
+	char log[PATH_MAX_ + 16];
+
+	snprintf(refuse, sizeof(refuse), "%g", o->refuse_rate);
+	snprintf(delay, sizeof(delay), "%u", o->delay_us);
+	snprintf(workers, sizeof(workers), "%u", o->part_workers);
+	// Every branch of every transaction in flight may be at one
+	// participant at once.
+	snprintf(contexts, sizeof(contexts), "%u",
+	    o->concurrency + 16 > 4096 ? 4096 : o->concurrency + 16);
+	for (unsigned i = 0; i < w->nparts; i++) {
+		char *argv[] = {w->part_bin, "--listen", w->parts[i],
+		    "--refuse-rate", refuse, "--delay-us", delay, "--workers",
+		    workers, "--contexts", contexts, NULL};
+		snprintf(log, sizeof(log), "%s/part%u.log", w->dir, i);
+		if ((w->part_pids[i] = bench_spawn(argv, log)) < 0) {
+			fprintf(stderr, "dtx-bench: cannot start %s: %s\n",
+			    w->part_bin, strerror(errno));
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < w->nparts; i++) {
+		if (bench_wait_listening(
+		        w->parts[i], 20000, w->part_pids[i]) != 0) {
+			fprintf(stderr,
+			    "dtx-bench: participant %s did not start (see "
+			    "%s/part%u.log)\n",
+			    w->parts[i], w->dir, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+// Waits until the coordinator answers a Stats request.
+static int
+wait_dtxd(const world *w, dtx_client *c, int timeout_ms, bool mine)
+{
+	int64_t end = bench_now_us() + (int64_t)timeout_ms * 1000;
+	dtx_coordinator_stats s;
+	int                   rv;
+
+	for (;;) {
+		if ((rv = dtx_client_stats(c, &s)) == 0) {
+			return 0;
+		}
+		if (mine && !bench_alive(w->dtxd)) {
+			fprintf(stderr,
+			    "dtx-bench: dtxd ended (see %s/dtxd.log)\n",
+			    w->dir);
+			return -1;
+		}
+		if (bench_now_us() > end) {
+			fprintf(stderr, "dtx-bench: coordinator %s: %s\n",
+			    w->coord, dtx_strerror(rv));
+			return -1;
+		}
+		sleep_ms(20);
+	}
+}
+
+static void
+world_stop(const bench_opts *o, world *w)
+{
+	if (w->started) {
+		for (unsigned i = 0; i < w->nparts; i++) {
+			bench_stop(w->part_pids[i], 10000);
+			w->part_pids[i] = 0;
+		}
+		bench_stop(w->dtxd, 30000);
+		w->dtxd = 0;
+	}
+	if (w->dir[0] != '\0') {
+		if (o->keep) {
+			fprintf(stderr, "dtx-bench: kept %s\n", w->dir);
+		} else {
+			bench_rmtree(w->dir);
+		}
+		w->dir[0] = '\0';
+	}
+}
+
+static double
+parts_cpu(const world *w)
+{
+	double sum = 0;
+
+	if (!w->started) {
+		return -1;
+	}
+	for (unsigned i = 0; i < w->nparts; i++) {
+		double c = bench_proc_cpu_s(w->part_pids[i]);
+		if (c < 0) {
+			return -1;
+		}
+		sum += c;
+	}
+	return sum;
+}
+
+// ---------------------------------------------------------------------------
+// The closed loop
+// ---------------------------------------------------------------------------
+
+static void slot_issue(slot *s);
+
+static void
+slot_end(load *l)
+{
+	pthread_mutex_lock(&l->mtx);
+	atomic_fetch_sub(&l->inflight, 1);
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mtx);
+}
+
+static void
+note_error(load *l, int rv, const char *msg)
+{
+	atomic_fetch_add(&l->errors, 1);
+	pthread_mutex_lock(&l->mtx);
+	if (l->first_error[0] == '\0') {
+		snprintf(l->first_error, sizeof(l->first_error), "%s: %s",
+		    dtx_strerror(rv), msg);
+	}
+	pthread_mutex_unlock(&l->mtx);
+}
+
+static void
+on_outcome(dtx_tx *tx, int rv, dtx_state outcome, void *arg)
+{
+	slot   *s   = arg;
+	load   *l   = s->l;
+	int64_t now = bench_now_us();
+
+	atomic_fetch_add(&l->done_all, 1);
+	if (s->counted) {
+		if (rv != 0) {
+			note_error(l, rv, dtx_tx_message(tx));
+		} else if (outcome == DTX_STATE_COMMITTED) {
+			atomic_fetch_add(&l->committed, 1);
+		} else if (outcome == DTX_STATE_ABORTED) {
+			atomic_fetch_add(&l->aborted, 1);
+		} else {
+			atomic_fetch_add(&l->compensated, 1);
+		}
+		bench_hist_add(&l->hist, (uint64_t)(now - s->t0));
+		atomic_store(&l->last_done_us, now);
+	}
+	dtx_tx_free(tx);
+	slot_issue(s);
+}
+
+// Starts the slot's next transaction, or ends the slot when the window is
+// over (or the count reached).
+static void
+slot_issue(slot *s)
+{
+	load             *l = s->l;
+	const bench_opts *o = l->o;
+	dtx_tx           *tx;
+	dtx_mode          mode;
+	int               rv;
+
+	if (atomic_load(&l->stop)) {
+		slot_end(l);
+		return;
+	}
+	s->counted = atomic_load(&l->window);
+	if (s->counted && o->count > 0 &&
+	    atomic_fetch_add(&l->begun, 1) >= o->count) {
+		atomic_store(&l->stop, true);
+		slot_end(l);
+		return;
+	}
+	mode = o->mode == BENCH_SAGA ? DTX_SAGA : DTX_2PC;
+	if (o->mode == BENCH_MIX) {
+		mode =
+		    (atomic_fetch_add(&l->mixseq, 1) & 1) ? DTX_SAGA : DTX_2PC;
+	}
+	if ((rv = dtx_tx_begin(&tx, l->c, mode)) != 0) {
+		goto fail;
+	}
+	for (unsigned i = 0; i < o->branches; i++) {
+		rv = dtx_tx_add(tx, l->w->parts[i % l->w->nparts], "bench",
+		    l->payload, o->payload);
+		if (rv != 0) {
+			dtx_tx_free(tx);
+			goto fail;
+		}
+	}
+	s->t0 = bench_now_us();
+	if ((rv = dtx_tx_commit_async(tx, on_outcome, s)) != 0) {
+		dtx_tx_free(tx);
+		goto fail;
+	}
+	return;
+
+fail:
+	// Cannot even start one: the slot stops, so a broken setup ends the
+	// run instead of spinning.
+	note_error(l, rv, "starting a transaction");
+	slot_end(l);
+}
+
+// A snapshot of everything measured over the window.
+typedef struct snap {
+	int64_t               t;
+	bool                  stats_ok;
+	dtx_coordinator_stats stats;
+	double                dtxd_cpu, parts_cpu, self_cpu;
+	uint64_t              rss_kib;
+} snap;
+
+static void
+take_snap(const world *w, dtx_client *c, snap *s)
+{
+	s->t        = bench_now_us();
+	s->stats_ok = dtx_client_stats(c, &s->stats) == 0;
+	s->dtxd_cpu = w->dtxd > 0 ? bench_proc_cpu_s(w->dtxd) : -1;
+	s->rss_kib = w->dtxd > 0 ? bench_proc_status_kib(w->dtxd, "VmRSS") : 0;
+	s->parts_cpu = parts_cpu(w);
+	s->self_cpu  = bench_self_cpu_s();
+}
+
+static void
+progress(const bench_opts *o, load *l, const world *w, const char *phase,
+    double el, uint64_t *last_done, int64_t *last_t)
+{
+	uint64_t done = atomic_load(&l->done_all);
+	int64_t  now  = bench_now_us();
+	double   rate = (double)(done - *last_done) * 1e6 /
+	    (double)(now - *last_t > 0 ? now - *last_t : 1);
+	uint64_t rss =
+	    w->dtxd > 0 ? bench_proc_status_kib(w->dtxd, "VmRSS") : 0;
+
+	*last_done = done;
+	*last_t    = now;
+	if (o->quiet) {
+		return;
+	}
+	fprintf(stderr,
+	    "%s[%6.1fs] %-7s %9llu done %8.0f tx/s  p99 %7.2f ms  in flight "
+	    "%5u  dtxd RSS %6.1f MiB%s",
+	    isatty(2) ? "\r" : "", el, phase, (unsigned long long)done, rate,
+	    (double)bench_hist_quantile(&l->hist, 0.99) / 1000.0,
+	    atomic_load(&l->inflight), (double)rss / 1024.0,
+	    isatty(2) ? "   " : "\n");
+	fflush(stderr);
+}
+
+static int
+run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
+{
+	load    *l = calloc(1, sizeof(*l));
+	snap     s0, s1;
+	int64_t  start, last_t, end;
+	uint64_t last_done = 0;
+	int      rv        = 0;
+
+	if (l == NULL ||
+	    (l->slots = calloc(o->concurrency, sizeof(slot))) == NULL ||
+	    (l->payload = malloc(o->payload > 0 ? o->payload : 1)) == NULL) {
+		if (l != NULL) {
+			free(l->slots);
+		}
+		free(l);
+		fprintf(stderr, "dtx-bench: out of memory\n");
+		return -1;
+	}
+	memset(l->payload, 'p', o->payload);
+	l->o = o;
+	l->w = w;
+	l->c = c;
+	bench_hist_init(&l->hist);
+	pthread_mutex_init(&l->mtx, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	atomic_init(&l->window, o->warmup_s <= 0);
+
+	start  = bench_now_us();
+	last_t = start;
+	if (o->warmup_s <= 0) {
+		take_snap(w, c, &s0);
+	}
+	atomic_store(&l->inflight, o->concurrency);
+	for (unsigned i = 0; i < o->concurrency; i++) {
+		l->slots[i].l = l;
+		slot_issue(&l->slots[i]);
+	}
+	// Warm-up: the load runs, nothing is counted.
+	if (o->warmup_s > 0) {
+		int64_t wend = start + (int64_t)(o->warmup_s * 1e6);
+		while (
+		    bench_now_us() < wend && atomic_load(&l->inflight) > 0) {
+			sleep_ms(100);
+			if (bench_now_us() - last_t >= 1000000) {
+				progress(o, l, w, "warm-up",
+				    (double)(bench_now_us() - start) / 1e6,
+				    &last_done, &last_t);
+			}
+		}
+		take_snap(w, c, &s0);
+		atomic_store(&l->window, true);
+	}
+	// The window: until the duration passed or the count was begun.
+	end = s0.t + (int64_t)(o->duration_s * 1e6);
+	while (!atomic_load(&l->stop) && atomic_load(&l->inflight) > 0 &&
+	    (o->count > 0 || bench_now_us() < end)) {
+		sleep_ms(50);
+		if (bench_now_us() - last_t >= 1000000) {
+			progress(o, l, w, "run",
+			    (double)(bench_now_us() - start) / 1e6, &last_done,
+			    &last_t);
+		}
+	}
+	atomic_store(&l->stop, true);
+	// Drain: every counted transaction gets its outcome (or its error:
+	// the client's own timeouts bound this wait).
+	pthread_mutex_lock(&l->mtx);
+	while (atomic_load(&l->inflight) > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&l->cv, &l->mtx, &ts);
+	}
+	pthread_mutex_unlock(&l->mtx);
+	take_snap(w, c, &s1);
+	if (!o->quiet) {
+		progress(o, l, w, "done",
+		    (double)(bench_now_us() - start) / 1e6, &last_done,
+		    &last_t);
+		if (isatty(2)) {
+			fputc('\n', stderr);
+		}
+	}
+
+	r->committed   = atomic_load(&l->committed);
+	r->aborted     = atomic_load(&l->aborted);
+	r->compensated = atomic_load(&l->compensated);
+	r->errors      = atomic_load(&l->errors);
+	r->transactions =
+	    r->committed + r->aborted + r->compensated + r->errors;
+	{
+		int64_t last = atomic_load(&l->last_done_us);
+		r->seconds   = last > s0.t ? (double)(last - s0.t) / 1e6 : 0;
+	}
+	r->tx_per_s = r->seconds > 0
+	    ? (double)(r->committed + r->aborted + r->compensated) / r->seconds
+	    : 0;
+	snprintf(r->first_error, sizeof(r->first_error), "%s", l->first_error);
+	r->p50        = bench_hist_quantile(&l->hist, 0.50);
+	r->p90        = bench_hist_quantile(&l->hist, 0.90);
+	r->p99        = bench_hist_quantile(&l->hist, 0.99);
+	r->p999       = bench_hist_quantile(&l->hist, 0.999);
+	r->max        = bench_hist_quantile(&l->hist, 1.0);
+	r->mean_us    = bench_hist_mean(&l->hist);
+	r->dtxd_known = w->dtxd > 0 && s0.dtxd_cpu >= 0 && s1.dtxd_cpu >= 0;
+	if (r->dtxd_known) {
+		r->dtxd_cpu_s    = s1.dtxd_cpu - s0.dtxd_cpu;
+		r->dtxd_hwm_kib  = bench_proc_status_kib(w->dtxd, "VmHWM");
+		r->dtxd_rss0_kib = s0.rss_kib;
+		r->dtxd_rss1_kib = s1.rss_kib;
+	}
+	r->parts_cpu_s  = s0.parts_cpu >= 0 && s1.parts_cpu >= 0
+	     ? s1.parts_cpu - s0.parts_cpu
+	     : -1;
+	r->client_cpu_s = s1.self_cpu - s0.self_cpu;
+	r->stats_ok     = s0.stats_ok && s1.stats_ok && r->transactions > 0;
+	if (r->stats_ok) {
+		double n = (double)r->transactions;
+		r->writes_per_tx =
+		    (double)(s1.stats.store_writes - s0.stats.store_writes) /
+		    n;
+		r->batches_per_tx =
+		    (double)(s1.stats.store_batches - s0.stats.store_batches) /
+		    n;
+		r->syncs_per_tx =
+		    (double)(s1.stats.store_syncs - s0.stats.store_syncs) / n;
+	}
+	if (r->transactions == 0) {
+		fprintf(stderr, "dtx-bench: no transaction completed%s%s\n",
+		    l->first_error[0] ? ": " : "", l->first_error);
+		rv = -1;
+	}
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mtx);
+	free(l->payload);
+	free(l->slots);
+	free(l);
+	return rv;
+}
+
+// The limits at the run's concurrency and transport, and the bound.
+static void
+measure_limits(const bench_opts *o, const world *w, bench_result *r)
+{
+	char     url[BENCH_URL_MAX];
+	char     dir[PATH_MAX_ + 16];
+	unsigned conc = o->concurrency > 4096 ? 4096 : o->concurrency;
+	double   cpu;
+
+	r->cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	bench_model_of(o, &r->model);
+	if (o->limits_s <= 0) {
+		return;
+	}
+	if (o->ipc) {
+		snprintf(url, sizeof(url), "ipc://%s/echo.ipc", w->dir);
+	} else {
+		snprintf(
+		    url, sizeof(url), "tcp://127.0.0.1:%d", bench_free_port());
+	}
+	if (!o->quiet) {
+		fprintf(stderr,
+		    "dtx-bench: measuring this machine's limits "
+		    "(%.0f s each)...\n",
+		    o->limits_s);
+	}
+	// A branch call carries the payload plus about 100 bytes of gid,
+	// method and header; a record about 200 bytes plus the payload.
+	if (bench_limit_echo(
+	        url, conc, o->payload + 100, o->limits_s, &r->echo) != 0) {
+		fprintf(
+		    stderr, "dtx-bench: the nng echo measurement failed\n");
+	}
+	snprintf(dir, sizeof(dir), "%s/limit-db", w->dir);
+	if (bench_limit_store(
+	        dir, conc, o->payload + 200, o->limits_s, &r->store) != 0) {
+		fprintf(stderr, "dtx-bench: the RocksDB measurement failed\n");
+	}
+	if (!r->echo.ok || !r->store.ok) {
+		return;
+	}
+	cpu = r->model.rt * r->echo.cpu_us_per_op +
+	    r->model.writes * r->store.cpu_us_per_op;
+	r->cpu_bound = cpu > 0 ? r->cores * 1e6 / cpu : 0;
+	// Throughput alone: the round trips, and the records that must wait
+	// for an fsync (the unsynced ones ride in the same batches).
+	r->tput_bound = r->echo.ops_per_s / r->model.rt;
+	if (r->store.ops_per_s / r->model.syncs < r->tput_bound) {
+		r->tput_bound = r->store.ops_per_s / r->model.syncs;
+	}
+	r->ratio = r->cpu_bound > 0 ? r->tx_per_s / r->cpu_bound : 0;
+}
+
+int
+bench_run(const bench_opts *o, bench_result *r)
+{
+	world       w;
+	dtx_client *c  = NULL;
+	int         rv = -1;
+
+	memset(r, 0, sizeof(*r));
+	r->parts_cpu_s = -1;
+	if (world_init(o, &w) != 0) {
+		return -1;
+	}
+	if (w.started &&
+	    (world_start_dtxd(o, &w, NULL) != 0 ||
+	        world_start_parts(o, &w) != 0)) {
+		goto out;
+	}
+	if ((rv = dtx_client_open(&c, w.coord)) != 0) {
+		fprintf(
+		    stderr, "dtx-bench: %s: %s\n", w.coord, dtx_strerror(rv));
+		rv = -1;
+		goto out;
+	}
+	dtx_client_set_timeout_ms(c, 10000);
+	if ((rv = wait_dtxd(&w, c, 30000, w.started)) != 0) {
+		goto out;
+	}
+	rv = run_load(o, &w, c, r);
+	dtx_client_close(c);
+	c = NULL;
+	if (w.started) {
+		// Stop the benchmark's processes before measuring the limits.
+		for (unsigned i = 0; i < w.nparts; i++) {
+			bench_stop(w.part_pids[i], 10000);
+			w.part_pids[i] = 0;
+		}
+		bench_stop(w.dtxd, 30000);
+		w.dtxd = 0;
+	}
+	if (rv == 0) {
+		measure_limits(o, &w, r);
+	}
+
+out:
+	dtx_client_close(c);
+	world_stop(o, &w);
+	return rv;
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+// ---------------------------------------------------------------------------
+
+// The recovery benchmark needs N transactions that are durable and
+// unfinished when dtxd dies. They are submitted (dtx_tx_submit: durably
+// accepted, synced) while no participant runs, with timeouts and retries
+// long enough that none gives up; then dtxd is killed with SIGKILL, the
+// participants start, and dtxd restarts on the same data. The time counted
+// runs from that restart until dtxd reports no active transaction: loading
+// the unfinished index and driving every one to a terminal state.
+
+typedef struct submitter {
+	const bench_opts    *o;
+	const world         *w;
+	dtx_client          *c;
+	atomic_uint_fast64_t next;
+	atomic_uint_fast64_t ok;
+	atomic_uint_fast64_t errors;
+} submitter;
+
+static void *
+submit_main(void *arg)
+{
+	submitter        *s = arg;
+	const bench_opts *o = s->o;
+	char              payload[64];
+	size_t            plen =
+            o->payload < sizeof(payload) ? o->payload : sizeof(payload);
+
+	memset(payload, 'r', sizeof(payload));
+	while (atomic_fetch_add(&s->next, 1) < o->recovery_n) {
+		dtx_tx *tx;
+		int     rv;
+		int     mode = o->mode;
+
+		if (mode == BENCH_MIX) {
+			mode = (atomic_load(&s->next) & 1) ? BENCH_SAGA
+			                                   : BENCH_2PC;
+		}
+		rv = dtx_tx_begin(
+		    &tx, s->c, mode == BENCH_SAGA ? DTX_SAGA : DTX_2PC);
+		if (rv == 0) {
+			dtx_tx_set_timeout_ms(tx, 3600u * 1000);
+			dtx_tx_set_call_timeout_ms(tx, 600u * 1000);
+			dtx_tx_set_retries(tx, 1000);
+			for (unsigned i = 0; rv == 0 && i < o->branches; i++) {
+				rv = dtx_tx_add(tx,
+				    s->w->parts[i % s->w->nparts], "bench",
+				    payload, plen);
+			}
+			if (rv == 0) {
+				rv = dtx_tx_submit(tx);
+			}
+			dtx_tx_free(tx);
+		}
+		atomic_fetch_add(rv == 0 ? &s->ok : &s->errors, 1);
+	}
+	return NULL;
+}
+
+int
+bench_run_recovery(const bench_opts *o, bench_recovery *r)
+{
+	// Calls to the absent participants wait long, and retry late, so the
+	// first dtxd spends its time accepting, not retrying.
+	static const char *const hold[] = {"--call-timeout-ms", "600000",
+	    "--backoff-base-ms", "600000", "--backoff-max-ms", "600000", NULL};
+	world                    w;
+	dtx_client              *c = NULL;
+	submitter                sub;
+	pthread_t                th[64];
+	unsigned              nth = o->concurrency < 64 ? o->concurrency : 64;
+	dtx_coordinator_stats st;
+	int64_t               t0;
+	int                   rv = -1;
+
+	memset(r, 0, sizeof(*r));
+	r->n = o->recovery_n;
+	if (world_init(o, &w) != 0) {
+		return -1;
+	}
+	if (!w.started) {
+		fprintf(stderr,
+		    "dtx-bench: --recovery starts its own dtxd; it "
+		    "cannot target a running one\n");
+		goto out;
+	}
+	if (world_start_dtxd(o, &w, hold) != 0 ||
+	    dtx_client_open(&c, w.coord) != 0) {
+		goto out;
+	}
+	dtx_client_set_timeout_ms(c, 30000);
+	if (wait_dtxd(&w, c, 30000, true) != 0) {
+		goto out;
+	}
+	memset(&sub, 0, sizeof(sub));
+	sub.o = o;
+	sub.w = &w;
+	sub.c = c;
+	t0    = bench_now_us();
+	if (nth == 0) {
+		nth = 1;
+	}
+	for (unsigned i = 0; i < nth; i++) {
+		if (pthread_create(&th[i], NULL, submit_main, &sub) != 0) {
+			nth = i;
+			break;
+		}
+	}
+	while (
+	    atomic_load(&sub.ok) + atomic_load(&sub.errors) < o->recovery_n &&
+	    nth > 0) {
+		sleep_ms(500);
+		if (!o->quiet) {
+			fprintf(stderr,
+			    "%s[recovery] submitted %llu of %llu%s",
+			    isatty(2) ? "\r" : "",
+			    (unsigned long long)atomic_load(&sub.ok),
+			    (unsigned long long)o->recovery_n,
+			    isatty(2) ? "   " : "\n");
+		}
+	}
+	for (unsigned i = 0; i < nth; i++) {
+		pthread_join(th[i], NULL);
+	}
+	r->submit_s  = (double)(bench_now_us() - t0) / 1e6;
+	r->submitted = atomic_load(&sub.ok);
+	r->errors    = atomic_load(&sub.errors);
+	if (dtx_client_stats(c, &st) == 0) {
+		r->unfinished = st.active;
+	}
+	if (!o->quiet) {
+		fprintf(stderr,
+		    "%s[recovery] %llu accepted, %llu active; killing dtxd\n",
+		    isatty(2) ? "\n" : "", (unsigned long long)r->submitted,
+		    (unsigned long long)r->unfinished);
+	}
+	bench_kill(w.dtxd);
+	w.dtxd = 0;
+	if (world_start_parts(o, &w) != 0) {
+		goto out;
+	}
+	t0 = bench_now_us();
+	if (world_start_dtxd(o, &w, NULL) != 0) {
+		goto out;
+	}
+	if (wait_dtxd(&w, c, 600000, true) != 0) {
+		goto out;
+	}
+	r->ready_s = (double)(bench_now_us() - t0) / 1e6;
+	for (;;) {
+		if (dtx_client_stats(c, &st) == 0 && st.active == 0) {
+			break;
+		}
+		if (!bench_alive(w.dtxd)) {
+			fprintf(stderr,
+			    "dtx-bench: dtxd ended (see %s/dtxd.log)\n",
+			    w.dir);
+			goto out;
+		}
+		sleep_ms(5);
+	}
+	r->total_s    = (double)(bench_now_us() - t0) / 1e6;
+	r->recovered  = st.recovered;
+	r->finished   = st.finished;
+	r->rate       = r->total_s > 0 ? (double)st.recovered / r->total_s : 0;
+	r->dtxd_cpu_s = bench_proc_cpu_s(w.dtxd);
+	r->dtxd_hwm_kib = bench_proc_status_kib(w.dtxd, "VmHWM");
+	rv              = 0;
+
+out:
+	dtx_client_close(c);
+	world_stop(o, &w);
+	return rv;
+}

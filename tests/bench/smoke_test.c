@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx.bench.smoke: runs dtx-bench ($DTX_BENCH_BIN) in tiny configurations
+// (a few hundred transactions) and checks that it works end to end and that
+// its report is well-formed: every key there, the counts adding up to the
+// transactions run, quantiles in order, a bound and a ratio. Performance is
+// never asserted here (it is what dtx-bench itself measures); each run may
+// take as long as a loaded machine needs.
+
+#include <criterion/criterion.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define RUN_DEADLINE_MS 240000
+
+TestSuite(bench, .fini = dtxt_cleanup);
+
+// Runs dtx-bench with args (NULL-terminated) and returns its output
+// (stdout and stderr; free() it). Asserts it exited 0 without a sanitizer
+// report.
+static char *
+run_bench(const char *const args[])
+{
+	const char *bin = getenv("DTX_BENCH_BIN");
+	char        dir[DTXT_PATH_MAX];
+	char        log[DTXT_PATH_MAX + 16];
+	char       *argv[32];
+	dtxt_exit   how;
+	dtxt_proc  *p;
+	char       *out;
+	int         n = 0;
+
+	if (bin == NULL || bin[0] == '\0') {
+		cr_skip_test("DTX_BENCH_BIN is not set (bench not built)");
+	}
+	cr_assert_eq(dtxt_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(log, sizeof(log), "%s/bench.log", dir);
+	argv[n++] = (char *)bin;
+	for (size_t i = 0; args[i] != NULL && n < 31; i++) {
+		argv[n++] = (char *)args[i];
+	}
+	argv[n] = NULL;
+	p       = dtxt_spawn("dtx-bench", argv, NULL, log);
+	cr_assert_not_null(p);
+	cr_assert_eq(dtxt_wait(p, RUN_DEADLINE_MS, &how), 0,
+	    "dtx-bench still running after %d ms", RUN_DEADLINE_MS);
+	out = dtxt_read_file(log);
+	cr_assert(how.exited && how.code == 0,
+	    "dtx-bench failed (exit %d, signal %d):\n%s", how.code, how.signo,
+	    out);
+	cr_assert_null(strstr(out, "ERROR: AddressSanitizer"), "%s", out);
+	cr_assert_null(strstr(out, "ERROR: LeakSanitizer"), "%s", out);
+	cr_assert_null(strstr(out, "runtime error:"), "%s", out);
+	return out;
+}
+
+// The JSON object in out: from the first line that is "{" to the end. Checks
+// its shape: braces balance and it ends with "}".
+static const char *
+json_of(const char *out)
+{
+	const char *j     = strstr(out, "{\n");
+	long        depth = 0;
+	const char *last  = NULL;
+
+	cr_assert_not_null(j, "no JSON in:\n%s", out);
+	for (const char *s = j; *s != '\0'; s++) {
+		if (*s == '{') {
+			depth++;
+		} else if (*s == '}') {
+			depth--;
+			cr_assert_geq(depth, 0, "unbalanced JSON:\n%s", j);
+			last = s;
+		}
+	}
+	cr_assert_eq(depth, 0, "unbalanced JSON:\n%s", j);
+	cr_assert_not_null(last);
+	for (const char *s = last + 1; *s != '\0'; s++) {
+		cr_assert(
+		    *s == '\n' || *s == ' ', "text after the JSON:\n%s", j);
+	}
+	return j;
+}
+
+// The number after "key": in j (keys are unique in the report).
+static double
+num(const char *j, const char *key)
+{
+	char        pat[64];
+	const char *at;
+	char       *end;
+	double      v;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	at = strstr(j, pat);
+	cr_assert_not_null(at, "no \"%s\" in:\n%s", key, j);
+	v = strtod(at + strlen(pat), &end);
+	cr_assert_neq(
+	    end, at + strlen(pat), "\"%s\" is not a number:\n%s", key, j);
+	return v;
+}
+
+// What every load report must satisfy whatever the workload.
+static void
+check_load_report(const char *j, double want)
+{
+	double tx = num(j, "transactions");
+
+	cr_assert_eq(tx, want, "%s", j);
+	cr_assert_eq(num(j, "committed") + num(j, "aborted") +
+	        num(j, "compensated") + num(j, "errors"),
+	    tx, "%s", j);
+	cr_assert_eq(num(j, "errors"), 0, "%s", j);
+	cr_assert_gt(num(j, "seconds"), 0, "%s", j);
+	cr_assert_gt(num(j, "tx_per_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "p50"), 0, "%s", j);
+	cr_assert_leq(num(j, "p50"), num(j, "p90"), "%s", j);
+	cr_assert_leq(num(j, "p90"), num(j, "p99"), "%s", j);
+	cr_assert_leq(num(j, "p99"), num(j, "p999"), "%s", j);
+	cr_assert_leq(num(j, "p999"), num(j, "max"), "%s", j);
+	cr_assert_gt(num(j, "cpu_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "peak_rss_kib"), 0, "%s", j);
+	cr_assert_geq(num(j, "peak_rss_kib"), num(j, "rss_end_kib"), "%s", j);
+	cr_assert_gt(num(j, "records_per_tx"), 0, "%s", j);
+	cr_assert_gt(num(j, "syncs_per_tx"), 0, "%s", j);
+	cr_assert_gt(num(j, "rt_per_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "cpu_us_per_rt"), 0, "%s", j);
+	cr_assert_gt(num(j, "sync_writes_per_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "cpu_us_per_write"), 0, "%s", j);
+	cr_assert_gt(num(j, "cpu_bound_tx_per_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "throughput_bound_tx_per_s"), 0, "%s", j);
+	cr_assert_gt(num(j, "ratio"), 0, "%s", j);
+}
+
+Test(bench, twopc_json_report_is_well_formed_and_counts_add_up)
+{
+	static const char *const args[] = {"--mode", "2pc", "--count", "300",
+	    "--concurrency", "16", "--warmup", "0", "--limits-seconds", "0.3",
+	    "--json", "--quiet", NULL};
+	char                    *out    = run_bench(args);
+	const char              *j      = json_of(out);
+
+	check_load_report(j, 300);
+	cr_assert_eq(num(j, "committed"), 300, "%s", j);
+	cr_assert_eq(num(j, "branches"), 2, "%s", j);
+	// 1 submit + 2 prepares + 2 commits; create, decision, finish.
+	cr_assert_eq(num(j, "rt_per_tx"), 5, "%s", j);
+	cr_assert_eq(num(j, "writes_per_tx"), 3, "%s", j);
+	free(out);
+}
+
+Test(bench, mix_over_ipc_with_refusals_aborts_and_compensates)
+{
+	static const char *const args[] = {"--mode", "mix", "--transport",
+	    "ipc", "--count", "400", "--concurrency", "32", "--refuse-rate",
+	    "0.3", "--warmup", "0", "--limits-seconds", "0.3", "--json",
+	    "--quiet", NULL};
+	char                    *out    = run_bench(args);
+	const char              *j      = json_of(out);
+
+	check_load_report(j, 400);
+	// Half are 2PC and half sagas; with 30 % refusals of every
+	// prepare/execute, some of each fail (the odds of none are ~1e-20).
+	cr_assert_gt(num(j, "committed"), 0, "%s", j);
+	cr_assert_gt(num(j, "aborted"), 0, "%s", j);
+	cr_assert_gt(num(j, "compensated"), 0, "%s", j);
+	free(out);
+}
+
+Test(bench, text_report_shows_latencies_bound_and_ratio)
+{
+	static const char *const args[] = {"--mode", "saga", "--count", "200",
+	    "--concurrency", "8", "--warmup", "0", "--limits-seconds", "0.3",
+	    NULL};
+	char                    *out    = run_bench(args);
+
+	cr_assert_not_null(strstr(out, "transactions  200 in"), "%s", out);
+	cr_assert_not_null(strstr(out, "committed 200"), "%s", out);
+	cr_assert_not_null(strstr(out, "p99.9"), "%s", out);
+	cr_assert_not_null(strstr(out, "peak RSS"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "synced writes (fsyncs)/tx"), "%s", out);
+	cr_assert_not_null(strstr(out, "bound         CPU: "), "%s", out);
+	cr_assert_not_null(strstr(out, "\nratio         "), "%s", out);
+	free(out);
+}
+
+Test(bench, recovery_resumes_every_unfinished_transaction)
+{
+	static const char *const args[] = {
+	    "--recovery", "--recovery-n", "200", "--json", "--quiet", NULL};
+	char       *out = run_bench(args);
+	const char *j   = json_of(out);
+
+	cr_assert_eq(num(j, "n"), 200, "%s", j);
+	cr_assert_eq(num(j, "submitted"), 200, "%s", j);
+	cr_assert_eq(num(j, "submit_errors"), 0, "%s", j);
+	cr_assert_eq(num(j, "unfinished"), 200, "%s", j);
+	cr_assert_eq(num(j, "recovered"), 200, "%s", j);
+	cr_assert_geq(num(j, "finished"), 200, "%s", j);
+	cr_assert_gt(num(j, "total_s"), 0, "%s", j);
+	cr_assert_geq(num(j, "total_s"), num(j, "ready_s"), "%s", j);
+	cr_assert_gt(num(j, "rate_per_s"), 0, "%s", j);
+	free(out);
+}
