@@ -46,4 +46,8 @@ int bench_wait_listening(const char *url, int timeout_ms, int alive_pid);
 // A TCP port on 127.0.0.1 that was free a moment ago, or -1.
 int bench_free_port(void);
 
+// Releases what nng still holds (its threads, lingering pipes), so that a
+// sanitizer build reports no leak at exit. Last call of the process.
+void bench_net_fini(void);
+
 #endif // DTX_BENCH_LIMITS_H

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "limits.h"
 
 static void
 usage(FILE *f)
@@ -619,33 +620,43 @@ sweep(cli *c)
 	return failures == 0 ? 0 : 1;
 }
 
+static int
+run(cli *c)
+{
+	if (c->recovery) {
+		bench_recovery r;
+		if (bench_run_recovery(&c->o, &r) != 0) {
+			return 1;
+		}
+		print_recovery(&c->o, &r);
+		return r.recovered > 0 ? 0 : 1;
+	}
+	if (c->sweep != NULL) {
+		return sweep(c);
+	}
+	bench_result r;
+	if (bench_run(&c->o, &r) != 0) {
+		return 1;
+	}
+	if (c->o.json) {
+		print_json(&c->o, &r);
+	} else {
+		print_text(&c->o, &r);
+	}
+	return r.errors == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
 	cli c;
+	int rv;
 
 	if (parse(&c, argc, argv) != 0) {
 		return 2;
 	}
-	if (c.recovery) {
-		bench_recovery r;
-		if (bench_run_recovery(&c.o, &r) != 0) {
-			return 1;
-		}
-		print_recovery(&c.o, &r);
-		return r.recovered > 0 ? 0 : 1;
-	}
-	if (c.sweep != NULL) {
-		return sweep(&c);
-	}
-	bench_result r;
-	if (bench_run(&c.o, &r) != 0) {
-		return 1;
-	}
-	if (c.o.json) {
-		print_json(&c.o, &r);
-	} else {
-		print_text(&c.o, &r);
-	}
-	return r.errors == 0 ? 0 : 1;
+	rv = run(&c);
+	fflush(stdout);
+	bench_net_fini();
+	return rv;
 }

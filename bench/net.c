@@ -45,6 +45,20 @@ struct echo {
 	atomic_int           err;
 };
 
+// Frees the message an aio holds and clears it, so that the one left on
+// an aio at the end (a send refused because the aio was being stopped) is
+// known and freed exactly once.
+static void
+take_free(nng_aio *aio)
+{
+	nng_msg *m = nng_aio_get_msg(aio);
+
+	nng_aio_set_msg(aio, NULL);
+	if (m != NULL) {
+		nng_msg_free(m);
+	}
+}
+
 // Server side: receive, send the same message back, receive again.
 static void
 srv_cb(void *arg)
@@ -54,7 +68,7 @@ srv_cb(void *arg)
 
 	if ((rv = nng_aio_result(x->aio)) != 0) {
 		if (x->sending) {
-			nng_msg_free(nng_aio_get_msg(x->aio));
+			take_free(x->aio);
 		}
 		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 			return;
@@ -99,7 +113,7 @@ cli_cb(void *arg)
 
 	if ((rv = nng_aio_result(x->aio)) != 0) {
 		if (x->sending) {
-			nng_msg_free(nng_aio_get_msg(x->aio));
+			take_free(x->aio);
 		}
 		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
 			atomic_store(&e->err, rv);
@@ -111,7 +125,7 @@ cli_cb(void *arg)
 		nng_ctx_recv(x->ctx, x->aio);
 		return;
 	}
-	nng_msg_free(nng_aio_get_msg(x->aio));
+	take_free(x->aio);
 	atomic_fetch_add_explicit(&e->done, 1, memory_order_relaxed);
 	if (atomic_load(&e->stop)) {
 		return;
@@ -170,6 +184,7 @@ ctxs_free(echo *e, echo_ctx *xs)
 	}
 	for (unsigned i = 0; i < e->conc; i++) {
 		if (xs[i].aio != NULL) {
+			take_free(xs[i].aio);
 			nng_aio_free(xs[i].aio);
 		}
 	}
@@ -302,4 +317,10 @@ bench_free_port(void)
 	port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+void
+bench_net_fini(void)
+{
+	nng_fini();
 }
