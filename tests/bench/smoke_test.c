@@ -47,8 +47,11 @@ run_bench(const char *const args[])
 	argv[n] = NULL;
 	p       = dtxt_spawn("dtx-bench", argv, NULL, log);
 	cr_assert_not_null(p);
-	cr_assert_eq(dtxt_wait(p, RUN_DEADLINE_MS, &how), 0,
-	    "dtx-bench still running after %d ms", RUN_DEADLINE_MS);
+	if (dtxt_wait(p, RUN_DEADLINE_MS, &how) != 0) {
+		out = dtxt_read_file(log);
+		cr_assert_fail("dtx-bench still running after %d ms:\n%s",
+		    RUN_DEADLINE_MS, out);
+	}
 	out = dtxt_read_file(log);
 	cr_assert(how.exited && how.code == 0,
 	    "dtx-bench failed (exit %d, signal %d):\n%s", how.code, how.signo,
