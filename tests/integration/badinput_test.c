@@ -594,3 +594,68 @@ Test(badinput, a_participant_answers_unknown_methods_and_oversized_calls)
 	    rep->message);
 	part_still_serving();
 }
+
+Test(badinput, a_truncated_submit_is_malformed)
+{
+	size_t   len = 0;
+	uint8_t *buf;
+
+	submit_init(DTX_2PC, 3);
+	cr_assert_eq(dtxi_request_encode(req, NULL, 0, &len), 0);
+	cr_assert((buf = malloc(len)) != NULL);
+	cr_assert_eq(dtxi_request_encode(req, buf, len, &len), 0);
+	// Every cut that leaves the body incomplete is refused, none is
+	// taken for a shorter submit.
+	for (size_t cut = 3; cut < len; cut += 7) {
+		cr_assert_eq(roundtrip(buf, cut), 0);
+		expect_error(DTX_EPROTO);
+	}
+	free(buf);
+	still_serving();
+}
+
+Test(badinput, a_gid_reused_with_other_content_is_EEXIST)
+{
+	static const uint8_t other[] = {'x'};
+
+	submit_init(DTX_SAGA, 2);
+	strcpy(req->u.submit.gid, "reused");
+	cr_assert_eq(send_request(), 0);
+	cr_assert_eq(rep->code, 0, "%d: %s", rep->code, rep->message);
+	// The same content again is the same transaction.
+	cr_assert_eq(send_request(), 0);
+	cr_assert_eq(rep->code, 0, "%d: %s", rep->code, rep->message);
+	cr_assert_str_eq(rep->u.tx.gid, "reused");
+	// Another payload, method, endpoint or mode is not.
+	req->u.submit.branches[1].payload.ptr = other;
+	req->u.submit.branches[1].payload.len = sizeof(other);
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EEXIST);
+	req->u.submit.branches[1].payload.len = 0;
+	strcpy(req->u.submit.branches[0].method, "other");
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EEXIST);
+	strcpy(req->u.submit.branches[0].method, "op");
+	req->u.submit.mode = DTX_2PC;
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EEXIST);
+	still_serving();
+}
+
+Test(
+    badinput, a_frame_far_over_a_participants_limit_drops_only_that_connection)
+{
+	// Past the participant's receive limit (twice payload limit plus
+	// overhead) nng drops the connection unread; a new one is served.
+	size_t   len = 2 * (DTX_PAYLOAD_MAX_DEFAULT + 64 * 1024) + 4096;
+	nng_msg *m;
+
+	part_open();
+	cr_assert_eq(nng_msg_alloc(&m, len), 0);
+	memset(nng_msg_body(m), 0, len);
+	nng_socket_set_ms(psock, NNG_OPT_RECVTIMEO, 500);
+	cr_assert_eq(nng_sendmsg(psock, m, 0), 0);
+	cr_assert_neq(nng_recvmsg(psock, &m, 0), 0);
+	nng_socket_set_ms(psock, NNG_OPT_RECVTIMEO, 5000);
+	part_still_serving();
+}
