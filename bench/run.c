@@ -320,6 +320,82 @@ world_start_parts(const bench_opts *o, world *w)
 	return 0;
 }
 
+// Copies the end of dtxd's log to stderr, to say why it is gone.
+static void
+dump_dtxd_log(const world *w)
+{
+	char   path[sizeof(w->dir) + 16];
+	char   buf[4096];
+	FILE  *f;
+	long   size;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/dtxd.log", w->dir);
+	if ((f = fopen(path, "r")) == NULL) {
+		return;
+	}
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f,
+	    size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0,
+	    SEEK_SET);
+	n      = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "----- end of %s\n%s\n-----\n", path, buf);
+}
+
+// The transactions in flight cannot end once the dtxd we started is gone:
+// each would wait for its whole client timeout (minutes), and a count run
+// would start more. Say so and give up at once; our children die with us.
+static void
+die_if_dtxd_gone(const bench_opts *o, const world *w)
+{
+	if (!w->started || w->dtxd <= 0 || bench_alive(w->dtxd)) {
+		return;
+	}
+	fprintf(stderr, "dtx-bench: dtxd ended during the run\n");
+	dump_dtxd_log(w);
+	if (!o->keep) {
+		bench_rmtree(w->dir);
+	}
+	fflush(NULL);
+	_exit(1);
+}
+
+// No transaction finished for this long with some in flight: the system is
+// stuck (a participant or dtxd hangs), and waiting out every client timeout
+// would take minutes per round of the closed loop.
+#define STALL_US (120 * INT64_C(1000000))
+
+static void
+die_if_stalled(
+    const bench_opts *o, const world *w, load *l, int64_t *t, uint64_t *seen)
+{
+	uint64_t done = atomic_load(&l->done_all);
+	int64_t  now  = bench_now_us();
+
+	if (done != *seen || atomic_load(&l->inflight) == 0) {
+		*seen = done;
+		*t    = now;
+		return;
+	}
+	if (now - *t < STALL_US) {
+		return;
+	}
+	fprintf(stderr,
+	    "dtx-bench: no transaction finished in %lld s (%u in flight)\n",
+	    (long long)(STALL_US / 1000000), atomic_load(&l->inflight));
+	if (w->started) {
+		dump_dtxd_log(w);
+	}
+	if (!o->keep) {
+		bench_rmtree(w->dir);
+	}
+	fflush(NULL);
+	_exit(1);
+}
+
 // Waits until the coordinator answers a Stats request.
 static int
 wait_dtxd(const world *w, dtx_client *c, int timeout_ms, bool mine)
@@ -329,14 +405,16 @@ wait_dtxd(const world *w, dtx_client *c, int timeout_ms, bool mine)
 	int                   rv;
 
 	for (;;) {
-		if ((rv = dtx_client_stats(c, &s)) == 0) {
-			return 0;
-		}
+		rv = dtx_client_stats(c, &s);
+		// An answer from a dtxd that is not ours (another one took
+		// the port we picked, so ours could not listen) is no answer.
 		if (mine && !bench_alive(w->dtxd)) {
-			fprintf(stderr,
-			    "dtx-bench: dtxd ended (see %s/dtxd.log)\n",
-			    w->dir);
+			fprintf(stderr, "dtx-bench: dtxd ended\n");
+			dump_dtxd_log(w);
 			return -1;
+		}
+		if (rv == 0) {
+			return 0;
 		}
 		if (bench_now_us() > end) {
 			fprintf(stderr, "dtx-bench: coordinator %s: %s\n",
@@ -542,8 +620,9 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 	load    *l = calloc(1, sizeof(*l));
 	snap     s0, s1;
 	int64_t  start, last_t, end;
-	uint64_t last_done = 0;
-	int      rv        = 0;
+	uint64_t last_done = 0, stall_seen = 0;
+	int64_t  stall_t = bench_now_us();
+	int      rv      = 0;
 
 	if (l == NULL ||
 	    (l->slots = calloc(o->concurrency, sizeof(slot))) == NULL ||
@@ -580,6 +659,8 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 		while (
 		    bench_now_us() < wend && atomic_load(&l->inflight) > 0) {
 			sleep_ms(100);
+			die_if_dtxd_gone(o, w);
+			die_if_stalled(o, w, l, &stall_t, &stall_seen);
 			if (bench_now_us() - last_t >= 1000000) {
 				progress(o, l, w, "warm-up",
 				    (double)(bench_now_us() - start) / 1e6,
@@ -594,6 +675,8 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 	while (!atomic_load(&l->stop) && atomic_load(&l->inflight) > 0 &&
 	    (o->count > 0 || bench_now_us() < end)) {
 		sleep_ms(50);
+		die_if_dtxd_gone(o, w);
+		die_if_stalled(o, w, l, &stall_t, &stall_seen);
 		if (bench_now_us() - last_t >= 1000000) {
 			progress(o, l, w, "run",
 			    (double)(bench_now_us() - start) / 1e6, &last_done,
@@ -609,6 +692,8 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&l->cv, &l->mtx, &ts);
+		die_if_dtxd_gone(o, w);
+		die_if_stalled(o, w, l, &stall_t, &stall_seen);
 	}
 	pthread_mutex_unlock(&l->mtx);
 	take_snap(w, c, &s1);
