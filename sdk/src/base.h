@@ -46,8 +46,9 @@ int64_t dtxi_mono_ms(void);
 // only if the kernel refuses).
 void dtxi_random(void *buf, size_t n);
 
-// Writes a fresh random gid (32 lowercase hex digits and a NUL) to out,
-// which has room for 33 bytes.
+// Writes a fresh gid (32 lowercase hex digits and a NUL) to out, which has
+// room for 33 bytes: 12 digits of wall-clock milliseconds, then 20 random
+// ones, so gids sort by creation time (to the millisecond).
 void dtxi_gid_new(char *out);
 
 // Copies src into dst of size cap, always NUL-terminating; returns the

@@ -301,7 +301,8 @@ DTX_API int dtx_client_set_timeout_ms(dtx_client *c, int32_t ms);
 // first, and every asynchronous commit on it must have ended.
 DTX_API void dtx_client_close(dtx_client *c);
 
-// Begins a transaction of the given mode with a fresh random gid. Nothing is
+// Begins a transaction of the given mode with a fresh unique gid (its first
+// 12 hex digits are the time in ms, so gids sort by creation). Nothing is
 // sent until commit or submit. Errors: DTX_EINVAL, DTX_ENOMEM.
 DTX_API int dtx_tx_begin(dtx_tx **txp, dtx_client *c, dtx_mode mode);
 
