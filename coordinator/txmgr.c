@@ -662,6 +662,7 @@ do_send(dtxd_txmgr *m, mtx *tx, const dtxd_action *a)
 	    (a->phase == DTX_PHASE_PREPARE || a->phase == DTX_PHASE_EXECUTE)
 	    ? tx->core.deadline_ms
 	    : 0;
+	call.timeout_ms = a->timeout_ms;
 
 	if (mb->peer == NULL) {
 		rv = dtxd_dispatcher_peer(m->disp, mb->endpoint, &mb->peer);

@@ -436,8 +436,9 @@ call_from_pb(
 	out->branch_id = in->branch_id;
 	out->phase     = (int)in->phase;
 	COPY_STR(out->method, in->method);
-	out->payload = s->bytes;
-	out->attempt = in->attempt;
+	out->payload    = s->bytes;
+	out->attempt    = in->attempt;
+	out->timeout_ms = in->timeout_ms;
 	return ms_from_pb(
 	    in->deadline_ms, &out->deadline_ms, "deadline_ms", why);
 }
@@ -932,6 +933,7 @@ call_to_pb(const dtxi_call *in, dtxp_BranchCall *out)
 	COPY_STR(out->method, in->method);
 	out->attempt     = in->attempt;
 	out->deadline_ms = (uint64_t)in->deadline_ms;
+	out->timeout_ms  = in->timeout_ms;
 	return set_payload(&out->payload, &in->payload);
 }
 

@@ -80,6 +80,7 @@ typedef struct dtxi_call {
 	dtxi_bytes payload;
 	uint32_t   attempt;
 	int64_t    deadline_ms;
+	uint32_t   timeout_ms; // the coordinator's wait for the reply; 0: none
 } dtxi_call;
 
 typedef struct dtxi_branch_reply {

@@ -95,7 +95,8 @@ typedef struct bitem {
 struct pbatch {
 	struct pctx *c;
 	nng_msg     *req;
-	atomic_uint  left; // items not run yet
+	int64_t      recv_ms; // monotonic time the frame was received
+	atomic_uint  left;    // items not run yet
 	uint32_t     n;
 	bitem        items[];
 };
@@ -108,6 +109,7 @@ typedef struct pctx {
 	nng_aio         *aio;
 	bool             sending; // the posted operation is a send
 	nng_msg         *req;     // the request, while queued or in a worker
+	int64_t          recv_ms; // monotonic time req was received
 	job              job;     // its place on the queue
 } pctx;
 
@@ -116,7 +118,8 @@ typedef struct worker {
 	pthread_t        thread;
 	dtxi_request     req;  // decoded request (large: kept off the stack)
 	const dtxi_call *call; // the call run_call runs
-	dtxi_reply       rep;  // reply being encoded
+	int64_t          recv_ms; // monotonic time its frame was received
+	dtxi_reply       rep;     // reply being encoded
 	dtx_reply        reply;
 } worker;
 
@@ -453,6 +456,7 @@ pctx_cb(void *arg)
 		return;
 	}
 	c->req       = msg;
+	c->recv_ms   = dtxi_mono_ms();
 	c->job.next  = NULL;
 	c->job.c     = c;
 	c->job.batch = NULL;
@@ -583,6 +587,25 @@ run_call(worker *w)
 		    call->method, lower);
 		reply_branch(&w->rep, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
 		return;
+	}
+	// Load shedding: a call that waited for a worker longer than dtxd
+	// waits for its reply is answered without running. Running it would
+	// only occupy a worker with an answer nobody reads while dtxd's retry
+	// queues up behind it: under overload every call would then time out.
+	// The wait is measured here, from receipt, so clocks do not matter.
+	if (call->timeout_ms > 0) {
+		int64_t waited = dtxi_mono_ms() - w->recv_ms;
+		if (waited >= (int64_t)call->timeout_ms) {
+			snprintf(why, sizeof(why),
+			    "not run: waited %lld ms for a worker, past the "
+			    "coordinator's %u ms call timeout",
+			    (long long)waited, (unsigned)call->timeout_ms);
+			DTXI_WARN("participant: %s %u %s: %s", call->gid,
+			    (unsigned)call->branch_id,
+			    dtx_phase_name(call->phase), why);
+			reply_branch(&w->rep, DTX_BRANCH_RETRY, why, NULL, 0);
+			return;
+		}
 	}
 
 	dc.gid         = call->gid;
@@ -752,7 +775,8 @@ run_item(worker *w, pbatch *b, uint32_t i)
 	bitem *it = &b->items[i];
 
 	reply_reset(w);
-	w->call = &it->call;
+	w->call    = &it->call;
+	w->recv_ms = b->recv_ms;
 	if (it->call.payload.len > w->p->max_payload) {
 		// A single call this size is refused whole (ETOOBIG, which
 		// dtxd reports as BAD_REQUEST); in a batch only this call is.
@@ -798,9 +822,10 @@ start_batch(worker *w, pctx *c, nng_msg *req)
 	if (b == NULL) {
 		return DTX_ENOMEM;
 	}
-	b->c   = c;
-	b->req = req;
-	b->n   = in->n;
+	b->c       = c;
+	b->req     = req;
+	b->recv_ms = c->recv_ms;
+	b->n       = in->n;
 	atomic_init(&b->left, in->n);
 	for (uint32_t i = 0; i < in->n; i++) {
 		bitem *it      = &b->items[i];
@@ -879,7 +904,8 @@ serve(worker *w, pctx *c)
 		reply_error(
 		    &w->rep, DTX_EUNSUPPORTED, "not a participant request");
 	} else {
-		w->call = &w->req.u.call;
+		w->call    = &w->req.u.call;
+		w->recv_ms = c->recv_ms;
 		run_call(w);
 	}
 	send_reply(w, c);

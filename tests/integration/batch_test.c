@@ -45,8 +45,9 @@ static int             meet_n;
 
 // "ok:T" OK with message "done" and payload T; "refuse:T" REFUSED with
 // "no stock" and T; "retry" RETRY; "bogus" an invalid result; "big" OK with
-// a reply payload of MAX_PAYLOAD bytes; "meet" waits (10 s at most) until
-// MEET such calls run at once, then OK, or RETRY "alone" if they never do.
+// a reply payload of MAX_PAYLOAD bytes; "sleep:MS" OK after MS ms; "meet"
+// waits (10 s at most) until MEET such calls run at once, then OK, or RETRY
+// "alone" if they never do.
 static dtx_result
 cb(const dtx_call *call, dtx_reply *reply, void *arg)
 {
@@ -72,6 +73,10 @@ cb(const dtx_call *call, dtx_reply *reply, void *arg)
 	if (strcmp(cmd, "retry") == 0) {
 		dtx_reply_set_message(reply, "busy");
 		return DTX_RETRY;
+	}
+	if (strncmp(cmd, "sleep:", 6) == 0) {
+		dtxt_sleep_ms(atoi(cmd + 6));
+		return DTX_OK;
 	}
 	if (strcmp(cmd, "bogus") == 0) {
 		return (dtx_result)42;
@@ -392,6 +397,47 @@ Test(participant_batch, calls_of_one_batch_run_at_the_same_time)
 	for (uint32_t i = 0; i < MEET; i++) {
 		assert_item(a, i, DTX_BRANCH_OK, "met", "");
 	}
+	answer_free(a);
+	free(r);
+	nng_close(s);
+	dtx_participant_close(p);
+}
+
+// A call that waits for a worker longer than dtxd waits for its reply is
+// answered RETRY without running: MEET sleepers hold every worker for
+// 400 ms, so the last call, with a 100 ms call timeout, waits at least that.
+Test(participant_batch, calls_that_waited_past_their_timeout_are_not_run)
+{
+	dtx_participant *p = start_participant(url);
+	nng_socket       s = raw_open(url);
+	dtxi_request    *r = new_batch();
+	answer          *a;
+
+	for (int i = 0; i < MEET; i++) {
+		add_text(r, "transfer", DTX_PHASE_PREPARE, "sleep:400");
+		r->u.batch.calls[i].timeout_ms = 10000;
+	}
+	add_text(r, "transfer", DTX_PHASE_PREPARE, "ok:late");
+	r->u.batch.calls[MEET].timeout_ms = 100;
+	a                                 = exchange_req(s, r);
+	cr_assert_eq(a->rep.code, 0, "%s", a->rep.message);
+	cr_assert_eq(a->rep.u.batch.n, MEET + 1);
+	for (uint32_t i = 0; i < MEET; i++) {
+		assert_item(a, i, DTX_BRANCH_OK, NULL, "");
+	}
+	assert_item(a, MEET, DTX_BRANCH_RETRY, "not run", "");
+	cr_assert_eq(
+	    atomic_load(&runs), MEET, "%d callbacks ran", atomic_load(&runs));
+	answer_free(a);
+
+	// Without the queue, the same call runs.
+	memset(r, 0, sizeof(*r));
+	r->version = DTX_PROTOCOL_VERSION;
+	r->kind    = DTXI_REQ_CALL_BATCH;
+	add_text(r, "transfer", DTX_PHASE_PREPARE, "ok:late");
+	r->u.batch.calls[0].timeout_ms = 100;
+	a                              = exchange_req(s, r);
+	assert_item(a, 0, DTX_BRANCH_OK, "done", "late");
 	answer_free(a);
 	free(r);
 	nng_close(s);
