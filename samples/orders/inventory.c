@@ -8,19 +8,21 @@
 //
 // Every call may be delivered more than once, and an abort or compensate may
 // arrive for a branch whose prepare or execute never arrived, or arrive
-// before it. So each branch has one record, "branch/<gid>/<id>", whose state
-// says what was done; every callback reads it first, and writes it in the
-// same atomic batch as the stock change. The states:
+// before it. libdtx's durable barrier takes care of all of that (see
+// orders_service_run): a callback runs at most once per (gid, branch,
+// phase), an abort or compensate of a branch that never took stock is
+// answered without calling us, and a late prepare or execute is refused for
+// us. What is left here is the business: each branch that took stock has a
+// record, "branch/<gid>/<id>", saying how much of which SKU, staged in the
+// barrier's batch with the stock change:
 //
-//   (none) --prepare ok--> reserved --commit--> committed
-//                              `-----abort----> aborted
-//   (none) --execute ok--> taken --compensate--> returned
-//   (none) --refused-----> refused --abort/compensate--> aborted/returned
-//   (none) --abort-------> aborted     (a prepare arriving later is refused)
-//   (none) --compensate--> returned    (an execute arriving later is refused)
+//   prepare ok --> reserved --commit--> committed
+//                      `-----abort----> aborted (stock given back)
+//   execute ok --> taken --compensate--> returned (stock given back)
 //
-// A mutex serialises the read-modify-write sequences: callbacks run on
-// several worker threads, and two branches may take the same SKU.
+// The service's mutex is the barrier's lock, held from before a callback
+// reads the stock until its batch is on disk: callbacks run on several
+// worker threads, and two branches may take the same SKU.
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -152,30 +154,22 @@ stock_load(inventory *inv, const char *sku, uint32_t *stock)
 	return 1;
 }
 
-// Writes the branch record, and the new stock of sku when sku is not NULL,
-// in one synced batch: the business change and the record that makes it
-// idempotent can never be seen apart.
-static int
-save(inventory *inv, const char *bkey, const char *rec, const char *sku,
+// Stages the branch record, and the new stock of sku when sku is not NULL,
+// in the barrier's batch: the business change, the record and the
+// barrier's own record of the call are written in one synced write.
+static void
+save(dtx_reply *reply, const char *bkey, const char *rec, const char *sku,
     uint32_t stock)
 {
-	orders_batch *b;
-	char          key[STOCK_KEY_MAX];
-	char          val[16];
-	int           rv;
+	char key[STOCK_KEY_MAX];
+	char val[16];
 
-	if ((b = orders_batch_alloc()) == NULL) {
-		return -1;
-	}
-	orders_batch_put(b, bkey, rec);
+	orders_stage_put(reply, bkey, rec);
 	if (sku != NULL) {
 		snprintf(key, sizeof(key), "stock/%s", sku);
 		snprintf(val, sizeof(val), "%" PRIu32, stock);
-		orders_batch_put(b, key, val);
+		orders_stage_put(reply, key, val);
 	}
-	rv = orders_kv_write(inv->kv, b);
-	orders_batch_free(b);
-	return rv;
 }
 
 // A storage failure is transient from the coordinator's point of view: it
@@ -189,8 +183,10 @@ storage_failed(const dtx_call *call, dtx_reply *reply)
 }
 
 // Takes rq->qty of rq->sku from stock and records the branch in state
-// taken_state; or records a refusal. Shared by prepare and execute, which
-// differ only in the name of the resulting state.
+// taken_state; or refuses. Shared by prepare and execute, which differ only
+// in the name of the resulting state. The barrier records a refusal, so a
+// redelivered call gets the same answer even if stock came back in
+// between: the coordinator may already have acted on the first one.
 static dtx_result
 take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
     const char *bkey, const char *taken_state)
@@ -203,8 +199,6 @@ take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
 	int         rv;
 
 	if (parse_request(call, &rq, why, sizeof(why)) != 0) {
-		// Malformed input is refused the same way every time, so it
-		// needs no record.
 		orders_story(NAME, call, "-> refused: %s", why);
 		orders_reply(reply, NULL, why);
 		return DTX_REFUSED;
@@ -220,13 +214,6 @@ take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
 			    "out of stock: %s has %" PRIu32 ", asked %" PRIu32,
 			    rq.sku, stock, rq.qty);
 		}
-		// The refusal is recorded so a redelivered call gets the
-		// same answer even if stock came back in between: the
-		// coordinator may already have acted on the first one.
-		snprintf(rec, sizeof(rec), "state=refused;why=%s", why);
-		if (save(inv, bkey, rec, NULL, 0) != 0) {
-			return storage_failed(call, reply);
-		}
 		orders_story(NAME, call, "%s x%" PRIu32 " -> refused: %s",
 		    rq.sku, rq.qty, why);
 		orders_reply(reply, NULL, why);
@@ -235,9 +222,7 @@ take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
 	stock -= rq.qty;
 	snprintf(rec, sizeof(rec), "state=%s;sku=%s;qty=%" PRIu32, taken_state,
 	    rq.sku, rq.qty);
-	if (save(inv, bkey, rec, rq.sku, stock) != 0) {
-		return storage_failed(call, reply);
-	}
+	save(reply, bkey, rec, rq.sku, stock);
 	orders_story(NAME, call, "%s x%" PRIu32 " -> %s (stock %" PRIu32 ")",
 	    rq.sku, rq.qty, taken_state, stock);
 	snprintf(out, sizeof(out), "sku=%s;qty=%" PRIu32 ";stock=%" PRIu32,
@@ -249,40 +234,23 @@ take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
 }
 
 // Puts a branch's quantity back into stock and moves its record to
-// back_state. A branch that took nothing (refused, or never seen) only gets
-// its record, so that a late prepare or execute is refused.
+// back_state.
 static dtx_result
 give_back(inventory *inv, const dtx_call *call, dtx_reply *reply,
-    const char *bkey, const branch_rec *rec, bool found,
-    const char *back_state)
+    const char *bkey, const branch_rec *rec, const char *back_state)
 {
 	uint32_t stock = 0;
 	char     buf[512];
 	char     out[128];
 	int      rv;
 
-	if (!found || rec_is(rec, "refused")) {
-		snprintf(buf, sizeof(buf), "state=%s%s%s", back_state,
-		    found ? ";why=" : "", found ? rec->why : "");
-		if (save(inv, bkey, buf, NULL, 0) != 0) {
-			return storage_failed(call, reply);
-		}
-		snprintf(buf, sizeof(buf), "nothing to give back%s%s%s",
-		    found ? " (refused: " : "", found ? rec->why : "",
-		    found ? ")" : "");
-		orders_story(NAME, call, "-> %s", buf);
-		orders_reply(reply, NULL, buf);
-		return DTX_OK;
-	}
 	if ((rv = stock_load(inv, rec->sku, &stock)) < 0) {
 		return storage_failed(call, reply);
 	}
 	stock += rec->qty;
 	snprintf(buf, sizeof(buf), "state=%s;sku=%s;qty=%" PRIu32, back_state,
 	    rec->sku, rec->qty);
-	if (save(inv, bkey, buf, rec->sku, stock) != 0) {
-		return storage_failed(call, reply);
-	}
+	save(reply, bkey, buf, rec->sku, stock);
 	orders_story(NAME, call,
 	    "%s x%" PRIu32 " -> given back (stock %" PRIu32 ")", rec->sku,
 	    rec->qty, stock);
@@ -295,38 +263,10 @@ give_back(inventory *inv, const dtx_call *call, dtx_reply *reply,
 	return DTX_OK;
 }
 
-// Answers a call that finds its work already done (a redelivery).
-static dtx_result
-repeat(const dtx_call *call, dtx_reply *reply, const branch_rec *rec)
-{
-	char msg[128];
-
-	snprintf(msg, sizeof(msg), "already %s", rec->state);
-	orders_story(NAME, call, "-> %s (repeat)", msg);
-	orders_reply(reply, NULL, msg);
-	return DTX_OK;
-}
-
-// Refuses a prepare or execute that must not run: its branch was refused,
-// or was aborted or compensated before the call arrived.
-static dtx_result
-refuse_again(const dtx_call *call, dtx_reply *reply, const branch_rec *rec)
-{
-	char msg[ORDERS_VAL_MAX + 32];
-
-	if (rec_is(rec, "refused")) {
-		snprintf(msg, sizeof(msg), "%s", rec->why);
-	} else {
-		snprintf(msg, sizeof(msg), "branch already %s", rec->state);
-	}
-	orders_story(NAME, call, "-> refused again: %s", msg);
-	orders_reply(reply, NULL, msg);
-	return DTX_REFUSED;
-}
-
-// Phase two of a 2PC cannot be refused, so a call that makes no sense here
-// (commit of a branch never prepared: the data was lost or the coordinator
-// is confused) is acknowledged loudly rather than retried forever.
+// The barrier only lets a commit, abort or compensate through for a branch
+// whose prepare or execute answered OK here, so its record must say so.
+// When it does not, the data was damaged; phase two cannot be refused, so
+// the call is acknowledged loudly rather than retried forever.
 static dtx_result
 odd_call(
     const dtx_call *call, dtx_reply *reply, const branch_rec *rec, bool found)
@@ -343,39 +283,27 @@ odd_call(
 	return DTX_OK;
 }
 
+// Runs with inv->mu held (the barrier's lock), once per (gid, branch,
+// phase).
 static dtx_result
 on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 {
 	inventory *inv = arg;
 	char       bkey[ORDERS_BRANCH_KEY_MAX];
 	branch_rec rec;
-	dtx_result res;
 	bool       found;
 	int        rv;
 
 	orders_branch_key(bkey, call);
-	pthread_mutex_lock(&inv->mu);
 	if ((rv = rec_load(inv, bkey, &rec)) < 0) {
-		res = storage_failed(call, reply);
-		goto done;
+		return storage_failed(call, reply);
 	}
 	found = rv == 1;
 	switch (call->phase) {
 	case DTX_PHASE_PREPARE:
-	case DTX_PHASE_EXECUTE: {
-		const char *ok_state =
-		    call->phase == DTX_PHASE_PREPARE ? "reserved" : "taken";
-		if (!found) {
-			res = take_stock(inv, call, reply, bkey, ok_state);
-		} else if (rec_is(&rec, ok_state) ||
-		    (call->phase == DTX_PHASE_PREPARE &&
-		        rec_is(&rec, "committed"))) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = refuse_again(call, reply, &rec);
-		}
-		break;
-	}
+		return take_stock(inv, call, reply, bkey, "reserved");
+	case DTX_PHASE_EXECUTE:
+		return take_stock(inv, call, reply, bkey, "taken");
 	case DTX_PHASE_COMMIT:
 		if (found && rec_is(&rec, "reserved")) {
 			// The stock was taken at prepare; committing only
@@ -384,47 +312,32 @@ on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 			snprintf(buf, sizeof(buf),
 			    "state=committed;sku=%s;qty=%" PRIu32, rec.sku,
 			    rec.qty);
-			if (save(inv, bkey, buf, NULL, 0) != 0) {
-				res = storage_failed(call, reply);
-				break;
-			}
+			save(reply, bkey, buf, NULL, 0);
 			orders_story(NAME, call,
 			    "%s x%" PRIu32 " -> reservation settled", rec.sku,
 			    rec.qty);
 			snprintf(buf, sizeof(buf), "settled %" PRIu32 " %s",
 			    rec.qty, rec.sku);
 			orders_reply(reply, NULL, buf);
-			res = DTX_OK;
-		} else if (found && rec_is(&rec, "committed")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = odd_call(call, reply, &rec, found);
+			return DTX_OK;
 		}
-		break;
+		return odd_call(call, reply, &rec, found);
 	case DTX_PHASE_ABORT:
-	case DTX_PHASE_COMPENSATE: {
-		const char *taken =
-		    call->phase == DTX_PHASE_ABORT ? "reserved" : "taken";
-		const char *back =
-		    call->phase == DTX_PHASE_ABORT ? "aborted" : "returned";
-		if (!found || rec_is(&rec, taken) || rec_is(&rec, "refused")) {
-			res = give_back(
-			    inv, call, reply, bkey, &rec, found, back);
-		} else if (rec_is(&rec, back)) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = odd_call(call, reply, &rec, found);
+		if (found && rec_is(&rec, "reserved")) {
+			return give_back(
+			    inv, call, reply, bkey, &rec, "aborted");
 		}
-		break;
-	}
+		return odd_call(call, reply, &rec, found);
+	case DTX_PHASE_COMPENSATE:
+		if (found && rec_is(&rec, "taken")) {
+			return give_back(
+			    inv, call, reply, bkey, &rec, "returned");
+		}
+		return odd_call(call, reply, &rec, found);
 	default:
 		orders_reply(reply, NULL, "unknown phase");
-		res = DTX_REFUSED;
-		break;
+		return DTX_REFUSED;
 	}
-done:
-	pthread_mutex_unlock(&inv->mu);
-	return res;
 }
 
 // Seeds stock from --stock SKU=N arguments, once: on later starts the
@@ -569,7 +482,8 @@ main(int argc, char **argv)
 	}
 	free(stock);
 	pthread_mutex_init(&inv.mu, NULL);
-	rv = orders_service_run(NAME, url, "Reserve", &ops, &inv, &stop);
+	rv = orders_service_run(
+	    NAME, url, "Reserve", &ops, &inv, inv.kv, &inv.mu, &stop);
 	pthread_mutex_destroy(&inv.mu);
 	orders_kv_close(inv.kv);
 	return rv;

@@ -146,6 +146,25 @@ orders_kv_scan(orders_kv *kv, const char                          *prefix,
 	return rv;
 }
 
+rocksdb_t *
+orders_kv_rocksdb(orders_kv *kv)
+{
+	return kv->db;
+}
+
+void
+orders_stage_put(dtx_reply *r, const char *key, const char *val)
+{
+	rocksdb_writebatch_put(
+	    dtx_reply_writebatch(r), key, strlen(key), val, strlen(val));
+}
+
+void
+orders_stage_del(dtx_reply *r, const char *key)
+{
+	rocksdb_writebatch_delete(dtx_reply_writebatch(r), key, strlen(key));
+}
+
 orders_batch *
 orders_batch_alloc(void)
 {

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <dtx/dtx.h>
+
 typedef struct orders_kv    orders_kv;
 typedef struct orders_batch orders_batch;
 
@@ -42,5 +44,15 @@ void orders_batch_free(orders_batch *b);
 
 // Applies b atomically and syncs it to disk. Returns 0 or -1. Thread-safe.
 int orders_kv_write(orders_kv *kv, orders_batch *b);
+
+// The RocksDB handle, for libdtx's barrier (dtx_participant_use_barrier),
+// which keeps its records in the same database as the service's data.
+rocksdb_t *orders_kv_rocksdb(orders_kv *kv);
+
+// Inside a callback: stage a put or delete in the barrier's batch, which
+// libdtx writes, synced, together with its record of the call once the
+// callback returns OK or REFUSED (and drops when it returns RETRY).
+void orders_stage_put(dtx_reply *r, const char *key, const char *val);
+void orders_stage_del(dtx_reply *r, const char *key);
 
 #endif // ORDERS_KV_H

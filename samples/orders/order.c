@@ -7,17 +7,16 @@
 // marks it CANCELLED (a cancelled order stays visible, as it would for a
 // customer).
 //
-// As in inventory.c, each branch has a record "branch/<gid>/<id>" written in
-// the same atomic batch as the order itself, so that a redelivered call finds
-// its work done and an abort or compensate that overtakes its prepare or
-// execute blocks it:
+// As in inventory.c, libdtx's durable barrier makes every callback run at
+// most once per (gid, branch, phase), answers an abort or compensate that
+// overtakes its prepare or execute without calling us, and refuses the late
+// prepare or execute. Each branch that created an order has a record
+// "branch/<gid>/<id>" naming it, staged in the barrier's batch with the
+// order itself:
 //
-//   (none) --prepare ok--> prepared --commit--> committed
-//                              `------abort---> aborted
-//   (none) --execute ok--> executed --compensate--> compensated
-//   (none) --refused-----> refused --abort/compensate--> aborted/compensated
-//   (none) --abort-------> aborted       (a later prepare is refused)
-//   (none) --compensate--> compensated   (a later execute is refused)
+//   prepare ok --> prepared --commit--> committed
+//                      `------abort---> aborted (order deleted)
+//   execute ok --> executed --compensate--> compensated (order CANCELLED)
 //
 // Order ids are chosen by the client, so a second transaction creating an
 // existing order is refused: an order id is created once.
@@ -160,35 +159,27 @@ order_load(order_svc *svc, const char *id, order_rec *o)
 	return 1;
 }
 
-// Writes the branch record and, when o is not NULL, the order: with status
-// o->status, or deleted when that status is "". One synced batch, so the
-// order and the record that makes its change idempotent go together.
-static int
-save(order_svc *svc, const char *bkey, const char *rec, const order_rec *o)
+// Stages the branch record and, when o is not NULL, the order: with status
+// o->status, or deleted when that status is "". The barrier writes them with
+// its record of the call in one synced batch.
+static void
+save(dtx_reply *reply, const char *bkey, const char *rec, const order_rec *o)
 {
-	orders_batch *b;
-	char          key[ORDER_KEY_MAX];
-	char          val[256];
-	int           rv;
+	char key[ORDER_KEY_MAX];
+	char val[256];
 
-	if ((b = orders_batch_alloc()) == NULL) {
-		return -1;
-	}
-	orders_batch_put(b, bkey, rec);
+	orders_stage_put(reply, bkey, rec);
 	if (o != NULL) {
 		snprintf(key, sizeof(key), "order/%s", o->id);
 		if (o->status[0] == '\0') {
-			orders_batch_del(b, key);
+			orders_stage_del(reply, key);
 		} else {
 			snprintf(val, sizeof(val),
 			    "status=%s;sku=%s;qty=%" PRIu32, o->status, o->sku,
 			    o->qty);
-			orders_batch_put(b, key, val);
+			orders_stage_put(reply, key, val);
 		}
 	}
-	rv = orders_kv_write(svc->kv, b);
-	orders_batch_free(b);
-	return rv;
 }
 
 static dtx_result
@@ -209,7 +200,8 @@ reply_order(dtx_reply *reply, const order_rec *o, const char *msg)
 }
 
 // Creates the order with status (PENDING for prepare, CONFIRMED for
-// execute) and records the branch as ok_state; or records a refusal.
+// execute) and records the branch as ok_state; or refuses (the barrier
+// records the refusal).
 static dtx_result
 create(order_svc *svc, const dtx_call *call, dtx_reply *reply,
     const char *bkey, const char *status, const char *ok_state)
@@ -230,20 +222,13 @@ create(order_svc *svc, const dtx_call *call, dtx_reply *reply,
 	if (rv == 1) {
 		snprintf(why, sizeof(why), "order %s already exists (%s)",
 		    o.id, old.status);
-		snprintf(rec, sizeof(rec), "state=refused;order=%s;why=%s",
-		    o.id, why);
-		if (save(svc, bkey, rec, NULL) != 0) {
-			return storage_failed(call, reply);
-		}
 		orders_story(NAME, call, "%s -> refused: %s", o.id, why);
 		orders_reply(reply, NULL, why);
 		return DTX_REFUSED;
 	}
 	snprintf(o.status, sizeof(o.status), "%s", status);
 	snprintf(rec, sizeof(rec), "state=%s;order=%s", ok_state, o.id);
-	if (save(svc, bkey, rec, &o) != 0) {
-		return storage_failed(call, reply);
-	}
+	save(reply, bkey, rec, &o);
 	orders_story(NAME, call, "%s %s x%" PRIu32 " -> %s", o.id, o.sku,
 	    o.qty, status);
 	snprintf(why, sizeof(why), "order %s %s", o.id, status);
@@ -270,9 +255,7 @@ settle(order_svc *svc, const dtx_call *call, dtx_reply *reply,
 	// The order may have moved on by other means (an operator, say);
 	// then only the branch record changes.
 	if (rv == 0 || strcmp(o.status, from) != 0) {
-		if (save(svc, bkey, buf, NULL) != 0) {
-			return storage_failed(call, reply);
-		}
+		save(reply, bkey, buf, NULL);
 		snprintf(buf, sizeof(buf), "order %s is %s, left alone",
 		    rec->order, rv == 0 ? "gone" : o.status);
 		orders_story(NAME, call, "-> %s", buf);
@@ -280,9 +263,7 @@ settle(order_svc *svc, const dtx_call *call, dtx_reply *reply,
 		return DTX_OK;
 	}
 	snprintf(o.status, sizeof(o.status), "%s", to);
-	if (save(svc, bkey, buf, &o) != 0) {
-		return storage_failed(call, reply);
-	}
+	save(reply, bkey, buf, &o);
 	if (to[0] == '\0') {
 		snprintf(buf, sizeof(buf), "order %s deleted", rec->order);
 		orders_story(NAME, call, "%s -> deleted", rec->order);
@@ -295,56 +276,11 @@ settle(order_svc *svc, const dtx_call *call, dtx_reply *reply,
 	return DTX_OK;
 }
 
-// Records back_state for a branch that created nothing (refused or never
-// seen), so a prepare or execute arriving later is refused.
-static dtx_result
-tombstone(order_svc *svc, const dtx_call *call, dtx_reply *reply,
-    const char *bkey, const branch_rec *rec, bool found,
-    const char *back_state)
-{
-	char buf[512];
-
-	snprintf(buf, sizeof(buf), "state=%s%s%s", back_state,
-	    found ? ";why=" : "", found ? rec->why : "");
-	if (save(svc, bkey, buf, NULL) != 0) {
-		return storage_failed(call, reply);
-	}
-	snprintf(buf, sizeof(buf), "nothing to undo%s%s%s",
-	    found ? " (refused: " : "", found ? rec->why : "",
-	    found ? ")" : "");
-	orders_story(NAME, call, "-> %s", buf);
-	orders_reply(reply, NULL, buf);
-	return DTX_OK;
-}
-
-static dtx_result
-repeat(const dtx_call *call, dtx_reply *reply, const branch_rec *rec)
-{
-	char msg[128];
-
-	snprintf(msg, sizeof(msg), "already %s", rec->state);
-	orders_story(NAME, call, "-> %s (repeat)", msg);
-	orders_reply(reply, NULL, msg);
-	return DTX_OK;
-}
-
-static dtx_result
-refuse_again(const dtx_call *call, dtx_reply *reply, const branch_rec *rec)
-{
-	char msg[ORDERS_VAL_MAX + 32];
-
-	if (rec_is(rec, "refused")) {
-		snprintf(msg, sizeof(msg), "%s", rec->why);
-	} else {
-		snprintf(msg, sizeof(msg), "branch already %s", rec->state);
-	}
-	orders_story(NAME, call, "-> refused again: %s", msg);
-	orders_reply(reply, NULL, msg);
-	return DTX_REFUSED;
-}
-
-// Phase two and compensation cannot be refused; a call that makes no sense
-// here is acknowledged loudly rather than retried forever.
+// The barrier only lets a commit, abort or compensate through for a branch
+// whose prepare or execute answered OK here, so its record must say so.
+// When it does not, the data was damaged; phase two and compensation cannot
+// be refused, so the call is acknowledged loudly rather than retried
+// forever.
 static dtx_result
 odd_call(
     const dtx_call *call, dtx_reply *reply, const branch_rec *rec, bool found)
@@ -361,89 +297,49 @@ odd_call(
 	return DTX_OK;
 }
 
+// Runs with svc->mu held (the barrier's lock), once per (gid, branch,
+// phase).
 static dtx_result
 on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 {
 	order_svc *svc = arg;
 	char       bkey[ORDERS_BRANCH_KEY_MAX];
 	branch_rec rec;
-	dtx_result res;
 	bool       found;
 	int        rv;
 
 	orders_branch_key(bkey, call);
-	pthread_mutex_lock(&svc->mu);
 	if ((rv = rec_load(svc, bkey, &rec)) < 0) {
-		res = storage_failed(call, reply);
-		goto done;
+		return storage_failed(call, reply);
 	}
 	found = rv == 1;
 	switch (call->phase) {
 	case DTX_PHASE_PREPARE:
-		if (!found) {
-			res = create(
-			    svc, call, reply, bkey, "PENDING", "prepared");
-		} else if (rec_is(&rec, "prepared") ||
-		    rec_is(&rec, "committed")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = refuse_again(call, reply, &rec);
-		}
-		break;
+		return create(svc, call, reply, bkey, "PENDING", "prepared");
 	case DTX_PHASE_EXECUTE:
-		if (!found) {
-			res = create(
-			    svc, call, reply, bkey, "CONFIRMED", "executed");
-		} else if (rec_is(&rec, "executed")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = refuse_again(call, reply, &rec);
-		}
-		break;
+		return create(svc, call, reply, bkey, "CONFIRMED", "executed");
 	case DTX_PHASE_COMMIT:
 		if (found && rec_is(&rec, "prepared")) {
-			res = settle(svc, call, reply, bkey, &rec, "PENDING",
+			return settle(svc, call, reply, bkey, &rec, "PENDING",
 			    "CONFIRMED", "committed");
-		} else if (found && rec_is(&rec, "committed")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = odd_call(call, reply, &rec, found);
 		}
-		break;
+		return odd_call(call, reply, &rec, found);
 	case DTX_PHASE_ABORT:
 		if (found && rec_is(&rec, "prepared")) {
-			res = settle(svc, call, reply, bkey, &rec, "PENDING",
+			return settle(svc, call, reply, bkey, &rec, "PENDING",
 			    "", "aborted");
-		} else if (!found || rec_is(&rec, "refused")) {
-			res = tombstone(
-			    svc, call, reply, bkey, &rec, found, "aborted");
-		} else if (rec_is(&rec, "aborted")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = odd_call(call, reply, &rec, found);
 		}
-		break;
+		return odd_call(call, reply, &rec, found);
 	case DTX_PHASE_COMPENSATE:
 		if (found && rec_is(&rec, "executed")) {
-			res = settle(svc, call, reply, bkey, &rec, "CONFIRMED",
-			    "CANCELLED", "compensated");
-		} else if (!found || rec_is(&rec, "refused")) {
-			res = tombstone(svc, call, reply, bkey, &rec, found,
-			    "compensated");
-		} else if (rec_is(&rec, "compensated")) {
-			res = repeat(call, reply, &rec);
-		} else {
-			res = odd_call(call, reply, &rec, found);
+			return settle(svc, call, reply, bkey, &rec,
+			    "CONFIRMED", "CANCELLED", "compensated");
 		}
-		break;
+		return odd_call(call, reply, &rec, found);
 	default:
 		orders_reply(reply, NULL, "unknown phase");
-		res = DTX_REFUSED;
-		break;
+		return DTX_REFUSED;
 	}
-done:
-	pthread_mutex_unlock(&svc->mu);
-	return res;
 }
 
 static void
@@ -516,7 +412,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&svc.mu, NULL);
-	rv = orders_service_run(NAME, url, "Create", &ops, &svc, &stop);
+	rv = orders_service_run(
+	    NAME, url, "Create", &ops, &svc, svc.kv, &svc.mu, &stop);
 	pthread_mutex_destroy(&svc.mu);
 	orders_kv_close(svc.kv);
 	return rv;

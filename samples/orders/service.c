@@ -23,16 +23,33 @@ orders_process_init(sigset_t *stop_signals)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
+static void
+lock_mu(void *mu)
+{
+	pthread_mutex_lock(mu);
+}
+
+static void
+unlock_mu(void *mu)
+{
+	pthread_mutex_unlock(mu);
+}
+
 int
 orders_service_run(const char *name, const char *url, const char *method,
-    const dtx_method_ops *ops, void *arg, const sigset_t *stop_signals)
+    const dtx_method_ops *ops, void *arg, orders_kv *kv, pthread_mutex_t *mu,
+    const sigset_t *stop_signals)
 {
+	dtx_barrier_opts bo = {
+	    .lock = lock_mu, .unlock = unlock_mu, .lock_arg = mu};
 	dtx_participant *p = NULL;
 	int              rv;
 	int              sig = 0;
 
 	if ((rv = dtx_participant_open(&p)) != 0 ||
 	    (rv = dtx_participant_register(p, method, ops, arg)) != 0 ||
+	    (rv = dtx_participant_use_barrier(
+	         p, orders_kv_rocksdb(kv), &bo)) != 0 ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
 		fprintf(stderr, "%s: cannot serve %s on %s: %s\n", name,
 		    method, url, dtx_strerror(rv));

@@ -8,9 +8,12 @@
 #ifndef ORDERS_SERVICE_H
 #define ORDERS_SERVICE_H
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <dtx/dtx.h>
+
+#include "kv.h"
 
 // Blocks SIGINT and SIGTERM in the calling thread and makes stdout line
 // buffered. Call first in main, before any thread exists (RocksDB and libdtx
@@ -20,9 +23,14 @@ void orders_process_init(sigset_t *stop_signals);
 
 // Serves method with ops (arg passed to each callback) on url until SIGINT
 // or SIGTERM arrives, then closes the participant, which waits for running
-// callbacks. Returns 0, or 1 after printing the dtx error.
+// callbacks. The callbacks run behind libdtx's durable barrier kept in kv:
+// each runs at most once per (gid, branch, phase), stages its writes with
+// orders_stage_put/del, and runs with mu held until its writes are on disk,
+// so that callbacks reading shared data (a SKU's stock) never interleave.
+// Returns 0, or 1 after printing the dtx error.
 int orders_service_run(const char *name, const char *url, const char *method,
-    const dtx_method_ops *ops, void *arg, const sigset_t *stop_signals);
+    const dtx_method_ops *ops, void *arg, orders_kv *kv, pthread_mutex_t *mu,
+    const sigset_t *stop_signals);
 
 // Prints "<name>: [<gid 8>/<branch>] <PHASE> <method> <what>" as one line, so
 // the demo reads like a story even with several workers printing.
