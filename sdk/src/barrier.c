@@ -817,13 +817,20 @@ resolve_pass(dtxi_barrier *b, dtx_client **cp)
 			    dtx_strerror(rv));
 			break; // the coordinator is down: next pass
 		}
-		if (st == DTX_STATE_COMMITTING || st == DTX_STATE_COMMITTED) {
+		// Only an answer that cannot change is acted on. COMMITTING
+		// is not one: dtxd enters it in memory before the commit
+		// decision is synced, and a crash in between ends the
+		// transaction ABORTED (presumed abort); committing here on
+		// that answer would commit one branch of an aborted
+		// transaction. dtxd sends COMMIT itself once the decision is
+		// durable. Any abort, decided or presumed, is final.
+		if (st == DTX_STATE_COMMITTED) {
 			phase = DTX_PHASE_COMMIT;
 		} else if (st == DTX_STATE_ABORTING ||
 		    st == DTX_STATE_ABORTED) {
 			phase = DTX_PHASE_ABORT;
 		} else {
-			continue; // still preparing: not in doubt yet
+			continue; // undecided, or decided but not durably yet
 		}
 		dtx_call call = {
 		    .gid         = d[i].gid,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <rocksdb/c.h>
 
@@ -116,7 +117,8 @@ open_db(const char *dir)
 }
 
 static void
-start(int64_t retention_ms, unsigned workers)
+start_resolving(int64_t retention_ms, unsigned workers, const char *coord,
+    uint32_t after_ms)
 {
 	static const dtx_method_ops ops = {cb, cb, cb, cb, cb};
 	dtx_barrier_opts            o   = {.retention_ms = retention_ms};
@@ -130,7 +132,17 @@ start(int64_t retention_ms, unsigned workers)
 	cr_assert_eq(dtx_participant_set_workers(F.p, workers), 0);
 	cr_assert_eq(dtx_participant_register(F.p, "op", &ops, &F.s), 0);
 	cr_assert_eq(dtx_participant_use_barrier(F.p, F.db, &o), 0);
+	if (coord != NULL) {
+		cr_assert_eq(
+		    dtx_participant_set_resolver(F.p, coord, after_ms), 0);
+	}
 	cr_assert_eq(dtx_participant_listen(F.p, F.url), 0);
+}
+
+static void
+start(int64_t retention_ms, unsigned workers)
+{
+	start_resolving(retention_ms, workers, NULL, 0);
 }
 
 static void
@@ -597,4 +609,133 @@ Test(barrier, api_checks_arguments_and_state)
 		cr_assert_not(atomic_load(&F.s.had_batch));
 		nng_close(s);
 	}
+}
+
+// A coordinator that answers every Resolve with the state the test sets,
+// and counts the questions.
+typedef struct fakecoord {
+	nng_socket  s;
+	pthread_t   thread;
+	atomic_int  state;
+	atomic_uint asked;
+	atomic_bool stop;
+} fakecoord;
+
+static void *
+fake_main(void *arg)
+{
+	fakecoord    *fc  = arg;
+	dtxi_request *req = calloc(1, sizeof(*req));
+	dtxi_reply   *rep = calloc(1, sizeof(*rep));
+
+	while (!atomic_load(&fc->stop)) {
+		nng_msg *m;
+		size_t   len;
+		char     why[DTX_MESSAGE_MAX + 1];
+
+		if (nng_recvmsg(fc->s, &m, 0) != 0) {
+			continue; // the receive timeout: look at stop again
+		}
+		memset(rep, 0, sizeof(*rep));
+		rep->version = DTX_PROTOCOL_VERSION;
+		if (dtxi_request_decode(req, nng_msg_body(m), nng_msg_len(m),
+		        SIZE_MAX, SIZE_MAX, why) == 0 &&
+		    req->kind == DTXI_REQ_RESOLVE) {
+			rep->kind            = DTXI_REP_RESOLVE;
+			rep->u.resolve.state = atomic_load(&fc->state);
+			atomic_fetch_add(&fc->asked, 1);
+		} else {
+			rep->code = DTX_EUNSUPPORTED;
+		}
+		nng_msg_free(m);
+		if (dtxi_reply_encode(rep, NULL, 0, &len) != 0 ||
+		    nng_msg_alloc(&m, len) != 0) {
+			continue;
+		}
+		if (dtxi_reply_encode(rep, nng_msg_body(m), len, &len) != 0 ||
+		    nng_sendmsg(fc->s, m, 0) != 0) {
+			nng_msg_free(m);
+		}
+	}
+	free(req);
+	free(rep);
+	return NULL;
+}
+
+// Waits until the resolver asked n more times, so it surely saw the state.
+// False when it stopped asking (it has nothing in doubt any more).
+static bool
+wait_asked(fakecoord *fc, unsigned n)
+{
+	unsigned from = atomic_load(&fc->asked);
+
+	for (int waited = 0;
+	     atomic_load(&fc->asked) < from + n && waited < 10000;
+	     waited += 10) {
+		sleep_ms(10);
+	}
+	return atomic_load(&fc->asked) >= from + n;
+}
+
+Test(barrier, resolver_acts_only_on_answers_that_cannot_change)
+{
+	fakecoord  fc;
+	char       url[64];
+	answer     a;
+	nng_socket s;
+
+	snprintf(url, sizeof(url), "inproc://coord-%d", (int)getpid());
+	atomic_init(&fc.state, DTX_STATE_PREPARING);
+	atomic_init(&fc.asked, 0);
+	atomic_init(&fc.stop, false);
+	cr_assert_eq(nng_rep0_open(&fc.s), 0);
+	cr_assert_eq(nng_socket_set_ms(fc.s, NNG_OPT_RECVTIMEO, 50), 0);
+	cr_assert_eq(nng_listen(fc.s, url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&fc.thread, NULL, fake_main, &fc), 0);
+
+	start_resolving(0, 4, url, 100);
+	s = raw_open();
+	a = deliver(s, "doubt", 0, DTX_PHASE_PREPARE, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+
+	// Undecided, then decided in memory only: the branch stays held.
+	cr_assert(wait_asked(&fc, 3), "the resolver never asked");
+	cr_assert_eq(runs(DTX_PHASE_COMMIT) + runs(DTX_PHASE_ABORT), 0,
+	    "the resolver settled an undecided branch");
+	atomic_store(&fc.state, DTX_STATE_COMMITTING);
+	(void)wait_asked(&fc, 5);
+	cr_assert_eq(runs(DTX_PHASE_COMMIT) + runs(DTX_PHASE_ABORT), 0,
+	    "the resolver settled a branch on a COMMITTING answer");
+
+	// Presumed abort: the resolver aborts it itself, once.
+	atomic_store(&fc.state, DTX_STATE_ABORTED);
+	for (int waited = 0; runs(DTX_PHASE_ABORT) == 0 && waited < 30000;
+	     waited += 10) {
+		sleep_ms(10);
+	}
+	cr_assert_eq(runs(DTX_PHASE_ABORT), 1);
+	a = deliver(s, "doubt", 0, DTX_PHASE_ABORT, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	cr_assert_str_eq(a.message, "ran 1", "dtxd's abort was not replayed");
+	a = deliver(s, "doubt", 0, DTX_PHASE_COMMIT, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
+
+	// COMMITTED is final too.
+	a = deliver(s, "doubt", 1, DTX_PHASE_PREPARE, "ok");
+	atomic_store(&fc.state, DTX_STATE_COMMITTED);
+	// The callback counts before its batch is written: wait for the
+	// write.
+	for (int waited = 0; !db_has("biz/doubt/1/COMMIT") && waited < 30000;
+	     waited += 10) {
+		sleep_ms(10);
+	}
+	cr_assert(db_has("biz/doubt/1/COMMIT"));
+	cr_assert_eq(runs(DTX_PHASE_COMMIT), 1);
+	nng_close(s);
+
+	dtx_participant_close(F.p);
+	F.p = NULL;
+	atomic_store(&fc.stop, true);
+	pthread_join(fc.thread, NULL);
+	nng_close(fc.s);
 }

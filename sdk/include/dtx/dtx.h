@@ -267,11 +267,13 @@ DTX_API int dtx_participant_use_barrier(
 // committed or aborted within after_ms is looked up with
 // dtx_client_resolve() at the coordinator at url, and its commit or abort
 // callback is then run through the barrier, as if dtxd had called (with
-// dtx_call.attempt 0); dtxd's own later call is then a duplicate. An
-// unknown gid is aborted (presumed abort), so a coordinator that lost its
-// record cannot leave a reservation held forever. Needs the barrier, which
-// knows the prepared branches. Before listen only. Errors: DTX_EINVAL,
-// DTX_ESTATE (no barrier, or listening), DTX_ENOMEM.
+// dtx_call.attempt 0); dtxd's own later call is then a duplicate. Only
+// final answers are acted on: ABORTING, ABORTED (an unknown gid is ABORTED:
+// presumed abort) and COMMITTED; a COMMITTING transaction may not have its
+// decision on disk yet, and dtxd delivers its commits itself. So a
+// coordinator that lost its record cannot leave a reservation held forever.
+// Needs the barrier, which knows the prepared branches. Before listen only.
+// Errors: DTX_EINVAL, DTX_ESTATE (no barrier, or listening), DTX_ENOMEM.
 DTX_API int dtx_participant_set_resolver(
     dtx_participant *p, const char *url, uint32_t after_ms);
 
