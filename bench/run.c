@@ -95,6 +95,10 @@ static unsigned
 nparts_of(const bench_opts *o)
 {
 	unsigned k = o->parts != 0 ? o->parts : o->branches;
+
+	if (o->coord_url != NULL) {
+		k = o->npart_urls; // the running participants given
+	}
 	return k > BENCH_PARTS_MAX ? BENCH_PARTS_MAX : k;
 }
 

@@ -211,3 +211,55 @@ Test(bench, recovery_resumes_every_unfinished_transaction)
 	cr_assert_gt(num(j, "rate_per_s"), 0, "%s", j);
 	free(out);
 }
+
+Test(bench, targets_a_running_coordinator_and_participant)
+{
+	const char *bin = getenv("DTX_BENCH_BIN");
+	char        dir[DTXT_PATH_MAX];
+	char        data[DTXT_PATH_MAX + 16], dlog[DTXT_PATH_MAX + 16];
+	char        plog[DTXT_PATH_MAX + 16], part[DTXT_PATH_MAX];
+	char        curl[DTXT_URL_MAX], purl[DTXT_URL_MAX], pid[32];
+	char       *slash;
+	dtxt_proc  *d, *p;
+
+	if (bin == NULL || bin[0] == '\0') {
+		cr_skip_test("DTX_BENCH_BIN is not set (bench not built)");
+	}
+	// dtx-bench-part is built next to dtx-bench.
+	snprintf(part, sizeof(part), "%s", bin);
+	slash = strrchr(part, '/');
+	cr_assert_not_null(slash);
+	snprintf(slash + 1, sizeof(part) - (size_t)(slash + 1 - part), "%s",
+	    "dtx-bench-part");
+	cr_assert_eq(dtxt_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(dlog, sizeof(dlog), "%s/dtxd.log", dir);
+	snprintf(plog, sizeof(plog), "%s/part.log", dir);
+	cr_assert_eq(dtxt_free_url(curl, sizeof(curl)), 0);
+	cr_assert_eq(dtxt_free_url(purl, sizeof(purl)), 0);
+	d = dtxt_start_dtxd(curl, data, dlog, NULL);
+	cr_assert_not_null(d, "dtxd did not start:\n%s", dtxt_read_file(dlog));
+	{
+		char *argv[] = {part, "--listen", purl, NULL};
+		p            = dtxt_spawn("dtx-bench-part", argv, NULL, plog);
+	}
+	cr_assert_not_null(p);
+	cr_assert_eq(dtxt_wait_tcp(p, purl, 20000), 0);
+	snprintf(pid, sizeof(pid), "%ld", (long)d->pid);
+
+	// Both branches go to the one participant given: the model then
+	// counts one prepare and one commit message per transaction.
+	const char *const args[] = {"--coordinator", curl, "--participant-url",
+	    purl, "--dtxd-pid", pid, "--count", "200", "--concurrency", "16",
+	    "--warmup", "0", "--limits-seconds", "0.3", "--json", "--quiet",
+	    NULL};
+	char             *out    = run_bench(args);
+	const char       *j      = json_of(out);
+
+	check_load_report(j, 200);
+	cr_assert_eq(num(j, "committed"), 200, "%s", j);
+	cr_assert_eq(num(j, "rt_per_tx"), 3, "%s", j);
+	cr_assert(dtxt_alive(d), "dtx-bench must leave a running dtxd alone");
+	cr_assert(dtxt_alive(p));
+	free(out);
+}
