@@ -702,46 +702,60 @@ send_batch(dtxd_dispatcher *d, dtxd_peer *peer, const ditem *its, uint32_t n)
 	return 0;
 }
 
-// Sends what one peer has pending: calls with the same timeout go together,
-// in the order they were queued, up to DTXI_BATCH_MAX calls or BATCH_BYTES.
+// Sends one group of pending calls: as one batch when there are several
+// and the batch can be sent, else one by one. A call that cannot even be
+// sent is failed through its callback (which only posts to the loop).
+static void
+flush_group(dtxd_dispatcher *d, dtxd_peer *p, const ditem *g, uint32_t n)
+{
+	if (n > 1 && send_batch(d, p, g, n) == 0) {
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int rv = send_single(d, p, d->scratch, &g[i].call,
+		    g[i].timeout_ms, g[i].fn, g[i].arg);
+		if (rv != 0) {
+			g[i].fn(g[i].arg, rv, NULL);
+		}
+	}
+}
+
+// Sends what one peer has pending, in the order it was queued, in one pass:
+// a run of calls with the same timeout goes as one batch of up to
+// DTXI_BATCH_MAX calls or BATCH_BYTES, and a call that does not fit the
+// current batch starts the next. (Calls to one peer share one timeout in
+// practice, so runs are long.) The earlier way picked each batch's calls out
+// of the whole queue and compacted the rest, which is quadratic in the
+// queue: when recovery resumed 100,000 transactions in one pass, that copy
+// was half of dtxd's CPU and kept it from answering for seconds.
 static void
 flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 {
-	ditem    group[DTXI_BATCH_MAX];
 	bool     batch = !atomic_load(&p->nobatch);
-	uint32_t n, rest;
-	size_t   bytes;
-	int      rv;
+	uint32_t npend = p->npend;
+	uint32_t first = 0;
+	size_t   bytes = 0;
 
-	while (p->npend > 0) {
-		uint32_t timeout = p->pend[0].timeout_ms;
+	// Sending never queues to this peer again (a failed call's callback
+	// only posts to the loop), so the array is stable during the pass.
+	for (uint32_t i = 0; i < npend; i++) {
+		const ditem *it = &p->pend[i];
+		size_t       b  = item_bytes(it);
+		uint32_t     n  = i - first;
 
-		n     = 0;
-		rest  = 0;
-		bytes = 0;
-		for (uint32_t i = 0; i < p->npend; i++) {
-			ditem *it = &p->pend[i];
-			size_t b  = item_bytes(it);
-			if (it->timeout_ms == timeout && n < DTXI_BATCH_MAX &&
-			    (n == 0 || (batch && bytes + b <= BATCH_BYTES))) {
-				group[n++] = *it;
-				bytes += b;
-			} else {
-				p->pend[rest++] = *it;
-			}
+		if (n > 0 &&
+		    (it->timeout_ms != p->pend[first].timeout_ms || !batch ||
+		        n == DTXI_BATCH_MAX || bytes + b > BATCH_BYTES)) {
+			flush_group(d, p, &p->pend[first], n);
+			first = i;
+			bytes = 0;
 		}
-		p->npend = rest;
-		if (n > 1 && (rv = send_batch(d, p, group, n)) == 0) {
-			continue;
-		}
-		for (uint32_t i = 0; i < n; i++) {
-			rv = send_single(d, p, d->scratch, &group[i].call,
-			    group[i].timeout_ms, group[i].fn, group[i].arg);
-			if (rv != 0) {
-				group[i].fn(group[i].arg, rv, NULL);
-			}
-		}
+		bytes += b;
 	}
+	if (npend > first) {
+		flush_group(d, p, &p->pend[first], npend - first);
+	}
+	p->npend = 0;
 }
 
 void

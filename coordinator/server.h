@@ -37,6 +37,13 @@ int dtxd_server_open(
 // The decoded request; valid until the reply.
 const dtxi_request *dtxd_sreq_request(const dtxd_sreq *r);
 
+// Frees the decoded request and its frame before the reply, for a handler
+// that keeps r unanswered for long (a client waiting for an outcome) and has
+// copied what it needs: a held request is a 26 KiB decoded struct (sized for
+// the largest submit) plus its frame, and 10,000 of them were most of dtxd's
+// memory. dtxd_sreq_request(r) must not be called afterwards. Idempotent.
+void dtxd_sreq_drop_request(dtxd_sreq *r);
+
 // Answers r and releases it. Thread-safe; r must not be used afterwards.
 void dtxd_server_reply(dtxd_sreq *r, const dtxi_reply *rep);
 

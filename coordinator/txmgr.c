@@ -121,11 +121,14 @@ struct mtx {
 	int64_t     created_ms;
 	int64_t     updated_ms;
 	uint32_t    refs;
-	bool        created;   // create record written
-	bool        in_table;  //
-	bool        finishing; // FINISH write issued
-	size_t      hidx;      // position in the timer heap, or NO_HEAP
-	int64_t     twhen;     // when the heap wakes it
+	bool        created;    // create record written
+	bool        in_table;   //
+	bool        finishing;  // FINISH write issued
+	bool        resumed;    // adopted: its RECOVER event was handled
+	bool        recovering; // resumed and counted in txmgr->resuming
+	mtx        *rnext;      // in the list of adopted, not yet resumed
+	size_t      hidx;       // position in the timer heap, or NO_HEAP
+	int64_t     twhen;      // when the heap wakes it
 	// A failed write to redo at redo_at: PERSIST (with these flags) or
 	// FINISH.
 	int     redo;
@@ -166,7 +169,9 @@ struct dtxd_txmgr {
 	dtxi_record *rec;  // scratch record
 	uint8_t     *wbuf; // scratch encoding buffer (see encode_dup)
 	size_t       wcap;
-	mtx         *adopted; // recovered, waiting for the loop to start
+	mtx         *adopted; // recovered, not yet resumed (FIFO)
+	mtx         *adopted_tail;
+	uint32_t     resuming; // resumed and not yet finished
 
 	_Atomic uint64_t active;
 	_Atomic uint64_t started;
@@ -342,6 +347,10 @@ table_remove(dtxd_txmgr *m, mtx *tx)
 	*pp          = tx->hnext;
 	tx->in_table = false;
 	m->tcount--;
+	if (tx->recovering) {
+		tx->recovering = false;
+		m->resuming--;
+	}
 	atomic_fetch_sub(&m->active, 1);
 	tx_release(tx);
 }
@@ -590,6 +599,10 @@ fail_waiters(mtx *tx, int code, const char *msg)
 	}
 }
 
+// Parks r on tx until it is answered. The request's content is no longer
+// needed (the handlers have read or copied all of it before parking it), so
+// its decoded form and frame go now rather than at the reply: with 10,000
+// clients waiting for outcomes, they were most of dtxd's memory.
 static int
 add_waiter(mtx *tx, dtxd_sreq *r, int kind, int64_t deadline_ms)
 {
@@ -597,6 +610,7 @@ add_waiter(mtx *tx, dtxd_sreq *r, int kind, int64_t deadline_ms)
 	if (w == NULL) {
 		return DTX_ENOMEM;
 	}
+	dtxd_sreq_drop_request(r);
 	w->r           = r;
 	w->kind        = kind;
 	w->deadline_ms = deadline_ms;
@@ -610,6 +624,7 @@ add_waiter(mtx *tx, dtxd_sreq *r, int kind, int64_t deadline_ms)
 // ---------------------------------------------------------------------
 
 static void on_call_done(void *arg, int rv, const dtxi_branch_reply *rep);
+static void tx_resume(dtxd_txmgr *m, mtx *tx);
 static void on_write_done(void *arg, int rv);
 static void tx_event(
     dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, const char *crash_after);
@@ -1295,16 +1310,17 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	tx->core.call_timeout_ms =
 	    s->call_timeout_ms ? s->call_timeout_ms : m->cfg.call_timeout_ms;
 	tx->core.retries = s->retries ? s->retries : m->cfg.retries;
+	// A saga must be durable before its first step; a client that does
+	// not wait is told "accepted" only once it is durable. A waiting 2PC
+	// client can skip the sync: presumed abort covers a lost record.
+	// (Decided before add_waiter, which frees the request s points into.)
+	bool sync = s->mode == DTX_SAGA || !s->wait;
 	table_insert(m, tx);
 	if (add_waiter(tx, r, s->wait ? WAIT_OUTCOME : WAIT_ACCEPT, 0) != 0) {
 		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 		table_remove(m, tx);
 		return;
 	}
-	// A saga must be durable before its first step; a client that does
-	// not wait is told "accepted" only once it is durable. A waiting 2PC
-	// client can skip the sync: presumed abort covers a lost record.
-	bool sync = s->mode == DTX_SAGA || !s->wait;
 	if ((rv = do_write(m, tx, W_CREATE, sync, false)) != 0) {
 		fail_waiters(tx, rv, "cannot store the transaction");
 		table_remove(m, tx);
@@ -1434,6 +1450,9 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid)
 			reply_code(r, DTX_ESTATE,
 			    "%s is still being accepted; ask again", gid);
 			return;
+		}
+		if (!tx->resumed) {
+			tx_resume(m, tx);
 		}
 		dtxd_event ev = {
 		    .kind = DTXD_EV_ABORT, .now_ms = dtxi_now_ms()};
@@ -1607,31 +1626,73 @@ run_timers(dtxd_txmgr *m)
 	}
 }
 
+// Resuming recovered transactions. All of them are in the gid table from
+// the start, so a Status, Resolve or resubmit finds each one at once, and
+// the server answers while they are being resumed. Their RECOVER events,
+// which send the calls that drive them on, are spread over the loop's
+// passes instead of being handled all in the first: at most
+// RESUME_PER_PASS per pass, so requests and replies are served between
+// them, and at most RESUME_INFLIGHT_MAX resumed but unfinished at a time,
+// so the participants are not handed 100,000 calls at once (a herd whose
+// calls would time out in their queues and be retried, costing more than
+// they did) and dtxd holds calls and their buffers for a bounded number of
+// transactions. They resume in gid order, which is creation order (gids
+// lead with their creation time): the oldest first. A request that must
+// change a transaction not yet resumed (an operator Abort) resumes it
+// first, out of turn, so that no event reaches an engine before RECOVER.
+#define RESUME_PER_PASS     256
+#define RESUME_INFLIGHT_MAX 4096
+
+static bool
+resume_ready(const dtxd_txmgr *m)
+{
+	return m->adopted != NULL && m->resuming < RESUME_INFLIGHT_MAX;
+}
+
+static void
+tx_resume(dtxd_txmgr *m, mtx *tx)
+{
+	tx->resumed    = true;
+	tx->recovering = true;
+	m->resuming++;
+	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
+		tx->core.br[i].inflight    = false;
+		tx->core.br[i].retry_at_ms = 0;
+	}
+	dtxd_event ev = {.kind = DTXD_EV_RECOVER, .now_ms = dtxi_now_ms()};
+	tx_event(m, tx, &ev, NULL);
+}
+
+static void
+resume_some(dtxd_txmgr *m)
+{
+	uint32_t n = 0;
+
+	while (resume_ready(m) && n < RESUME_PER_PASS) {
+		mtx *tx    = m->adopted;
+		m->adopted = tx->rnext;
+		if (m->adopted == NULL) {
+			m->adopted_tail = NULL;
+		}
+		tx->rnext = NULL;
+		// One resumed out of turn is still on the list; it is
+		// simply dropped from it here.
+		if (!tx->resumed && tx->in_table) {
+			tx_resume(m, tx);
+			n++;
+		}
+		tx_release(tx); // the list's reference
+	}
+}
+
 static void *
 loop_main(void *arg)
 {
 	dtxd_txmgr *m = arg;
 
-	// Adopted transactions resume first, before any new request.
-	while (m->adopted != NULL) {
-		mtx *tx    = m->adopted;
-		m->adopted = tx->hnext;
-		tx->hnext  = NULL;
-		table_insert(m, tx);
-		tx->refs--; // the adoption reference becomes the table's
-		for (uint32_t i = 0; i < tx->core.nbranches; i++) {
-			tx->core.br[i].inflight    = false;
-			tx->core.br[i].retry_at_ms = 0;
-		}
-		dtxd_event ev = {
-		    .kind = DTXD_EV_RECOVER, .now_ms = dtxi_now_ms()};
-		tx_event(m, tx, &ev, NULL);
-	}
-	dtxd_dispatcher_flush(m->disp);
-
 	pthread_mutex_lock(&m->mtx);
 	while (!m->stopping) {
-		if (m->qhead == NULL) {
+		if (m->qhead == NULL && !resume_ready(m)) {
 			int64_t wait_ms = 1000;
 			if (m->hlen > 0) {
 				wait_ms = m->heap[0]->twhen - dtxi_now_ms();
@@ -1660,6 +1721,7 @@ loop_main(void *arg)
 			batch = next;
 		}
 		run_timers(m);
+		resume_some(m);
 		// The calls of this pass go out now, one message per
 		// participant.
 		dtxd_dispatcher_flush(m->disp);
@@ -1714,7 +1776,7 @@ dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
 	if ((tx = tx_alloc(m, info->nbranches)) == NULL) {
 		return DTX_ENOMEM;
 	}
-	tx->refs = 1; // held by the adopted list until the loop starts
+	tx->refs = 1; // held by the list of adopted until it is resumed
 	dtxi_strlcpy(tx->gid, info->gid, sizeof(tx->gid));
 	for (uint32_t i = 0; i < info->nbranches; i++) {
 		dtxi_branch_spec spec;
@@ -1761,8 +1823,16 @@ dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
 	    ? rec->call_timeout_ms
 	    : m->cfg.call_timeout_ms;
 	tx->core.retries         = rec->retries;
-	tx->hnext                = m->adopted;
-	m->adopted               = tx;
+	// Into the table now (the loop is not running yet, so this thread
+	// owns it), and onto the list of those to resume, which keeps the
+	// reference taken above.
+	table_insert(m, tx);
+	if (m->adopted_tail != NULL) {
+		m->adopted_tail->rnext = tx;
+	} else {
+		m->adopted = tx;
+	}
+	m->adopted_tail = tx;
 	atomic_fetch_add(&m->recovered, 1);
 	return 0;
 }

@@ -45,7 +45,9 @@ int dtxd_txmgr_open(
 int dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
     const uint8_t *const *specs, const size_t *spec_lens);
 
-// Starts the loop thread; adopted transactions resume. Errors: DTX_ENOMEM.
+// Starts the loop thread. Adopted transactions are in the gid table from the
+// start and resume (their RECOVER event) a few hundred per loop pass, a few
+// thousand at a time, while requests are served. Errors: DTX_ENOMEM.
 int dtxd_txmgr_start(dtxd_txmgr *m);
 
 // The server's request handler (a dtxd_server_fn): m is the arg.
