@@ -1490,6 +1490,16 @@ on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid)
 
 	if (tx != NULL) {
 		rep->u.resolve.state = tx->core.state;
+		// The engine is COMMITTING from the moment it decides, but the
+		// decision binds only once it is synced: a crash before that
+		// restarts the transaction without it, and presumed abort
+		// aborts it. A participant told COMMITTED-to-be in between
+		// could commit a transaction that ends aborted, so until then
+		// it is told the truth: still undecided.
+		if (tx->core.state == DTX_STATE_COMMITTING &&
+		    tx->core.persisting) {
+			rep->u.resolve.state = DTX_STATE_PREPARING;
+		}
 	} else if ((rv = load_record(m, gid, &buf)) == 0) {
 		rep->u.resolve.state = m->rec->info.state;
 		free(buf);

@@ -409,7 +409,9 @@ DTX_API void dtx_tx_free(dtx_tx *tx);
 DTX_API int dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state);
 
 // Asks the outcome of gid as a participant holding an in-doubt branch does:
-// an unknown gid is DTX_STATE_ABORTED (presumed abort).
+// an unknown gid is DTX_STATE_ABORTED (presumed abort). COMMITTING or
+// COMMITTED: commit (dtxd reports COMMITTING only once the commit decision
+// is synced); ABORTING or ABORTED: abort; PREPARING: undecided, ask again.
 DTX_API int dtx_client_resolve(
     dtx_client *c, const char *gid, dtx_state *state);
 
