@@ -32,16 +32,18 @@
 
 extern char **environ;
 
-#define MAX_PROCS 64
-#define MAX_DIRS  32
+#define MAX_DIRS 32
 
 // The registry. A test is one process (Criterion forks one per test), so a
-// file-scope table is per-test state here, not shared mutable state.
-static dtxt_proc *procs[MAX_PROCS];
-static size_t     nprocs;
-static char      *dirs[MAX_DIRS];
-static size_t     ndirs;
-static bool       atexit_done;
+// file-scope table is per-test state here, not shared mutable state. It
+// grows: a soak restarts processes for as long as it runs. Entries are
+// pointers, so growing it leaves every dtxt_proc where the test has it.
+static dtxt_proc **procs;
+static size_t      nprocs;
+static size_t      capprocs;
+static char       *dirs[MAX_DIRS];
+static size_t      ndirs;
+static bool        atexit_done;
 
 static void
 cleanup_at_exit(void)
@@ -83,6 +85,9 @@ dtxt_cleanup(void)
 		procs[i] = NULL;
 	}
 	nprocs = 0;
+	free(procs);
+	procs    = NULL;
+	capprocs = 0;
 	for (size_t i = 0; i < ndirs; i++) {
 		if (keep) {
 			fprintf(stderr, "dtxt: kept %s\n", dirs[i]);
@@ -258,8 +263,14 @@ dtxt_spawn(
 	pid_t      pid;
 
 	registry_init();
-	if (nprocs == MAX_PROCS) {
-		return NULL;
+	if (nprocs == capprocs) {
+		size_t      cap = capprocs == 0 ? 64 : capprocs * 2;
+		dtxt_proc **np  = realloc(procs, cap * sizeof(*np));
+		if (np == NULL) {
+			return NULL;
+		}
+		procs    = np;
+		capprocs = cap;
 	}
 	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0) {
