@@ -52,6 +52,9 @@
 // out by itself, as it always did.
 #define BATCH_BYTES (48u * 1024u)
 
+// Pending calls a peer's queue keeps room for between passes.
+#define PEND_KEEP 256u
+
 typedef struct dcall dcall;
 
 // A call waiting for the end of the loop's pass (and, in a batch, kept
@@ -756,6 +759,14 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 		flush_group(d, p, &p->pend[first], npend - first);
 	}
 	p->npend = 0;
+	// A burst (10,000 submits at once, say) grows the array to thousands
+	// of 400-byte entries; keeping that for ever would pin megabytes per
+	// peer, so a large array goes once it is empty.
+	if (p->cappend > PEND_KEEP) {
+		free(p->pend);
+		p->pend    = NULL;
+		p->cappend = 0;
+	}
 }
 
 void

@@ -66,7 +66,7 @@ typedef struct mcall {
 	int         phase;
 	int         rv;
 	int         status;
-	char        message[DTX_MESSAGE_MAX + 1];
+	char       *message; // the reply's, malloc'd; NULL when empty
 	uint8_t    *payload;
 	size_t      payload_len;
 } mcall;
@@ -104,9 +104,12 @@ typedef struct mbranch {
 	dtxd_peer *peer;
 	int        last_status;
 	int        last_phase;
-	char       message[DTX_MESSAGE_MAX + 1];
-	uint8_t   *rpayload;
-	size_t     rpayload_len;
+	// The last reply's message, malloc'd, or NULL when it had none (most
+	// replies): a fixed buffer here was a quarter of a transaction's
+	// memory.
+	char    *message;
+	uint8_t *rpayload;
+	size_t   rpayload_len;
 } mbranch;
 
 struct mtx {
@@ -306,6 +309,18 @@ table_insert(dtxd_txmgr *m, mtx *tx)
 	atomic_fetch_add(&m->active, 1);
 }
 
+// A malloc'd copy of a NUL-terminated string, or NULL without memory.
+static char *
+dup_str(const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char  *d = malloc(n);
+	if (d != NULL) {
+		memcpy(d, str, n);
+	}
+	return d;
+}
+
 static void
 tx_free(mtx *tx)
 {
@@ -315,6 +330,7 @@ tx_free(mtx *tx)
 			free(tx->mb[i].method);
 			free(tx->mb[i].payload);
 			free(tx->mb[i].rpayload);
+			free(tx->mb[i].message);
 		}
 	}
 	free(tx->mb);
@@ -530,7 +546,9 @@ tx_info(const mtx *tx, dtxi_txinfo *info)
 		b->phase               = br->phase;
 		b->attempts            = br->attempts;
 		b->done                = br->done;
-		dtxi_strlcpy(b->message, mb->message, sizeof(b->message));
+		dtxi_strlcpy(b->message,
+		    mb->message != NULL ? mb->message : "",
+		    sizeof(b->message));
 		b->payload.ptr = mb->rpayload;
 		b->payload.len = mb->rpayload_len;
 	}
@@ -700,7 +718,11 @@ on_call_done(void *arg, int rv, const dtxi_branch_reply *rep)
 	mc->rv    = rv;
 	if (rv == 0) {
 		mc->status = rep->status;
-		dtxi_strlcpy(mc->message, rep->message, sizeof(mc->message));
+		// Without memory for it the message is dropped; the status
+		// is what the engine needs.
+		if (rep->message[0] != '\0') {
+			mc->message = dup_str(rep->message);
+		}
 		if (rep->payload.len > 0 &&
 		    (mc->payload = malloc(rep->payload.len)) != NULL) {
 			memcpy(
@@ -986,8 +1008,9 @@ on_call_event(dtxd_txmgr *m, mcall *mc)
 			ev.status       = mc->status;
 			mb->last_status = mc->status;
 			mb->last_phase  = mc->phase;
-			dtxi_strlcpy(
-			    mb->message, mc->message, sizeof(mb->message));
+			free(mb->message);
+			mb->message = mc->message;
+			mc->message = NULL;
 			free(mb->rpayload);
 			mb->rpayload     = mc->payload;
 			mb->rpayload_len = mc->payload_len;
@@ -1005,13 +1028,16 @@ on_call_event(dtxd_txmgr *m, mcall *mc)
 			ev.kind         = DTXD_EV_FAILED;
 			mb->last_status = DTX_BRANCH_NONE;
 			mb->last_phase  = mc->phase;
-			snprintf(mb->message, sizeof(mb->message),
-			    "no answer from %s: %s", mb->endpoint,
-			    dtx_strerror(mc->rv));
+			char msg[DTX_MESSAGE_MAX + 1];
+			snprintf(msg, sizeof(msg), "no answer from %s: %s",
+			    mb->endpoint, dtx_strerror(mc->rv));
+			free(mb->message);
+			mb->message = dup_str(msg);
 		}
 		tx_event(m, tx, &ev, crash);
 	}
 	free(mc->payload);
+	free(mc->message);
 	free(mc);
 	tx_release(tx);
 }
@@ -1803,7 +1829,11 @@ dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
 		const dtxi_branch_result *b = &info->branches[i];
 		mb->last_status             = b->status;
 		mb->last_phase              = b->phase;
-		dtxi_strlcpy(mb->message, b->message, sizeof(mb->message));
+		if (b->message[0] != '\0' &&
+		    (mb->message = dup_str(b->message)) == NULL) {
+			tx_release(tx);
+			return DTX_ENOMEM;
+		}
 		if (b->payload.len > 0) {
 			mb->rpayload = (uint8_t *)dup_bytes(
 			    b->payload.ptr, b->payload.len);
@@ -1917,6 +1947,7 @@ dtxd_txmgr_free(dtxd_txmgr *m)
 		mev *next = ev->next;
 		if (ev->kind == MEV_CALL) {
 			free(((mcall *)ev)->payload);
+			free(((mcall *)ev)->message);
 			free(ev);
 		} else if (ev->kind == MEV_WRITE) {
 			mwrite_free((mwrite *)ev);
