@@ -652,6 +652,9 @@ main(int argc, char **argv)
 	cli c;
 	int rv;
 
+	if (argc > 1 && strcmp(argv[1], "--limit-echo-child") == 0) {
+		bench_limit_echo_child(argc, argv);
+	}
 	if (parse(&c, argc, argv) != 0) {
 		return 2;
 	}

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -191,9 +192,12 @@ ctxs_free(echo *e, echo_ctx *xs)
 	free(xs);
 }
 
-int
-bench_limit_echo(const char *url, unsigned conc, size_t msg_size,
-    double seconds, bench_limit *out)
+// Measures the echo limit in this process. With teardown false the sockets
+// are left open: the caller is a child that exits at once (see
+// bench_limit_echo).
+static int
+echo_measure(const char *url, unsigned conc, size_t msg_size, double seconds,
+    bench_limit *out, bool teardown)
 {
 	echo     e;
 	int      rv;
@@ -259,6 +263,9 @@ bench_limit_echo(const char *url, unsigned conc, size_t msg_size,
 
 done:
 	atomic_store(&e.stop, true);
+	if (!teardown) {
+		return rv;
+	}
 	ctxs_stop(&e, e.cli);
 	ctxs_stop(&e, e.srv);
 	nng_close(e.req);
@@ -266,6 +273,98 @@ done:
 	ctxs_free(&e, e.cli);
 	ctxs_free(&e, e.srv);
 	return rv;
+}
+
+// The echo limit runs in a child process of its own (this executable,
+// started with --limit-echo-child), which prints its figures and leaves
+// with _exit() without closing its sockets. Closing a REQ and a REP socket
+// of one process that talk to each other can deadlock in nng 1.5.2's
+// nng_close (nanomsg/nng#1543, #1813): the smoke test hung there about one
+// run in forty. A child that never closes cannot hang there, and if it
+// hangs anywhere else it is killed after its time.
+int
+bench_limit_echo(const char *url, unsigned conc, size_t msg_size,
+    double seconds, bench_limit *out)
+{
+	char    exe[4096], log[4096], a_conc[32], a_size[32], a_secs[64];
+	char   *argv[8];
+	char    line[512] = "";
+	ssize_t n;
+	pid_t   pid;
+	int64_t deadline;
+	FILE   *f;
+	int     fd, rv = DTX_ETRANSPORT;
+
+	memset(out, 0, sizeof(*out));
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0) {
+		return DTX_ETRANSPORT;
+	}
+	exe[n] = '\0';
+	snprintf(log, sizeof(log), "%s/dtx-bench-echo.XXXXXX",
+	    getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+	if ((fd = mkstemp(log)) < 0) {
+		return DTX_ETRANSPORT;
+	}
+	close(fd);
+	snprintf(a_conc, sizeof(a_conc), "%u", conc);
+	snprintf(a_size, sizeof(a_size), "%zu", msg_size);
+	snprintf(a_secs, sizeof(a_secs), "%.17g", seconds);
+	argv[0] = exe;
+	argv[1] = "--limit-echo-child";
+	argv[2] = (char *)url;
+	argv[3] = a_conc;
+	argv[4] = a_size;
+	argv[5] = a_secs;
+	argv[6] = NULL;
+	if ((pid = bench_spawn(argv, log)) < 0) {
+		unlink(log);
+		return DTX_ETRANSPORT;
+	}
+	deadline = bench_now_us() + (int64_t)((seconds + 30) * 1e6);
+	while (bench_alive(pid)) {
+		if (bench_now_us() > deadline) {
+			bench_kill(pid);
+			unlink(log);
+			return DTX_ETIMEDOUT;
+		}
+		sleep_ms(20);
+	}
+	if ((f = fopen(log, "r")) != NULL) {
+		char buf[512];
+		while (fgets(buf, sizeof(buf), f) != NULL) {
+			if (strncmp(buf, "echo-limit ", 11) == 0) {
+				memcpy(line, buf, sizeof(line));
+			}
+		}
+		fclose(f);
+	}
+	unlink(log);
+	if (sscanf(line, "echo-limit %d %lf %lf %lf %lf", &rv, &out->ops_per_s,
+	        &out->cpu_us_per_op, &out->seconds, &out->ops) != 5) {
+		return DTX_ETRANSPORT;
+	}
+	out->ok            = rv == 0;
+	out->ops_per_batch = 1;
+	return rv;
+}
+
+void
+bench_limit_echo_child(int argc, char **argv)
+{
+	bench_limit l;
+	int         rv = DTX_EINVAL;
+
+	memset(&l, 0, sizeof(l));
+	if (argc == 6) {
+		rv =
+		    echo_measure(argv[2], (unsigned)strtoul(argv[3], NULL, 10),
+		        (size_t)strtoull(argv[4], NULL, 10),
+		        strtod(argv[5], NULL), &l, false);
+	}
+	printf("echo-limit %d %.17g %.17g %.17g %.17g\n", rv, l.ops_per_s,
+	    l.cpu_us_per_op, l.seconds, l.ops);
+	fflush(stdout);
+	_exit(0);
 }
 
 int
