@@ -397,6 +397,15 @@ dtxd_store_open(dtxd_store **sp, const char *dir, const dtxd_store_opts *o)
 	rocksdb_block_based_options_set_block_cache(bbto, s->cache);
 	rocksdb_block_based_options_set_filter_policy(
 	    bbto, rocksdb_filterpolicy_create_bloom(STORE_BLOOM_BITS_PER_KEY));
+	// By default every SST file's index and bloom filter stay in memory
+	// outside the cache, so dtxd's RSS grew with the data retained (about
+	// 0.5 MiB/s at 7,000 tx/s: 72 -> 157 MiB in 3 minutes at 10,000 in
+	// flight). In the block cache they share its fixed bound instead;
+	// those of L0, the newest files and the ones most lookups of a new
+	// gid touch, stay pinned there.
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(bbto, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+	    bbto, 1);
 	rocksdb_options_set_block_based_table_factory(s->opts, bbto);
 	rocksdb_block_based_options_destroy(bbto);
 
