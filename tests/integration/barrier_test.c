@@ -25,6 +25,7 @@
 #include "base.h"
 #include "codec.h"
 #include "harness.h"
+#include "rawcall.h"
 
 static dtxt_world w;
 
@@ -236,84 +237,13 @@ calls(const bpart *b, const char *gid, int branch, const char *phase)
 // A raw REQ socket playing dtxd
 // ---------------------------------------------------------------------------
 
-static nng_socket
-raw_open(const char *url)
-{
-	nng_socket s;
-
-	cr_assert_eq(nng_req0_open(&s), 0);
-	cr_assert_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000), 0);
-	cr_assert_eq(nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 30000), 0);
-	// Duplicates are sent on purpose, never behind the test's back.
-	cr_assert_eq(nng_socket_set_ms(
-	                 s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE),
-	    0);
-	cr_assert_eq(nng_dial(s, url, NULL, 0), 0);
-	return s;
-}
-
-typedef struct answer {
-	int  status;
-	char message[DTX_MESSAGE_MAX + 1];
-	char payload[64];
-} answer;
-
-static answer
-deliver(nng_socket s, const char *gid, uint32_t branch, dtx_phase phase,
-    const char *payload)
-{
-	dtxi_request *req = calloc(1, sizeof(*req));
-	dtxi_reply   *rep = calloc(1, sizeof(*rep));
-	answer        a   = {0};
-	nng_msg      *m;
-	size_t        len;
-	char          why[DTX_MESSAGE_MAX + 1];
-	int           rv;
-
-	cr_assert(req != NULL && rep != NULL);
-	req->version = DTX_PROTOCOL_VERSION;
-	req->kind    = DTXI_REQ_CALL;
-	dtxi_strlcpy(req->u.call.gid, gid, sizeof(req->u.call.gid));
-	req->u.call.branch_id = branch;
-	req->u.call.phase     = phase;
-	dtxi_strlcpy(req->u.call.method, "op", sizeof(req->u.call.method));
-	req->u.call.payload.ptr = (const uint8_t *)payload;
-	req->u.call.payload.len = strlen(payload);
-	req->u.call.attempt     = 1;
-	cr_assert_eq(dtxi_request_encode(req, NULL, 0, &len), 0);
-	cr_assert_eq(nng_msg_alloc(&m, len), 0);
-	cr_assert_eq(dtxi_request_encode(req, nng_msg_body(m), len, &len), 0);
-	cr_assert_eq(nng_sendmsg(s, m, 0), 0);
-	cr_assert_eq(
-	    rv = nng_recvmsg(s, &m, 0), 0, "recv: %s", nng_strerror(rv));
-	rv = dtxi_reply_decode(
-	    rep, nng_msg_body(m), nng_msg_len(m), SIZE_MAX, SIZE_MAX, why);
-	cr_assert_eq(rv, 0, "reply decode: %s", why);
-	cr_assert_eq(
-	    rep->code, 0, "error reply %d: %s", rep->code, rep->message);
-	cr_assert_eq(rep->kind, DTXI_REP_BRANCH);
-	a.status = rep->u.branch.status;
-	dtxi_strlcpy(a.message, rep->u.branch.message, sizeof(a.message));
-	len = rep->u.branch.payload.len < sizeof(a.payload) - 1
-	    ? rep->u.branch.payload.len
-	    : sizeof(a.payload) - 1;
-	if (len > 0) {
-		memcpy(a.payload, rep->u.branch.payload.ptr, len);
-	}
-	a.payload[len] = '\0';
-	nng_msg_free(m);
-	free(req);
-	free(rep);
-	return a;
-}
-
 // One delivery on a fresh connection.
-static answer
+static dtxt_answer
 deliver1(const bpart *b, const char *gid, uint32_t branch, dtx_phase phase,
     const char *payload)
 {
-	nng_socket s = raw_open(b->p->url);
-	answer     a = deliver(s, gid, branch, phase, payload);
+	nng_socket  s = dtxt_raw_open(b->p->url);
+	dtxt_answer a = dtxt_raw_call(s, gid, branch, phase, payload);
 
 	nng_close(s);
 	return a;
@@ -325,8 +255,8 @@ deliver1(const bpart *b, const char *gid, uint32_t branch, dtx_phase phase,
 
 Test(barrier, duplicate_delivery_returns_the_first_reply_even_after_restart)
 {
-	bpart  a = bpart_new("a");
-	answer r;
+	bpart       a = bpart_new("a");
+	dtxt_answer r;
 
 	CHECK(bpart_start(&a, NULL, NULL) == 0, "a did not start");
 	r = deliver1(&a, "dup", 0, DTX_PHASE_PREPARE, "prepare=refuse");
@@ -356,8 +286,8 @@ Test(barrier, duplicate_delivery_returns_the_first_reply_even_after_restart)
 
 Test(barrier, null_compensation_is_recorded_and_a_late_execute_refused)
 {
-	bpart  a = bpart_new("a");
-	answer r;
+	bpart       a = bpart_new("a");
+	dtxt_answer r;
 
 	CHECK(bpart_start(&a, NULL, NULL) == 0, "a did not start");
 	r = deliver1(&a, "nullc", 2, DTX_PHASE_COMPENSATE, "ok");
@@ -380,8 +310,8 @@ Test(barrier, null_compensation_is_recorded_and_a_late_execute_refused)
 
 Test(barrier, abort_before_prepare_leaves_no_hanging_reservation)
 {
-	bpart  a = bpart_new("a");
-	answer r;
+	bpart       a = bpart_new("a");
+	dtxt_answer r;
 
 	CHECK(bpart_start(&a, NULL, NULL) == 0, "a did not start");
 	r = deliver1(&a, "hang", 0, DTX_PHASE_ABORT, "ok");
@@ -408,7 +338,7 @@ typedef struct racer {
 	const bpart       *b;
 	nng_socket         s;
 	int                round;
-	answer             a;
+	dtxt_answer        a;
 	pthread_barrier_t *go;
 } racer;
 
@@ -420,7 +350,8 @@ race(void *arg)
 
 	snprintf(gid, sizeof(gid), "race-%d", r->round);
 	pthread_barrier_wait(r->go);
-	r->a = deliver(r->s, gid, 0, DTX_PHASE_PREPARE, "prepare=sleep:30");
+	r->a =
+	    dtxt_raw_call(r->s, gid, 0, DTX_PHASE_PREPARE, "prepare=sleep:30");
 	return NULL;
 }
 
@@ -434,7 +365,7 @@ Test(barrier, concurrent_duplicates_run_the_callback_once)
 	CHECK(bpart_start(&a, NULL, NULL) == 0, "a did not start");
 	for (int i = 0; i < RACERS; i++) {
 		r[i].b = &a;
-		r[i].s = raw_open(a.p->url);
+		r[i].s = dtxt_raw_open(a.p->url);
 	}
 	for (int round = 0; round < ROUNDS; round++) {
 		char gid[32];
@@ -472,7 +403,7 @@ Test(barrier, records_are_purged_after_retention)
 	// Long enough that the first dump surely sees the records, even on
 	// a loaded machine under ASan; short enough for a quick test.
 	const char *const extra[] = {"--retention-ms", "3000", NULL};
-	answer            r;
+	dtxt_answer       r;
 	int               waited = 0;
 
 	CHECK(bpart_start(&a, NULL, extra) == 0, "a did not start");

@@ -26,11 +26,12 @@
 
 #include "base.h"
 #include "codec.h"
+#include "rawcall.h"
 
 // What the callbacks saw, shared with the test.
 typedef struct seen {
 	atomic_uint runs[6];      // per dtx_phase
-	atomic_uint retries_left; // "retry-once": answer RETRY while > 0
+	atomic_uint retries_left; // "retry-once": dtxt_answer RETRY while > 0
 	atomic_uint in_callback;  // callbacks running right now
 	atomic_uint overlap;      // times two ran at once for one branch
 	atomic_bool had_batch;    // dtx_reply_writebatch was not NULL
@@ -165,73 +166,7 @@ stop(void)
 static nng_socket
 raw_open(void)
 {
-	nng_socket s;
-
-	cr_assert_eq(nng_req0_open(&s), 0);
-	cr_assert_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000), 0);
-	cr_assert_eq(nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 30000), 0);
-	// Duplicates are sent on purpose: no resend behind our back.
-	cr_assert_eq(nng_socket_set_ms(
-	                 s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE),
-	    0);
-	cr_assert_eq(nng_dial(s, F.url, NULL, 0), 0);
-	return s;
-}
-
-// One branch reply, copied out of the message.
-typedef struct answer {
-	int  status;
-	char message[DTX_MESSAGE_MAX + 1];
-	char payload[64];
-} answer;
-
-static answer
-deliver(nng_socket s, const char *gid, uint32_t branch, dtx_phase phase,
-    const char *payload)
-{
-	dtxi_request *req = calloc(1, sizeof(*req));
-	dtxi_reply   *rep = calloc(1, sizeof(*rep));
-	answer        a   = {0};
-	nng_msg      *m;
-	size_t        len;
-	char          why[DTX_MESSAGE_MAX + 1];
-	int           rv;
-
-	cr_assert(req != NULL && rep != NULL);
-	req->version = DTX_PROTOCOL_VERSION;
-	req->kind    = DTXI_REQ_CALL;
-	dtxi_strlcpy(req->u.call.gid, gid, sizeof(req->u.call.gid));
-	req->u.call.branch_id = branch;
-	req->u.call.phase     = phase;
-	dtxi_strlcpy(req->u.call.method, "op", sizeof(req->u.call.method));
-	req->u.call.payload.ptr = (const uint8_t *)payload;
-	req->u.call.payload.len = strlen(payload);
-	req->u.call.attempt     = 1;
-	cr_assert_eq(dtxi_request_encode(req, NULL, 0, &len), 0);
-	cr_assert_eq(nng_msg_alloc(&m, len), 0);
-	cr_assert_eq(dtxi_request_encode(req, nng_msg_body(m), len, &len), 0);
-	cr_assert_eq(nng_sendmsg(s, m, 0), 0);
-	cr_assert_eq(
-	    rv = nng_recvmsg(s, &m, 0), 0, "recv: %s", nng_strerror(rv));
-	rv = dtxi_reply_decode(
-	    rep, nng_msg_body(m), nng_msg_len(m), SIZE_MAX, SIZE_MAX, why);
-	cr_assert_eq(rv, 0, "reply decode: %s", why);
-	cr_assert_eq(
-	    rep->code, 0, "error reply %d: %s", rep->code, rep->message);
-	cr_assert_eq(rep->kind, DTXI_REP_BRANCH);
-	a.status = rep->u.branch.status;
-	dtxi_strlcpy(a.message, rep->u.branch.message, sizeof(a.message));
-	len = rep->u.branch.payload.len < sizeof(a.payload) - 1
-	    ? rep->u.branch.payload.len
-	    : sizeof(a.payload) - 1;
-	if (len > 0) {
-		memcpy(a.payload, rep->u.branch.payload.ptr, len);
-	}
-	a.payload[len] = '\0';
-	nng_msg_free(m);
-	free(req);
-	free(rep);
-	return a;
+	return dtxt_raw_open(F.url);
 }
 
 static bool
@@ -291,8 +226,8 @@ TestSuite(barrier, .fini = stop, .timeout = 120);
 Test(barrier, duplicate_call_replays_the_first_reply_without_running_again)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g1", 1, DTX_PHASE_PREPARE, "ok");
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g1", 1, DTX_PHASE_PREPARE, "ok");
 
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 1");
@@ -300,7 +235,7 @@ Test(barrier, duplicate_call_replays_the_first_reply_without_running_again)
 	cr_assert(atomic_load(&F.s.had_batch));
 	cr_assert(db_has("biz/g1/1/PREPARE"), "business write not stored");
 	for (int i = 0; i < 3; i++) {
-		a = deliver(s, "g1", 1, DTX_PHASE_PREPARE, "ok");
+		a = dtxt_raw_call(s, "g1", 1, DTX_PHASE_PREPARE, "ok");
 		cr_assert_eq(a.status, DTX_BRANCH_OK);
 		cr_assert_str_eq(a.message, "ran 1");
 		cr_assert_str_eq(a.payload, "r1");
@@ -308,11 +243,11 @@ Test(barrier, duplicate_call_replays_the_first_reply_without_running_again)
 	cr_assert_eq(runs(DTX_PHASE_PREPARE), 1);
 
 	// Each phase and each branch has its own record.
-	a = deliver(s, "g1", 2, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g1", 2, DTX_PHASE_PREPARE, "ok");
 	cr_assert_str_eq(a.message, "ran 2");
-	a = deliver(s, "g1", 1, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g1", 1, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
-	a = deliver(s, "g1", 1, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g1", 1, DTX_PHASE_COMMIT, "ok");
 	cr_assert_str_eq(a.message, "ran 1");
 	cr_assert_eq(runs(DTX_PHASE_COMMIT), 1);
 	cr_assert_eq(runs(DTX_PHASE_PREPARE), 2);
@@ -322,15 +257,15 @@ Test(barrier, duplicate_call_replays_the_first_reply_without_running_again)
 Test(barrier, refused_prepare_is_replayed_and_its_abort_is_null)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g2", 0, DTX_PHASE_PREPARE, "refuse");
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g2", 0, DTX_PHASE_PREPARE, "refuse");
 
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert_str_eq(a.message, "ran 1");
-	a = deliver(s, "g2", 0, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g2", 0, DTX_PHASE_PREPARE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED, "the first reply counts");
 	cr_assert_str_eq(a.payload, "r1");
-	a = deliver(s, "g2", 0, DTX_PHASE_ABORT, "ok");
+	a = dtxt_raw_call(s, "g2", 0, DTX_PHASE_ABORT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert(strstr(a.message, "null abort") != NULL, "%s", a.message);
 	cr_assert_eq(runs(DTX_PHASE_PREPARE), 1);
@@ -341,17 +276,18 @@ Test(barrier, refused_prepare_is_replayed_and_its_abort_is_null)
 Test(barrier, retry_stores_nothing_and_the_next_delivery_runs_again)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
+	nng_socket  s = raw_open();
+	dtxt_answer a =
+	    dtxt_raw_call(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
 
 	cr_assert_eq(a.status, DTX_BRANCH_RETRY);
 	cr_assert_not(
 	    db_has("biz/g3/0/EXECUTE"), "a RETRY's batch was written");
-	a = deliver(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
+	a = dtxt_raw_call(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 2");
 	cr_assert(db_has("biz/g3/0/EXECUTE"));
-	a = deliver(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
+	a = dtxt_raw_call(s, "g3", 0, DTX_PHASE_EXECUTE, "retry-once");
 	cr_assert_str_eq(a.message, "ran 2");
 	cr_assert_eq(runs(DTX_PHASE_EXECUTE), 2);
 	nng_close(s);
@@ -360,20 +296,20 @@ Test(barrier, retry_stores_nothing_and_the_next_delivery_runs_again)
 Test(barrier, null_abort_is_recorded_and_a_late_prepare_is_refused)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g4", 3, DTX_PHASE_ABORT, "ok");
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g4", 3, DTX_PHASE_ABORT, "ok");
 
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert(strstr(a.message, "null abort") != NULL, "%s", a.message);
 	cr_assert_eq(runs(DTX_PHASE_ABORT), 0);
-	a = deliver(s, "g4", 3, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g4", 3, DTX_PHASE_PREPARE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert(strstr(a.message, "aborted") != NULL, "%s", a.message);
-	a = deliver(s, "g4", 3, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g4", 3, DTX_PHASE_PREPARE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert_eq(runs(DTX_PHASE_PREPARE), 0, "hanging reservation");
 	cr_assert_not(db_has("biz/g4/3/PREPARE"));
-	a = deliver(s, "g4", 3, DTX_PHASE_ABORT, "ok");
+	a = dtxt_raw_call(s, "g4", 3, DTX_PHASE_ABORT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_eq(runs(DTX_PHASE_ABORT), 0);
 	nng_close(s);
@@ -382,25 +318,25 @@ Test(barrier, null_abort_is_recorded_and_a_late_prepare_is_refused)
 Test(barrier, null_compensation_is_recorded_and_a_late_execute_is_refused)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g5", 0, DTX_PHASE_COMPENSATE, "ok");
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g5", 0, DTX_PHASE_COMPENSATE, "ok");
 
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert(
 	    strstr(a.message, "null compensation") != NULL, "%s", a.message);
-	a = deliver(s, "g5", 0, DTX_PHASE_EXECUTE, "ok");
+	a = dtxt_raw_call(s, "g5", 0, DTX_PHASE_EXECUTE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert(strstr(a.message, "compensated") != NULL, "%s", a.message);
 	cr_assert_eq(runs(DTX_PHASE_EXECUTE), 0);
 	cr_assert_eq(runs(DTX_PHASE_COMPENSATE), 0);
 
 	// A compensation after a real execute runs once.
-	a = deliver(s, "g5", 1, DTX_PHASE_EXECUTE, "ok");
+	a = dtxt_raw_call(s, "g5", 1, DTX_PHASE_EXECUTE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
-	a = deliver(s, "g5", 1, DTX_PHASE_COMPENSATE, "ok");
+	a = dtxt_raw_call(s, "g5", 1, DTX_PHASE_COMPENSATE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 1");
-	a = deliver(s, "g5", 1, DTX_PHASE_COMPENSATE, "ok");
+	a = dtxt_raw_call(s, "g5", 1, DTX_PHASE_COMPENSATE, "ok");
 	cr_assert_str_eq(a.message, "ran 1");
 	cr_assert_eq(runs(DTX_PHASE_COMPENSATE), 1);
 	cr_assert(db_has("biz/g5/1/COMPENSATE"));
@@ -410,26 +346,26 @@ Test(barrier, null_compensation_is_recorded_and_a_late_execute_is_refused)
 Test(barrier, protocol_violations_are_refused_without_running_the_callback)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a;
+	nng_socket  s = raw_open();
+	dtxt_answer a;
 
 	// Commit of a branch never prepared.
-	a = deliver(s, "g6", 0, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g6", 0, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert(strstr(a.message, "not prepared") != NULL, "%s", a.message);
 	// Commit after abort.
-	a = deliver(s, "g6", 1, DTX_PHASE_PREPARE, "ok");
-	a = deliver(s, "g6", 1, DTX_PHASE_ABORT, "ok");
+	a = dtxt_raw_call(s, "g6", 1, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g6", 1, DTX_PHASE_ABORT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 1");
-	a = deliver(s, "g6", 1, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g6", 1, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert(strstr(a.message, "aborted") != NULL, "%s", a.message);
 	// Abort after commit.
-	a = deliver(s, "g6", 2, DTX_PHASE_PREPARE, "ok");
-	a = deliver(s, "g6", 2, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g6", 2, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g6", 2, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
-	a = deliver(s, "g6", 2, DTX_PHASE_ABORT, "ok");
+	a = dtxt_raw_call(s, "g6", 2, DTX_PHASE_ABORT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert(strstr(a.message, "committed") != NULL, "%s", a.message);
 	cr_assert_eq(runs(DTX_PHASE_COMMIT), 1);
@@ -440,13 +376,13 @@ Test(barrier, protocol_violations_are_refused_without_running_the_callback)
 Test(barrier, refused_commit_is_not_recorded_so_dtxd_can_retry_it)
 {
 	start(0, 4);
-	nng_socket s = raw_open();
-	answer     a = deliver(s, "g7", 0, DTX_PHASE_PREPARE, "ok");
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g7", 0, DTX_PHASE_PREPARE, "ok");
 
-	a = deliver(s, "g7", 0, DTX_PHASE_COMMIT, "refuse");
+	a = dtxt_raw_call(s, "g7", 0, DTX_PHASE_COMMIT, "refuse");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 	cr_assert_not(db_has("biz/g7/0/COMMIT"));
-	a = deliver(s, "g7", 0, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g7", 0, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 2");
 	cr_assert(db_has("biz/g7/0/COMMIT"));
@@ -462,7 +398,7 @@ Test(barrier, refused_commit_is_not_recorded_so_dtxd_can_retry_it)
 typedef struct racer {
 	nng_socket         s;
 	int                round;
-	answer             a;
+	dtxt_answer        a;
 	pthread_barrier_t *go;
 } racer;
 
@@ -474,7 +410,7 @@ race(void *arg)
 
 	snprintf(gid, sizeof(gid), "race-%d", r->round);
 	pthread_barrier_wait(r->go);
-	r->a = deliver(r->s, gid, 0,
+	r->a = dtxt_raw_call(r->s, gid, 0,
 	    r->round % 2 == 0 ? DTX_PHASE_PREPARE : DTX_PHASE_EXECUTE, "slow");
 	return NULL;
 }
@@ -518,15 +454,16 @@ Test(barrier, concurrent_duplicates_run_the_callback_at_most_once)
 
 Test(barrier, records_are_purged_after_retention_but_undecided_prepares_stay)
 {
-	nng_socket s;
-	answer     a;
-	int        waited = 0;
+	nng_socket  s;
+	dtxt_answer a;
+	int         waited = 0;
 
 	start(300, 4);
 	s = raw_open();
-	a = deliver(s, "g8", 0, DTX_PHASE_EXECUTE, "ok");
+	a = dtxt_raw_call(s, "g8", 0, DTX_PHASE_EXECUTE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
-	a = deliver(s, "g8", 1, DTX_PHASE_PREPARE, "ok"); // never decided
+	a = dtxt_raw_call(
+	    s, "g8", 1, DTX_PHASE_PREPARE, "ok"); // never decided
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_gt(db_count("dtx/"), 0);
 	// The execute's record goes; the undecided prepare's stays, with
@@ -537,15 +474,15 @@ Test(barrier, records_are_purged_after_retention_but_undecided_prepares_stay)
 	}
 	cr_assert_eq(
 	    db_count("dtx/"), 3, "barrier keys left: %u", db_count("dtx/"));
-	a = deliver(s, "g8", 1, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g8", 1, DTX_PHASE_PREPARE, "ok");
 	cr_assert_str_eq(a.message, "ran 1", "undecided prepare ran again");
 	// Past retention a duplicate is not recognised any more.
-	a = deliver(s, "g8", 0, DTX_PHASE_EXECUTE, "ok");
+	a = dtxt_raw_call(s, "g8", 0, DTX_PHASE_EXECUTE, "ok");
 	cr_assert_str_eq(a.message, "ran 2");
 	cr_assert_eq(runs(DTX_PHASE_EXECUTE), 2);
 
 	// Once decided, the prepare is purged too.
-	a = deliver(s, "g8", 1, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "g8", 1, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	waited = 0;
 	while (db_count("dtx/") != 0 && waited < 30000) {
@@ -596,7 +533,7 @@ Test(barrier, api_checks_arguments_and_state)
 	{
 		static const dtx_method_ops ops = {cb, cb, cb, cb, cb};
 		nng_socket                  s;
-		answer                      a;
+		dtxt_answer                 a;
 
 		snprintf(F.url, sizeof(F.url), "inproc://barrier-plain");
 		cr_assert_eq(dtx_participant_open(&F.p), 0);
@@ -604,7 +541,7 @@ Test(barrier, api_checks_arguments_and_state)
 		    dtx_participant_register(F.p, "op", &ops, &F.s), 0);
 		cr_assert_eq(dtx_participant_listen(F.p, F.url), 0);
 		s = raw_open();
-		a = deliver(s, "g9", 0, DTX_PHASE_PREPARE, "ok");
+		a = dtxt_raw_call(s, "g9", 0, DTX_PHASE_PREPARE, "ok");
 		cr_assert_eq(a.status, DTX_BRANCH_OK);
 		cr_assert_not(atomic_load(&F.s.had_batch));
 		nng_close(s);
@@ -679,10 +616,10 @@ wait_asked(fakecoord *fc, unsigned n)
 
 Test(barrier, resolver_acts_only_on_answers_that_cannot_change)
 {
-	fakecoord  fc;
-	char       url[64];
-	answer     a;
-	nng_socket s;
+	fakecoord   fc;
+	char        url[64];
+	dtxt_answer a;
+	nng_socket  s;
 
 	snprintf(url, sizeof(url), "inproc://coord-%d", (int)getpid());
 	atomic_init(&fc.state, DTX_STATE_PREPARING);
@@ -695,7 +632,7 @@ Test(barrier, resolver_acts_only_on_answers_that_cannot_change)
 
 	start_resolving(0, 4, url, 100);
 	s = raw_open();
-	a = deliver(s, "doubt", 0, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "doubt", 0, DTX_PHASE_PREPARE, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 
 	// Undecided, then decided in memory only: the branch stays held.
@@ -705,7 +642,7 @@ Test(barrier, resolver_acts_only_on_answers_that_cannot_change)
 	atomic_store(&fc.state, DTX_STATE_COMMITTING);
 	(void)wait_asked(&fc, 5);
 	cr_assert_eq(runs(DTX_PHASE_COMMIT) + runs(DTX_PHASE_ABORT), 0,
-	    "the resolver settled a branch on a COMMITTING answer");
+	    "the resolver settled a branch on a COMMITTING dtxt_answer");
 
 	// Presumed abort: the resolver aborts it itself, once.
 	atomic_store(&fc.state, DTX_STATE_ABORTED);
@@ -714,14 +651,14 @@ Test(barrier, resolver_acts_only_on_answers_that_cannot_change)
 		sleep_ms(10);
 	}
 	cr_assert_eq(runs(DTX_PHASE_ABORT), 1);
-	a = deliver(s, "doubt", 0, DTX_PHASE_ABORT, "ok");
+	a = dtxt_raw_call(s, "doubt", 0, DTX_PHASE_ABORT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_OK);
 	cr_assert_str_eq(a.message, "ran 1", "dtxd's abort was not replayed");
-	a = deliver(s, "doubt", 0, DTX_PHASE_COMMIT, "ok");
+	a = dtxt_raw_call(s, "doubt", 0, DTX_PHASE_COMMIT, "ok");
 	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
 
 	// COMMITTED is final too.
-	a = deliver(s, "doubt", 1, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "doubt", 1, DTX_PHASE_PREPARE, "ok");
 	atomic_store(&fc.state, DTX_STATE_COMMITTED);
 	// The callback counts before its batch is written: wait for the
 	// write.
