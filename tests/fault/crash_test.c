@@ -34,38 +34,9 @@
 
 #include "base.h"
 #include "harness.h"
+#include "world_suite.h"
 
-static dtxt_world w;
-
-static void
-setup(void)
-{
-	cr_assert_eq(dtxt_world_init(&w), 0, "cannot make the test directory");
-}
-
-static void
-teardown(void)
-{
-	dtxt_world_fini(&w);
-	dtxt_cleanup();
-}
-
-TestSuite(crash, .init = setup, .fini = teardown, .timeout = 40);
-
-// Like cr_assert, but shows the logs of dtxd and the participants first.
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&w);                                  \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
-
-#define CHECK_RV(expr)                                                        \
-	do {                                                                  \
-		int rv_ = (expr);                                             \
-		CHECK(rv_ == 0, "%s: %s", #expr, dtx_strerror(rv_));          \
-	} while (0)
+TestSuite(crash, .init = world_setup, .fini = world_teardown, .timeout = 40);
 
 // One step of the transaction: on participant part (0 = a, 1 = b), with
 // payload.

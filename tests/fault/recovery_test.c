@@ -25,38 +25,17 @@
 
 #include "base.h"
 #include "harness.h"
+#include "world_suite.h"
 
 // Above RESUME_INFLIGHT_MAX (4,096), so that resuming has to wait for
 // earlier transactions to finish before it can go on.
 #define NTX      5000
 #define NTHREADS 8
 
-static dtxt_world w;
-
-static void
-setup(void)
-{
-	cr_assert_eq(dtxt_world_init(&w), 0, "cannot make the test directory");
-}
-
-static void
-teardown(void)
-{
-	dtxt_world_fini(&w);
-	dtxt_cleanup();
-}
-
 // Generous: under ASan on a loaded 2-core machine submitting and resuming
 // 5,000 transactions takes far longer than on an idle one.
-TestSuite(recovery, .init = setup, .fini = teardown, .timeout = 280);
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&w);                                  \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
+TestSuite(
+    recovery, .init = world_setup, .fini = world_teardown, .timeout = 280);
 
 typedef struct submitter {
 	dtx_client *c;

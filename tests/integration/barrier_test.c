@@ -26,38 +26,10 @@
 #include "codec.h"
 #include "harness.h"
 #include "rawcall.h"
+#include "world_suite.h"
 
-static dtxt_world w;
-
-static void
-setup(void)
-{
-	cr_assert_eq(dtxt_world_init(&w), 0, "cannot make the test directory");
-}
-
-static void
-teardown(void)
-{
-	dtxt_world_fini(&w);
-	dtxt_cleanup();
-}
-
-TestSuite(barrier, .init = setup, .fini = teardown, .timeout = 120);
-
-// Like cr_assert, but shows the logs of dtxd and the participants first.
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&w);                                  \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
-
-#define CHECK_RV(expr)                                                        \
-	do {                                                                  \
-		int rv_ = (expr);                                             \
-		CHECK(rv_ == 0, "%s: %s", #expr, dtx_strerror(rv_));          \
-	} while (0)
+TestSuite(
+    barrier, .init = world_setup, .fini = world_teardown, .timeout = 120);
 
 // A barrier participant: a world participant plus its store.
 typedef struct bpart {

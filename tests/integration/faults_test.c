@@ -20,39 +20,11 @@
 
 #include "base.h"
 #include "harness.h"
-
-static dtxt_world w;
-
-static void
-setup(void)
-{
-	cr_assert_eq(dtxt_world_init(&w), 0, "cannot make the test directory");
-}
-
-static void
-teardown(void)
-{
-	dtxt_world_fini(&w);
-	dtxt_cleanup();
-}
+#include "world_suite.h"
 
 // Generous: two cores shared with other suites, and timeout faults that
 // each cost a call timeout and a backoff.
-TestSuite(faults, .init = setup, .fini = teardown, .timeout = 240);
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&w);                                  \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
-
-#define CHECK_RV(expr)                                                        \
-	do {                                                                  \
-		int rv_ = (expr);                                             \
-		CHECK(rv_ == 0, "%s: %s", #expr, dtx_strerror(rv_));          \
-	} while (0)
+TestSuite(faults, .init = world_setup, .fini = world_teardown, .timeout = 240);
 
 // Starts dtx-testpart named name with the rate-fault arguments args
 // (NULL-terminated), and waits until it listens.

@@ -26,9 +26,9 @@
 
 #include "base.h"
 #include "harness.h"
+#include "world_suite.h"
 
-static dtxt_world w;
-static char       mnt[DTXT_PATH_MAX]; // a tmpfs mounted by the test, or ""
+static char mnt[DTXT_PATH_MAX]; // a tmpfs mounted by the test, or ""
 
 static void
 setup(void)
@@ -50,14 +50,6 @@ teardown(void)
 }
 
 TestSuite(storage, .init = setup, .fini = teardown, .timeout = 180);
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&w);                                  \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
 
 // Mounts a tmpfs of size_mb (read-only when ro) on dir, made here.
 // Returns 0 or an errno (EPERM when not allowed: not root, or a container
