@@ -40,7 +40,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
+#include "clock.h"
+#include "log.h"
+#include "strs.h"
+#include "transport.h"
 
 // Largest answer we take: a single reply (max_payload plus its message) or a
 // batch of replies, which a participant keeps within its max_payload plus
@@ -109,24 +112,6 @@ struct dcall {
 	ditem           *items; // a batch: n calls, owned; NULL for a single
 	uint32_t         n;
 };
-
-static int
-map_nng(int rv)
-{
-	switch (rv) {
-	case 0:
-		return 0;
-	case NNG_ETIMEDOUT:
-		return DTX_ETIMEDOUT;
-	case NNG_ECLOSED:
-	case NNG_ECANCELED:
-		return DTX_ECLOSED;
-	case NNG_ENOMEM:
-		return DTX_ENOMEM;
-	default:
-		return DTX_ETRANSPORT;
-	}
-}
 
 int
 dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload)
@@ -275,12 +260,8 @@ dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 		pthread_mutex_unlock(&d->mtx);
 		nng_close(p->sock);
 		free(p);
-		DTXI_WARN("dispatcher: cannot dial '%s': %s", endpoint,
-		    nng_strerror(rv));
-		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		        rv == NNG_EINVAL
-		    ? DTX_EINVAL
-		    : DTX_ETRANSPORT;
+		return dtxi_transport_addr_err(
+		    rv, "dispatcher: cannot dial", endpoint);
 	}
 	p->next  = d->peers;
 	d->peers = p;
@@ -431,7 +412,7 @@ dcall_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
 			nng_aio_set_msg(c->aio, NULL);
-			dcall_end(c, map_nng(rv), NULL);
+			dcall_end(c, dtxi_transport_err(rv, NULL), NULL);
 			return;
 		}
 		// The answer gets what is left of the call's time.
@@ -443,7 +424,7 @@ dcall_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		dcall_end(c, map_nng(rv), NULL);
+		dcall_end(c, dtxi_transport_err(rv, NULL), NULL);
 		return;
 	}
 	dcall_on_reply(c, nng_aio_get_msg(c->aio));
@@ -463,68 +444,14 @@ dcall_new(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
 	c->peer = peer;
 	if ((rv = nng_aio_alloc(&c->aio, dcall_cb, c)) != 0) {
 		free(c);
-		return map_nng(rv);
+		return dtxi_transport_err(rv, NULL);
 	}
 	if ((rv = nng_ctx_open(&c->ctx, peer->sock)) != 0) {
 		nng_aio_free(c->aio);
 		free(c);
-		return map_nng(rv);
+		return dtxi_transport_err(rv, NULL);
 	}
 	*cp = c;
-	return 0;
-}
-
-// A bound on the encoded size of a call inside a request: its payload,
-// its two strings, and tags, lengths and integers at their widest.
-static size_t
-call_bound(const dtxi_call *c)
-{
-	return c->payload.len + strlen(c->gid) + strlen(c->method) + 64;
-}
-
-// Encodes req into a new message. The message is allocated at a bound of
-// the size and encoded in one nanopb pass (a separate sizing pass cost as
-// much as the encoding); only if the bound was wrong is the size computed.
-static int
-encode_msg(const dtxi_request *req, nng_msg **mp)
-{
-	nng_msg *msg   = NULL;
-	size_t   len   = 0;
-	size_t   bound = 16;
-	int      rv;
-
-	if (req->kind == DTXI_REQ_CALL) {
-		bound += call_bound(&req->u.call);
-	} else {
-		for (uint32_t i = 0; i < req->u.batch.n; i++) {
-			bound += call_bound(&req->u.batch.calls[i]) + 8;
-		}
-	}
-	if ((rv = map_nng(nng_msg_alloc(&msg, bound))) != 0) {
-		return rv;
-	}
-	rv = dtxi_request_encode(req, nng_msg_body(msg), bound, &len);
-	if (rv == 0) {
-		nng_msg_chop(msg, bound - len);
-		*mp = msg;
-		return 0;
-	}
-	nng_msg_free(msg);
-	msg = NULL;
-	if (rv != DTX_ETOOBIG) {
-		return rv;
-	}
-	rv = dtxi_request_encode(req, NULL, 0, &len);
-	if (rv == 0 && (rv = map_nng(nng_msg_alloc(&msg, len))) == 0) {
-		rv = dtxi_request_encode(req, nng_msg_body(msg), len, &len);
-	}
-	if (rv != 0) {
-		if (msg != NULL) {
-			nng_msg_free(msg);
-		}
-		return rv;
-	}
-	*mp = msg;
 	return 0;
 }
 
@@ -583,7 +510,7 @@ send_single(dtxd_dispatcher *d, dtxd_peer *peer, dtxi_request *req,
 	req->version = DTX_PROTOCOL_VERSION;
 	req->kind    = DTXI_REQ_CALL;
 	req->u.call  = *call;
-	if ((rv = encode_msg(req, &msg)) != 0) {
+	if ((rv = dtxi_transport_encode_request(req, &msg)) != 0) {
 		return rv;
 	}
 	if ((rv = dcall_take(d, peer, &c)) != 0) {
@@ -686,7 +613,7 @@ send_batch(dtxd_dispatcher *d, dtxd_peer *peer, const ditem *its, uint32_t n)
 		return DTX_ENOMEM;
 	}
 	memcpy(items, its, n * sizeof(*items));
-	if ((rv = encode_msg(req, &msg)) != 0) {
+	if ((rv = dtxi_transport_encode_request(req, &msg)) != 0) {
 		free(items);
 		return rv;
 	}

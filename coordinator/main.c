@@ -10,18 +10,19 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <nng/nng.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
+#include "crashpoint.h"
 #include "dispatcher.h"
+#include "log.h"
 #include "recovery.h"
 #include "server.h"
 #include "store.h"
+#include "transport.h"
 #include "txmgr.h"
 
 typedef struct opts {
@@ -221,7 +222,7 @@ parse_args(int argc, char **argv, opts *o)
 		o->max_frame = o->cfg.max_payload + 64 * 1024;
 	}
 	dtxi_log_set_level(level);
-	o->cfg.crash_at = getenv("DTXD_CRASH_AT");
+	o->cfg.crash_at = getenv(DTXI_CRASH_ENV_COORDINATOR);
 	return 0;
 }
 
@@ -327,6 +328,6 @@ out:
 		    (unsigned long long)st.active);
 	}
 	dtxd_txmgr_free(mgr);
-	nng_fini();
+	dtxi_transport_fini();
 	return status;
 }

@@ -10,13 +10,15 @@
 
 #include <stdlib.h>
 
-#include "base.h"
+#include "clock.h"
 #include "codec.h"
+#include "log.h"
+#include "record_codec.h"
 
 typedef struct rctx {
 	dtxd_store  *st;
 	dtxd_txmgr  *m;
-	dtxi_record *rec;
+	dtxd_record *rec;
 	uint64_t     count;
 	uint64_t     skipped;
 } rctx;
@@ -30,7 +32,7 @@ recover_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
 	uint32_t n = 0;
 	int      rv;
 
-	if (dtxi_record_decode(rc->rec, buf, len) != 0 ||
+	if (dtxd_record_decode(rc->rec, buf, len) != 0 ||
 	    rc->rec->info.nbranches == 0) {
 		DTXI_ERROR("recovery: the record of %s does not decode; left "
 		           "in the store",

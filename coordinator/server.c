@@ -23,7 +23,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "base.h"
+#include "log.h"
+#include "strs.h"
+#include "transport.h"
 
 enum { SCTX_RECV, SCTX_HELD, SCTX_SEND };
 
@@ -54,28 +56,6 @@ sctx_recv(dtxd_sreq *c)
 {
 	c->state = SCTX_RECV;
 	nng_ctx_recv(c->ctx, c->aio);
-}
-
-// Encodes rep into a fresh message.
-static int
-reply_to_msg(const dtxi_reply *rep, nng_msg **mp)
-{
-	nng_msg *msg;
-	size_t   len = 0;
-	int      rv;
-
-	if ((rv = dtxi_reply_encode(rep, NULL, 0, &len)) != 0) {
-		return rv;
-	}
-	if (nng_msg_alloc(&msg, len) != 0) {
-		return DTX_ENOMEM;
-	}
-	if ((rv = dtxi_reply_encode(rep, nng_msg_body(msg), len, &len)) != 0) {
-		nng_msg_free(msg);
-		return rv;
-	}
-	*mp = msg;
-	return 0;
 }
 
 static void
@@ -114,7 +94,7 @@ sctx_error(dtxd_sreq *c, int code, const char *msg)
 		rep->code    = code;
 		rep->kind    = DTXI_REP_NONE;
 		dtxi_strlcpy(rep->message, msg, sizeof(rep->message));
-		if (reply_to_msg(rep, &m) != 0) {
+		if (dtxi_transport_encode_reply(rep, &m) != 0) {
 			m = NULL;
 		}
 		free(rep);
@@ -253,7 +233,7 @@ dtxd_server_reply(dtxd_sreq *r, const dtxi_reply *rep)
 {
 	// Encode before releasing the frame: rep may point into it.
 	nng_msg *msg = NULL;
-	int      rv  = reply_to_msg(rep, &msg);
+	int      rv  = dtxi_transport_encode_reply(rep, &msg);
 
 	sctx_release(r);
 	if (rv != 0) {
@@ -322,12 +302,9 @@ dtxd_server_open(
 		}
 	}
 	if ((rv = nng_listen(s->sock, o->url, NULL, 0)) != 0) {
-		DTXI_ERROR("server: cannot listen on %s: %s", o->url,
-		    nng_strerror(rv));
 		dtxd_server_close(s);
-		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-		    ? DTX_EINVAL
-		    : DTX_ETRANSPORT;
+		return dtxi_transport_addr_err(
+		    rv, "server: listening", o->url);
 	}
 	for (unsigned i = 0; i < s->nctx; i++) {
 		sctx_recv(&s->ctxs[i]);

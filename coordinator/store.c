@@ -24,7 +24,7 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
+#include "log.h"
 #include "store.h"
 
 // Sizes chosen for a small daemon whose whole RSS should stay within 64 MiB

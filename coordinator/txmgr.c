@@ -42,7 +42,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "base.h"
+#include "clock.h"
+#include "crashpoint.h"
+#include "gid.h"
+#include "log.h"
+#include "random.h"
+#include "strs.h"
 
 enum { MEV_REQUEST = 1, MEV_CALL, MEV_WRITE };
 
@@ -147,6 +152,7 @@ struct dtxd_txmgr {
 	dtxd_config      cfg;
 	dtxd_store      *store;
 	dtxd_dispatcher *disp;
+	dtxi_crash       crash; // cfg.crash_at, armed at open
 
 	pthread_mutex_t mtx;
 	pthread_cond_t  cv;
@@ -169,7 +175,7 @@ struct dtxd_txmgr {
 	int64_t      start_ms; // monotonic
 	dtxd_actions acts;
 	dtxi_reply  *rep;  // scratch reply
-	dtxi_record *rec;  // scratch record
+	dtxd_record *rec;  // scratch record
 	uint8_t     *wbuf; // scratch encoding buffer (see encode_dup)
 	size_t       wcap;
 	mtx         *adopted; // recovered, not yet resumed (FIFO)
@@ -193,17 +199,6 @@ dtxd_config_init(dtxd_config *c)
 	c->retention_ms = 24LL * 3600 * 1000;
 	c->max_payload  = DTX_PAYLOAD_MAX_DEFAULT;
 	c->crash_at     = NULL;
-}
-
-// Crash points make the crash tests deterministic: the process dies with
-// SIGKILL exactly where a real crash would hurt most.
-static void
-crash_point(dtxd_txmgr *m, const char *name)
-{
-	if (m->cfg.crash_at != NULL && strcmp(m->cfg.crash_at, name) == 0) {
-		DTXI_WARN("crash point %s reached: killing dtxd", name);
-		raise(SIGKILL);
-	}
 }
 
 // ---------------------------------------------------------------------
@@ -545,7 +540,6 @@ tx_info(const mtx *tx, dtxi_txinfo *info)
 		b->status              = mb->last_status;
 		b->phase               = br->phase;
 		b->attempts            = br->attempts;
-		b->done                = br->done;
 		dtxi_strlcpy(b->message,
 		    mb->message != NULL ? mb->message : "",
 		    sizeof(b->message));
@@ -555,9 +549,12 @@ tx_info(const mtx *tx, dtxi_txinfo *info)
 }
 
 static void
-tx_record(const mtx *tx, dtxi_record *rec)
+tx_record(const mtx *tx, dtxd_record *rec)
 {
 	tx_info(tx, &rec->info);
+	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
+		rec->done[i] = tx->core.br[i].done;
+	}
 	rec->timeout_ms      = tx->timeout_ms;
 	rec->call_timeout_ms = tx->core.call_timeout_ms;
 	rec->retries         = tx->core.retries;
@@ -645,7 +642,7 @@ static void on_call_done(void *arg, int rv, const dtxi_branch_reply *rep);
 static void tx_resume(dtxd_txmgr *m, mtx *tx);
 static void on_write_done(void *arg, int rv);
 static void tx_event(
-    dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, const char *crash_after);
+    dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, dtxi_crash_pt crash_after);
 
 // Makes the engine see a call that could not even be started as a call
 // that got no answer, through the queue (the engine is not re-entered).
@@ -753,13 +750,13 @@ mwrite_free(mwrite *w)
 static int
 record_enc(const void *o, uint8_t *buf, size_t cap, size_t *len)
 {
-	return dtxi_record_encode(o, buf, cap, len);
+	return dtxd_record_encode(o, buf, cap, len);
 }
 
 static int
 spec_enc(const void *o, uint8_t *buf, size_t cap, size_t *len)
 {
-	return dtxi_spec_encode(o, buf, cap, len);
+	return dtxd_spec_encode(o, buf, cap, len);
 }
 
 // Encodes obj into a fresh buffer of its exact size. The encoding goes to
@@ -909,18 +906,6 @@ write_or_redo(dtxd_txmgr *m, mtx *tx, int purpose, bool sync, bool wait)
 	}
 }
 
-// A crash point that first gives replies already handed to nng time to
-// leave, for a test that must see what a client was told before the crash.
-static void
-crash_point_linger(dtxd_txmgr *m, const char *name)
-{
-	if (m->cfg.crash_at != NULL && strcmp(m->cfg.crash_at, name) == 0) {
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
-		nanosleep(&ts, NULL);
-		crash_point(m, name);
-	}
-}
-
 // True when tx's terminal state cannot change even if its final record is
 // lost (see the top of this file).
 static bool
@@ -948,7 +933,8 @@ run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 				if (outcome_settled(tx)) {
 					reply_waiters(m, tx, 0);
 				}
-				crash_point_linger(m, "before-final-record");
+				dtxi_crash_point(
+				    &m->crash, DTXI_CRASH_BEFORE_FINAL_RECORD);
 				write_or_redo(m, tx, W_FINISH, false, false);
 			}
 			break;
@@ -964,20 +950,21 @@ run_actions(dtxd_txmgr *m, mtx *tx, const dtxd_actions *acts)
 // decision durable has not even been queued, so recovery must act as if
 // the decision had never been taken.
 static void
-tx_event(dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, const char *crash_after)
+tx_event(
+    dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, dtxi_crash_pt crash_after)
 {
 	dtxd_actions *acts = &m->acts;
 	int           was  = tx->core.state;
 
 	dtxd_tx_handle(&tx->core, &m->cfg.policy, ev, acts);
-	if (crash_after != NULL) {
-		crash_point(m, crash_after);
-	}
+	dtxi_crash_point(&m->crash, crash_after);
 	if (was != tx->core.state) {
 		if (tx->core.state == DTX_STATE_COMMITTING) {
-			crash_point(m, "before-commit-decision");
+			dtxi_crash_point(
+			    &m->crash, DTXI_CRASH_BEFORE_COMMIT_DECISION);
 		} else if (tx->core.state == DTX_STATE_COMPENSATING) {
-			crash_point(m, "before-compensate-decision");
+			dtxi_crash_point(
+			    &m->crash, DTXI_CRASH_BEFORE_COMPENSATE_DECISION);
 		}
 	}
 	// The actions buffer is reused by nested work only through the
@@ -993,10 +980,10 @@ tx_event(dtxd_txmgr *m, mtx *tx, const dtxd_event *ev, const char *crash_after)
 static void
 on_call_event(dtxd_txmgr *m, mcall *mc)
 {
-	mtx        *tx = mc->tx;
-	mbranch    *mb = &tx->mb[mc->branch];
-	dtxd_event  ev;
-	const char *crash = NULL;
+	mtx          *tx = mc->tx;
+	mbranch      *mb = &tx->mb[mc->branch];
+	dtxd_event    ev;
+	dtxi_crash_pt crash = DTXI_CRASH_NONE;
 
 	if (tx->in_table && !tx->finishing) {
 		memset(&ev, 0, sizeof(ev));
@@ -1017,12 +1004,12 @@ on_call_event(dtxd_txmgr *m, mcall *mc)
 			mc->payload      = NULL;
 			if (mc->status == DTX_BRANCH_OK) {
 				crash = mc->phase == DTX_PHASE_COMMIT
-				    ? "after-first-commit"
+				    ? DTXI_CRASH_AFTER_FIRST_COMMIT
 				    : mc->phase == DTX_PHASE_EXECUTE
-				    ? "after-first-execute"
+				    ? DTXI_CRASH_AFTER_FIRST_EXECUTE
 				    : mc->phase == DTX_PHASE_COMPENSATE
-				    ? "after-first-compensate"
-				    : NULL;
+				    ? DTXI_CRASH_AFTER_FIRST_COMPENSATE
+				    : DTXI_CRASH_NONE;
 			}
 		} else {
 			ev.kind         = DTXD_EV_FAILED;
@@ -1064,7 +1051,7 @@ on_write_event(dtxd_txmgr *m, mwrite *w)
 		reply_waiters(m, tx, WAIT_ACCEPT);
 		dtxd_event ev = {
 		    .kind = DTXD_EV_START, .now_ms = dtxi_now_ms()};
-		tx_event(m, tx, &ev, NULL);
+		tx_event(m, tx, &ev, DTXI_CRASH_NONE);
 		break;
 	case W_PERSIST:
 		if (w->rv != 0) {
@@ -1075,13 +1062,15 @@ on_write_event(dtxd_txmgr *m, mwrite *w)
 		}
 		if (w->wait && tx->in_table && !tx->finishing) {
 			if (tx->core.state == DTX_STATE_COMMITTING) {
-				crash_point(m, "after-commit-decision");
+				dtxi_crash_point(&m->crash,
+				    DTXI_CRASH_AFTER_COMMIT_DECISION);
 			} else if (tx->core.state == DTX_STATE_COMPENSATING) {
-				crash_point(m, "after-compensate-decision");
+				dtxi_crash_point(&m->crash,
+				    DTXI_CRASH_AFTER_COMPENSATE_DECISION);
 			}
 			dtxd_event pev = {.kind = DTXD_EV_PERSISTED,
 			    .now_ms             = dtxi_now_ms()};
-			tx_event(m, tx, &pev, NULL);
+			tx_event(m, tx, &pev, DTXI_CRASH_NONE);
 		}
 		break;
 	case W_FINISH:
@@ -1136,7 +1125,7 @@ on_timer(dtxd_txmgr *m, mtx *tx, int64_t now)
 	if (tx->created && !tx->finishing && tx->core.wake_ms != 0 &&
 	    tx->core.wake_ms <= now) {
 		dtxd_event ev = {.kind = DTXD_EV_TIMER, .now_ms = now};
-		tx_event(m, tx, &ev, NULL);
+		tx_event(m, tx, &ev, DTXI_CRASH_NONE);
 	}
 }
 
@@ -1169,7 +1158,7 @@ load_record(dtxd_txmgr *m, const char *gid, uint8_t **buf)
 	if (rv != 0) {
 		return rv;
 	}
-	if ((rv = dtxi_record_decode(m->rec, *buf, len)) != 0) {
+	if ((rv = dtxd_record_decode(m->rec, *buf, len)) != 0) {
 		DTXI_ERROR("txmgr: the record of %s does not decode", gid);
 		free(*buf);
 		return DTX_ESTORAGE;
@@ -1412,7 +1401,7 @@ list_one(void *arg, const char *gid, const uint8_t *rec, size_t len)
 		sum.updated_ms = tx->updated_ms;
 		sum.nbranches  = tx->core.nbranches;
 	} else {
-		if (dtxi_record_decode(m->rec, rec, len) != 0) {
+		if (dtxd_record_decode(m->rec, rec, len) != 0) {
 			return 0; // logged by recovery; not listable
 		}
 		dtxi_strlcpy(sum.gid, gid, sizeof(sum.gid));
@@ -1482,7 +1471,7 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid)
 		}
 		dtxd_event ev = {
 		    .kind = DTXD_EV_ABORT, .now_ms = dtxi_now_ms()};
-		tx_event(m, tx, &ev, NULL);
+		tx_event(m, tx, &ev, DTXI_CRASH_NONE);
 		if (m->acts.rv != 0) {
 			reply_code(r, m->acts.rv,
 			    "%s has already decided to commit", gid);
@@ -1696,7 +1685,7 @@ tx_resume(dtxd_txmgr *m, mtx *tx)
 		tx->core.br[i].retry_at_ms = 0;
 	}
 	dtxd_event ev = {.kind = DTXD_EV_RECOVER, .now_ms = dtxi_now_ms()};
-	tx_event(m, tx, &ev, NULL);
+	tx_event(m, tx, &ev, DTXI_CRASH_NONE);
 }
 
 static void
@@ -1778,6 +1767,7 @@ dtxd_txmgr_open(
 	m->cfg   = *c;
 	m->store = st;
 	m->disp  = d;
+	dtxi_crash_init(&m->crash, DTXI_CRASH_COORDINATOR, c->crash_at);
 	m->tsize = 1024;
 	m->table = calloc(m->tsize, sizeof(*m->table));
 	m->rep   = calloc(1, sizeof(*m->rep));
@@ -1800,7 +1790,7 @@ dtxd_txmgr_open(
 }
 
 int
-dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
+dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxd_record *rec,
     const uint8_t *const *specs, const size_t *spec_lens)
 {
 	const dtxi_txinfo *info = &rec->info;
@@ -1817,7 +1807,7 @@ dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
 	for (uint32_t i = 0; i < info->nbranches; i++) {
 		dtxi_branch_spec spec;
 		mbranch         *mb = &tx->mb[i];
-		if (dtxi_spec_decode(&spec, specs[i], spec_lens[i]) != 0) {
+		if (dtxd_spec_decode(&spec, specs[i], spec_lens[i]) != 0) {
 			tx_release(tx);
 			return DTX_EPROTO;
 		}
@@ -1839,7 +1829,7 @@ dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
 			    b->payload.ptr, b->payload.len);
 			mb->rpayload_len = mb->rpayload ? b->payload.len : 0;
 		}
-		tx->core.br[i].done     = b->done;
+		tx->core.br[i].done     = rec->done[i];
 		tx->core.br[i].phase    = b->phase;
 		tx->core.br[i].attempts = b->attempts;
 		if (mb->endpoint == NULL || mb->method == NULL ||

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "dispatcher.h"
+#include "record_codec.h"
 #include "server.h"
 #include "store.h"
 #include "tx.h"
@@ -42,7 +43,7 @@ int dtxd_txmgr_open(
 // Adopts a transaction loaded from the store (recovery). Before start only.
 // rec is consumed; specs[i] are encoded branch specs, copied. Errors:
 // DTX_EPROTO (a spec does not decode), DTX_ENOMEM.
-int dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxi_record *rec,
+int dtxd_txmgr_adopt(dtxd_txmgr *m, const dtxd_record *rec,
     const uint8_t *const *specs, const size_t *spec_lens);
 
 // Starts the loop thread. Adopted transactions are in the gid table from the

@@ -57,8 +57,10 @@
 
 #include <rocksdb/c.h>
 
-#include "base.h"
+#include "clock.h"
+#include "log.h"
 #include "reply.h"
+#include "strs.h"
 
 #define NSTRIPES          64
 #define PREFIX_MAX        64
@@ -448,7 +450,8 @@ run_callback(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn, void *arg,
 			prepared_del(b, wb, call);
 		}
 		if (rv == 0) {
-			dtxi_crash_point(b->crash, "before-business-write");
+			dtxi_crash_point(
+			    b->crash, DTXI_CRASH_BEFORE_BUSINESS_WRITE);
 			rv = db_write(b, wb, b->wo);
 		}
 	}
@@ -462,7 +465,7 @@ run_callback(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn, void *arg,
 		return storage_failed(reply, rv);
 	}
 	if (keep) {
-		dtxi_crash_point(b->crash, "after-business-write");
+		dtxi_crash_point(b->crash, DTXI_CRASH_AFTER_BUSINESS_WRITE);
 	}
 	return res;
 }

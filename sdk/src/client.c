@@ -21,8 +21,12 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "base.h"
+#include "clock.h"
 #include "codec.h"
+#include "gid.h"
+#include "log.h"
+#include "strs.h"
+#include "transport.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_TX_TIMEOUT 30000
@@ -101,25 +105,6 @@ typedef struct exchange {
 	dtxi_reply   rep;
 	nng_msg     *msg; // the received reply, or NULL
 } exchange;
-
-static int
-map_nng(int rv, const char *what)
-{
-	switch (rv) {
-	case 0:
-		return 0;
-	case NNG_ETIMEDOUT:
-		return DTX_ETIMEDOUT;
-	case NNG_ECLOSED:
-		return DTX_ECLOSED;
-	case NNG_ENOMEM:
-		return DTX_ENOMEM;
-	default:
-		DTXI_ERROR("client: %s: %s (%s)", what, nng_strerror(rv),
-		    dtx_strerror(DTX_ETRANSPORT));
-		return DTX_ETRANSPORT;
-	}
-}
 
 static bool
 str_ok(const char *s, size_t max, unsigned char lo)
@@ -206,31 +191,22 @@ exchange_run(dtx_client *c, exchange *x, int32_t timeout_ms, char *msg)
 	bool     ctx_open = false;
 	nng_aio *aio      = NULL;
 	nng_msg *m        = NULL;
-	size_t   len;
 	int64_t  deadline = dtxi_mono_ms() + timeout_ms;
 	char     why[DTX_MESSAGE_MAX + 1];
 	int      rv;
 
 	why[0] = '\0';
-	if ((rv = dtxi_request_encode(&x->req, NULL, 0, &len)) != 0) {
-		snprintf(why, sizeof(why), "cannot encode the request");
-		goto fail;
-	}
-	if ((rv = nng_msg_alloc(&m, len)) != 0) {
-		rv = map_nng(rv, "allocating a request");
-		goto fail;
-	}
-	if ((rv = dtxi_request_encode(&x->req, nng_msg_body(m), len, &len)) !=
-	    0) {
-		snprintf(why, sizeof(why), "cannot encode the request");
+	if ((rv = dtxi_transport_encode_request(&x->req, &m)) != 0) {
+		snprintf(why, sizeof(why), "cannot encode the request: %s",
+		    dtx_strerror(rv));
 		goto fail;
 	}
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-		rv = map_nng(rv, "allocating an aio");
+		rv = dtxi_transport_err(rv, "client: allocating an aio");
 		goto fail;
 	}
 	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
-		rv = map_nng(rv, "opening a context");
+		rv = dtxi_transport_err(rv, "client: opening a context");
 		goto fail;
 	}
 	ctx_open = true;
@@ -243,7 +219,7 @@ exchange_run(dtx_client *c, exchange *x, int32_t timeout_ms, char *msg)
 		// A failed send leaves the message with us.
 		snprintf(why, sizeof(why), "sending to the coordinator: %s",
 		    nng_strerror(rv));
-		rv = map_nng(rv, "sending a request");
+		rv = dtxi_transport_err(rv, "client: sending a request");
 		goto fail;
 	}
 	m = NULL;
@@ -254,7 +230,7 @@ exchange_run(dtx_client *c, exchange *x, int32_t timeout_ms, char *msg)
 	if ((rv = nng_aio_result(aio)) != 0) {
 		snprintf(why, sizeof(why), "waiting for the coordinator: %s",
 		    nng_strerror(rv));
-		rv = map_nng(rv, "receiving a reply");
+		rv = dtxi_transport_err(rv, "client: receiving a reply");
 		goto fail;
 	}
 	m  = nng_aio_get_msg(aio);
@@ -318,7 +294,7 @@ dtx_client_open(dtx_client **cp, const char *url)
 		return DTX_ENOMEM;
 	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		rv = map_nng(rv, "opening the socket");
+		rv = dtxi_transport_err(rv, "client: opening the socket");
 		pthread_cond_destroy(&c->idle_cv);
 		pthread_mutex_destroy(&c->mtx);
 		free(c);
@@ -331,16 +307,11 @@ dtx_client_open(dtx_client **cp, const char *url)
 	         NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX)) !=
 	        0) {
-		rv = map_nng(rv, "setting socket options");
+		rv = dtxi_transport_err(rv, "client: setting socket options");
 		goto fail;
 	}
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL ||
-		    rv == NNG_ENOTSUP) {
-			rv = DTX_EINVAL;
-		} else {
-			rv = map_nng(rv, url);
-		}
+		rv = dtxi_transport_addr_err(rv, "client: dialing", url);
 		goto fail;
 	}
 	*cp = c;
@@ -760,12 +731,12 @@ async_get(dtx_client *c, async_op **opp)
 	op->c = c;
 	if ((rv = nng_aio_alloc(&op->aio, async_cb, op)) != 0) {
 		free(op);
-		return map_nng(rv, "allocating an aio");
+		return dtxi_transport_err(rv, "client: allocating an aio");
 	}
 	if ((rv = nng_ctx_open(&op->ctx, c->sock)) != 0) {
 		nng_aio_free(op->aio);
 		free(op);
-		return map_nng(rv, "opening a context");
+		return dtxi_transport_err(rv, "client: opening a context");
 	}
 	pthread_mutex_lock(&c->mtx);
 	c->busy_ops++;
@@ -800,7 +771,10 @@ async_cb(void *arg)
 			snprintf(tx->message, sizeof(tx->message),
 			    "sending to the coordinator: %s",
 			    nng_strerror(rv));
-			async_done(op, map_nng(rv, "sending a request"), 0);
+			async_done(op,
+			    dtxi_transport_err(
+			        rv, "client: sending a request"),
+			    0);
 			return;
 		}
 		nng_aio_set_timeout(
@@ -811,7 +785,8 @@ async_cb(void *arg)
 	if (rv != 0) {
 		snprintf(tx->message, sizeof(tx->message),
 		    "waiting for the coordinator: %s", nng_strerror(rv));
-		async_done(op, map_nng(rv, "receiving a reply"), 0);
+		async_done(op,
+		    dtxi_transport_err(rv, "client: receiving a reply"), 0);
 		return;
 	}
 	m = nng_aio_get_msg(op->aio);
@@ -843,7 +818,6 @@ dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg)
 	exchange *x  = NULL;
 	async_op *op = NULL;
 	nng_msg  *m  = NULL;
-	size_t    len;
 	int32_t   tmo;
 	int       rv;
 
@@ -858,19 +832,9 @@ dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg)
 		return DTX_ENOMEM;
 	}
 	tmo = submit_fill(tx, x, true);
-	if ((rv = dtxi_request_encode(&x->req, NULL, 0, &len)) != 0) {
-		dtxi_strlcpy(tx->message, "cannot encode the request",
-		    sizeof(tx->message));
-		goto fail;
-	}
-	if ((rv = nng_msg_alloc(&m, len)) != 0) {
-		rv = map_nng(rv, "allocating a request");
-		goto fail;
-	}
-	if ((rv = dtxi_request_encode(&x->req, nng_msg_body(m), len, &len)) !=
-	    0) {
-		dtxi_strlcpy(tx->message, "cannot encode the request",
-		    sizeof(tx->message));
+	if ((rv = dtxi_transport_encode_request(&x->req, &m)) != 0) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "cannot encode the request: %s", dtx_strerror(rv));
 		goto fail;
 	}
 	if ((rv = async_get(tx->c, &op)) != 0) {

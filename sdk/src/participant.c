@@ -36,10 +36,13 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "barrier.h"
-#include "base.h"
+#include "clock.h"
 #include "codec.h"
 #include "crashpoint.h"
+#include "log.h"
 #include "reply.h"
+#include "strs.h"
+#include "transport.h"
 
 #define DEFAULT_WORKERS  4
 #define MAX_WORKERS      256
@@ -151,25 +154,6 @@ struct dtx_participant {
 	dtxi_barrier *barrier; // NULL: callbacks run unguarded
 	dtxi_crash    crash;   // DTX_PARTICIPANT_CRASH_AT, read at listen
 };
-
-static int
-map_nng(int rv, const char *what)
-{
-	switch (rv) {
-	case 0:
-		return 0;
-	case NNG_ETIMEDOUT:
-		return DTX_ETIMEDOUT;
-	case NNG_ECLOSED:
-		return DTX_ECLOSED;
-	case NNG_ENOMEM:
-		return DTX_ENOMEM;
-	default:
-		DTXI_ERROR("participant: %s: %s (%s)", what, nng_strerror(rv),
-		    dtx_strerror(DTX_ETRANSPORT));
-		return DTX_ETRANSPORT;
-	}
-}
 
 static bool
 method_name_ok(const char *s)
@@ -523,9 +507,9 @@ run_guarded(dtx_participant *p, const dtx_call *dc, dtx_phase_fn fn, void *arg,
 	if (p->barrier != NULL) {
 		return dtxi_barrier_call(p->barrier, dc, fn, arg, reply);
 	}
-	dtxi_crash_point(&p->crash, "before-business-write");
+	dtxi_crash_point(&p->crash, DTXI_CRASH_BEFORE_BUSINESS_WRITE);
 	res = fn(dc, reply, arg);
-	dtxi_crash_point(&p->crash, "after-business-write");
+	dtxi_crash_point(&p->crash, DTXI_CRASH_AFTER_BUSINESS_WRITE);
 	return res;
 }
 
@@ -642,39 +626,6 @@ run_call(worker *w)
 	}
 }
 
-// Encodes w->rep into a new message (the size first, then the bytes).
-static int
-encode_reply(worker *w, nng_msg **mp)
-{
-	nng_msg *m = NULL;
-	size_t   len;
-	size_t   got;
-	int      rv;
-
-	if ((rv = dtxi_reply_encode(&w->rep, NULL, 0, &len)) != 0) {
-		goto fail;
-	}
-	if ((rv = nng_msg_alloc(&m, len)) != 0) {
-		rv = map_nng(rv, "allocating a reply");
-		goto fail;
-	}
-	if ((rv = dtxi_reply_encode(&w->rep, nng_msg_body(m), len, &got)) !=
-	    0) {
-		goto fail;
-	}
-	if (got < len) {
-		nng_msg_chop(m, len - got);
-	}
-	*mp = m;
-	return 0;
-
-fail:
-	if (m != NULL) {
-		nng_msg_free(m);
-	}
-	return rv;
-}
-
 // Clears what the previous call left in w->reply.
 static void
 reply_reset(worker *w)
@@ -692,13 +643,13 @@ static void
 send_reply(worker *w, pctx *c)
 {
 	nng_msg *rep = NULL;
-	int      rv  = encode_reply(w, &rep);
+	int      rv  = dtxi_transport_encode_reply(&w->rep, &rep);
 
 	if (rv != 0 && w->rep.kind != DTXI_REP_NONE) {
 		DTXI_ERROR("participant: cannot encode a reply: %s",
 		    dtx_strerror(rv));
 		reply_error(&w->rep, DTX_EINTERNAL, "cannot encode the reply");
-		rv = encode_reply(w, &rep);
+		rv = dtxi_transport_encode_reply(&w->rep, &rep);
 	}
 	if (rv != 0) {
 		pctx_recv(c);
@@ -1008,10 +959,11 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 	}
 	atomic_store(&p->closing, false);
 	p->stop = false;
-	dtxi_crash_init(&p->crash);
+	dtxi_crash_init(&p->crash, DTXI_CRASH_PARTICIPANT,
+	    getenv(DTXI_CRASH_ENV_PARTICIPANT));
 
 	if ((rv = nng_rep0_open(&p->sock)) != 0) {
-		rv = map_nng(rv, "opening the socket");
+		rv = dtxi_transport_err(rv, "participant: opening the socket");
 		goto fail;
 	}
 	p->sock_open = true;
@@ -1021,7 +973,8 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 	rv = nng_socket_set_size(
 	    p->sock, NNG_OPT_RECVMAXSZ, 2 * (p->max_payload + FRAME_OVERHEAD));
 	if (rv != 0) {
-		rv = map_nng(rv, "setting the receive limit");
+		rv = dtxi_transport_err(
+		    rv, "participant: setting the receive limit");
 		goto fail;
 	}
 
@@ -1036,12 +989,14 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 
 		c->p = p;
 		if ((rv = nng_aio_alloc(&c->aio, pctx_cb, c)) != 0) {
-			rv = map_nng(rv, "allocating an aio");
+			rv = dtxi_transport_err(
+			    rv, "participant: allocating an aio");
 			goto fail;
 		}
 		p->nctxs++;
 		if ((rv = nng_ctx_open(&c->ctx, p->sock)) != 0) {
-			rv = map_nng(rv, "opening a context");
+			rv = dtxi_transport_err(
+			    rv, "participant: opening a context");
 			goto fail;
 		}
 	}
@@ -1057,12 +1012,8 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		p->nthreads++;
 	}
 	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
-		if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL ||
-		    rv == NNG_ENOTSUP) {
-			rv = DTX_EINVAL;
-		} else {
-			rv = map_nng(rv, url);
-		}
+		rv =
+		    dtxi_transport_addr_err(rv, "participant: listening", url);
 		goto fail;
 	}
 	if (p->barrier != NULL &&

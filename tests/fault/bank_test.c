@@ -37,8 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
+#include "clock.h"
 #include "harness.h"
+#include "strs.h"
 
 #define NBRANCHES 3
 #define NACCOUNTS 4 // per branch

@@ -32,8 +32,8 @@
 #include <signal.h>
 #include <string.h>
 
-#include "base.h"
 #include "harness.h"
+#include "strs.h"
 #include "world_suite.h"
 
 TestSuite(crash, .init = world_setup, .fini = world_teardown, .timeout = 40);

@@ -23,8 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
+#include "clock.h"
 #include "harness.h"
+#include "strs.h"
 #include "world_suite.h"
 
 // Above RESUME_INFLIGHT_MAX (4,096), so that resuming has to wait for

@@ -203,7 +203,7 @@ dtxf_check_reply(
 }
 
 void
-dtxf_check_record(const dtxi_record *r, const uint8_t *buf, size_t len)
+dtxf_check_record(const dtxd_record *r, const uint8_t *buf, size_t len)
 {
 	check_txinfo(&r->info, buf, len, SIZE_MAX);
 	DTXF_CHECK(r->deadline_ms >= 0);
@@ -253,7 +253,6 @@ same_txinfo(const dtxi_txinfo *a, const dtxi_txinfo *b)
 		DTXF_CHECK(x->branch_id == y->branch_id);
 		DTXF_CHECK(x->status == y->status && x->phase == y->phase);
 		DTXF_CHECK(x->attempts == y->attempts);
-		DTXF_CHECK(x->done == y->done);
 		SAME_STR(x->message, y->message);
 		same_bytes(x->payload, y->payload);
 	}
@@ -367,9 +366,12 @@ dtxf_same_reply(const dtxi_reply *a, const dtxi_reply *b)
 }
 
 void
-dtxf_same_record(const dtxi_record *a, const dtxi_record *b)
+dtxf_same_record(const dtxd_record *a, const dtxd_record *b)
 {
 	same_txinfo(&a->info, &b->info);
+	for (uint32_t i = 0; i < a->info.nbranches; i++) {
+		DTXF_CHECK(a->done[i] == b->done[i]);
+	}
 	DTXF_CHECK(a->timeout_ms == b->timeout_ms);
 	DTXF_CHECK(a->call_timeout_ms == b->call_timeout_ms);
 	DTXF_CHECK(a->retries == b->retries);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "record_codec.h"
 
 // The libFuzzer entry point every target defines.
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,14 +48,14 @@ void dtxf_check_request(
     const dtxi_request *r, const uint8_t *buf, size_t len, size_t max_payload);
 void dtxf_check_reply(
     const dtxi_reply *r, const uint8_t *buf, size_t len, size_t max_payload);
-void dtxf_check_record(const dtxi_record *r, const uint8_t *buf, size_t len);
+void dtxf_check_record(const dtxd_record *r, const uint8_t *buf, size_t len);
 void dtxf_check_spec(
     const dtxi_branch_spec *s, const uint8_t *buf, size_t len);
 
 // Field-by-field equality (payloads by content), for round trips.
 void dtxf_same_request(const dtxi_request *a, const dtxi_request *b);
 void dtxf_same_reply(const dtxi_reply *a, const dtxi_reply *b);
-void dtxf_same_record(const dtxi_record *a, const dtxi_record *b);
+void dtxf_same_record(const dtxd_record *a, const dtxd_record *b);
 void dtxf_same_spec(const dtxi_branch_spec *a, const dtxi_branch_spec *b);
 
 #endif // DTX_FUZZ_H

@@ -9,19 +9,19 @@
 #include "fuzz.h"
 #include "roundtrip.h"
 
-static dtxi_record rec, again;
+static dtxd_record rec, again;
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int rv = dtxi_record_decode(&rec, data, size);
+	int rv = dtxd_record_decode(&rec, data, size);
 
 	if (rv != 0) {
 		DTXF_CHECK(rv == DTX_EPROTO || rv == DTX_EVERSION);
 		return 0;
 	}
 	dtxf_check_record(&rec, data, size);
-	DTXF_ROUNDTRIP(dtxi_record_encode, dtxi_record_decode,
+	DTXF_ROUNDTRIP(dtxd_record_encode, dtxd_record_decode,
 	    dtxf_same_record, &rec, &again);
 	return 0;
 }

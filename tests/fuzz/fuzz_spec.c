@@ -13,7 +13,7 @@ static dtxi_branch_spec spec, again;
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int rv = dtxi_spec_decode(&spec, data, size);
+	int rv = dtxd_spec_decode(&spec, data, size);
 
 	if (rv != 0) {
 		DTXF_CHECK(rv == DTX_EPROTO);
@@ -21,6 +21,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	dtxf_check_spec(&spec, data, size);
 	DTXF_ROUNDTRIP(
-	    dtxi_spec_encode, dtxi_spec_decode, dtxf_same_spec, &spec, &again);
+	    dtxd_spec_encode, dtxd_spec_decode, dtxf_same_spec, &spec, &again);
 	return 0;
 }

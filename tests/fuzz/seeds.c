@@ -14,7 +14,7 @@
 // seed run needs little stack, and the generator is not re-entrant.
 static dtxi_request req;
 static dtxi_reply   rep;
-static dtxi_record  rec;
+static dtxd_record  rec;
 static uint8_t      pay[DTXI_BATCH_MAX][40];
 static uint8_t      out[256 * 1024];
 
@@ -70,7 +70,6 @@ fill_txinfo(dtxi_txinfo *t, unsigned nbranches, int mode, int state)
 		t->branches[i].status    = DTX_BRANCH_OK;
 		t->branches[i].phase     = DTX_PHASE_PREPARE + (int)(i % 5);
 		t->branches[i].attempts  = 1 + i;
-		t->branches[i].done      = 1u << (i % 4);
 		strcpy(t->branches[i].message, i % 2 ? "" : "prepared");
 		t->branches[i].payload = payload(i, i * 3);
 	}
@@ -265,8 +264,11 @@ seeds_record(dtxf_emit emit, void *arg)
 		rec.content_hash    = 0x9e3779b97f4a7c15ull * (k + 1);
 		rec.cursor          = k;
 		rec.wait            = k % 2;
+		for (unsigned i = 0; i < rec.info.nbranches; i++) {
+			rec.done[i] = 1u << (i % 4);
+		}
 		DTXF_CHECK(
-		    dtxi_record_encode(&rec, out, sizeof(out), &len) == 0);
+		    dtxd_record_encode(&rec, out, sizeof(out), &len) == 0);
 		emit(arg, out, len);
 		n++;
 	}
@@ -287,7 +289,7 @@ seeds_spec(dtxf_emit emit, void *arg)
 		           : "tcp://127.0.0.1:7001");
 		strcpy(s.method, k == 0 ? "m" : "inventory.reserve");
 		s.payload = payload(k, k * 11);
-		DTXF_CHECK(dtxi_spec_encode(&s, out, sizeof(out), &len) == 0);
+		DTXF_CHECK(dtxd_spec_encode(&s, out, sizeof(out), &len) == 0);
 		emit(arg, out, len);
 		n++;
 	}

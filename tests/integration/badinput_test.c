@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
 #include "codec.h"
 #include "harness.h"
 

@@ -22,10 +22,10 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
 #include "codec.h"
 #include "harness.h"
 #include "rawcall.h"
+#include "strs.h"
 #include "world_suite.h"
 
 TestSuite(

@@ -27,9 +27,9 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
 #include "codec.h"
 #include "harness.h"
+#include "strs.h"
 
 #define MAX_PAYLOAD 1024u
 #define MEET        4 // calls that must run at the same time

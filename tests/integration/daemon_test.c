@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
 #include "harness.h"
+#include "strs.h"
 #include "world_suite.h"
 
 TestSuite(daemon, .init = world_setup, .fini = world_teardown, .timeout = 30);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base.h"
 #include "harness.h"
 #include "world_suite.h"
 

@@ -24,8 +24,9 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
+#include "clock.h"
 #include "codec.h"
+#include "strs.h"
 
 // A loopback TCP address that was free a moment ago (the kernel picks it).
 static void

@@ -24,8 +24,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "base.h"
 #include "harness.h"
+#include "strs.h"
 #include "world_suite.h"
 
 static char mnt[DTXT_PATH_MAX]; // a tmpfs mounted by the test, or ""

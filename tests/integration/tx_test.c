@@ -16,7 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base.h"
+#include "clock.h"
+#include "gid.h"
 #include "harness.h"
 #include "world_suite.h"
 

@@ -63,7 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base.h"
+#include "clock.h"
 
 #define MAX_ACCOUNTS 32
 #define NAME_MAX_    32

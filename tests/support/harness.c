@@ -28,7 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base.h"
+#include "clock.h"
+#include "strs.h"
 
 extern char **environ;
 

@@ -19,8 +19,8 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
 #include "codec.h"
+#include "strs.h"
 
 // One branch reply, copied out of the message.
 typedef struct dtxt_answer {

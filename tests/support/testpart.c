@@ -66,7 +66,8 @@
 
 #include <rocksdb/c.h>
 
-#include "base.h"
+#include "log.h"
+#include "strs.h"
 
 // What one phase does.
 typedef enum act {

@@ -24,7 +24,6 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
 #include "codec.h"
 #include "rawcall.h"
 

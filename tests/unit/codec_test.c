@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
-// codec: every request and reply kind, the stored record and branch spec
-// survive an encode/decode round trip field for field; decoded payloads are
-// slices of the frame; and bad frames (truncated, garbage, oversized, wrong
-// version, bad enums, payloads over the limit) are refused with the
-// documented code and never crash. The big structs are static: each test
-// runs in its own process, and the stack stays small.
+// codec: every request and reply kind survives an encode/decode round trip
+// field for field; decoded payloads are slices of the frame; and bad frames
+// (truncated, garbage, oversized, wrong version, bad enums, payloads over
+// the limit) are refused with the documented code and never crash. Random
+// garbage is the fuzz targets' job (tests/fuzz replays their corpus in
+// CTest); here valid frames are corrupted, and what decodes must still
+// point inside the frame. The big structs are static: each test runs in
+// its own process, and the stack stays small.
 
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +25,6 @@ static uint8_t      frame[256 * 1024];
 static uint8_t      payloads[DTX_BRANCHES_MAX][300];
 static dtxi_request req, req2;
 static dtxi_reply   rep, rep2;
-static dtxi_record  rec, rec2;
 static char         err[DTX_MESSAGE_MAX + 1];
 
 // A small deterministic generator, so a failing garbage case can be
@@ -125,7 +126,6 @@ fill_txinfo(dtxi_txinfo *t, unsigned nbranches)
 		b->attempts  = i * 3;
 		snprintf(b->message, sizeof(b->message), "message %u", i);
 		b->payload = payload(i);
-		b->done    = 0xf0u | i;
 	}
 }
 
@@ -149,7 +149,6 @@ assert_txinfo_eq(const dtxi_txinfo *a, const dtxi_txinfo *b)
 		cr_assert_eq(x->attempts, y->attempts);
 		cr_assert_str_eq(x->message, y->message);
 		assert_bytes_eq(x->payload, y->payload);
-		cr_assert_eq(x->done, y->done);
 	}
 }
 
@@ -441,76 +440,6 @@ Test(codec, round_trips_strings_of_the_maximum_length)
 	cr_assert_eq(strlen(req2.u.submit.gid), DTX_GID_MAX);
 }
 
-Test(codec, round_trips_a_record)
-{
-	uint8_t buf[64 * 1024];
-	size_t  len = 0, size = 0;
-
-	memset(&rec, 0, sizeof(rec));
-	fill_txinfo(&rec.info, DTX_BRANCHES_MAX);
-	rec.timeout_ms      = 1;
-	rec.call_timeout_ms = 2;
-	rec.retries         = 3;
-	rec.deadline_ms     = 1700000000000;
-	rec.content_hash    = 0xfedcba9876543210ull;
-	rec.cursor          = 63;
-	rec.wait            = true;
-	cr_assert_eq(dtxi_record_encode(&rec, NULL, 0, &size), 0);
-	cr_assert_eq(dtxi_record_encode(&rec, buf, sizeof(buf), &len), 0);
-	cr_assert_eq(len, size);
-	cr_assert_eq(dtxi_record_decode(&rec2, buf, len), 0);
-	assert_txinfo_eq(&rec2.info, &rec.info);
-	cr_assert_eq(rec2.timeout_ms, 1);
-	cr_assert_eq(rec2.call_timeout_ms, 2);
-	cr_assert_eq(rec2.retries, 3);
-	cr_assert_eq(rec2.deadline_ms, 1700000000000);
-	cr_assert_eq(rec2.content_hash, 0xfedcba9876543210ull);
-	cr_assert_eq(rec2.cursor, 63);
-	cr_assert_eq(rec2.wait, true);
-	for (unsigned i = 0; i < rec2.info.nbranches; i++) {
-		const uint8_t *p = rec2.info.branches[i].payload.ptr;
-
-		cr_assert(p == NULL || (p >= buf && p < buf + len));
-	}
-}
-
-Test(codec, refuses_a_record_from_a_newer_version)
-{
-	uint8_t buf[4096];
-	size_t  len = 0;
-
-	memset(&rec, 0, sizeof(rec));
-	fill_txinfo(&rec.info, 2);
-	cr_assert_eq(dtxi_record_encode(&rec, buf, sizeof(buf), &len), 0);
-	// Field 1 (version), varint, comes first in nanopb's output.
-	cr_assert_eq(buf[0], 0x08);
-	cr_assert_eq(buf[1], DTX_PROTOCOL_VERSION);
-	buf[1] = DTX_PROTOCOL_VERSION + 1;
-	cr_assert_eq(dtxi_record_decode(&rec2, buf, len), DTX_EVERSION);
-	cr_assert_eq(dtxi_record_decode(&rec2, buf, 1), DTX_EPROTO);
-}
-
-Test(codec, round_trips_a_spec)
-{
-	dtxi_branch_spec s, s2;
-	uint8_t          buf[1024];
-	size_t           len = 0, size = 0;
-
-	memset(&s, 0, sizeof(s));
-	strcpy(s.endpoint, "ipc:///tmp/inventory.ipc");
-	strcpy(s.method, "Inventory.Reserve");
-	s.payload = payload(7);
-	cr_assert_eq(dtxi_spec_encode(&s, NULL, 0, &size), 0);
-	cr_assert_eq(dtxi_spec_encode(&s, buf, sizeof(buf), &len), 0);
-	cr_assert_eq(len, size);
-	cr_assert_eq(dtxi_spec_decode(&s2, buf, len), 0);
-	cr_assert_str_eq(s2.endpoint, s.endpoint);
-	cr_assert_str_eq(s2.method, s.method);
-	assert_bytes_eq(s2.payload, s.payload);
-	cr_assert(s2.payload.ptr >= buf && s2.payload.ptr < buf + len);
-	cr_assert_eq(dtxi_spec_decode(&s2, buf, len - 1), DTX_EPROTO);
-}
-
 // ---------------------------------------------------------------------------
 // Zero copy
 // ---------------------------------------------------------------------------
@@ -606,40 +535,6 @@ Test(codec, reports_a_cut_inside_a_payload_as_malformed)
 	        FRAME_MAX, DTX_PAYLOAD_MAX_DEFAULT, err);
 	cr_assert_eq(rv, DTX_EPROTO);
 	cr_assert_gt(strlen(err), 0);
-}
-
-static void
-garbage_round(uint64_t seed, bool reply)
-{
-	uint64_t s = seed;
-	size_t   n = (size_t)(xorshift(&s) % 512);
-	int      rv;
-
-	for (size_t i = 0; i < n; i++) {
-		frame[i] = (uint8_t)xorshift(&s);
-	}
-	// A garbage frame that starts as a valid envelope reaches deeper.
-	if (n > 4 && seed % 2 == 0) {
-		frame[0] = 0x08;
-		frame[1] = DTX_PROTOCOL_VERSION;
-		frame[2] = (uint8_t)((10 + seed % 6) << 3 | 2);
-	}
-	if (reply) {
-		rv = dtxi_reply_decode(&rep2, frame, n, 4096, 64, err);
-	} else {
-		rv = dtxi_request_decode(&req2, frame, n, 4096, 64, err);
-	}
-	cr_assert(rv == 0 || rv == DTX_EPROTO || rv == DTX_EVERSION ||
-	        rv == DTX_ETOOBIG,
-	    "seed %llu: unexpected %d", (unsigned long long)seed, rv);
-}
-
-Test(codec, survives_random_garbage)
-{
-	for (uint64_t seed = 1; seed <= 4000; seed++) {
-		garbage_round(seed * 0x9e3779b97f4a7c15ull, false);
-		garbage_round(seed * 0x9e3779b97f4a7c15ull + 1, true);
-	}
 }
 
 Test(codec, survives_random_corruption_of_valid_frames)
@@ -893,11 +788,6 @@ Test(codec, refuses_to_encode_bad_values)
 	rep.code = -1;
 	cr_assert_eq(
 	    dtxi_reply_encode(&rep, frame, sizeof(frame), &len), DTX_EINVAL);
-
-	memset(&rec, 0, sizeof(rec));
-	rec.info.state = 12;
-	cr_assert_eq(
-	    dtxi_record_encode(&rec, frame, sizeof(frame), &len), DTX_EINVAL);
 }
 
 Test(codec, reports_too_small_a_buffer)
@@ -918,12 +808,6 @@ Test(codec, reports_too_small_a_buffer)
 	cr_assert_eq(dtxi_reply_encode(&rep, NULL, 0, &need), 0);
 	cr_assert_eq(
 	    dtxi_reply_encode(&rep, frame, need - 1, &len), DTX_ETOOBIG);
-
-	memset(&rec, 0, sizeof(rec));
-	fill_txinfo(&rec.info, 3);
-	cr_assert_eq(dtxi_record_encode(&rec, NULL, 0, &need), 0);
-	cr_assert_eq(
-	    dtxi_record_encode(&rec, frame, need - 1, &len), DTX_ETOOBIG);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 //
-// codec: the only file that touches nanopb. It converts the plain C structs
-// of codec.h to and from the generated dtxp_* messages of proto/dtx.proto and
-// runs nanopb over them. Payloads never get copied: decoding records them as
-// slices of the buffer being decoded (through nanopb field callbacks), and
-// encoding writes them straight from the caller's memory. Every value read
-// from a frame is checked against its limit before the rest of dtx sees it,
-// so the modules above the codec can trust a decoded struct.
+// codec: the wire codec, one of the two files that touch nanopb (the other
+// is dtxd's record codec, which borrows codec_pb.h). It converts the plain
+// C structs of codec.h to and from the generated dtxp_* messages of
+// proto/dtx.proto and runs nanopb over them. Payloads never get copied:
+// decoding records them as slices of the buffer being decoded (through nanopb
+// field callbacks), and encoding writes them straight from the caller's
+// memory. Every value read from a frame is checked against its limit before
+// the rest of dtx sees it, so the modules above the codec can trust a decoded
+// struct.
 
 #include "codec.h"
+#include "codec_pb.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -16,34 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <pb.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
-
-#include "dtx.pb.h"
-
-// Copies a string between a codec.h array and a generated one. The two must
-// have the same size (dtx.options and codec.h are kept in step), which the
-// static assertion proves at compile time for every field the codec copies.
-#define COPY_STR(dst, src)                                                    \
-	do {                                                                  \
-		_Static_assert(sizeof(dst) == sizeof(src),                    \
-		    "string size differs between codec.h and dtx.options");   \
-		copy_str(dst, src, sizeof(dst));                              \
-	} while (0)
-
-// True when a string array holds its terminating NUL, i.e. when it fits in
-// the generated field of the same size.
-#define STR_FITS(s) (memchr((s), 0, sizeof(s)) != NULL)
-
-static void
-copy_str(char *dst, const char *src, size_t cap)
-{
-	size_t n = strnlen(src, cap - 1);
-
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
 
 static void seterr(char *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -93,48 +70,11 @@ state_ok(int v)
 // Decoding
 // ---------------------------------------------------------------------------
 
-// Which payload a slot stands for, to name it in an error message.
-enum slot_kind {
-	SLOT_BRANCH,      // SubmitRequest.branches[i].payload
-	SLOT_RESULT,      // TxInfo.branches[i].payload
-	SLOT_CALL,        // BranchCall.payload
-	SLOT_REPLY,       // BranchReply.payload
-	SLOT_SPEC,        // a stored BranchSpec's payload
-	SLOT_BATCH_CALL,  // BranchCallBatch.calls[i].payload
-	SLOT_BATCH_REPLY, // BranchReplyBatch.replies[i].payload
-};
+typedef dtxi_pb_slot slot;
+typedef dtxi_pb_dctx dctx;
 
-_Static_assert(DTXI_BATCH_MAX <= DTX_BRANCHES_MAX,
-    "a batch uses the decoder's payload slots");
-
-struct dctx;
-
-// Where one payload callback records its slice. The slice comes first so
-// the callback's arg points at a dtxi_bytes, as the other fields are only
-// there to check the slice and to explain a refusal.
-typedef struct slot {
-	dtxi_bytes     bytes;
-	struct dctx   *ctx;
-	enum slot_kind kind;
-	unsigned       index;
-} slot;
-
-// One decode call's state. It lives on the decoder's stack: nanopb gives
-// callbacks no other place to keep it, and a global would not be
-// thread-safe. rc and why hold the reason a callback refused a payload,
-// because nanopb only passes back a fixed string.
-typedef struct dctx {
-	const uint8_t *buf;
-	size_t         len;
-	size_t         max_payload;
-	pb_size_t      member; // oneof member whose payload slots are in use
-	int            rc;
-	char           why[DTX_MESSAGE_MAX + 1];
-	slot           slots[DTX_BRANCHES_MAX];
-} dctx;
-
-static void
-dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
+void
+dtxi_pb_dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
 {
 	c->buf         = buf;
 	c->len         = len;
@@ -146,7 +86,7 @@ dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
 		c->slots[i].bytes.ptr = NULL;
 		c->slots[i].bytes.len = 0;
 		c->slots[i].ctx       = c;
-		c->slots[i].kind      = SLOT_BRANCH;
+		c->slots[i].kind      = DTXI_SLOT_BRANCH;
 		c->slots[i].index     = i;
 	}
 }
@@ -154,8 +94,8 @@ dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
 // Points the first n slots at kind and forgets what they held: a payload
 // recorded for a oneof member that a later one replaced must not surface in
 // the member that won.
-static void
-dctx_reset_slots(dctx *c, enum slot_kind kind, unsigned n)
+void
+dtxi_pb_reset_slots(dctx *c, enum dtxi_slot_kind kind, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		c->slots[i].bytes.ptr = NULL;
@@ -168,25 +108,25 @@ static const char *
 slot_name(const slot *s, char *buf, size_t cap)
 {
 	switch (s->kind) {
-	case SLOT_BRANCH:
+	case DTXI_SLOT_BRANCH:
 		snprintf(buf, cap, "payload of branch %u", s->index);
 		break;
-	case SLOT_RESULT:
+	case DTXI_SLOT_RESULT:
 		snprintf(buf, cap, "payload of branch result %u", s->index);
 		break;
-	case SLOT_CALL:
+	case DTXI_SLOT_CALL:
 		snprintf(buf, cap, "payload of the branch call");
 		break;
-	case SLOT_REPLY:
+	case DTXI_SLOT_REPLY:
 		snprintf(buf, cap, "payload of the branch reply");
 		break;
-	case SLOT_BATCH_CALL:
+	case DTXI_SLOT_BATCH_CALL:
 		snprintf(buf, cap, "payload of batched call %u", s->index);
 		break;
-	case SLOT_BATCH_REPLY:
+	case DTXI_SLOT_BATCH_REPLY:
 		snprintf(buf, cap, "payload of batched reply %u", s->index);
 		break;
-	case SLOT_SPEC:
+	case DTXI_SLOT_SPEC:
 	default:
 		snprintf(buf, cap, "payload of the branch spec");
 		break;
@@ -233,8 +173,8 @@ payload_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 	return pb_read(stream, NULL, n);
 }
 
-static void
-install_payload(pb_callback_t *cb, slot *s)
+void
+dtxi_pb_install_payload(pb_callback_t *cb, slot *s)
 {
 	cb->funcs.decode = payload_decode;
 	cb->arg          = s;
@@ -253,22 +193,24 @@ req_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 	(void)stream;
 	if (field->tag != c->member) {
 		c->member = field->tag;
-		dctx_reset_slots(c, SLOT_BRANCH, DTX_BRANCHES_MAX);
+		dtxi_pb_reset_slots(c, DTXI_SLOT_BRANCH, DTX_BRANCHES_MAX);
 	}
 	if (field->tag == dtxp_Request_submit_tag) {
 		dtxp_SubmitRequest *m = field->pData;
 		for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
-			install_payload(&m->branches[i].payload, &c->slots[i]);
+			dtxi_pb_install_payload(
+			    &m->branches[i].payload, &c->slots[i]);
 		}
 	} else if (field->tag == dtxp_Request_call_tag) {
 		dtxp_BranchCall *m = field->pData;
-		c->slots[0].kind   = SLOT_CALL;
-		install_payload(&m->payload, &c->slots[0]);
+		c->slots[0].kind   = DTXI_SLOT_CALL;
+		dtxi_pb_install_payload(&m->payload, &c->slots[0]);
 	} else if (field->tag == dtxp_Request_call_batch_tag) {
 		dtxp_BranchCallBatch *m = field->pData;
 		for (unsigned i = 0; i < DTXI_BATCH_MAX; i++) {
-			c->slots[i].kind = SLOT_BATCH_CALL;
-			install_payload(&m->calls[i].payload, &c->slots[i]);
+			c->slots[i].kind = DTXI_SLOT_BATCH_CALL;
+			dtxi_pb_install_payload(
+			    &m->calls[i].payload, &c->slots[i]);
 		}
 	}
 	return true;
@@ -282,22 +224,24 @@ rep_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 	(void)stream;
 	if (field->tag != c->member) {
 		c->member = field->tag;
-		dctx_reset_slots(c, SLOT_RESULT, DTX_BRANCHES_MAX);
+		dtxi_pb_reset_slots(c, DTXI_SLOT_RESULT, DTX_BRANCHES_MAX);
 	}
 	if (field->tag == dtxp_Reply_tx_tag) {
 		dtxp_TxInfo *m = field->pData;
 		for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
-			install_payload(&m->branches[i].payload, &c->slots[i]);
+			dtxi_pb_install_payload(
+			    &m->branches[i].payload, &c->slots[i]);
 		}
 	} else if (field->tag == dtxp_Reply_branch_tag) {
 		dtxp_BranchReply *m = field->pData;
-		c->slots[0].kind    = SLOT_REPLY;
-		install_payload(&m->payload, &c->slots[0]);
+		c->slots[0].kind    = DTXI_SLOT_REPLY;
+		dtxi_pb_install_payload(&m->payload, &c->slots[0]);
 	} else if (field->tag == dtxp_Reply_branch_batch_tag) {
 		dtxp_BranchReplyBatch *m = field->pData;
 		for (unsigned i = 0; i < DTXI_BATCH_MAX; i++) {
-			c->slots[i].kind = SLOT_BATCH_REPLY;
-			install_payload(&m->replies[i].payload, &c->slots[i]);
+			c->slots[i].kind = DTXI_SLOT_BATCH_REPLY;
+			dtxi_pb_install_payload(
+			    &m->replies[i].payload, &c->slots[i]);
 		}
 	}
 	return true;
@@ -305,8 +249,8 @@ rep_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 
 // Turns a failed pb_decode into our code and message. A payload refused by
 // its callback has its own reason; anything else is nanopb's.
-static int
-decode_failed(
+int
+dtxi_pb_decode_failed(
     const dctx *c, const pb_istream_t *s, const char *what, char *err)
 {
 	const char *e = PB_GET_ERROR(s);
@@ -335,8 +279,8 @@ decode_failed(
 // succeeded and check what nanopb does not: enum ranges and integers that
 // do not fit our types. On failure they leave the reason in why.
 
-static int
-ms_from_pb(uint64_t v, int64_t *out, const char *name, char *why)
+int
+dtxi_pb_ms_from(uint64_t v, int64_t *out, const char *name, char *why)
 {
 	if (v > (uint64_t)INT64_MAX) {
 		snprintf(why, DTX_MESSAGE_MAX + 1, "%s out of range", name);
@@ -362,12 +306,11 @@ result_from_pb(const dtxp_BranchResult *in, const slot *s,
 	out->attempts  = in->attempts;
 	COPY_STR(out->message, in->message);
 	out->payload = s->bytes;
-	out->done    = in->done;
 	return 0;
 }
 
-static int
-txinfo_from_pb(
+int
+dtxi_pb_txinfo_from(
     const dtxp_TxInfo *in, const dctx *c, dtxi_txinfo *out, char *why)
 {
 	int rv;
@@ -382,9 +325,9 @@ txinfo_from_pb(
 	out->mode  = (int)in->mode;
 	out->state = (int)in->state;
 	out->stuck = in->stuck;
-	if ((rv = ms_from_pb(
+	if ((rv = dtxi_pb_ms_from(
 	         in->created_ms, &out->created_ms, "created_ms", why)) != 0 ||
-	    (rv = ms_from_pb(
+	    (rv = dtxi_pb_ms_from(
 	         in->updated_ms, &out->updated_ms, "updated_ms", why)) != 0) {
 		return rv;
 	}
@@ -439,7 +382,7 @@ call_from_pb(
 	out->payload    = s->bytes;
 	out->attempt    = in->attempt;
 	out->timeout_ms = in->timeout_ms;
-	return ms_from_pb(
+	return dtxi_pb_ms_from(
 	    in->deadline_ms, &out->deadline_ms, "deadline_ms", why);
 }
 
@@ -461,7 +404,7 @@ batch_from_pb(const dtxp_BranchCallBatch *in, const dctx *c,
 		    &in->calls[i], &c->slots[i], &out->calls[i], why);
 		if (rv != 0) {
 			char inner[DTX_MESSAGE_MAX + 1];
-			copy_str(inner, why, sizeof(inner));
+			dtxi_pb_copy_str(inner, why, sizeof(inner));
 			snprintf(why, DTX_MESSAGE_MAX + 1,
 			    "batched call %u: %.200s", i, inner);
 			return rv;
@@ -545,9 +488,9 @@ list_from_pb(const dtxp_ListReply *in, dtxi_reply *r, char *why)
 		o->mode  = (int)s->mode;
 		o->state = (int)s->state;
 		o->stuck = s->stuck;
-		if ((rv = ms_from_pb(s->created_ms, &o->created_ms,
+		if ((rv = dtxi_pb_ms_from(s->created_ms, &o->created_ms,
 		         "created_ms", why)) != 0 ||
-		    (rv = ms_from_pb(s->updated_ms, &o->updated_ms,
+		    (rv = dtxi_pb_ms_from(s->updated_ms, &o->updated_ms,
 		         "updated_ms", why)) != 0) {
 			return rv;
 		}
@@ -603,7 +546,7 @@ reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
 		return 0;
 	case dtxp_Reply_tx_tag:
 		r->kind = DTXI_REP_TX;
-		return txinfo_from_pb(&m->body.tx, c, &r->u.tx, why);
+		return dtxi_pb_txinfo_from(&m->body.tx, c, &r->u.tx, why);
 	case dtxp_Reply_list_tag:
 		r->kind = DTXI_REP_LIST;
 		return list_from_pb(&m->body.list, r, why);
@@ -675,12 +618,12 @@ dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
 		    max_frame);
 		return DTX_ETOOBIG;
 	}
-	dctx_init(&c, buf, len, max_payload);
+	dtxi_pb_dctx_init(&c, buf, len, max_payload);
 	m.cb_body.funcs.decode = req_body_decode;
 	m.cb_body.arg          = &c;
 	s                      = pb_istream_from_buffer(buf, len);
 	if (!pb_decode(&s, &dtxp_Request_msg, &m)) {
-		return decode_failed(&c, &s, "request", err);
+		return dtxi_pb_decode_failed(&c, &s, "request", err);
 	}
 	if (m.version != DTX_PROTOCOL_VERSION) {
 		seterr(err, "request has protocol version %u, expected %d",
@@ -712,12 +655,12 @@ dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
 		    max_frame);
 		return DTX_ETOOBIG;
 	}
-	dctx_init(&c, buf, len, max_payload);
+	dtxi_pb_dctx_init(&c, buf, len, max_payload);
 	m.cb_body.funcs.decode = rep_body_decode;
 	m.cb_body.arg          = &c;
 	s                      = pb_istream_from_buffer(buf, len);
 	if (!pb_decode(&s, &dtxp_Reply_msg, &m)) {
-		return decode_failed(&c, &s, "reply", err);
+		return dtxi_pb_decode_failed(&c, &s, "reply", err);
 	}
 	if (m.version != DTX_PROTOCOL_VERSION) {
 		seterr(err, "reply has protocol version %u, expected %d",
@@ -728,80 +671,6 @@ dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
 		seterr(err, "%s", c.why);
 		return rv;
 	}
-	return 0;
-}
-
-// Records are our own writing, read back from disk: no frame or payload
-// limit applies. A record written by a newer dtxd (a higher version) is
-// refused rather than misread; version 0 means the bytes are not a record.
-int
-dtxi_record_decode(dtxi_record *r, const uint8_t *buf, size_t len)
-{
-	dtxp_TxRecord m;
-	dctx          c;
-	pb_istream_t  s;
-	int           rv;
-
-	if (r == NULL || (buf == NULL && len > 0)) {
-		return DTX_EINVAL;
-	}
-	// TxRecord.info is not in a oneof, so nothing wipes these callbacks
-	// and they can be set before decoding.
-	dctx_init(&c, buf, len, SIZE_MAX);
-	dctx_reset_slots(&c, SLOT_RESULT, DTX_BRANCHES_MAX);
-	for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
-		install_payload(&m.info.branches[i].payload, &c.slots[i]);
-	}
-	s = pb_istream_from_buffer(buf, len);
-	if (!pb_decode(&s, &dtxp_TxRecord_msg, &m)) {
-		return decode_failed(&c, &s, "record", NULL);
-	}
-	if (m.version == 0) {
-		return DTX_EPROTO;
-	}
-	if (m.version > DTX_PROTOCOL_VERSION) {
-		return DTX_EVERSION;
-	}
-	if (m.has_info) {
-		if ((rv = txinfo_from_pb(&m.info, &c, &r->info, c.why)) != 0) {
-			return rv;
-		}
-	} else {
-		memset(&r->info, 0, sizeof(r->info));
-	}
-	r->timeout_ms      = m.timeout_ms;
-	r->call_timeout_ms = m.call_timeout_ms;
-	r->retries         = m.retries;
-	if ((rv = ms_from_pb(
-	         m.deadline_ms, &r->deadline_ms, "deadline_ms", c.why)) != 0) {
-		return rv;
-	}
-	r->content_hash = m.content_hash;
-	r->cursor       = m.cursor;
-	r->wait         = m.wait;
-	return 0;
-}
-
-int
-dtxi_spec_decode(dtxi_branch_spec *sp, const uint8_t *buf, size_t len)
-{
-	dtxp_BranchSpec m;
-	dctx            c;
-	pb_istream_t    s;
-
-	if (sp == NULL || (buf == NULL && len > 0)) {
-		return DTX_EINVAL;
-	}
-	dctx_init(&c, buf, len, SIZE_MAX);
-	dctx_reset_slots(&c, SLOT_SPEC, 1);
-	install_payload(&m.payload, &c.slots[0]);
-	s = pb_istream_from_buffer(buf, len);
-	if (!pb_decode(&s, &dtxp_BranchSpec_msg, &m)) {
-		return decode_failed(&c, &s, "spec", NULL);
-	}
-	COPY_STR(sp->endpoint, m.endpoint);
-	COPY_STR(sp->method, m.method);
-	sp->payload = c.slots[0].bytes;
 	return 0;
 }
 
@@ -854,12 +723,11 @@ result_to_pb(const dtxi_branch_result *in, dtxp_BranchResult *out)
 	out->phase     = (dtxp_Phase)in->phase;
 	out->attempts  = in->attempts;
 	COPY_STR(out->message, in->message);
-	out->done = in->done;
 	return set_payload(&out->payload, &in->payload);
 }
 
-static int
-txinfo_to_pb(const dtxi_txinfo *in, dtxp_TxInfo *out)
+int
+dtxi_pb_txinfo_to(const dtxi_txinfo *in, dtxp_TxInfo *out)
 {
 	int rv;
 
@@ -884,8 +752,8 @@ txinfo_to_pb(const dtxi_txinfo *in, dtxp_TxInfo *out)
 	return 0;
 }
 
-static int
-spec_to_pb(const dtxi_branch_spec *in, dtxp_BranchSpec *out)
+int
+dtxi_pb_spec_to(const dtxi_branch_spec *in, dtxp_BranchSpec *out)
 {
 	if (!STR_FITS(in->endpoint) || !STR_FITS(in->method)) {
 		return DTX_EINVAL;
@@ -912,8 +780,8 @@ submit_to_pb(const dtxi_submit *in, dtxp_SubmitRequest *out)
 	out->wait            = in->wait;
 	out->branches_count  = (pb_size_t)in->nbranches;
 	for (unsigned i = 0; i < in->nbranches; i++) {
-		if ((rv = spec_to_pb(&in->branches[i], &out->branches[i])) !=
-		    0) {
+		if ((rv = dtxi_pb_spec_to(
+		         &in->branches[i], &out->branches[i])) != 0) {
 			return rv;
 		}
 	}
@@ -1064,7 +932,7 @@ reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
 	case DTXI_REP_TX:
 		m->which_body = dtxp_Reply_tx_tag;
 		memset(&m->body.tx, 0, sizeof(m->body.tx));
-		return txinfo_to_pb(&r->u.tx, &m->body.tx);
+		return dtxi_pb_txinfo_to(&r->u.tx, &m->body.tx);
 	case DTXI_REP_LIST:
 		m->which_body = dtxp_Reply_list_tag;
 		memset(&m->body.list, 0, sizeof(m->body.list));
@@ -1134,9 +1002,9 @@ reply_to_pb(const dtxi_reply *r, dtxp_Reply *m)
 // Runs nanopb over a filled message. Every field was checked while the
 // message was filled, so once the size is known to fit, pb_encode cannot
 // fail for a reason of ours; a failure is still reported, never ignored.
-static int
-encode(const pb_msgdesc_t *desc, const void *m, uint8_t *buf, size_t cap,
-    size_t *len)
+int
+dtxi_pb_encode(const pb_msgdesc_t *desc, const void *m, uint8_t *buf,
+    size_t cap, size_t *len)
 {
 	pb_ostream_t s;
 	size_t       size;
@@ -1172,7 +1040,7 @@ dtxi_request_encode(
 	if ((rv = request_to_pb(r, &m)) != 0) {
 		return rv;
 	}
-	return encode(&dtxp_Request_msg, &m, buf, cap, len);
+	return dtxi_pb_encode(&dtxp_Request_msg, &m, buf, cap, len);
 }
 
 int
@@ -1187,49 +1055,7 @@ dtxi_reply_encode(const dtxi_reply *r, uint8_t *buf, size_t cap, size_t *len)
 	if ((rv = reply_to_pb(r, &m)) != 0) {
 		return rv;
 	}
-	return encode(&dtxp_Reply_msg, &m, buf, cap, len);
-}
-
-int
-dtxi_record_encode(const dtxi_record *r, uint8_t *buf, size_t cap, size_t *len)
-{
-	dtxp_TxRecord m;
-	int           rv;
-
-	if (r == NULL || len == NULL || r->deadline_ms < 0) {
-		return DTX_EINVAL;
-	}
-	memset(&m, 0, sizeof(m));
-	m.version  = DTX_PROTOCOL_VERSION;
-	m.has_info = true;
-	if ((rv = txinfo_to_pb(&r->info, &m.info)) != 0) {
-		return rv;
-	}
-	m.timeout_ms      = r->timeout_ms;
-	m.call_timeout_ms = r->call_timeout_ms;
-	m.retries         = r->retries;
-	m.deadline_ms     = (uint64_t)r->deadline_ms;
-	m.content_hash    = r->content_hash;
-	m.cursor          = r->cursor;
-	m.wait            = r->wait;
-	return encode(&dtxp_TxRecord_msg, &m, buf, cap, len);
-}
-
-int
-dtxi_spec_encode(
-    const dtxi_branch_spec *sp, uint8_t *buf, size_t cap, size_t *len)
-{
-	dtxp_BranchSpec m;
-	int             rv;
-
-	if (sp == NULL || len == NULL) {
-		return DTX_EINVAL;
-	}
-	memset(&m, 0, sizeof(m));
-	if ((rv = spec_to_pb(sp, &m)) != 0) {
-		return rv;
-	}
-	return encode(&dtxp_BranchSpec_msg, &m, buf, cap, len);
+	return dtxi_pb_encode(&dtxp_Reply_msg, &m, buf, cap, len);
 }
 
 // ---------------------------------------------------------------------------

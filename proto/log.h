@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
-// base: the small services every dtx module needs: logging to stderr, wall
-// and monotonic clocks, randomness. No other module writes to stderr.
+// log: leveled logging to stderr, one line per event, one write per line.
+// No other module writes to stderr.
 
-#ifndef DTX_BASE_H
-#define DTX_BASE_H
-
-#include <stddef.h>
-#include <stdint.h>
+#ifndef DTX_LOG_H
+#define DTX_LOG_H
 
 enum {
 	DTXI_LOG_ERROR = 0,
@@ -36,23 +33,4 @@ void dtxi_log(int level, const char *fmt, ...)
 #define DTXI_INFO(...)  dtxi_log(DTXI_LOG_INFO, __VA_ARGS__)
 #define DTXI_DEBUG(...) dtxi_log(DTXI_LOG_DEBUG, __VA_ARGS__)
 
-// Wall clock, ms since the epoch (what deadlines on the wire use).
-int64_t dtxi_now_ms(void);
-
-// Monotonic clock, ms.
-int64_t dtxi_mono_ms(void);
-
-// Fills buf with n random bytes (getrandom; falls back to a seeded xorshift
-// only if the kernel refuses).
-void dtxi_random(void *buf, size_t n);
-
-// Writes a fresh gid (32 lowercase hex digits and a NUL) to out, which has
-// room for 33 bytes: 12 digits of wall-clock milliseconds, then 20 random
-// ones, so gids sort by creation time (to the millisecond).
-void dtxi_gid_new(char *out);
-
-// Copies src into dst of size cap, always NUL-terminating; returns the
-// length of src (a result >= cap means it was truncated).
-size_t dtxi_strlcpy(char *dst, const char *src, size_t cap);
-
-#endif // DTX_BASE_H
+#endif // DTX_LOG_H

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
-// codec: the one module that touches nanopb. It converts between the wire
-// (and on-disk) protobuf messages of proto/dtx.proto and the plain C structs
-// below, which the rest of dtx uses. Decoding is zero-copy for payloads: a
-// decoded dtxi_bytes points into the buffer that was decoded, so that buffer
-// must outlive the struct. Encoding reads payloads straight from the caller's
-// memory. Strings are copied into fixed arrays (sizes from proto/dtx.options).
+// codec: the wire codec. It converts between the protobuf messages of
+// proto/dtx.proto that travel over nng and the plain C structs below, which
+// the rest of dtx uses. (dtxd's on-disk record has its own codec,
+// coordinator/record_codec.c; the two share codec_pb.h.) Decoding is zero-copy
+// for payloads: a decoded dtxi_bytes points into the buffer that was decoded,
+// so that buffer must outlive the struct. Encoding reads payloads straight
+// from the caller's memory. Strings are copied into fixed arrays (sizes from
+// proto/dtx.options).
 
 #ifndef DTX_CODEC_H
 #define DTX_CODEC_H
@@ -35,7 +37,6 @@ typedef struct dtxi_branch_result {
 	uint32_t   attempts; // calls in the current phase
 	char       message[DTX_MESSAGE_MAX + 1];
 	dtxi_bytes payload;
-	uint32_t   done; // engine progress bits (coordinator/tx.h)
 } dtxi_branch_result;
 
 typedef struct dtxi_txinfo {
@@ -172,19 +173,6 @@ typedef struct dtxi_reply {
 	} u;
 } dtxi_reply;
 
-// The coordinator's on-disk record of one transaction (branch specs are
-// stored separately, one dtxi_branch_spec each).
-typedef struct dtxi_record {
-	dtxi_txinfo info;
-	uint32_t    timeout_ms;
-	uint32_t    call_timeout_ms;
-	uint32_t    retries;
-	int64_t     deadline_ms;
-	uint64_t    content_hash;
-	uint32_t    cursor;
-	bool        wait;
-} dtxi_record;
-
 // Every encoder returns 0, DTX_EINVAL (a field out of range: bad enum,
 // too many branches, an empty or oversized batch, a string too long), or
 // DTX_ETOOBIG (does not fit in cap). *len receives the encoded size. Passing
@@ -194,10 +182,6 @@ int dtxi_request_encode(
     const dtxi_request *r, uint8_t *buf, size_t cap, size_t *len);
 int dtxi_reply_encode(
     const dtxi_reply *r, uint8_t *buf, size_t cap, size_t *len);
-int dtxi_record_encode(
-    const dtxi_record *r, uint8_t *buf, size_t cap, size_t *len);
-int dtxi_spec_encode(
-    const dtxi_branch_spec *s, uint8_t *buf, size_t cap, size_t *len);
 
 // Every decoder fills *r from buf[0..len) and returns 0, or:
 // - DTX_ETOOBIG: len > max_frame (checked first, nothing is parsed), or a
@@ -215,8 +199,6 @@ int dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
     size_t max_frame, size_t max_payload, char *err);
 int dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
     size_t max_frame, size_t max_payload, char *err);
-int dtxi_record_decode(dtxi_record *r, const uint8_t *buf, size_t len);
-int dtxi_spec_decode(dtxi_branch_spec *s, const uint8_t *buf, size_t len);
 
 // Hash of a submission's content (mode and branches, not gid or timeouts),
 // used to tell an idempotent resubmission from a conflicting one. FNV-1a 64.

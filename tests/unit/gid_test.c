@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// dtx.unit.base: the small helpers libdtx and dtxd share. Gids: their form,
-// their uniqueness, and their time order (dtxd's store relies on gids made
-// close in time sorting close together).
+// dtx.unit.gid: gids made by libdtx and dtxd: their form, their
+// uniqueness, and their time order (dtxd's store relies on gids made close
+// in time sorting close together).
 
 #include <criterion/criterion.h>
 
@@ -13,7 +13,8 @@
 
 #include <dtx/dtx.h>
 
-#include "base.h"
+#include "clock.h"
+#include "gid.h"
 
 #define MANY 20000
 

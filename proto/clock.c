@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+//
+// clock: wall and monotonic milliseconds (see clock.h).
+
+#include "clock.h"
+
+#include <time.h>
+
+int64_t
+dtxi_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+dtxi_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

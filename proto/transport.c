@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+//
+// transport: dtx's nng glue (see transport.h).
+
+#include "transport.h"
+
+#include <string.h>
+
+#include <nng/nng.h>
+
+#include "log.h"
+
+int
+dtxi_transport_err(int rv, const char *what)
+{
+	switch (rv) {
+	case 0:
+		return 0;
+	case NNG_ETIMEDOUT:
+		return DTX_ETIMEDOUT;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return DTX_ECLOSED;
+	case NNG_ENOMEM:
+		return DTX_ENOMEM;
+	default:
+		if (what != NULL) {
+			DTXI_ERROR("%s: %s (%s)", what, nng_strerror(rv),
+			    dtx_strerror(DTX_ETRANSPORT));
+		}
+		return DTX_ETRANSPORT;
+	}
+}
+
+int
+dtxi_transport_addr_err(int rv, const char *what, const char *url)
+{
+	if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP) {
+		DTXI_WARN("%s: invalid address '%s': %s", what, url,
+		    nng_strerror(rv));
+		return DTX_EINVAL;
+	}
+	if (rv != 0) {
+		DTXI_WARN("%s: %s: %s", what, url, nng_strerror(rv));
+	}
+	return dtxi_transport_err(rv, NULL);
+}
+
+const char *
+dtxi_transport_strerror(int rv)
+{
+	return nng_strerror(rv);
+}
+
+// Upper bounds of encoded sizes. Protobuf spends at most a few bytes of
+// tag and length on each field; 16 bytes per item and 64 per message cover
+// every fixed field with room to spare, so only strings and payloads need
+// counting.
+static size_t
+call_bound(const dtxi_call *c)
+{
+	return c->payload.len + strlen(c->gid) + strlen(c->method) + 64;
+}
+
+static size_t
+request_bound(const dtxi_request *r)
+{
+	size_t b = 64;
+
+	switch (r->kind) {
+	case DTXI_REQ_SUBMIT:
+		for (uint32_t i = 0;
+		     i < r->u.submit.nbranches && i < DTX_BRANCHES_MAX; i++) {
+			const dtxi_branch_spec *s = &r->u.submit.branches[i];
+			b += strlen(s->endpoint) + strlen(s->method) +
+			    s->payload.len + 16;
+		}
+		return b + DTX_GID_MAX;
+	case DTXI_REQ_CALL:
+		return b + call_bound(&r->u.call);
+	case DTXI_REQ_CALL_BATCH:
+		for (uint32_t i = 0; i < r->u.batch.n && i < DTXI_BATCH_MAX;
+		     i++) {
+			b += call_bound(&r->u.batch.calls[i]) + 8;
+		}
+		return b;
+	default:
+		return b + 2 * DTX_GID_MAX;
+	}
+}
+
+static size_t
+reply_bound(const dtxi_reply *r)
+{
+	size_t b = 64 + strlen(r->message);
+
+	switch (r->kind) {
+	case DTXI_REP_TX:
+		b += DTX_GID_MAX + 64;
+		for (uint32_t i = 0;
+		     i < r->u.tx.nbranches && i < DTX_BRANCHES_MAX; i++) {
+			const dtxi_branch_result *br = &r->u.tx.branches[i];
+			b += strlen(br->message) + br->payload.len + 32;
+		}
+		return b;
+	case DTXI_REP_LIST:
+		return b + (size_t)r->u.list.n * (DTX_GID_MAX + 64) +
+		    DTX_GID_MAX;
+	case DTXI_REP_BRANCH:
+		return b + strlen(r->u.branch.message) +
+		    r->u.branch.payload.len + 16;
+	case DTXI_REP_BRANCH_BATCH:
+		for (uint32_t i = 0; i < r->u.batch.n && i < DTXI_BATCH_MAX;
+		     i++) {
+			const dtxi_branch_reply *br = &r->u.batch.replies[i];
+			b += strlen(br->message) + br->payload.len + 24;
+		}
+		return b;
+	default:
+		return b + 256; // resolve, stats: a few integers
+	}
+}
+
+typedef int (*encode_fn)(const void *, uint8_t *, size_t, size_t *);
+
+static int
+request_enc(const void *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	return dtxi_request_encode(r, buf, cap, len);
+}
+
+static int
+reply_enc(const void *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	return dtxi_reply_encode(r, buf, cap, len);
+}
+
+static int
+encode_msg(encode_fn enc, const void *obj, size_t bound, nng_msg **mp)
+{
+	nng_msg *msg = NULL;
+	size_t   len = 0;
+	int      rv;
+
+	if ((rv = dtxi_transport_err(nng_msg_alloc(&msg, bound), NULL)) != 0) {
+		return rv;
+	}
+	rv = enc(obj, nng_msg_body(msg), bound, &len);
+	if (rv == 0) {
+		nng_msg_chop(msg, bound - len);
+		*mp = msg;
+		return 0;
+	}
+	nng_msg_free(msg);
+	msg = NULL;
+	if (rv != DTX_ETOOBIG) {
+		return rv;
+	}
+	rv = enc(obj, NULL, 0, &len);
+	if (rv == 0 &&
+	    (rv = dtxi_transport_err(nng_msg_alloc(&msg, len), NULL)) == 0) {
+		rv = enc(obj, nng_msg_body(msg), len, &len);
+	}
+	if (rv != 0) {
+		if (msg != NULL) {
+			nng_msg_free(msg);
+		}
+		return rv;
+	}
+	*mp = msg;
+	return 0;
+}
+
+int
+dtxi_transport_encode_request(const dtxi_request *r, nng_msg **mp)
+{
+	if (r == NULL || mp == NULL) {
+		return DTX_EINVAL;
+	}
+	return encode_msg(request_enc, r, request_bound(r), mp);
+}
+
+int
+dtxi_transport_encode_reply(const dtxi_reply *r, nng_msg **mp)
+{
+	if (r == NULL || mp == NULL) {
+		return DTX_EINVAL;
+	}
+	return encode_msg(reply_enc, r, reply_bound(r), mp);
+}
+
+void
+dtxi_transport_fini(void)
+{
+	nng_fini();
+}
