@@ -13,7 +13,7 @@
 #
 # Usage: check.sh [SPIN [CC [WORKDIR]]]   (defaults: spin, cc, a temporary
 # directory, removed at the end). DTX_MODEL_DEEP=1 raises every fault budget
-# by one: a longer run (minutes, and a few GB for the cluster 2PC), for
+# by one: a longer run (minutes, and about 1 GB for the cluster 2PC), for
 # soaking a change to the model.
 
 set -uo pipefail

@@ -167,10 +167,10 @@ end:
 	od
 }
 
-/* What node N answers to Resolve (coordinator/txmgr.c on_resolve): its
- * memory when it holds the transaction, with COMMITTING reported as
- * PREPARING until the decision is written; else the store; no record is
- * ABORTED (presumed abort). */
+/* What node N answers to Resolve (dtxd's on_resolve): its memory when it
+ * holds the transaction, with COMMITTING reported as PREPARING until the
+ * decision is written; else the store; no record is ABORTED (presumed
+ * abort). */
 #ifndef MUT_RESOLVE_UNSYNCED
 #define RESOLVE(N) \
 	(has[N] -> (ms[N] == S_COMMITTING && mpers[N] -> S_PREPARING : ms[N]) \
