@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // engine_2pc: the two-phase commit state machine, presumed abort. Pure: see
-// tx.h for the event/action vocabulary and the shared rules.
+// engine_util.h for the event/action vocabulary and the shared rules.
 //
 // PREPARING
 //   START: send PREPARE to every branch.
@@ -31,7 +31,7 @@
 #ifndef DTXD_ENGINE_2PC_H
 #define DTXD_ENGINE_2PC_H
 
-#include "tx.h"
+#include "engine_util.h"
 
 void dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p,
     const dtxd_event *ev, dtxd_actions *out);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// engine_saga: the saga state machine. Pure: see tx.h for the event/action
-// vocabulary and the shared rules. Steps run one at a time in branch order;
-// cursor names the step being executed (RUNNING) or compensated
+// engine_saga: the saga state machine. Pure: see engine_util.h for the
+// event/action vocabulary and the shared rules. Steps run one at a time in
+// branch order; cursor names the step being executed (RUNNING) or compensated
 // (COMPENSATING).
 //
 // RUNNING
@@ -35,7 +35,7 @@
 #ifndef DTXD_ENGINE_SAGA_H
 #define DTXD_ENGINE_SAGA_H
 
-#include "tx.h"
+#include "engine_util.h"
 
 void dtxd_saga_handle(dtxd_txcore *tx, const dtxd_policy *p,
     const dtxd_event *ev, dtxd_actions *out);

@@ -327,7 +327,7 @@ out:
 		    (unsigned long long)st.finished,
 		    (unsigned long long)st.active);
 	}
-	dtxd_txmgr_free(mgr);
+	dtxd_txmgr_close(mgr);
 	dtxi_transport_fini();
 	return status;
 }

@@ -1,19 +1,37 @@
 // SPDX-License-Identifier: MIT
 //
-// recovery: reads every unfinished transaction back from the store and
-// hands it to the transaction manager (see recovery.h). The manager decides
-// what each one does next, through its engine's RECOVER event: a 2PC that
-// had not decided is aborted, one that had decided finishes phase two, a
-// saga goes on forward or goes on compensating.
+// recovery: loading unfinished transactions and resuming them (see
+// recovery.h). What each one does next is its engine's RECOVER event: a
+// 2PC that had not decided is aborted, one that had decided finishes phase
+// two, a saga goes on forward or goes on compensating.
+//
+// Pacing. All recovered transactions are in the gid table from the start,
+// so a Status, Resolve or resubmit finds each one at once, and the server
+// answers while they are being resumed. Their RECOVER events, which send
+// the calls that drive them on, are spread over the loop's passes instead
+// of being handled all in the first: at most RESUME_PER_PASS per pass, so
+// requests and replies are served between them, and at most
+// RESUME_INFLIGHT_MAX resumed but unfinished at a time, so the participants
+// are not handed 100,000 calls at once (a herd whose calls would time out
+// in their queues and be retried, costing more than they did) and dtxd
+// holds calls and their buffers for a bounded number of transactions. They
+// resume in gid order, which is creation order (gids lead with their
+// creation time): the oldest first. A request that must change a
+// transaction not yet resumed (an operator Abort) resumes it first, out of
+// turn, so that no event reaches an engine before RECOVER.
 
 #include "recovery.h"
 
 #include <stdlib.h>
 
+#include "actions.h"
 #include "clock.h"
-#include "codec.h"
 #include "log.h"
-#include "record_codec.h"
+#include "loopstate.h"
+#include "record.h"
+
+#define RESUME_PER_PASS     256
+#define RESUME_INFLIGHT_MAX 4096
 
 typedef struct rctx {
 	dtxd_store  *st;
@@ -22,6 +40,42 @@ typedef struct rctx {
 	uint64_t     count;
 	uint64_t     skipped;
 } rctx;
+
+// Builds the transaction of rec in memory and queues it for resumption.
+static int
+adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
+    const size_t *spec_lens)
+{
+	const dtxi_txinfo *info = &rec->info;
+	txn               *tx;
+	int                rv;
+
+	if (info->nbranches == 0 || info->nbranches > DTX_BRANCHES_MAX) {
+		return DTX_EPROTO;
+	}
+	// The allocation's reference is the list of adopted's until the
+	// transaction is resumed.
+	if ((tx = dtxd_txn_alloc(&m->tab, info->nbranches)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	rv =
+	    dtxd_txrec_load(tx, rec, specs, spec_lens, m->cfg.call_timeout_ms);
+	if (rv != 0) {
+		dtxd_txn_release(tx);
+		return rv;
+	}
+	// Into the table now (the loop is not running yet, so this thread
+	// owns it), and onto the list of those to resume.
+	dtxd_txtable_insert(&m->tab, tx);
+	if (m->adopted_tail != NULL) {
+		m->adopted_tail->rnext = tx;
+	} else {
+		m->adopted = tx;
+	}
+	m->adopted_tail = tx;
+	atomic_fetch_add(&m->stats.recovered, 1);
+	return 0;
+}
 
 static int
 recover_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
@@ -50,8 +104,8 @@ recover_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
 	}
 	rv = 0;
 	if (n == rc->rec->info.nbranches) {
-		rv = dtxd_txmgr_adopt(
-		    rc->m, rc->rec, (const uint8_t *const *)specs, lens);
+		rv =
+		    adopt(rc->m, rc->rec, (const uint8_t *const *)specs, lens);
 		if (rv == 0) {
 			rc->count++;
 		} else if (rv == DTX_EPROTO) {
@@ -93,4 +147,46 @@ dtxd_recover(dtxd_store *st, dtxd_txmgr *m, uint64_t *count)
 	}
 	*count = rc.count;
 	return 0;
+}
+
+bool
+dtxd_recovery_ready(const dtxd_txmgr *m)
+{
+	return m->adopted != NULL && m->resuming < RESUME_INFLIGHT_MAX;
+}
+
+void
+dtxd_recovery_resume(dtxd_txmgr *m, txn *tx)
+{
+	tx->resumed    = true;
+	tx->recovering = true;
+	m->resuming++;
+	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
+		tx->core.br[i].inflight    = false;
+		tx->core.br[i].retry_at_ms = 0;
+	}
+	dtxd_event ev = {.kind = DTXD_EV_RECOVER, .now_ms = dtxi_now_ms()};
+	dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+}
+
+void
+dtxd_recovery_resume_some(dtxd_txmgr *m)
+{
+	uint32_t n = 0;
+
+	while (dtxd_recovery_ready(m) && n < RESUME_PER_PASS) {
+		txn *tx    = m->adopted;
+		m->adopted = tx->rnext;
+		if (m->adopted == NULL) {
+			m->adopted_tail = NULL;
+		}
+		tx->rnext = NULL;
+		// One resumed out of turn is still on the list; it is
+		// simply dropped from it here.
+		if (!tx->resumed && tx->in_table) {
+			dtxd_recovery_resume(m, tx);
+			n++;
+		}
+		dtxd_txn_release(tx); // the list's reference
+	}
 }

@@ -820,13 +820,12 @@ resolve_pass(dtxi_barrier *b, dtx_client **cp)
 			    dtx_strerror(rv));
 			break; // the coordinator is down: next pass
 		}
-		// Only an answer that cannot change is acted on. COMMITTING
-		// is not one: dtxd enters it in memory before the commit
-		// decision is synced, and a crash in between ends the
-		// transaction ABORTED (presumed abort); committing here on
-		// that answer would commit one branch of an aborted
-		// transaction. dtxd sends COMMIT itself once the decision is
-		// durable. Any abort, decided or presumed, is final.
+		// The Resolve rule is dtxd's (coordinator/requests.c,
+		// on_resolve; dtx_client_resolve in dtx.h): COMMITTING is
+		// answered only once the commit decision is synced, so it is
+		// as final as COMMITTED, and any abort, decided or presumed,
+		// is final. COMMITTING is still left alone here: dtxd delivers
+		// that COMMIT itself, and racing it gains nothing.
 		if (st == DTX_STATE_COMMITTED) {
 			phase = DTX_PHASE_COMMIT;
 		} else if (st == DTX_STATE_ABORTING ||

@@ -2,7 +2,7 @@
 //
 // dtx.fault.recovery: many unfinished transactions, all resumed, none lost.
 // dtxd resumes what it recovers a few hundred per loop pass and at most a
-// few thousand at a time (coordinator/txmgr.c), so this test leaves more
+// few thousand at a time (coordinator/recovery.c), so this test leaves more
 // than that bound unfinished: it submits them while their participants are
 // down (every call fails, and retries are an hour away), kills dtxd with
 // SIGKILL, starts the participants, restarts dtxd on the same data and

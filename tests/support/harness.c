@@ -75,6 +75,20 @@ dtxt_sleep_ms(int ms)
 	}
 }
 
+int
+dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms)
+{
+	int64_t deadline = dtxi_mono_ms() + timeout_ms;
+
+	while (!cond(arg)) {
+		if (dtxi_mono_ms() >= deadline) {
+			return cond(arg) ? 0 : ETIMEDOUT;
+		}
+		dtxt_sleep_ms(poll_ms);
+	}
+	return 0;
+}
+
 void
 dtxt_cleanup(void)
 {

@@ -105,8 +105,16 @@ int dtxt_wait_tcp(dtxt_proc *p, const char *url, int timeout_ms);
 // Returns 0, ETIMEDOUT, ECHILD, or a DTX_E* code from dtx_client_open.
 int dtxt_wait_dtxd(dtxt_proc *p, const char *url, int timeout_ms);
 
-// Sleeps ms milliseconds.
+// Sleeps ms milliseconds. For pacing only: a test that waits for something
+// polls for it with dtxt_wait_until.
 void dtxt_sleep_ms(int ms);
+
+// A condition for dtxt_wait_until: non-zero once it holds.
+typedef int (*dtxt_cond)(void *arg);
+
+// Polls cond(arg) every poll_ms until it holds, up to timeout_ms. Returns
+// 0, or ETIMEDOUT (the condition is then checked one last time).
+int dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms);
 
 // Reads a whole file into a NUL-terminated heap buffer (free() it). A file
 // that does not exist gives "". Never returns NULL.

@@ -10,8 +10,8 @@
 
 #include <criterion/criterion.h>
 
+#include "engine.h"
 #include "engine_saga.h"
-#include "tx.h"
 
 // A small driver: it owns one transaction, feeds it events at a chosen
 // time and renders the resulting actions as a string such as
@@ -175,7 +175,7 @@ drv_ev(struct drv *d, dtxd_ev_kind kind, uint32_t b, int phase, int status)
 	ev.status = status;
 	d->out.n  = 1234; // the engine must reset the buffer
 	d->out.rv = -1;
-	dtxd_tx_handle(&d->tx, &d->p, &ev, &d->out);
+	dtxd_engine_handle(&d->tx, &d->p, &ev, &d->out);
 	check_rules(d,
 	    was_persisting && kind != DTXD_EV_PERSISTED &&
 	        kind != DTXD_EV_RECOVER);

@@ -267,10 +267,10 @@ DTX_API int dtx_participant_use_barrier(
 // committed or aborted within after_ms is looked up with
 // dtx_client_resolve() at the coordinator at url, and its commit or abort
 // callback is then run through the barrier, as if dtxd had called (with
-// dtx_call.attempt 0); dtxd's own later call is then a duplicate. Only
-// final answers are acted on: ABORTING, ABORTED (an unknown gid is ABORTED:
-// presumed abort) and COMMITTED; a COMMITTING transaction may not have its
-// decision on disk yet, and dtxd delivers its commits itself. So a
+// dtx_call.attempt 0); dtxd's own later call is then a duplicate. Answers
+// as dtx_client_resolve() says; the resolver acts on ABORTING, ABORTED (an
+// unknown gid is ABORTED: presumed abort) and COMMITTED, and leaves a
+// COMMITTING one to dtxd, which delivers that commit itself. So a
 // coordinator that lost its record cannot leave a reservation held forever.
 // Needs the barrier, which knows the prepared branches. Before listen only.
 // Errors: DTX_EINVAL, DTX_ESTATE (no barrier, or listening), DTX_ENOMEM.
@@ -408,7 +408,8 @@ DTX_API void dtx_tx_free(dtx_tx *tx);
 // request. Errors: DTX_ENOTFOUND, DTX_ESTATE (already decided), transport.
 DTX_API int dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state);
 
-// Asks the outcome of gid as a participant holding an in-doubt branch does:
+// Asks the outcome of gid as a participant holding an in-doubt branch does
+// (the rule is stated once, in dtxd's coordinator/requests.c, on_resolve):
 // an unknown gid is DTX_STATE_ABORTED (presumed abort). COMMITTING or
 // COMMITTED: commit (dtxd reports COMMITTING only once the commit decision
 // is synced); ABORTING or ABORTED: abort; PREPARING: undecided, ask again.

@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
-// tx: the helpers both transaction engines share. They keep the bookkeeping
-// of a branch call (attempt counting, the in-flight flag, the forward-call
-// marker), build the actions handed back to the transaction manager, draw
-// backoff delays from the transaction's own xorshift64 state and compute
-// when the engine next wants a TIMER. Like the engines, nothing here reads
-// a clock, allocates or does I/O, so a test can replay any history exactly.
+// engine_util: the helpers both transaction engines share. They keep the
+// bookkeeping of a branch call (attempt counting, the in-flight flag, the
+// forward-call marker), build the actions handed back to the transaction
+// manager, draw backoff delays from the transaction's own xorshift64 state and
+// compute when the engine next wants a TIMER. Like the engines, nothing here
+// reads a clock, allocates or does I/O, so a test can replay any history
+// exactly.
 
 #include <string.h>
 
-#include "engine_2pc.h"
-#include "engine_saga.h"
-#include "tx.h"
+#include "engine_util.h"
 
 void
 dtxd_policy_init(dtxd_policy *p)
@@ -258,24 +257,4 @@ dtxd_tx_update_wake(dtxd_txcore *tx)
 		wake = tx->deadline_ms;
 	}
 	tx->wake_ms = wake;
-}
-
-void
-dtxd_tx_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
-    dtxd_actions *out)
-{
-	switch (tx->mode) {
-	case DTX_2PC:
-		dtxd_2pc_handle(tx, p, ev, out);
-		break;
-	case DTX_SAGA:
-		dtxd_saga_handle(tx, p, ev, out);
-		break;
-	default:
-		// The manager validates the mode before a transaction
-		// exists; an unknown one does nothing rather than guess.
-		dtxd_actions_reset(out);
-		dtxd_tx_update_wake(tx);
-		break;
-	}
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
-// tx: the engines' view of one transaction, and the event/action vocabulary
-// of the two pure state machines (engine_2pc, engine_saga). An engine is
+// engine_util: the engines' view of one transaction, the event/action
+// vocabulary of the two pure state machines (engine_2pc, engine_saga), and
+// the helpers both use. engine.h adds the mode switch on top; the loop's
+// modules include that. An engine is
 // handed an event and the transaction, updates the transaction in place and
 // appends actions for its caller (the transaction manager) to carry out:
 // send a branch call, write the record, finish. Engines touch no library, no
@@ -25,8 +27,8 @@
 //   one branch the transaction is flagged stuck (and a PERSIST is emitted so
 //   the flag is visible and survives restart).
 
-#ifndef DTXD_TX_H
-#define DTXD_TX_H
+#ifndef DTXD_ENGINE_UTIL_H
+#define DTXD_ENGINE_UTIL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,7 +131,7 @@ typedef struct dtxd_actions {
 	dtxd_action v[DTXD_ACTIONS_MAX];
 } dtxd_actions;
 
-// Helpers the engines share (tx.c).
+// Helpers the engines share (engine_util.c).
 
 // Clears out (n = 0, rv = 0).
 void dtxd_actions_reset(dtxd_actions *out);
@@ -184,10 +186,4 @@ void dtxd_tx_clear_retries(dtxd_txcore *tx);
 // without linking libdtx).
 bool dtxd_tx_is_terminal(int state);
 
-// Dispatches to the engine of tx->mode. Each engine first resets out, then
-// fills it (the caller may reuse one buffer), and leaves tx->wake_ms
-// correct.
-void dtxd_tx_handle(dtxd_txcore *tx, const dtxd_policy *p,
-    const dtxd_event *ev, dtxd_actions *out);
-
-#endif // DTXD_TX_H
+#endif // DTXD_ENGINE_UTIL_H

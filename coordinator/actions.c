@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: MIT
+//
+// actions: engine actions carried out, their completions fed back, and the
+// waiters answered (see actions.h for the durability rules).
+
+#include "actions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "strs.h"
+
+// ---------------------------------------------------------------------
+// Waiters and replies
+// ---------------------------------------------------------------------
+
+dtxi_reply *
+dtxd_act_reply_init(dtxd_txmgr *m, dtxi_rep_kind kind)
+{
+	dtxi_reply *rep = m->rep;
+	rep->version    = DTX_PROTOCOL_VERSION;
+	rep->code       = 0;
+	rep->message[0] = '\0';
+	rep->kind       = kind;
+	return rep;
+}
+
+void
+dtxd_act_reply_tx(dtxd_txmgr *m, dtxd_sreq *r, const txn *tx)
+{
+	dtxi_reply *rep = dtxd_act_reply_init(m, DTXI_REP_TX);
+	dtxd_txrec_info(tx, &rep->u.tx);
+	dtxd_server_reply(r, rep);
+}
+
+void
+dtxd_waiters_reply(dtxd_txmgr *m, txn *tx, int kind)
+{
+	waiter **pp = &tx->waiters;
+	while (*pp != NULL) {
+		waiter *w = *pp;
+		if (kind == 0 || w->kind == kind) {
+			*pp = w->next;
+			dtxd_act_reply_tx(m, w->r, tx);
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+void
+dtxd_waiters_fail(txn *tx, int code, const char *msg)
+{
+	while (tx->waiters != NULL) {
+		waiter *w   = tx->waiters;
+		tx->waiters = w->next;
+		dtxd_server_reply_error(w->r, code, msg);
+		free(w);
+	}
+}
+
+int
+dtxd_waiter_add(txn *tx, dtxd_sreq *r, int kind, int64_t deadline_ms)
+{
+	waiter *w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		return DTX_ENOMEM;
+	}
+	dtxd_sreq_drop_request(r);
+	w->r           = r;
+	w->kind        = kind;
+	w->deadline_ms = deadline_ms;
+	w->next        = tx->waiters;
+	tx->waiters    = w;
+	return 0;
+}
+
+// ---------------------------------------------------------------------
+// Timers
+// ---------------------------------------------------------------------
+
+static int64_t
+earliest(int64_t a, int64_t b)
+{
+	return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+void
+dtxd_act_wake(dtxd_txmgr *m, txn *tx)
+{
+	int64_t when = 0;
+	if (tx->in_table) {
+		if (tx->created && !tx->finishing) {
+			when = tx->core.wake_ms;
+		}
+		if (tx->redo != 0) {
+			when = earliest(when, tx->redo_at);
+		}
+		for (waiter *w = tx->waiters; w != NULL; w = w->next) {
+			if (w->kind == WAIT_STATUS) {
+				when = earliest(when, w->deadline_ms);
+			}
+		}
+	}
+	dtxd_txtable_timer_set(&m->tab, tx, when);
+}
+
+void
+dtxd_act_forget(dtxd_txmgr *m, txn *tx)
+{
+	// Recovery paces its resumptions by this count (recovery.c).
+	if (tx->recovering) {
+		tx->recovering = false;
+		m->resuming--;
+	}
+	dtxd_txtable_remove(&m->tab, tx);
+}
+
+// ---------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------
+
+static void on_call_done(void *arg, int rv, const dtxi_branch_reply *rep);
+
+static void
+do_send(dtxd_txmgr *m, txn *tx, const dtxd_action *a)
+{
+	txn_branch *mb = &tx->mb[a->branch];
+	mcall      *mc = calloc(1, sizeof(*mc));
+	dtxi_call   call;
+	int         rv = 0;
+
+	if (mc == NULL) {
+		// No memory even for the call record: leave the branch idle
+		// with a retry due in a second; the engine's timer resends.
+		DTXI_ERROR(
+		    "actions: out of memory for a branch call of %s", tx->gid);
+		tx->core.br[a->branch].inflight    = false;
+		tx->core.br[a->branch].retry_at_ms = dtxi_now_ms() + 1000;
+		dtxd_tx_update_wake(&tx->core);
+		return;
+	}
+	mc->ev.kind = MEV_CALL;
+	mc->m       = m;
+	mc->tx      = tx;
+	mc->branch  = a->branch;
+	mc->phase   = a->phase;
+	tx->refs++;
+
+	memset(&call, 0, sizeof(call));
+	dtxi_strlcpy(call.gid, tx->gid, sizeof(call.gid));
+	call.branch_id = a->branch;
+	call.phase     = a->phase;
+	dtxi_strlcpy(call.method, mb->method, sizeof(call.method));
+	call.payload.ptr = mb->payload;
+	call.payload.len = mb->payload_len;
+	call.attempt     = a->attempt;
+	call.deadline_ms =
+	    (a->phase == DTX_PHASE_PREPARE || a->phase == DTX_PHASE_EXECUTE)
+	    ? tx->core.deadline_ms
+	    : 0;
+	call.timeout_ms = a->timeout_ms;
+
+	if (mb->peer == NULL) {
+		rv = dtxd_dispatcher_peer(m->disp, mb->endpoint, &mb->peer);
+	}
+	if (rv == 0) {
+		// Sent at the end of this pass of the loop, batched with the
+		// other calls to the same participant.
+		rv = dtxd_dispatcher_queue(
+		    m->disp, mb->peer, &call, a->timeout_ms, on_call_done, mc);
+	}
+	if (rv != 0) {
+		// The engine sees a call that could not even be started as a
+		// call that got no answer, through the queue (it is not
+		// re-entered).
+		mc->rv = rv;
+		txmgr_post(m, &mc->ev);
+	}
+}
+
+// A malloc'd copy of a NUL-terminated string, or NULL without memory.
+static char *
+dup_str(const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char  *d = malloc(n);
+	if (d != NULL) {
+		memcpy(d, str, n);
+	}
+	return d;
+}
+
+// On a dispatcher thread: copies what the engine needs and posts it.
+static void
+on_call_done(void *arg, int rv, const dtxi_branch_reply *rep)
+{
+	mcall *mc = arg;
+	mc->rv    = rv;
+	if (rv == 0) {
+		mc->status = rep->status;
+		// Without memory for it the message is dropped; the status
+		// is what the engine needs.
+		if (rep->message[0] != '\0') {
+			mc->message = dup_str(rep->message);
+		}
+		if (rep->payload.len > 0 &&
+		    (mc->payload = malloc(rep->payload.len)) != NULL) {
+			memcpy(
+			    mc->payload, rep->payload.ptr, rep->payload.len);
+			mc->payload_len = rep->payload.len;
+		}
+	}
+	txmgr_post(mc->m, &mc->ev);
+}
+
+void
+dtxd_act_free_call(mcall *mc)
+{
+	free(mc->payload);
+	free(mc->message);
+	free(mc);
+}
+
+// ---------------------------------------------------------------------
+// Writes
+// ---------------------------------------------------------------------
+
+void
+dtxd_act_free_write(mwrite *w)
+{
+	if (w->specs != NULL) {
+		for (uint32_t i = 0; i < w->nspecs; i++) {
+			free(w->specs[i]);
+		}
+	}
+	free(w->specs);
+	free(w->spec_lens);
+	free(w->rec);
+	free(w);
+}
+
+// On the store's writer thread.
+static void
+on_write_done(void *arg, int rv)
+{
+	mwrite *w = arg;
+	w->rv     = rv;
+	txmgr_post(w->m, &w->ev);
+}
+
+int
+dtxd_act_write(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
+{
+	mwrite *w = calloc(1, sizeof(*w));
+	size_t  len;
+	int     rv;
+
+	if (w == NULL) {
+		return DTX_ENOMEM;
+	}
+	w->ev.kind     = MEV_WRITE;
+	w->m           = m;
+	w->tx          = tx;
+	w->purpose     = purpose;
+	w->wait        = wait;
+	tx->updated_ms = dtxi_now_ms();
+	if ((rv = dtxd_txrec_encode(&m->rb, tx, -1, &w->rec, &len)) != 0) {
+		dtxd_act_free_write(w);
+		return rv;
+	}
+	w->op.record     = w->rec;
+	w->op.record_len = len;
+	if (purpose == W_CREATE) {
+		uint32_t n   = tx->core.nbranches;
+		w->nspecs    = n;
+		w->specs     = calloc(n, sizeof(*w->specs));
+		w->spec_lens = calloc(n, sizeof(*w->spec_lens));
+		if (w->specs == NULL || w->spec_lens == NULL) {
+			dtxd_act_free_write(w);
+			return DTX_ENOMEM;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			rv = dtxd_txrec_encode(
+			    &m->rb, tx, (int)i, &w->specs[i], &len);
+			if (rv != 0) {
+				dtxd_act_free_write(w);
+				return rv;
+			}
+			w->spec_lens[i] = len;
+		}
+		w->op.kind      = DTXD_WOP_CREATE;
+		w->op.nspecs    = n;
+		w->op.specs     = (const uint8_t *const *)w->specs;
+		w->op.spec_lens = w->spec_lens;
+	} else if (purpose == W_FINISH) {
+		w->op.kind      = DTXD_WOP_FINISH;
+		w->op.expire_ms = tx->updated_ms + m->cfg.retention_ms;
+	} else {
+		w->op.kind = DTXD_WOP_UPDATE;
+	}
+	w->op.gid  = tx->gid;
+	w->op.sync = sync;
+	w->op.done = on_write_done;
+	w->op.arg  = w;
+	tx->refs++;
+	if ((rv = dtxd_store_write(m->store, &w->op)) != 0) {
+		tx->refs--;
+		dtxd_act_free_write(w);
+		return rv;
+	}
+	return 0;
+}
+
+// A write that could not be queued or failed is redone a second later: a
+// full disk must not lose a decision, and the transaction simply waits.
+static void
+schedule_redo(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
+{
+	if (purpose == W_FINISH || tx->redo == W_FINISH) {
+		tx->redo = W_FINISH;
+	} else {
+		tx->redo = W_PERSIST;
+	}
+	tx->redo_at = dtxi_now_ms() + 1000;
+	tx->redo_sync |= sync;
+	tx->redo_wait |= wait;
+	dtxd_act_wake(m, tx);
+}
+
+static void
+write_or_redo(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
+{
+	int rv = dtxd_act_write(m, tx, purpose, sync, wait);
+	if (rv != 0) {
+		DTXI_ERROR("actions: cannot write %s: %s; retrying", tx->gid,
+		    dtx_strerror(rv));
+		schedule_redo(m, tx, purpose, sync, wait);
+	}
+}
+
+// ---------------------------------------------------------------------
+// Events into the engine, actions out
+// ---------------------------------------------------------------------
+
+// True when tx's terminal state cannot change even if its final record is
+// lost (see actions.h).
+static bool
+outcome_settled(const txn *tx)
+{
+	return !(tx->core.mode == DTX_SAGA &&
+	    tx->core.state == DTX_STATE_COMMITTED);
+}
+
+static void
+run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
+{
+	for (uint32_t i = 0; i < acts->n; i++) {
+		const dtxd_action *a = &acts->v[i];
+		switch (a->kind) {
+		case DTXD_ACT_SEND:
+			do_send(m, tx, a);
+			break;
+		case DTXD_ACT_PERSIST:
+			write_or_redo(m, tx, W_PERSIST, a->sync, a->wait);
+			break;
+		case DTXD_ACT_FINISH:
+			if (!tx->finishing) {
+				tx->finishing = true;
+				if (outcome_settled(tx)) {
+					dtxd_waiters_reply(m, tx, 0);
+				}
+				dtxi_crash_point(
+				    &m->crash, DTXI_CRASH_BEFORE_FINAL_RECORD);
+				write_or_redo(m, tx, W_FINISH, false, false);
+			}
+			break;
+		}
+	}
+}
+
+// The before-*-decision crash points sit between the engine and the
+// actions too: the engine has just turned to COMMITTING or COMPENSATING in
+// memory, and the write that makes the decision durable has not even been
+// queued, so recovery must act as if the decision had never been taken.
+void
+dtxd_act_event(
+    dtxd_txmgr *m, txn *tx, const dtxd_event *ev, dtxi_crash_pt crash_after)
+{
+	dtxd_actions *acts = &m->acts;
+	int           was  = tx->core.state;
+
+	dtxd_engine_handle(&tx->core, &m->cfg.policy, ev, acts);
+	dtxi_crash_point(&m->crash, crash_after);
+	if (was != tx->core.state) {
+		if (tx->core.state == DTX_STATE_COMMITTING) {
+			dtxi_crash_point(
+			    &m->crash, DTXI_CRASH_BEFORE_COMMIT_DECISION);
+		} else if (tx->core.state == DTX_STATE_COMPENSATING) {
+			dtxi_crash_point(
+			    &m->crash, DTXI_CRASH_BEFORE_COMPENSATE_DECISION);
+		}
+	}
+	// The actions buffer is reused by nested work only through the
+	// queue, never re-entrantly, so it can be carried out in place.
+	run_actions(m, tx, acts);
+	dtxd_act_wake(m, tx);
+}
+
+// ---------------------------------------------------------------------
+// Completions
+// ---------------------------------------------------------------------
+
+void
+dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
+{
+	txn          *tx    = mc->tx;
+	txn_branch   *mb    = &tx->mb[mc->branch];
+	dtxi_crash_pt crash = DTXI_CRASH_NONE;
+	dtxd_event    ev;
+
+	if (tx->in_table && !tx->finishing) {
+		memset(&ev, 0, sizeof(ev));
+		ev.now_ms = dtxi_now_ms();
+		ev.branch = mc->branch;
+		ev.phase  = mc->phase;
+		if (mc->rv == 0) {
+			ev.kind         = DTXD_EV_REPLY;
+			ev.status       = mc->status;
+			mb->last_status = mc->status;
+			mb->last_phase  = mc->phase;
+			free(mb->message);
+			mb->message = mc->message;
+			mc->message = NULL;
+			free(mb->rpayload);
+			mb->rpayload     = mc->payload;
+			mb->rpayload_len = mc->payload_len;
+			mc->payload      = NULL;
+			if (mc->status == DTX_BRANCH_OK) {
+				crash = mc->phase == DTX_PHASE_COMMIT
+				    ? DTXI_CRASH_AFTER_FIRST_COMMIT
+				    : mc->phase == DTX_PHASE_EXECUTE
+				    ? DTXI_CRASH_AFTER_FIRST_EXECUTE
+				    : mc->phase == DTX_PHASE_COMPENSATE
+				    ? DTXI_CRASH_AFTER_FIRST_COMPENSATE
+				    : DTXI_CRASH_NONE;
+			}
+		} else {
+			ev.kind         = DTXD_EV_FAILED;
+			mb->last_status = DTX_BRANCH_NONE;
+			mb->last_phase  = mc->phase;
+			char msg[DTX_MESSAGE_MAX + 1];
+			snprintf(msg, sizeof(msg), "no answer from %s: %s",
+			    mb->endpoint, dtx_strerror(mc->rv));
+			free(mb->message);
+			mb->message = dup_str(msg);
+		}
+		dtxd_act_event(m, tx, &ev, crash);
+	}
+	dtxd_act_free_call(mc);
+	dtxd_txn_release(tx);
+}
+
+void
+dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
+{
+	txn *tx = w->tx;
+	char msg[DTX_MESSAGE_MAX + 1];
+
+	switch (w->purpose) {
+	case W_CREATE:
+		if (w->rv != 0) {
+			// Never accepted: tell whoever waits, and forget it.
+			snprintf(msg, sizeof(msg),
+			    "cannot store the transaction: %s",
+			    dtx_strerror(w->rv));
+			dtxd_waiters_fail(tx, w->rv, msg);
+			dtxd_act_forget(m, tx);
+			break;
+		}
+		tx->created = true;
+		atomic_fetch_add(&m->stats.started, 1);
+		dtxd_waiters_reply(m, tx, WAIT_ACCEPT);
+		dtxd_event ev = {
+		    .kind = DTXD_EV_START, .now_ms = dtxi_now_ms()};
+		dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+		break;
+	case W_PERSIST:
+		if (w->rv != 0) {
+			DTXI_ERROR("actions: write of %s failed: %s; retrying",
+			    tx->gid, dtx_strerror(w->rv));
+			schedule_redo(m, tx, W_PERSIST, w->op.sync, w->wait);
+			break;
+		}
+		if (w->wait && tx->in_table && !tx->finishing) {
+			if (tx->core.state == DTX_STATE_COMMITTING) {
+				dtxi_crash_point(&m->crash,
+				    DTXI_CRASH_AFTER_COMMIT_DECISION);
+			} else if (tx->core.state == DTX_STATE_COMPENSATING) {
+				dtxi_crash_point(&m->crash,
+				    DTXI_CRASH_AFTER_COMPENSATE_DECISION);
+			}
+			dtxd_event pev = {.kind = DTXD_EV_PERSISTED,
+			    .now_ms             = dtxi_now_ms()};
+			dtxd_act_event(m, tx, &pev, DTXI_CRASH_NONE);
+		}
+		break;
+	case W_FINISH:
+		if (w->rv != 0) {
+			DTXI_ERROR("actions: final write of %s failed: %s; "
+			           "retrying",
+			    tx->gid, dtx_strerror(w->rv));
+			schedule_redo(m, tx, W_FINISH, false, false);
+			break;
+		}
+		atomic_fetch_add(&m->stats.finished, 1);
+		DTXI_DEBUG(
+		    "actions: %s %s", tx->gid, dtx_state_name(tx->core.state));
+		dtxd_waiters_reply(m, tx, 0);
+		if (tx->in_table) {
+			dtxd_act_forget(m, tx);
+		}
+		break;
+	}
+	dtxd_act_free_write(w);
+	dtxd_txn_release(tx);
+}
+
+void
+dtxd_act_on_timer(dtxd_txmgr *m, txn *tx, int64_t now)
+{
+	if (!tx->in_table) {
+		return;
+	}
+	if (tx->redo != 0 && tx->redo_at <= now) {
+		int  purpose  = tx->redo;
+		bool sync     = tx->redo_sync;
+		bool wait     = tx->redo_wait;
+		tx->redo      = 0;
+		tx->redo_sync = false;
+		tx->redo_wait = false;
+		write_or_redo(m, tx, purpose, sync, wait);
+	}
+	// Status requests that long-poll and ran out of time get the state
+	// as it is.
+	waiter **pp = &tx->waiters;
+	while (*pp != NULL) {
+		waiter *w = *pp;
+		if (w->kind == WAIT_STATUS && w->deadline_ms <= now) {
+			*pp = w->next;
+			dtxd_act_reply_tx(m, w->r, tx);
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+	if (tx->created && !tx->finishing && tx->core.wake_ms != 0 &&
+	    tx->core.wake_ms <= now) {
+		dtxd_event ev = {.kind = DTXD_EV_TIMER, .now_ms = now};
+		dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+	}
+}

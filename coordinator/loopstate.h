@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+//
+// loopstate: what the loop's modules share and nobody else sees (nng
+// keeps its sockimpl.h beside socket.c, pipe.c and dialer.c the same way):
+// the manager's state, and the events posted to its queue. The modules, from
+// the bottom up: txtable (the transactions in memory), record (a
+// transaction <-> its record), actions (carry out what the engines ask,
+// complete it, answer the waiters), recovery (adopt and resume), requests
+// (the Coordinator API), and txmgr.c (the loop, alone).
+
+#ifndef DTXD_LOOPSTATE_H
+#define DTXD_LOOPSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crashpoint.h"
+#include "dispatcher.h"
+#include "engine.h"
+#include "evqueue.h"
+#include "reader.h"
+#include "record.h"
+#include "server.h"
+#include "store.h"
+#include "txmgr.h"
+#include "txtable.h"
+
+// The kinds of event on the queue.
+enum { MEV_REQUEST = 1, MEV_CALL, MEV_WRITE, MEV_READ };
+
+// A request from the server.
+typedef struct mreq {
+	dtxd_ev    ev;
+	dtxd_sreq *r;
+} mreq;
+
+// The end of a branch call (dispatcher thread -> loop).
+typedef struct mcall {
+	dtxd_ev     ev;
+	dtxd_txmgr *m;
+	txn        *tx;
+	uint32_t    branch;
+	int         phase;
+	int         rv;
+	int         status;
+	char       *message; // the reply's, malloc'd; NULL when empty
+	uint8_t    *payload;
+	size_t      payload_len;
+} mcall;
+
+// What a write is for.
+enum { W_CREATE = 1, W_PERSIST, W_FINISH };
+
+// The end of a store write (writer thread -> loop).
+typedef struct mwrite {
+	dtxd_ev     ev;
+	dtxd_txmgr *m;
+	dtxd_wop    op;
+	txn        *tx;
+	int         purpose; // W_*
+	bool        wait;
+	int         rv;
+	uint8_t    *rec;
+	uint32_t    nspecs;
+	uint8_t   **specs;
+	size_t     *spec_lens;
+} mwrite;
+
+// The end of a store read (reader thread -> loop) for a request: r's, or
+// for tx (a Submit's read; tx holds a reference then, r is NULL).
+typedef struct mread {
+	dtxd_ev     ev;
+	dtxd_txmgr *m;
+	dtxd_sreq  *r;
+	txn        *tx;
+	dtxd_read   rd;
+} mread;
+
+typedef struct dtxd_txstats {
+	_Atomic uint64_t started;
+	_Atomic uint64_t finished;
+	_Atomic uint64_t recovered;
+} dtxd_txstats;
+
+struct dtxd_txmgr {
+	dtxd_config      cfg;
+	dtxd_store      *store;
+	dtxd_dispatcher *disp;
+	dtxd_reader     *reader;
+	dtxi_crash       crash; // cfg.crash_at, armed at open
+	dtxd_evq         q;
+	bool             running;
+	pthread_t        thread;
+	dtxd_ev         *late; // after the stop: completions to release
+
+	// Loop thread only from here on (and the adopting thread before
+	// the loop starts).
+	dtxd_txtable tab;
+	int64_t      next_purge_ms;
+	int64_t      start_ms; // monotonic
+	dtxd_actions acts;
+	dtxi_reply  *rep;     // scratch reply
+	dtxd_recbuf  rb;      // scratch record and encoding buffer
+	txn         *adopted; // recovered, not yet resumed (FIFO)
+	txn         *adopted_tail;
+	uint32_t     resuming; // resumed and not yet finished
+
+	dtxd_txstats stats;
+};
+
+// Posts ev to the loop; after the loop stopped, keeps it for the close.
+static inline void
+txmgr_post(dtxd_txmgr *m, dtxd_ev *ev)
+{
+	if (!dtxd_evq_post(&m->q, ev)) {
+		dtxd_evq_post_late(&m->q, ev);
+	}
+}
+
+#endif // DTXD_LOOPSTATE_H

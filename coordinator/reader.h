@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+//
+// reader: dtxd's reads of the store, on threads of their own, so that the
+// loop never waits for the disk. A read is queued with a completion that
+// runs on the reader thread when it is done (the loop's modules post it
+// back to the loop as an event). Two kinds: the record of one gid (Submit
+// of a gid not in memory, Status, Abort, Resolve), and one page of List
+// (a scan of up to a page of records, decoded to summaries). A List under
+// load used to scan up to 100 records on the loop thread while every
+// transaction waited; now only the reader's scan thread waits, and point
+// lookups have a thread of their own, so they never queue behind a scan.
+//
+// The reader knows nothing of the loop's memory: a transaction in memory
+// is ahead of its record, and the loop overlays what it holds when the
+// read comes back.
+//
+// Lock order: the reader's mutex is a leaf.
+
+#ifndef DTXD_READER_H
+#define DTXD_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "store.h"
+
+enum { DTXD_READ_RECORD = 1, DTXD_READ_LIST };
+
+typedef struct dtxd_read {
+	int kind; // DTXD_READ_*
+	// RECORD: the gid; LIST: the cursor (the page starts after it).
+	char gid[DTX_GID_MAX + 1];
+	// LIST: the state filter (0: any) and the page size (1..LIST_MAX).
+	int      state;
+	uint32_t limit;
+	// Results, set before done runs. rv: 0, DTX_ENOTFOUND (RECORD),
+	// DTX_ESTORAGE, DTX_ENOMEM, DTX_ECLOSED (the reader was closing).
+	int      rv;
+	uint8_t *buf; // RECORD: the record's bytes, malloc'd; else NULL
+	size_t   len;
+	// LIST: the page's candidates in gid order: records whose stored
+	// state matches the filter, and unfinished ones whatever their state
+	// (in memory they may have moved on; the loop decides). more: the
+	// scan stopped at a candidate past the page.
+	uint32_t        n;
+	bool            more;
+	dtxi_txsummary *items; // LIST: room for limit, the caller's
+	void (*done)(struct dtxd_read *rd);
+	struct dtxd_read *next; // the reader's queue link
+} dtxd_read;
+
+typedef struct dtxd_reader dtxd_reader;
+
+// Starts the reader's threads over st (not owned). Errors: DTX_ENOMEM.
+int dtxd_reader_open(dtxd_reader **rp, dtxd_store *st);
+
+// Queues rd. Returns 0 (rd->done will run exactly once, on a reader
+// thread) or DTX_ECLOSED (the reader is closing; done will not run).
+int dtxd_reader_read(dtxd_reader *r, dtxd_read *rd);
+
+// Completes the reads still queued with DTX_ECLOSED, stops the threads and
+// frees the reader. Accepts NULL.
+void dtxd_reader_close(dtxd_reader *r);
+
+#endif // DTXD_READER_H

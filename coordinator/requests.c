@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: MIT
+//
+// requests: the Coordinator API handlers (see requests.h).
+//
+// Reads. A transaction in memory is answered from memory. Otherwise its
+// record (or a page of List) is read on the reader thread, and the handler
+// runs again with the read's result (rd != NULL): it looks at memory first
+// once more, since the transaction may have come in meanwhile, and only
+// then at the record. A Submit of a gid not in memory may still find it
+// finished on disk; its transaction is put in memory at once, marked
+// loading, with the client parked on it, while the record is looked for:
+// so two Submits of one gid never both miss, and every other request for
+// that gid waits (deferred) until the look is over, then runs again.
+
+#include "requests.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions.h"
+#include "clock.h"
+#include "gid.h"
+#include "log.h"
+#include "recovery.h"
+#include "strs.h"
+
+static void handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd);
+
+static void
+reply_code(dtxd_sreq *r, int code, const char *fmt, const char *arg)
+{
+	char msg[DTX_MESSAGE_MAX + 1];
+	snprintf(msg, sizeof(msg), fmt, arg);
+	dtxd_server_reply_error(r, code, msg);
+}
+
+// ---------------------------------------------------------------------
+// Reads on the reader thread
+// ---------------------------------------------------------------------
+
+// On the reader thread: back to the loop.
+static void
+read_done(dtxd_read *rd)
+{
+	mread *mr = (mread *)((char *)rd - offsetof(mread, rd));
+	txmgr_post(mr->m, &mr->ev);
+}
+
+static void
+mread_free(mread *mr)
+{
+	free(mr->rd.buf);
+	free(mr->rd.items);
+	free(mr);
+}
+
+// Queues a read for request r, or for the loading transaction tx (which
+// the read then holds a reference to: the caller's). Returns 0 or an
+// error (nothing queued).
+static int
+read_for(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
+{
+	mread *mr = calloc(1, sizeof(*mr));
+	int    rv;
+
+	if (mr == NULL) {
+		return DTX_ENOMEM;
+	}
+	mr->ev.kind = MEV_READ;
+	mr->m       = m;
+	mr->r       = r;
+	mr->tx      = tx;
+	mr->rd.kind = kind;
+	dtxi_strlcpy(mr->rd.gid, gid, sizeof(mr->rd.gid));
+	mr->rd.done = read_done;
+	if (kind == DTXD_READ_LIST) {
+		const dtxi_request *req = dtxd_sreq_request(r);
+		mr->rd.state            = req->u.list.state;
+		mr->rd.limit            = req->u.list.limit;
+		if (mr->rd.limit == 0 || mr->rd.limit > DTXI_LIST_MAX) {
+			mr->rd.limit = DTXI_LIST_MAX;
+		}
+		mr->rd.items = calloc(mr->rd.limit, sizeof(*mr->rd.items));
+		if (mr->rd.items == NULL) {
+			free(mr);
+			return DTX_ENOMEM;
+		}
+	}
+	if ((rv = dtxd_reader_read(m->reader, &mr->rd)) != 0) {
+		mread_free(mr);
+		return rv;
+	}
+	return 0;
+}
+
+// The record a read found: 0 with it decoded in m->rb.rec (its payloads
+// point into rd->buf), DTX_ENOTFOUND, or a read or decode error.
+static int
+read_record(dtxd_txmgr *m, const dtxd_read *rd)
+{
+	if (rd->rv != 0) {
+		return rd->rv;
+	}
+	if (dtxd_record_decode(m->rb.rec, rd->buf, rd->len) != 0) {
+		DTXI_ERROR(
+		    "requests: the record of %s does not decode", rd->gid);
+		return DTX_ESTORAGE;
+	}
+	return 0;
+}
+
+// Handles r now if it needs no read (rd) or has it; otherwise queues the
+// read and returns false.
+static bool
+have_read(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd, int kind,
+    const char *gid)
+{
+	int rv;
+
+	if (rd != NULL) {
+		return true;
+	}
+	if ((rv = read_for(m, r, NULL, kind, gid)) != 0) {
+		dtxd_server_reply_error(r, rv, "cannot read the store");
+	}
+	return false;
+}
+
+static void
+reply_record(dtxd_txmgr *m, dtxd_sreq *r)
+{
+	dtxi_reply *rep = dtxd_act_reply_init(m, DTXI_REP_TX);
+	rep->u.tx       = m->rb.rec->info;
+	dtxd_server_reply(r, rep);
+}
+
+// Holds r until tx's look at the store is over (see the top of the file).
+static void
+defer(txn *tx, dtxd_sreq *r)
+{
+	waiter  *w  = calloc(1, sizeof(*w));
+	waiter **pp = &tx->deferred;
+
+	if (w == NULL) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		return;
+	}
+	w->r = r;
+	while (*pp != NULL) {
+		pp = &(*pp)->next;
+	}
+	*pp = w;
+}
+
+// ---------------------------------------------------------------------
+// Submit
+// ---------------------------------------------------------------------
+
+static bool
+gid_valid(const char *gid)
+{
+	size_t n = strlen(gid);
+	if (n == 0 || n > DTX_GID_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (gid[i] < 0x21 || gid[i] > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int
+validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
+{
+	if (s->mode != DTX_2PC && s->mode != DTX_SAGA) {
+		snprintf(why, cap, "unknown mode %d", s->mode);
+		return DTX_EINVAL;
+	}
+	if (s->nbranches == 0) {
+		snprintf(why, cap, "a transaction needs at least one branch");
+		return DTX_EINVAL;
+	}
+	if (s->gid[0] != '\0' && !gid_valid(s->gid)) {
+		snprintf(why, cap, "gid must be 1..%d printable characters",
+		    DTX_GID_MAX);
+		return DTX_EINVAL;
+	}
+	if (s->timeout_ms > 24u * 3600 * 1000 ||
+	    s->call_timeout_ms > 3600u * 1000 || s->retries > 1000) {
+		snprintf(why, cap,
+		    "timeout (max 24 h), call timeout (max 1 h) or retries "
+		    "(max 1000) out of range");
+		return DTX_EINVAL;
+	}
+	for (uint32_t i = 0; i < s->nbranches; i++) {
+		const dtxi_branch_spec *b = &s->branches[i];
+		dtxd_peer              *peer;
+		if (b->method[0] == '\0') {
+			snprintf(why, cap, "branch %u has no method", i);
+			return DTX_EINVAL;
+		}
+		if (strstr(b->endpoint, "://") == NULL ||
+		    dtxd_dispatcher_peer(m->disp, b->endpoint, &peer) != 0) {
+			snprintf(why, cap,
+			    "branch %u: invalid endpoint '%.200s'", i,
+			    b->endpoint);
+			return DTX_EINVAL;
+		}
+	}
+	return 0;
+}
+
+// A Submit of a transaction already in memory. Idempotency: the same gid
+// with the same content is the same transaction.
+static void
+submit_again(
+    dtxd_txmgr *m, dtxd_sreq *r, txn *tx, const dtxi_submit *s, uint64_t hash)
+{
+	if (tx->content_hash != hash) {
+		reply_code(r, DTX_EEXIST,
+		    "gid %s already used with different content", tx->gid);
+	} else if (s->wait && !dtx_state_is_terminal(tx->core.state)) {
+		if (dtxd_waiter_add(tx, r, WAIT_OUTCOME, 0) != 0) {
+			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		}
+	} else if (!tx->created) {
+		if (dtxd_waiter_add(tx, r, WAIT_ACCEPT, 0) != 0) {
+			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		}
+	} else {
+		dtxd_act_reply_tx(m, r, tx);
+	}
+}
+
+static void
+on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
+{
+	char why[DTX_MESSAGE_MAX + 1];
+	char gid[DTX_GID_MAX + 1];
+	txn *tx;
+	int  rv;
+
+	if ((rv = validate_submit(m, s, why, sizeof(why))) != 0) {
+		dtxd_server_reply_error(r, rv, why);
+		return;
+	}
+	if (s->gid[0] != '\0') {
+		dtxi_strlcpy(gid, s->gid, sizeof(gid));
+	} else {
+		dtxi_gid_new(gid);
+	}
+	uint64_t hash = dtxi_submit_hash(s);
+
+	if ((tx = dtxd_txtable_find(&m->tab, gid)) != NULL) {
+		if (tx->loading) {
+			defer(tx, r);
+		} else {
+			submit_again(m, r, tx, s, hash);
+		}
+		return;
+	}
+	// Not in memory: built now, marked loading while the store is asked
+	// whether the gid finished long ago (see the top of the file).
+	if ((tx = dtxd_txn_alloc(&m->tab, s->nbranches)) == NULL) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		return;
+	}
+	dtxi_strlcpy(tx->gid, gid, sizeof(tx->gid));
+	for (uint32_t i = 0; i < s->nbranches; i++) {
+		if (dtxd_txrec_branch(tx, i, &s->branches[i]) != 0) {
+			dtxd_txn_release(tx);
+			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+			return;
+		}
+	}
+	int64_t now      = dtxi_now_ms();
+	tx->content_hash = hash;
+	tx->wait         = s->wait;
+	tx->created_ms   = now;
+	tx->updated_ms   = now;
+	tx->timeout_ms   = s->timeout_ms ? s->timeout_ms : m->cfg.timeout_ms;
+	tx->core.mode    = s->mode;
+	tx->core.state =
+	    s->mode == DTX_2PC ? DTX_STATE_PREPARING : DTX_STATE_RUNNING;
+	tx->core.deadline_ms = now + tx->timeout_ms;
+	tx->core.call_timeout_ms =
+	    s->call_timeout_ms ? s->call_timeout_ms : m->cfg.call_timeout_ms;
+	tx->core.retries = s->retries ? s->retries : m->cfg.retries;
+	// A saga must be durable before its first step; a client that does
+	// not wait is told "accepted" only once it is durable. A waiting 2PC
+	// client can skip the sync: presumed abort covers a lost record.
+	// (Decided before dtxd_waiter_add, which frees the request s points
+	// into.)
+	tx->create_sync = s->mode == DTX_SAGA || !s->wait;
+	tx->loading     = true;
+	dtxd_txtable_insert(&m->tab, tx);
+	if (dtxd_waiter_add(tx, r, s->wait ? WAIT_OUTCOME : WAIT_ACCEPT, 0) !=
+	    0) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		dtxd_act_forget(m, tx);
+		dtxd_txn_release(tx);
+		return;
+	}
+	// The allocation's reference is the read's from here on.
+	if ((rv = read_for(m, NULL, tx, DTXD_READ_RECORD, gid)) != 0) {
+		dtxd_waiters_fail(tx, rv, "cannot read the store");
+		dtxd_act_forget(m, tx);
+		dtxd_txn_release(tx);
+	}
+}
+
+// The store answered a loading transaction's Submit: a new transaction is
+// created (its create record written), one found on disk is answered from
+// its record and leaves memory. Then the requests held meanwhile run.
+static void
+submit_loaded(dtxd_txmgr *m, txn *tx, const dtxd_read *rd)
+{
+	int rv = read_record(m, rd);
+
+	tx->loading = false;
+	if (rv == DTX_ENOTFOUND) {
+		rv = dtxd_act_write(m, tx, W_CREATE, tx->create_sync, false);
+		if (rv != 0) {
+			dtxd_waiters_fail(
+			    tx, rv, "cannot store the transaction");
+			dtxd_act_forget(m, tx);
+		}
+	} else if (rv == 0) {
+		if (m->rb.rec->content_hash != tx->content_hash) {
+			char msg[DTX_MESSAGE_MAX + 1];
+			snprintf(msg, sizeof(msg),
+			    "gid %s already used with different content",
+			    tx->gid);
+			dtxd_waiters_fail(tx, DTX_EEXIST, msg);
+		} else {
+			while (tx->waiters != NULL) {
+				waiter *w   = tx->waiters;
+				tx->waiters = w->next;
+				reply_record(m, w->r);
+				free(w);
+			}
+		}
+		dtxd_act_forget(m, tx);
+	} else {
+		dtxd_waiters_fail(tx, rv, "cannot read the store");
+		dtxd_act_forget(m, tx);
+	}
+	while (tx->deferred != NULL) {
+		waiter *w    = tx->deferred;
+		tx->deferred = w->next;
+		handle(m, w->r, NULL);
+		free(w);
+	}
+}
+
+// ---------------------------------------------------------------------
+// Status, List, Abort, Resolve, Stats
+// ---------------------------------------------------------------------
+
+static void
+on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
+    const dtxd_read *rd)
+{
+	txn *tx = dtxd_txtable_find(&m->tab, gid);
+	int  rv;
+
+	if (tx != NULL) {
+		if (wait_ms > 0 && !dtx_state_is_terminal(tx->core.state)) {
+			int64_t deadline = dtxi_now_ms() + wait_ms;
+			if (dtxd_waiter_add(tx, r, WAIT_STATUS, deadline) !=
+			    0) {
+				dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+				return;
+			}
+			dtxd_act_wake(m, tx);
+			return;
+		}
+		dtxd_act_reply_tx(m, r, tx);
+		return;
+	}
+	if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
+		return;
+	}
+	if ((rv = read_record(m, rd)) != 0) {
+		reply_code(r, rv,
+		    rv == DTX_ENOTFOUND ? "no transaction %s"
+		                        : "cannot read %s",
+		    gid);
+		return;
+	}
+	reply_record(m, r);
+}
+
+static void
+on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
+{
+	const dtxi_request *req = dtxd_sreq_request(r);
+	dtxi_reply         *rep;
+
+	if (state < 0 || state > DTX_STATE_COMPENSATED) {
+		dtxd_server_reply_error(r, DTX_EINVAL, "unknown state filter");
+		return;
+	}
+	if (!have_read(m, r, rd, DTXD_READ_LIST, req->u.list.cursor)) {
+		return;
+	}
+	if (rd->rv != 0) {
+		dtxd_server_reply_error(r, rd->rv, "cannot read the store");
+		return;
+	}
+	rep                        = dtxd_act_reply_init(m, DTXI_REP_LIST);
+	rep->u.list.n              = 0;
+	rep->u.list.next_cursor[0] = '\0';
+	for (uint32_t i = 0; i < rd->n; i++) {
+		dtxi_txsummary sum = rd->items[i];
+		txn           *tx  = dtxd_txtable_find(&m->tab, sum.gid);
+
+		if (tx != NULL && !tx->loading) {
+			// Memory is ahead of the last write.
+			sum.mode       = tx->core.mode;
+			sum.state      = tx->core.state;
+			sum.stuck      = tx->core.stuck;
+			sum.created_ms = tx->created_ms;
+			sum.updated_ms = tx->updated_ms;
+			sum.nbranches  = tx->core.nbranches;
+		}
+		if (state != 0 && sum.state != state) {
+			continue;
+		}
+		rep->u.list.items[rep->u.list.n++] = sum;
+	}
+	// The next page starts after the last record this one looked at.
+	if (rd->more && rd->n > 0) {
+		dtxi_strlcpy(rep->u.list.next_cursor, rd->items[rd->n - 1].gid,
+		    sizeof(rep->u.list.next_cursor));
+	}
+	dtxd_server_reply(r, rep);
+}
+
+static void
+on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
+{
+	txn *tx = dtxd_txtable_find(&m->tab, gid);
+	int  rv;
+
+	if (tx != NULL) {
+		if (!tx->created) {
+			reply_code(r, DTX_ESTATE,
+			    "%s is still being accepted; ask again", gid);
+			return;
+		}
+		if (!tx->resumed) {
+			dtxd_recovery_resume(m, tx);
+		}
+		dtxd_event ev = {
+		    .kind = DTXD_EV_ABORT, .now_ms = dtxi_now_ms()};
+		dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+		if (m->acts.rv != 0) {
+			reply_code(r, m->acts.rv,
+			    "%s has already decided to commit", gid);
+			return;
+		}
+		dtxd_act_reply_tx(m, r, tx);
+		return;
+	}
+	if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
+		return;
+	}
+	if ((rv = read_record(m, rd)) != 0) {
+		reply_code(r, rv,
+		    rv == DTX_ENOTFOUND ? "no transaction %s"
+		                        : "cannot read %s",
+		    gid);
+		return;
+	}
+	if (m->rb.rec->info.state == DTX_STATE_COMMITTED) {
+		reply_code(r, DTX_ESTATE, "%s is already committed", gid);
+	} else {
+		reply_record(m, r);
+	}
+}
+
+// The Resolve rule, stated here once (dtx.h's dtx_client_resolve and the
+// SDK's resolver point to it). Resolve is a participant's question about a
+// branch it prepared and whose outcome it never heard: what does the
+// coordinator know?
+// - A live transaction answers its state, with one exception: from the
+//   moment a 2PC decides to commit until that decision is synced, it is
+//   COMMITTING in memory but answers PREPARING. A crash before the sync
+//   restarts it without the decision, and presumed abort aborts it; a
+//   participant told COMMITTING in between could commit a transaction
+//   that ends aborted. So COMMITTING is only ever answered once the
+//   decision is durable, and a participant may act on it as on COMMITTED.
+// - A finished transaction answers its final state from its record.
+// - An unknown gid answers ABORTED: presumed abort, no record means no
+//   commit was ever decided (a commit decision is synced before any COMMIT
+//   is sent, and a 2PC is recorded before its first PREPARE).
+// So COMMITTING and COMMITTED mean commit, ABORTING and ABORTED mean abort,
+// PREPARING means not decided yet: ask again later. (The SDK's resolver
+// acts on COMMITTED and not yet on COMMITTING: dtxd delivers that COMMIT
+// itself, so there is nothing to gain by racing it.)
+static void
+on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
+{
+	txn        *tx = dtxd_txtable_find(&m->tab, gid);
+	dtxi_reply *rep;
+	int         state;
+	int         rv;
+
+	if (tx != NULL) {
+		state = tx->core.state;
+		if (state == DTX_STATE_COMMITTING && tx->core.persisting) {
+			state = DTX_STATE_PREPARING;
+		}
+	} else if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
+		return;
+	} else if ((rv = read_record(m, rd)) == 0) {
+		state = m->rb.rec->info.state;
+	} else if (rv == DTX_ENOTFOUND) {
+		state = DTX_STATE_ABORTED;
+	} else {
+		dtxd_server_reply_error(r, rv, "cannot read the store");
+		return;
+	}
+	rep                  = dtxd_act_reply_init(m, DTXI_REP_RESOLVE);
+	rep->u.resolve.state = state;
+	dtxd_server_reply(r, rep);
+}
+
+static void
+on_stats(dtxd_txmgr *m, dtxd_sreq *r)
+{
+	dtxi_reply      *rep = dtxd_act_reply_init(m, DTXI_REP_STATS);
+	dtxd_store_stats ss;
+
+	dtxd_store_get_stats(m->store, &ss);
+	rep->u.stats.active        = atomic_load(&m->tab.active);
+	rep->u.stats.started       = atomic_load(&m->stats.started);
+	rep->u.stats.finished      = atomic_load(&m->stats.finished);
+	rep->u.stats.recovered     = atomic_load(&m->stats.recovered);
+	rep->u.stats.store_writes  = ss.ops;
+	rep->u.stats.store_batches = ss.batches;
+	rep->u.stats.store_syncs   = ss.syncs;
+	rep->u.stats.store_errors  = ss.errors;
+	rep->u.stats.uptime_ms     = (uint64_t)(dtxi_mono_ms() - m->start_ms);
+	dtxd_dispatcher_get_counts(
+	    m->disp, &rep->u.stats.branch_calls, &rep->u.stats.call_messages);
+	dtxd_server_reply(r, rep);
+}
+
+// ---------------------------------------------------------------------
+// Dispatch
+// ---------------------------------------------------------------------
+
+// The gid a request is about, or NULL.
+static const char *
+request_gid(const dtxi_request *req)
+{
+	switch (req->kind) {
+	case DTXI_REQ_STATUS:
+		return req->u.status.gid;
+	case DTXI_REQ_ABORT:
+		return req->u.abort.gid;
+	case DTXI_REQ_RESOLVE:
+		return req->u.resolve.gid;
+	default:
+		return NULL; // Submit defers by itself, after validation
+	}
+}
+
+static void
+handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
+{
+	const dtxi_request *req = dtxd_sreq_request(r);
+	const char         *gid = request_gid(req);
+	txn                *tx;
+
+	if (gid != NULL && (tx = dtxd_txtable_find(&m->tab, gid)) != NULL &&
+	    tx->loading) {
+		defer(tx, r);
+		return;
+	}
+	switch (req->kind) {
+	case DTXI_REQ_SUBMIT:
+		on_submit(m, r, &req->u.submit);
+		break;
+	case DTXI_REQ_STATUS:
+		on_status(m, r, req->u.status.gid, req->u.status.wait_ms, rd);
+		break;
+	case DTXI_REQ_LIST:
+		on_list(m, r, req->u.list.state, rd);
+		break;
+	case DTXI_REQ_ABORT:
+		on_abort(m, r, req->u.abort.gid, rd);
+		break;
+	case DTXI_REQ_RESOLVE:
+		on_resolve(m, r, req->u.resolve.gid, rd);
+		break;
+	case DTXI_REQ_STATS:
+		on_stats(m, r);
+		break;
+	default:
+		dtxd_server_reply_error(
+		    r, DTX_EUNSUPPORTED, "not a coordinator request");
+		break;
+	}
+}
+
+void
+dtxd_requests_handle(dtxd_txmgr *m, dtxd_sreq *r)
+{
+	handle(m, r, NULL);
+}
+
+void
+dtxd_requests_on_read(dtxd_txmgr *m, mread *mr)
+{
+	if (mr->tx != NULL) {
+		submit_loaded(m, mr->tx, &mr->rd);
+		dtxd_txn_release(mr->tx);
+	} else {
+		handle(m, mr->r, &mr->rd);
+	}
+	mread_free(mr);
+}
+
+void
+dtxd_requests_drop_read(mread *mr)
+{
+	if (mr->tx != NULL) {
+		dtxd_txn_release(mr->tx);
+	} else {
+		dtxd_server_reply_error(
+		    mr->r, DTX_ESHUTDOWN, "coordinator shutting down");
+	}
+	mread_free(mr);
+}

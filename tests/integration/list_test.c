@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx.integration.list: a List that reads much of the store does not hold
+// up the transactions in flight. dtxd's store is preloaded with many
+// finished transactions (written through the store module, as dtxd writes
+// them), then a client commits transactions one after the other while
+// another asks for a List that matches none of them, so that dtxd reads
+// every record to answer it. The store is read on dtxd's reader thread,
+// not on its loop: transactions keep committing while the List runs.
+// (When the loop did the scan, not one committed until the List was
+// answered.) The List's own answer is checked too: an empty page, no
+// cursor.
+
+#include <criterion/criterion.h>
+
+#include <dtx/dtx.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "harness.h"
+#include "record_codec.h"
+#include "store.h"
+#include "world_suite.h"
+
+#define PRELOAD 150000
+
+TestSuite(list, .init = world_setup, .fini = world_teardown, .timeout = 120);
+
+typedef struct preload {
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	unsigned        pending;
+	int             rv;
+} preload;
+
+typedef struct pop {
+	dtxd_wop op;
+	preload *pl;
+	char     gid[DTX_GID_MAX + 1];
+	uint8_t  rec[256];
+} pop;
+
+static void
+pop_done(void *arg, int rv)
+{
+	pop     *p  = arg;
+	preload *pl = p->pl;
+
+	pthread_mutex_lock(&pl->mtx);
+	if (rv != 0) {
+		pl->rv = rv;
+	}
+	if (--pl->pending == 0) {
+		pthread_cond_signal(&pl->cv);
+	}
+	pthread_mutex_unlock(&pl->mtx);
+}
+
+// Writes n finished, committed 2PC transactions straight into the store at
+// dir, unsynced, kept for ten days.
+static void
+preload_store(const char *dir, unsigned n)
+{
+	dtxd_store     *st = NULL;
+	dtxd_store_opts so;
+	preload         pl  = {.pending = n, .rv = 0};
+	pop            *ops = calloc(n, sizeof(*ops));
+	dtxd_record     rec;
+	int64_t         now = dtxi_now_ms();
+
+	cr_assert_not_null(ops);
+	pthread_mutex_init(&pl.mtx, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	dtxd_store_opts_init(&so);
+	cr_assert_eq(dtxd_store_open(&st, dir, &so), 0);
+	memset(&rec, 0, sizeof(rec));
+	rec.info.mode       = DTX_2PC;
+	rec.info.state      = DTX_STATE_COMMITTED;
+	rec.info.created_ms = now;
+	rec.info.updated_ms = now;
+	rec.info.nbranches  = 1;
+	for (unsigned i = 0; i < n; i++) {
+		pop   *p = &ops[i];
+		size_t len;
+
+		snprintf(p->gid, sizeof(p->gid), "pre-%08u", i);
+		strcpy(rec.info.gid, p->gid);
+		cr_assert_eq(
+		    dtxd_record_encode(&rec, p->rec, sizeof(p->rec), &len), 0);
+		p->pl            = &pl;
+		p->op.kind       = DTXD_WOP_FINISH;
+		p->op.gid        = p->gid;
+		p->op.record     = p->rec;
+		p->op.record_len = len;
+		p->op.expire_ms  = now + 10LL * 24 * 3600 * 1000;
+		p->op.done       = pop_done;
+		p->op.arg        = p;
+		cr_assert_eq(dtxd_store_write(st, &p->op), 0);
+	}
+	pthread_mutex_lock(&pl.mtx);
+	while (pl.pending > 0) {
+		pthread_cond_wait(&pl.cv, &pl.mtx);
+	}
+	pthread_mutex_unlock(&pl.mtx);
+	cr_assert_eq(pl.rv, 0);
+	dtxd_store_close(st);
+	pthread_cond_destroy(&pl.cv);
+	pthread_mutex_destroy(&pl.mtx);
+	free(ops);
+}
+
+typedef struct committer {
+	const char *dtxd_url;
+	const char *part_url;
+	atomic_bool stop;
+	atomic_int  failed;
+	// Completion times of the commits, monotonic ms.
+	pthread_mutex_t mtx;
+	int64_t        *done_ms;
+	size_t          n, cap;
+} committer;
+
+// Commits one-branch 2PC transactions back to back until told to stop.
+static void *
+commit_loop(void *arg)
+{
+	committer  *c  = arg;
+	dtx_client *cl = NULL;
+
+	if (dtx_client_open(&cl, c->dtxd_url) != 0) {
+		atomic_store(&c->failed, 1);
+		return NULL;
+	}
+	dtx_client_set_timeout_ms(cl, 10000);
+	while (!atomic_load(&c->stop)) {
+		dtx_tx   *tx = NULL;
+		dtx_state st = 0;
+
+		if (dtx_tx_begin(&tx, cl, DTX_2PC) != 0 ||
+		    dtx_tx_add(tx, c->part_url, "op", "", 0) != 0 ||
+		    dtx_tx_commit(tx, &st) != 0 || st != DTX_STATE_COMMITTED) {
+			atomic_store(&c->failed, 1);
+			dtx_tx_free(tx);
+			break;
+		}
+		dtx_tx_free(tx);
+		pthread_mutex_lock(&c->mtx);
+		if (c->n < c->cap) {
+			c->done_ms[c->n++] = dtxi_mono_ms();
+		}
+		pthread_mutex_unlock(&c->mtx);
+	}
+	dtx_client_close(cl);
+	return NULL;
+}
+
+// Commits counted strictly inside (from, to).
+static size_t
+commits_within(committer *c, int64_t from, int64_t to)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n; i++) {
+		k += c->done_ms[i] > from && c->done_ms[i] < to;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return k;
+}
+
+static int
+some_committed(void *arg)
+{
+	committer *c = arg;
+	size_t     n;
+
+	pthread_mutex_lock(&c->mtx);
+	n = c->n;
+	pthread_mutex_unlock(&c->mtx);
+	return n >= 10 || atomic_load(&c->failed);
+}
+
+Test(list, a_list_that_reads_the_whole_store_does_not_stall_transactions)
+{
+	static dtx_tx_info info[16];
+	committer          c = {.cap = 1 << 20};
+	pthread_t          th;
+	dtxt_part         *p;
+	unsigned           n = 99;
+	char               next[DTX_GID_MAX + 1];
+	int64_t            t0, t1, longest = 0;
+	size_t             during = 0;
+
+	preload_store(w.data, PRELOAD);
+	CHECK(dtxt_world_start_dtxd(&w, NULL) == 0, "dtxd did not start");
+	p = dtxt_world_part(&w, "a");
+	CHECK(p != NULL && dtxt_part_start(p) == 0, "participant down");
+
+	c.dtxd_url = w.url;
+	c.part_url = p->url;
+	c.done_ms  = calloc(c.cap, sizeof(*c.done_ms));
+	CHECK(c.done_ms != NULL, "no memory");
+	pthread_mutex_init(&c.mtx, NULL);
+	CHECK(pthread_create(&th, NULL, commit_loop, &c) == 0, "no thread");
+	// The load is running before the Lists start.
+	CHECK(dtxt_wait_until(some_committed, &c, 10, 10000) == 0 &&
+	        !atomic_load(&c.failed),
+	    "the load did not start");
+
+	// A few Lists: the longest of them says what a stall would have
+	// cost, the commits inside it that there was none.
+	for (int i = 0; i < 3; i++) {
+		t0 = dtxi_mono_ms();
+		CHECK_RV(dtx_client_list(
+		    w.client, DTX_STATE_COMPENSATED, "", info, 16, &n, next));
+		t1 = dtxi_mono_ms();
+		CHECK(n == 0 && next[0] == '\0',
+		    "nothing is compensated, yet %u listed (next '%s')", n,
+		    next);
+		if (t1 - t0 > longest) {
+			longest = t1 - t0;
+			during  = commits_within(&c, t0, t1);
+		}
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(th, NULL);
+	CHECK(atomic_load(&c.failed) == 0, "a commit failed under the List");
+	// The scan of PRELOAD records takes long enough to tell: a stalled
+	// loop commits nothing in it, a free one commits all along.
+	CHECK(longest >= 40,
+	    "the List took only %lld ms: too short to show anything",
+	    (long long)longest);
+	CHECK(during >= 3,
+	    "only %zu transactions committed during a %lld ms List", during,
+	    (long long)longest);
+	cr_log_info("longest List %lld ms, %zu commits during it",
+	    (long long)longest, during);
+	pthread_mutex_destroy(&c.mtx);
+	free(c.done_ms);
+}
