@@ -526,6 +526,7 @@ on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 		dtxd_server_reply_error(r, rv, "cannot read the store");
 		return;
 	}
+	DTXI_DEBUG("requests: resolve %s: %s", gid, dtx_state_name(state));
 	rep                  = dtxd_act_reply_init(m, DTXI_REP_RESOLVE);
 	rep->u.resolve.state = state;
 	dtxd_server_reply(r, rep);

@@ -48,6 +48,24 @@ bpart_new(const char *name)
 	return b;
 }
 
+// dtxd's log (at debug level) has the text at least twice.
+typedef struct asked_log {
+	const char *path;
+	char        text[DTX_GID_MAX + 64];
+} asked_log;
+
+static int
+asked_twice(void *arg)
+{
+	asked_log  *a   = arg;
+	char       *all = dtxt_read_file(a->path);
+	const char *p   = strstr(all, a->text);
+	int         two = p != NULL && strstr(p + 1, a->text) != NULL;
+
+	free(all);
+	return two;
+}
+
 // Starts b with the barrier, env (NULL-terminated, may be NULL) and extra
 // arguments (NULL-terminated, may be NULL); returns 0 once it listens.
 static int
@@ -182,6 +200,21 @@ effect(const bpart *b, const char *gid, unsigned branch)
 	return e;
 }
 
+// For dtxt_wait_until: the callback of phase for (gid, branch 0) took
+// effect in b's store.
+typedef struct ran_cond {
+	const bpart *b;
+	const char  *phase;
+	const char  *gid;
+} ran_cond;
+
+static int
+has_run(void *arg)
+{
+	ran_cond *r = arg;
+	return ran(r->b, r->phase, r->gid, 0) > 0;
+}
+
 static unsigned long
 barrier_keys(const bpart *b)
 {
@@ -191,6 +224,13 @@ barrier_keys(const bpart *b)
 
 	free(text);
 	return n;
+}
+
+// For dtxt_wait_until: b's store holds no barrier record.
+static int
+no_barrier_keys(void *arg)
+{
+	return barrier_keys(arg) == 0;
 }
 
 static size_t
@@ -376,7 +416,6 @@ Test(barrier, records_are_purged_after_retention)
 	// a loaded machine under ASan; short enough for a quick test.
 	const char *const extra[] = {"--retention-ms", "3000", NULL};
 	dtxt_answer       r;
-	int               waited = 0;
 
 	CHECK(bpart_start(&a, NULL, extra) == 0, "a did not start");
 	r = deliver1(&a, "old", 0, DTX_PHASE_PREPARE, "ok");
@@ -384,12 +423,8 @@ Test(barrier, records_are_purged_after_retention)
 	r = deliver1(&a, "old", 0, DTX_PHASE_COMMIT, "ok");
 	CHECK(r.status == DTX_BRANCH_OK, "status %d", r.status);
 	CHECK(barrier_keys(&a) > 0, "no barrier records were written");
-	while (barrier_keys(&a) > 0 && waited < 60000) {
-		dtxt_sleep_ms(200);
-		waited += 200;
-	}
-	CHECK(barrier_keys(&a) == 0, "%lu barrier keys left after %d ms",
-	    barrier_keys(&a), waited);
+	CHECK(dtxt_wait_until(no_barrier_keys, &a, 200, 60000) == 0,
+	    "%lu barrier keys left after 60 s", barrier_keys(&a));
 	CHECK(effect(&a, "old", 0) == 1, "the purge touched business data");
 }
 
@@ -507,10 +542,12 @@ Test(barrier, participant_aborts_a_branch_its_coordinator_forgot)
 	dtxt_part        *b = dtxt_world_part(&w, "b");
 	const char *const extra[] = {
 	    "--coordinator", w.url, "--resolve-after", "300", NULL};
-	dtx_tx  *tx;
-	char     gid[DTX_GID_MAX + 1];
-	int      waited = 0;
-	dtxt_log l;
+	dtx_tx   *tx;
+	char      gid[DTX_GID_MAX + 1];
+	dtxt_log  l;
+	asked_log asked;
+	ran_cond  prepared = {&a, "PREPARE", NULL};
+	ran_cond  aborted  = {&a, "ABORT", NULL};
 
 	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
 	CHECK(bpart_start(&a, NULL, extra) == 0, "a did not start");
@@ -524,13 +561,16 @@ Test(barrier, participant_aborts_a_branch_its_coordinator_forgot)
 	CHECK_RV(dtx_tx_submit(tx));
 	dtxi_strlcpy(gid, dtx_tx_gid(tx), sizeof(gid));
 	dtx_tx_free(tx);
-	while (ran(&a, "PREPARE", gid, 0) == 0 && waited < 20000) {
-		dtxt_sleep_ms(100);
-		waited += 100;
-	}
+	prepared.gid = gid;
+	dtxt_wait_until(has_run, &prepared, 100, 20000);
 	CHECK(ran(&a, "PREPARE", gid, 0) == 1, "a never prepared");
-	// Past resolve-after, the resolver asks, hears PREPARING and waits.
-	dtxt_sleep_ms(1500);
+	// Past resolve-after, the resolver asks, hears PREPARING and waits:
+	// by its second question, it has done whatever it did with the
+	// first answer.
+	snprintf(asked.text, sizeof(asked.text), "resolve %s: PREPARING", gid);
+	asked.path = w.log;
+	CHECK(dtxt_wait_until(asked_twice, &asked, 20, 10000) == 0,
+	    "the resolver did not ask twice");
 	CHECK(calls(&a, gid, 0, "ABORT") == 0 &&
 	        calls(&a, gid, 0, "COMMIT") == 0,
 	    "a settled a branch its coordinator had not decided");
@@ -543,11 +583,8 @@ Test(barrier, participant_aborts_a_branch_its_coordinator_forgot)
 	w.client = NULL;
 	CHECK(dtxt_rmtree(w.data) == 0, "cannot empty dtxd's data directory");
 	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not restart");
-	waited = 0;
-	while (ran(&a, "ABORT", gid, 0) == 0 && waited < 30000) {
-		dtxt_sleep_ms(100);
-		waited += 100;
-	}
+	aborted.gid = gid;
+	dtxt_wait_until(has_run, &aborted, 100, 30000);
 	CHECK(ran(&a, "ABORT", gid, 0) == 1,
 	    "the participant did not release its reservation");
 	CHECK(ran(&a, "COMMIT", gid, 0) == 0);

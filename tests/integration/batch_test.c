@@ -30,6 +30,7 @@
 #include "codec.h"
 #include "harness.h"
 #include "strs.h"
+#include "world_suite.h"
 
 #define MAX_PAYLOAD 1024u
 #define MEET        4 // calls that must run at the same time
@@ -284,27 +285,27 @@ typedef struct pbw {
 } pbw;
 
 static void
-pb_varint(pbw *w, uint64_t v)
+pb_varint(pbw *pw, uint64_t v)
 {
 	do {
 		uint8_t b = v & 0x7f;
 		v >>= 7;
-		w->buf[w->len++] = (uint8_t)(b | (v != 0 ? 0x80 : 0));
+		pw->buf[pw->len++] = (uint8_t)(b | (v != 0 ? 0x80 : 0));
 	} while (v != 0);
 }
 
 static void
-pb_bytes(pbw *w, unsigned field, const void *p, size_t n)
+pb_bytes(pbw *pw, unsigned field, const void *p, size_t n)
 {
-	pb_varint(w, (uint64_t)field << 3 | 2);
-	pb_varint(w, n);
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
+	pb_varint(pw, (uint64_t)field << 3 | 2);
+	pb_varint(pw, n);
+	memcpy(pw->buf + pw->len, p, n);
+	pw->len += n;
 }
 
 // Request{version, call_batch{calls x ncalls}} with a valid BranchCall.
 static void
-pb_batch(pbw *w, unsigned ncalls)
+pb_batch(pbw *pw, unsigned ncalls)
 {
 	pbw call = {.len = 0};
 	pbw body = {.len = 0};
@@ -317,10 +318,10 @@ pb_batch(pbw *w, unsigned ncalls)
 	for (unsigned i = 0; i < ncalls; i++) {
 		pb_bytes(&body, 1, call.buf, call.len);
 	}
-	w->len = 0;
-	pb_varint(w, 1 << 3); // version
-	pb_varint(w, DTX_PROTOCOL_VERSION);
-	pb_bytes(w, 17, body.buf, body.len);
+	pw->len = 0;
+	pb_varint(pw, 1 << 3); // version
+	pb_varint(pw, DTX_PROTOCOL_VERSION);
+	pb_bytes(pw, 17, body.buf, body.len);
 }
 
 static char url[DTXT_URL_MAX];
@@ -485,21 +486,21 @@ Test(participant_batch, replies_that_do_not_fit_the_frame_are_answered_retry)
 
 Test(participant_batch, empty_oversized_and_malformed_batches_get_errors)
 {
-	dtx_participant *p = start_participant(url);
-	nng_socket       s = raw_open(url);
-	pbw             *w = calloc(1, sizeof(*w));
+	dtx_participant *p  = start_participant(url);
+	nng_socket       s  = raw_open(url);
+	pbw             *pw = calloc(1, sizeof(*pw));
 	answer          *a;
 
-	pb_batch(w, 0);
-	a = exchange(s, w->buf, w->len);
+	pb_batch(pw, 0);
+	a = exchange(s, pw->buf, pw->len);
 	cr_assert_eq(a->rep.code, DTX_EPROTO, "code %d", a->rep.code);
 	cr_assert_eq(a->rep.kind, DTXI_REP_NONE);
 	cr_assert_str_eq(a->rep.message, "branch call batch is empty");
 	answer_free(a);
 	assert_still_serving(s);
 
-	pb_batch(w, DTXI_BATCH_MAX + 1);
-	a = exchange(s, w->buf, w->len);
+	pb_batch(pw, DTXI_BATCH_MAX + 1);
+	a = exchange(s, pw->buf, pw->len);
 	cr_assert_eq(a->rep.code, DTX_EPROTO, "code %d", a->rep.code);
 	cr_assert_eq(a->rep.kind, DTXI_REP_NONE);
 	cr_assert_neq(a->rep.message[0], '\0');
@@ -507,8 +508,8 @@ Test(participant_batch, empty_oversized_and_malformed_batches_get_errors)
 	assert_still_serving(s);
 
 	// A well-formed batch cut short.
-	pb_batch(w, 3);
-	a = exchange(s, w->buf, w->len - 5);
+	pb_batch(pw, 3);
+	a = exchange(s, pw->buf, pw->len - 5);
 	cr_assert_eq(a->rep.code, DTX_EPROTO, "code %d", a->rep.code);
 	cr_assert_eq(a->rep.kind, DTXI_REP_NONE);
 	cr_assert_neq(a->rep.message[0], '\0');
@@ -516,8 +517,8 @@ Test(participant_batch, empty_oversized_and_malformed_batches_get_errors)
 
 	// The same three calls whole do run.
 	atomic_store(&runs, 0);
-	pb_batch(w, 3);
-	a = exchange(s, w->buf, w->len);
+	pb_batch(pw, 3);
+	a = exchange(s, pw->buf, pw->len);
 	cr_assert_eq(a->rep.code, 0, "%s", a->rep.message);
 	cr_assert_eq(a->rep.u.batch.n, 3);
 	for (uint32_t i = 0; i < 3; i++) {
@@ -525,7 +526,7 @@ Test(participant_batch, empty_oversized_and_malformed_batches_get_errors)
 	}
 	cr_assert_eq(atomic_load(&runs), 3);
 	answer_free(a);
-	free(w);
+	free(pw);
 	nng_close(s);
 	dtx_participant_close(p);
 }
@@ -534,37 +535,8 @@ Test(participant_batch, empty_oversized_and_malformed_batches_get_errors)
 // Through dtxd
 // ---------------------------------------------------------------------------
 
-static dtxt_world world;
-
-static void
-world_setup(void)
-{
-	cr_assert_eq(dtxt_world_init(&world), 0);
-}
-
-static void
-world_teardown(void)
-{
-	dtxt_world_fini(&world);
-	dtxt_cleanup();
-}
-
 TestSuite(
     dtxd_batch, .init = world_setup, .fini = world_teardown, .timeout = 60);
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			dtxt_world_dump(&world);                              \
-			cr_assert_fail(__VA_ARGS__);                          \
-		}                                                             \
-	} while (0)
-
-#define CHECK_RV(expr)                                                        \
-	do {                                                                  \
-		int rv_ = (expr);                                             \
-		CHECK(rv_ == 0, "%s: %s", #expr, dtx_strerror(rv_));          \
-	} while (0)
 
 // Generous call timeouts: a call that timed out on a loaded machine would be
 // sent again and spoil the counts.
@@ -578,11 +550,11 @@ Test(dtxd_batch, branches_on_one_participant_travel_in_one_frame_per_phase)
 	dtxt_log              log;
 	dtxt_part            *a;
 
-	CHECK(dtxt_world_start_dtxd(&world, &slow_calls) == 0, "dtxd");
-	a = dtxt_world_part(&world, "a");
+	CHECK(dtxt_world_start_dtxd(&w, &slow_calls) == 0, "dtxd");
+	a = dtxt_world_part(&w, "a");
 	CHECK(a != NULL && dtxt_part_start(a) == 0, "participant a");
 
-	CHECK_RV(dtx_tx_begin(&tx, world.client, DTX_2PC));
+	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_2PC));
 	for (int i = 0; i < 4; i++) {
 		CHECK_RV(dtx_tx_add(tx, a->url, "op", "", 0));
 	}
@@ -602,7 +574,7 @@ Test(dtxd_batch, branches_on_one_participant_travel_in_one_frame_per_phase)
 	dtx_tx_free(tx);
 
 	// Four PREPAREs in one frame, four COMMITs in another.
-	CHECK_RV(dtx_client_stats(world.client, &st));
+	CHECK_RV(dtx_client_stats(w.client, &st));
 	CHECK(st.branch_calls == 8, "%llu branch calls",
 	    (unsigned long long)st.branch_calls);
 	CHECK(st.call_messages == 2, "%llu call messages",
@@ -678,9 +650,9 @@ Test(dtxd_batch, participant_without_batches_gets_its_calls_one_by_one)
 	cr_assert_eq(nng_rep0_open(&o.sock), 0);
 	cr_assert_eq(nng_listen(o.sock, purl, NULL, 0), 0);
 	cr_assert_eq(pthread_create(&o.thread, NULL, oldpart_main, &o), 0);
-	CHECK(dtxt_world_start_dtxd(&world, &slow_calls) == 0, "dtxd");
+	CHECK(dtxt_world_start_dtxd(&w, &slow_calls) == 0, "dtxd");
 
-	CHECK_RV(dtx_tx_begin(&tx, world.client, DTX_2PC));
+	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_2PC));
 	for (int i = 0; i < 3; i++) {
 		CHECK_RV(dtx_tx_add(tx, purl, "op", "", 0));
 	}
@@ -699,7 +671,7 @@ Test(dtxd_batch, participant_without_batches_gets_its_calls_one_by_one)
 
 	// The peer is known now: the next transaction's calls go single
 	// from the start.
-	CHECK_RV(dtx_tx_begin(&tx, world.client, DTX_2PC));
+	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_2PC));
 	for (int i = 0; i < 3; i++) {
 		CHECK_RV(dtx_tx_add(tx, purl, "op", "", 0));
 	}

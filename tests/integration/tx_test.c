@@ -479,7 +479,9 @@ Test(tx, saga_waits_for_a_participant_that_is_down_then_commits)
 	add(tx, a, "op", "");
 	CHECK_RV(dtx_tx_submit(tx));
 	gid = dtx_tx_gid(tx);
-	dtxt_sleep_ms(500);
+	// The first EXECUTE fails while the participant is down.
+	CHECK(dtxt_wait_failed_call(tx, 0, 10000) == 0,
+	    "no call failed while the participant was down");
 	CHECK(dtxt_part_start(a) == 0, "participant did not start");
 	CHECK_RV(dtx_tx_wait(tx, 15000, &st));
 	CHECK_STATE(st, DTX_STATE_COMMITTED);
@@ -568,7 +570,10 @@ Test(tx, operator_abort_of_a_two_phase_commit_stuck_in_prepare_aborts_it)
 	add(tx, b, "op", "prepare=sleep:3000");
 	CHECK_RV(dtx_tx_submit(tx));
 	gid = dtx_tx_gid(tx);
-	dtxt_sleep_ms(300);
+	// a has prepared; b's prepare is still running.
+	CHECK(dtxt_wait_log(
+	          a->calllog, DTXT_CALL, gid, 0, "PREPARE", "OK", 10000) == 0,
+	    "a did not prepare");
 	CHECK_RV(dtx_client_abort(w.client, gid, &st));
 	CHECK(st == DTX_STATE_ABORTING || st == DTX_STATE_ABORTED,
 	    "state after abort %s", dtx_state_name(st));

@@ -89,6 +89,64 @@ dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms)
 	return 0;
 }
 
+typedef struct text_in_file {
+	const char *path;
+	const char *text;
+} text_in_file;
+
+static int
+has_text(void *arg)
+{
+	text_in_file *t    = arg;
+	char         *all  = dtxt_read_file(t->path);
+	int           seen = strstr(all, t->text) != NULL;
+
+	free(all);
+	return seen;
+}
+
+int
+dtxt_wait_text(const char *path, const char *text, int timeout_ms)
+{
+	text_in_file t = {path, text};
+
+	return dtxt_wait_until(has_text, &t, 20, timeout_ms);
+}
+
+typedef struct failed_call {
+	dtx_tx *tx;
+	int     branch;
+} failed_call;
+
+static int
+has_failed_call(void *arg)
+{
+	failed_call      *f = arg;
+	dtx_state         st;
+	dtx_branch_result r;
+
+	if (dtx_tx_status(f->tx, &st) != 0) {
+		return 0;
+	}
+	for (unsigned i = 0; i < dtx_tx_branch_count(f->tx); i++) {
+		if ((f->branch < 0 || (unsigned)f->branch == i) &&
+		    dtx_tx_branch_result(f->tx, i, &r) == 0 &&
+		    r.status == DTX_BRANCH_NONE && r.message != NULL &&
+		    r.message[0] != '\0') {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+dtxt_wait_failed_call(dtx_tx *tx, int branch, int timeout_ms)
+{
+	failed_call f = {tx, branch};
+
+	return dtxt_wait_until(has_failed_call, &f, 20, timeout_ms);
+}
+
 void
 dtxt_cleanup(void)
 {
@@ -629,7 +687,10 @@ dtxt_start_dtxd(const char *url, const char *data_dir, const char *log,
 	if ((p = dtxt_spawn("dtxd", argv, env, log)) == NULL) {
 		return NULL;
 	}
-	if (dtxt_wait_dtxd(p, url, 5000) != 0) {
+	if (dtxt_wait_dtxd(p, url,
+	        o != NULL && o->start_timeout_ms != 0
+	            ? (int)o->start_timeout_ms
+	            : 5000) != 0) {
 		dtxt_kill(p);
 		return NULL;
 	}
@@ -873,4 +934,36 @@ dtxt_world_dump(const dtxt_world *w)
 		dump_file(w->parts[i].name, w->parts[i].outlog);
 	}
 	fprintf(stderr, "-----\n");
+}
+
+typedef struct call_in_log {
+	const char *path;
+	dtxt_kind   kind;
+	const char *gid;
+	int         branch;
+	const char *phase;
+	const char *result;
+} call_in_log;
+
+static int
+has_call(void *arg)
+{
+	call_in_log *c = arg;
+	dtxt_log     l;
+	size_t       n;
+
+	dtxt_log_load(&l, c->path);
+	n = dtxt_log_count(
+	    &l, c->kind, c->gid, c->branch, c->phase, c->result);
+	dtxt_log_fini(&l);
+	return n > 0;
+}
+
+int
+dtxt_wait_log(const char *path, dtxt_kind kind, const char *gid, int branch,
+    const char *phase, const char *result, int timeout_ms)
+{
+	call_in_log c = {path, kind, gid, branch, phase, result};
+
+	return dtxt_wait_until(has_call, &c, 20, timeout_ms);
 }

@@ -116,6 +116,16 @@ typedef int (*dtxt_cond)(void *arg);
 // 0, or ETIMEDOUT (the condition is then checked one last time).
 int dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms);
 
+// Waits up to timeout_ms until the file at path contains text. Returns 0
+// or ETIMEDOUT.
+int dtxt_wait_text(const char *path, const char *text, int timeout_ms);
+
+// Waits up to timeout_ms until a call to branch of tx (or of any branch,
+// when branch < 0) has failed at the coordinator (no answer: its result
+// carries the transport's message), refreshing tx's status as it polls.
+// Returns 0 or ETIMEDOUT.
+int dtxt_wait_failed_call(dtx_tx *tx, int branch, int timeout_ms);
+
 // Reads a whole file into a NUL-terminated heap buffer (free() it). A file
 // that does not exist gives "". Never returns NULL.
 char *dtxt_read_file(const char *path);
@@ -137,10 +147,12 @@ typedef struct dtxt_dtxd_opts {
 	unsigned    call_timeout_ms; // --call-timeout-ms (0: 500)
 	unsigned    retries;         // --retries (0: dtxd's default)
 	const char *extra[8];        // more arguments, NULL-terminated
+	unsigned start_timeout_ms; // wait this long for it to answer (0: 5 s)
 } dtxt_dtxd_opts;
 
 // Starts dtxd listening on url with its data in data_dir, its output
-// appended to log, and waits (5 s) until it answers. Returns the process,
+// appended to log, and waits (o->start_timeout_ms, default 5 s) until it
+// answers. Returns the process,
 // or NULL when it could not be started or did not become ready (then it is
 // killed; see log).
 dtxt_proc *dtxt_start_dtxd(const char *url, const char *data_dir,
@@ -191,6 +203,11 @@ void dtxt_log_fini(dtxt_log *l);
 // CALL lines also phase and result (NULL: any).
 size_t dtxt_log_count(const dtxt_log *l, dtxt_kind kind, const char *gid,
     int branch, const char *phase, const char *result);
+
+// Waits up to timeout_ms until the call log at path has a line that
+// dtxt_log_count would count. Returns 0 or ETIMEDOUT.
+int dtxt_wait_log(const char *path, dtxt_kind kind, const char *gid,
+    int branch, const char *phase, const char *result, int timeout_ms);
 
 // Index of the next line at or after from that matches as dtxt_log_count
 // does, or -1.
