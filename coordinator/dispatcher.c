@@ -402,6 +402,21 @@ dcall_on_reply(dcall *c, nng_msg *msg)
 	nng_msg_free(msg);
 }
 
+// The code a failed call ends with. Once the dispatcher is closing, every
+// failure is DTX_ECLOSED, as dispatcher.h promises: closing the socket may
+// end a context's pending receive as a reset connection (NNG_ECONNRESET,
+// its pipe closed first) rather than NNG_ECLOSED.
+static int
+call_err(dcall *c, int rv)
+{
+	bool closing;
+
+	pthread_mutex_lock(&c->d->mtx);
+	closing = c->d->closing;
+	pthread_mutex_unlock(&c->d->mtx);
+	return closing ? DTX_ECLOSED : dtxi_transport_err(rv, NULL);
+}
+
 static void
 dcall_cb(void *arg)
 {
@@ -412,7 +427,7 @@ dcall_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
 			nng_aio_set_msg(c->aio, NULL);
-			dcall_end(c, dtxi_transport_err(rv, NULL), NULL);
+			dcall_end(c, call_err(c, rv), NULL);
 			return;
 		}
 		// The answer gets what is left of the call's time.
@@ -424,7 +439,7 @@ dcall_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		dcall_end(c, dtxi_transport_err(rv, NULL), NULL);
+		dcall_end(c, call_err(c, rv), NULL);
 		return;
 	}
 	dcall_on_reply(c, nng_aio_get_msg(c->aio));

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+//
+// requests: the Coordinator API handlers, driven through dtxd's own modules
+// assembled in this process (store in a fresh directory, dispatcher, loop,
+// server, as main.c assembles them), with libdtx's client and an in-process
+// participant. Each request kind is checked against memory (a live
+// transaction) and against the store (a finished one, or none):
+// idempotent resubmission and EEXIST, presumed abort for an unknown gid,
+// Abort of a committed transaction refused, a finished transaction answered
+// from its record without running again, concurrent Submits of one fresh
+// gid making one transaction, and clients waiting at a stop told
+// DTX_ESHUTDOWN.
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <dtx/dtx.h>
+
+#include "clock.h"
+#include "dispatcher.h"
+#include "harness.h"
+#include "recovery.h"
+#include "server.h"
+#include "store.h"
+#include "strs.h"
+#include "txmgr.h"
+
+static char             dir[] = "/tmp/dtx-requests-XXXXXX";
+static char             url[DTXT_URL_MAX];  // dtxd
+static char             purl[DTXT_URL_MAX]; // the participant
+static char             down[DTXT_URL_MAX]; // nobody listens there
+static dtxd_store      *st;
+static dtxd_dispatcher *disp;
+static dtxd_txmgr      *mgr;
+static dtxd_server     *srv;
+static dtx_participant *part;
+static dtx_client      *cli;
+static atomic_int       prepares;
+
+static dtx_result
+cb_ok(const dtx_call *call, dtx_reply *reply, void *arg)
+{
+	(void)reply;
+	(void)arg;
+	if (call->phase == DTX_PHASE_PREPARE) {
+		atomic_fetch_add(&prepares, 1);
+	}
+	return DTX_OK;
+}
+
+static void
+setup(void)
+{
+	dtxd_store_opts  so;
+	dtxd_config      cfg;
+	uint64_t         n;
+	dtx_method_ops   ops = {cb_ok, cb_ok, cb_ok, cb_ok, cb_ok};
+	dtxd_server_opts o   = {.contexts = 64,
+	      .max_frame                  = 4 * 1024 * 1024,
+	      .max_payload                = DTX_PAYLOAD_MAX_DEFAULT};
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(dtxt_free_url(url, sizeof(url)), 0);
+	cr_assert_eq(dtxt_free_url(purl, sizeof(purl)), 0);
+	cr_assert_eq(dtxt_free_url(down, sizeof(down)), 0);
+	dtxd_store_opts_init(&so);
+	cr_assert_eq(dtxd_store_open(&st, dir, &so), 0);
+	dtxd_config_init(&cfg);
+	cfg.call_timeout_ms        = 300;
+	cfg.policy.backoff_base_ms = 20;
+	cfg.policy.backoff_max_ms  = 200;
+	cr_assert_eq(dtxd_dispatcher_open(&disp, cfg.max_payload), 0);
+	cr_assert_eq(dtxd_txmgr_open(&mgr, &cfg, st, disp), 0);
+	cr_assert_eq(dtxd_recover(st, mgr, &n), 0);
+	cr_assert_eq(dtxd_txmgr_start(mgr), 0);
+	o.url = url;
+	cr_assert_eq(
+	    dtxd_server_open(&srv, &o, dtxd_txmgr_on_request, mgr), 0);
+	cr_assert_eq(dtx_participant_open(&part), 0);
+	cr_assert_eq(dtx_participant_register(part, "op", &ops, NULL), 0);
+	cr_assert_eq(dtx_participant_listen(part, purl), 0);
+	cr_assert_eq(dtx_client_open(&cli, url), 0);
+	dtx_client_set_timeout_ms(cli, 10000);
+}
+
+static void
+teardown(void)
+{
+	dtx_client_close(cli);
+	dtxd_txmgr_stop(mgr);
+	dtxd_server_close(srv);
+	dtxd_dispatcher_close(disp);
+	dtxd_store_close(st);
+	dtxd_txmgr_close(mgr);
+	dtx_participant_close(part);
+	dtxt_rmtree(dir);
+}
+
+TestSuite(requests, .init = setup, .fini = teardown, .timeout = 60);
+
+static dtx_tx *
+tx_to(const char *gid, const char *endpoint, const char *payload)
+{
+	dtx_tx *tx = NULL;
+
+	cr_assert_eq(dtx_tx_begin(&tx, cli, DTX_2PC), 0);
+	if (gid != NULL) {
+		cr_assert_eq(dtx_tx_set_gid(tx, gid), 0);
+	}
+	cr_assert_eq(dtx_tx_set_timeout_ms(tx, 60000), 0);
+	cr_assert_eq(dtx_tx_set_retries(tx, 1000), 0);
+	cr_assert_eq(
+	    dtx_tx_add(tx, endpoint, "op", payload, strlen(payload)), 0);
+	return tx;
+}
+
+Test(requests, an_unknown_gid_is_not_found_and_presumed_aborted)
+{
+	dtx_state s  = 0;
+	dtx_tx   *tx = NULL;
+
+	cr_assert_eq(dtx_client_abort(cli, "nope", &s), DTX_ENOTFOUND);
+	cr_assert_eq(dtx_client_resolve(cli, "nope", &s), 0);
+	cr_assert_eq(s, DTX_STATE_ABORTED);
+	cr_assert_eq(dtx_tx_attach(&tx, cli, "nope"), 0);
+	cr_assert_eq(dtx_tx_status(tx, &s), DTX_ENOTFOUND);
+	dtx_tx_free(tx);
+}
+
+Test(requests, a_live_transaction_is_answered_from_memory)
+{
+	dtx_tx   *tx = tx_to("live-1", down, "p");
+	dtx_tx   *same, *other;
+	dtx_state s = 0;
+
+	// Its participant is down: it stays PREPARING, retrying.
+	cr_assert_eq(dtx_tx_submit(tx), 0);
+	cr_assert_eq(dtx_tx_status(tx, &s), 0);
+	cr_assert_eq(s, DTX_STATE_PREPARING);
+	cr_assert_eq(dtx_client_resolve(cli, "live-1", &s), 0);
+	cr_assert_eq(s, DTX_STATE_PREPARING);
+	// The same content again is the same transaction; other content
+	// under its gid is refused.
+	same = tx_to("live-1", down, "p");
+	cr_assert_eq(dtx_tx_submit(same), 0);
+	other = tx_to("live-1", down, "q");
+	cr_assert_eq(dtx_tx_submit(other), DTX_EEXIST);
+	// An operator abort ends it.
+	cr_assert_eq(dtx_client_abort(cli, "live-1", &s), 0);
+	cr_assert(s == DTX_STATE_ABORTING || s == DTX_STATE_ABORTED, "%s",
+	    dtx_state_name(s));
+	// (Its ABORT cannot reach the participant: it stays ABORTING, and
+	// says so to a resolver.)
+	cr_assert_eq(dtx_client_resolve(cli, "live-1", &s), 0);
+	cr_assert_eq(s, DTX_STATE_ABORTING, "%s", dtx_state_name(s));
+	cr_assert_eq(dtx_tx_submit(same), 0, "a resubmission while aborting");
+	dtx_tx_free(tx);
+	dtx_tx_free(same);
+	dtx_tx_free(other);
+}
+
+static int
+none_active(void *arg)
+{
+	dtx_coordinator_stats cs;
+
+	(void)arg;
+	return dtx_client_stats(cli, &cs) == 0 && cs.active == 0;
+}
+
+Test(requests, a_finished_transaction_is_answered_from_its_record)
+{
+	dtx_tx     *tx = tx_to("fin-1", purl, "p");
+	dtx_tx     *again, *other;
+	dtx_state   s = 0;
+	dtx_tx_info info[4];
+	unsigned    n = 0;
+	char        next[DTX_GID_MAX + 1];
+
+	cr_assert_eq(dtx_tx_commit(tx, &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMMITTED);
+	cr_assert_eq(atomic_load(&prepares), 1);
+	// Its final record is written once it left memory.
+	cr_assert_eq(dtxt_wait_until(none_active, NULL, 5, 10000), 0,
+	    "still in memory");
+
+	cr_assert_eq(dtx_tx_status(tx, &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMMITTED);
+	cr_assert_eq(dtx_client_resolve(cli, "fin-1", &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMMITTED);
+	cr_assert_eq(dtx_client_abort(cli, "fin-1", &s), DTX_ESTATE);
+	// Resubmitted, it is answered, not run again.
+	again = tx_to("fin-1", purl, "p");
+	cr_assert_eq(dtx_tx_commit(again, &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMMITTED);
+	cr_assert_eq(atomic_load(&prepares), 1, "it ran again");
+	other = tx_to("fin-1", purl, "q");
+	cr_assert_eq(dtx_tx_commit(other, &s), DTX_EEXIST);
+	cr_assert_eq(dtx_client_list(cli, 0, "", info, 4, &n, next), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(info[0].gid, "fin-1");
+	cr_assert_eq(info[0].state, DTX_STATE_COMMITTED);
+	cr_assert_eq(
+	    dtx_client_list(cli, DTX_STATE_ABORTED, "", info, 4, &n, next), 0);
+	cr_assert_eq(n, 0);
+	dtx_tx_free(tx);
+	dtx_tx_free(again);
+	dtx_tx_free(other);
+}
+
+typedef struct racer {
+	dtx_tx     *tx;
+	atomic_int *ended;
+	int         rv;
+	dtx_state   st;
+} racer;
+
+static void
+raced(dtx_tx *tx, int rv, dtx_state outcome, void *arg)
+{
+	racer *r = arg;
+
+	(void)tx;
+	r->rv = rv;
+	r->st = outcome;
+	atomic_fetch_add(r->ended, 1);
+}
+
+static int
+all_ended(void *arg)
+{
+	return atomic_load((atomic_int *)arg) == 8;
+}
+
+Test(requests, concurrent_submits_of_one_fresh_gid_make_one_transaction)
+{
+	static racer r[8];
+	atomic_int   ended;
+
+	atomic_init(&ended, 0);
+	for (int i = 0; i < 8; i++) {
+		r[i].tx    = tx_to("race-1", purl, "p");
+		r[i].ended = &ended;
+	}
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(dtx_tx_commit_async(r[i].tx, raced, &r[i]), 0);
+	}
+	cr_assert_eq(dtxt_wait_until(all_ended, &ended, 5, 20000), 0);
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(r[i].rv, 0, "%d: %s", i, dtx_strerror(r[i].rv));
+		cr_assert_eq(r[i].st, DTX_STATE_COMMITTED);
+		dtx_tx_free(r[i].tx);
+	}
+	cr_assert_eq(atomic_load(&prepares), 1, "%d transactions ran",
+	    atomic_load(&prepares));
+}
+
+typedef struct waiter_arg {
+	dtx_tx   *tx;
+	int       rv;
+	dtx_state st;
+} waiter_arg;
+
+static void *
+commit_main(void *arg)
+{
+	waiter_arg *w = arg;
+	w->rv         = dtx_tx_commit(w->tx, &w->st);
+	return NULL;
+}
+
+static int
+one_active(void *arg)
+{
+	dtx_coordinator_stats cs;
+
+	(void)arg;
+	return dtx_client_stats(cli, &cs) == 0 && cs.active == 1;
+}
+
+Test(requests, a_stop_tells_waiting_clients_the_coordinator_is_going)
+{
+	waiter_arg w = {.tx = tx_to("stop-1", down, "p")};
+	pthread_t  th;
+
+	cr_assert_eq(pthread_create(&th, NULL, commit_main, &w), 0);
+	cr_assert_eq(dtxt_wait_until(one_active, NULL, 5, 10000), 0);
+	dtxd_txmgr_stop(mgr);
+	pthread_join(th, NULL);
+	cr_assert_eq(w.rv, DTX_ESHUTDOWN, "%s", dtx_strerror(w.rv));
+	dtx_tx_free(w.tx);
+}
