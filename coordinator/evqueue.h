@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
-// evqueue: the loop's event queue, the one lock of dtxd's transaction
-// handling. Requests (from the server's nng threads), ends of branch calls
-// (the dispatcher's nng threads), ends of store writes (the store's writer
-// thread) and ends of store reads (the reader thread) are posted here from
-// whichever thread produced them; the loop thread takes them in batches.
+// evqueue: a queue of events from any thread to one thread that takes them
+// in batches. The loop's is the one lock of dtxd's transaction handling:
+// requests (from the server's nng threads), ends of branch calls (the
+// dispatcher's nng threads), ends of store writes (the store's writer
+// thread) and ends of store reads (the reader's threads) are posted to it.
+// Each lane of the reader takes its reads from one too.
 //
 // Lock order: the queue's mutex is a leaf.
 

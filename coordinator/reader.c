@@ -10,22 +10,20 @@
 #include "reader.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "record_codec.h"
 #include "strs.h"
 
+// A lane: one thread taking reads off its own queue.
 typedef struct lane {
-	dtxd_store     *st;
-	pthread_mutex_t mtx;
-	pthread_cond_t  cv;
-	dtxd_read      *head;
-	dtxd_read      *tail;
-	bool            closing;
-	bool            started;
-	pthread_t       thread;
-	dtxd_record     rec; // the lane's thread only: scratch for List
+	dtxd_store *st;
+	dtxd_evq    q;
+	bool        started;
+	pthread_t   thread;
+	dtxd_record rec; // the lane's thread only: scratch for List
 } lane;
 
 enum { LANE_POINT, LANE_SCAN, NLANES };
@@ -85,53 +83,52 @@ run(lane *r, dtxd_read *rd)
 	rd->rv = dtxd_store_scan_records(r->st, rd->gid, list_one, arg);
 }
 
-static void *
-lane_main(void *arg)
+// Completes every read of the list: with the store's answer, or with
+// DTX_ECLOSED once the lane is closing.
+static void
+complete(lane *l, dtxd_ev *ev, bool closing)
 {
-	lane *r = arg;
-
-	pthread_mutex_lock(&r->mtx);
-	for (;;) {
-		while (r->head == NULL && !r->closing) {
-			pthread_cond_wait(&r->cv, &r->mtx);
-		}
-		dtxd_read *rd = r->head;
-		if (rd == NULL) {
-			break; // closing, nothing left
-		}
-		r->head = rd->next;
-		if (r->head == NULL) {
-			r->tail = NULL;
-		}
-		bool closing = r->closing;
-		pthread_mutex_unlock(&r->mtx);
+	while (ev != NULL) {
+		dtxd_read *rd = (dtxd_read *)ev;
+		ev            = ev->next;
 		if (closing) {
 			rd->rv  = DTX_ECLOSED;
 			rd->buf = NULL;
 		} else {
-			run(r, rd);
+			run(l, rd);
 		}
 		rd->done(rd);
-		pthread_mutex_lock(&r->mtx);
 	}
-	pthread_mutex_unlock(&r->mtx);
-	return NULL;
+}
+
+static void *
+lane_main(void *arg)
+{
+	lane *l = arg;
+
+	for (;;) {
+		dtxd_ev *batch   = dtxd_evq_take(&l->q, 1000);
+		bool     closing = dtxd_evq_stopping(&l->q);
+
+		complete(l, batch, closing);
+		if (batch == NULL && closing) {
+			return NULL;
+		}
+	}
 }
 
 static void
-lane_close(lane *r)
+lane_close(lane *l)
 {
-	if (!r->started) {
+	if (!l->started) {
 		return;
 	}
-	pthread_mutex_lock(&r->mtx);
-	r->closing = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mtx);
-	pthread_join(r->thread, NULL);
-	pthread_cond_destroy(&r->cv);
-	pthread_mutex_destroy(&r->mtx);
-	r->started = false;
+	dtxd_evq_stop(&l->q);
+	pthread_join(l->thread, NULL);
+	// Reads queued after the thread's last look.
+	complete(l, dtxd_evq_close(&l->q), true);
+	dtxd_evq_fini(&l->q);
+	l->started = false;
 }
 
 void
@@ -157,11 +154,9 @@ dtxd_reader_open(dtxd_reader **rp, dtxd_store *st)
 	for (int i = 0; i < NLANES; i++) {
 		lane *l = &r->lanes[i];
 		l->st   = st;
-		pthread_mutex_init(&l->mtx, NULL);
-		pthread_cond_init(&l->cv, NULL);
+		dtxd_evq_init(&l->q);
 		if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
-			pthread_cond_destroy(&l->cv);
-			pthread_mutex_destroy(&l->mtx);
+			dtxd_evq_fini(&l->q);
 			dtxd_reader_close(r);
 			return DTX_ENOMEM;
 		}
@@ -172,24 +167,10 @@ dtxd_reader_open(dtxd_reader **rp, dtxd_store *st)
 }
 
 int
-dtxd_reader_read(dtxd_reader *rr, dtxd_read *rd)
+dtxd_reader_read(dtxd_reader *r, dtxd_read *rd)
 {
-	lane *r =
-	    &rr->lanes[rd->kind == DTXD_READ_LIST ? LANE_SCAN : LANE_POINT];
+	lane *l =
+	    &r->lanes[rd->kind == DTXD_READ_LIST ? LANE_SCAN : LANE_POINT];
 
-	pthread_mutex_lock(&r->mtx);
-	if (r->closing) {
-		pthread_mutex_unlock(&r->mtx);
-		return DTX_ECLOSED;
-	}
-	rd->next = NULL;
-	if (r->tail != NULL) {
-		r->tail->next = rd;
-	} else {
-		r->head = rd;
-	}
-	r->tail = rd;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mtx);
-	return 0;
+	return dtxd_evq_post(&l->q, &rd->ev) ? 0 : DTX_ECLOSED;
 }

@@ -24,12 +24,14 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "evqueue.h"
 #include "store.h"
 
 enum { DTXD_READ_RECORD = 1, DTXD_READ_LIST };
 
 typedef struct dtxd_read {
-	int kind; // DTXD_READ_*
+	dtxd_ev ev;   // the reader's queue link
+	int     kind; // DTXD_READ_*
 	// RECORD: the gid; LIST: the cursor (the page starts after it).
 	char gid[DTX_GID_MAX + 1];
 	// LIST: the state filter (0: any) and the page size (1..LIST_MAX).
@@ -48,7 +50,6 @@ typedef struct dtxd_read {
 	bool            more;
 	dtxi_txsummary *items; // LIST: room for limit, the caller's
 	void (*done)(struct dtxd_read *rd);
-	struct dtxd_read *next; // the reader's queue link
 } dtxd_read;
 
 typedef struct dtxd_reader dtxd_reader;
@@ -57,7 +58,8 @@ typedef struct dtxd_reader dtxd_reader;
 int dtxd_reader_open(dtxd_reader **rp, dtxd_store *st);
 
 // Queues rd. Returns 0 (rd->done will run exactly once, on a reader
-// thread) or DTX_ECLOSED (the reader is closing; done will not run).
+// thread, or with DTX_ECLOSED on the thread closing the reader) or
+// DTX_ECLOSED (the reader is closed; done will not run).
 int dtxd_reader_read(dtxd_reader *r, dtxd_read *rd);
 
 // Completes the reads still queued with DTX_ECLOSED, stops the threads and

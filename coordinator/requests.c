@@ -128,6 +128,27 @@ have_read(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd, int kind,
 	return false;
 }
 
+// For a request about one transaction that is not in memory: true once
+// its record is read and decoded in m->rb.rec. Otherwise the read is
+// queued, or r is answered (no such transaction, or the store failed).
+static bool
+have_stored(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd, const char *gid)
+{
+	int rv;
+
+	if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
+		return false;
+	}
+	if ((rv = read_record(m, rd)) != 0) {
+		reply_code(r, rv,
+		    rv == DTX_ENOTFOUND ? "no transaction %s"
+		                        : "cannot read %s",
+		    gid);
+		return false;
+	}
+	return true;
+}
+
 static void
 reply_record(dtxd_txmgr *m, dtxd_sreq *r)
 {
@@ -366,7 +387,6 @@ on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
     const dtxd_read *rd)
 {
 	txn *tx = dtxd_txtable_find(&m->tab, gid);
-	int  rv;
 
 	if (tx != NULL) {
 		if (wait_ms > 0 && !dtx_state_is_terminal(tx->core.state)) {
@@ -382,14 +402,7 @@ on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
 		dtxd_act_reply_tx(m, r, tx);
 		return;
 	}
-	if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
-		return;
-	}
-	if ((rv = read_record(m, rd)) != 0) {
-		reply_code(r, rv,
-		    rv == DTX_ENOTFOUND ? "no transaction %s"
-		                        : "cannot read %s",
-		    gid);
+	if (!have_stored(m, r, rd, gid)) {
 		return;
 	}
 	reply_record(m, r);
@@ -445,7 +458,6 @@ static void
 on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 {
 	txn *tx = dtxd_txtable_find(&m->tab, gid);
-	int  rv;
 
 	if (tx != NULL) {
 		if (!tx->created) {
@@ -467,14 +479,7 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 		dtxd_act_reply_tx(m, r, tx);
 		return;
 	}
-	if (!have_read(m, r, rd, DTXD_READ_RECORD, gid)) {
-		return;
-	}
-	if ((rv = read_record(m, rd)) != 0) {
-		reply_code(r, rv,
-		    rv == DTX_ENOTFOUND ? "no transaction %s"
-		                        : "cannot read %s",
-		    gid);
+	if (!have_stored(m, r, rd, gid)) {
 		return;
 	}
 	if (m->rb.rec->info.state == DTX_STATE_COMMITTED) {

@@ -48,24 +48,6 @@ bpart_new(const char *name)
 	return b;
 }
 
-// dtxd's log (at debug level) has the text at least twice.
-typedef struct asked_log {
-	const char *path;
-	char        text[DTX_GID_MAX + 64];
-} asked_log;
-
-static int
-asked_twice(void *arg)
-{
-	asked_log  *a   = arg;
-	char       *all = dtxt_read_file(a->path);
-	const char *p   = strstr(all, a->text);
-	int         two = p != NULL && strstr(p + 1, a->text) != NULL;
-
-	free(all);
-	return two;
-}
-
 // Starts b with the barrier, env (NULL-terminated, may be NULL) and extra
 // arguments (NULL-terminated, may be NULL); returns 0 once it listens.
 static int
@@ -542,12 +524,12 @@ Test(barrier, participant_aborts_a_branch_its_coordinator_forgot)
 	dtxt_part        *b = dtxt_world_part(&w, "b");
 	const char *const extra[] = {
 	    "--coordinator", w.url, "--resolve-after", "300", NULL};
-	dtx_tx   *tx;
-	char      gid[DTX_GID_MAX + 1];
-	dtxt_log  l;
-	asked_log asked;
-	ran_cond  prepared = {&a, "PREPARE", NULL};
-	ran_cond  aborted  = {&a, "ABORT", NULL};
+	dtx_tx  *tx;
+	char     gid[DTX_GID_MAX + 1];
+	dtxt_log l;
+	char     asked[DTX_GID_MAX + 64];
+	ran_cond prepared = {&a, "PREPARE", NULL};
+	ran_cond aborted  = {&a, "ABORT", NULL};
 
 	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
 	CHECK(bpart_start(&a, NULL, extra) == 0, "a did not start");
@@ -567,9 +549,8 @@ Test(barrier, participant_aborts_a_branch_its_coordinator_forgot)
 	// Past resolve-after, the resolver asks, hears PREPARING and waits:
 	// by its second question, it has done whatever it did with the
 	// first answer.
-	snprintf(asked.text, sizeof(asked.text), "resolve %s: PREPARING", gid);
-	asked.path = w.log;
-	CHECK(dtxt_wait_until(asked_twice, &asked, 20, 10000) == 0,
+	snprintf(asked, sizeof(asked), "resolve %s: PREPARING", gid);
+	CHECK(dtxt_wait_text(w.log, asked, 2, 10000) == 0,
 	    "the resolver did not ask twice");
 	CHECK(calls(&a, gid, 0, "ABORT") == 0 &&
 	        calls(&a, gid, 0, "COMMIT") == 0,

@@ -92,23 +92,29 @@ dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms)
 typedef struct text_in_file {
 	const char *path;
 	const char *text;
+	int         times;
 } text_in_file;
 
 static int
 has_text(void *arg)
 {
-	text_in_file *t    = arg;
-	char         *all  = dtxt_read_file(t->path);
-	int           seen = strstr(all, t->text) != NULL;
+	text_in_file *t   = arg;
+	char         *all = dtxt_read_file(t->path);
+	const char   *at  = all;
+	int           n   = 0;
 
+	while (n < t->times && (at = strstr(at, t->text)) != NULL) {
+		n++;
+		at++;
+	}
 	free(all);
-	return seen;
+	return n >= t->times;
 }
 
 int
-dtxt_wait_text(const char *path, const char *text, int timeout_ms)
+dtxt_wait_text(const char *path, const char *text, int times, int timeout_ms)
 {
-	text_in_file t = {path, text};
+	text_in_file t = {path, text, times};
 
 	return dtxt_wait_until(has_text, &t, 20, timeout_ms);
 }

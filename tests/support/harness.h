@@ -116,9 +116,10 @@ typedef int (*dtxt_cond)(void *arg);
 // 0, or ETIMEDOUT (the condition is then checked one last time).
 int dtxt_wait_until(dtxt_cond cond, void *arg, int poll_ms, int timeout_ms);
 
-// Waits up to timeout_ms until the file at path contains text. Returns 0
-// or ETIMEDOUT.
-int dtxt_wait_text(const char *path, const char *text, int timeout_ms);
+// Waits up to timeout_ms until the file at path contains text at least
+// times times. Returns 0 or ETIMEDOUT.
+int dtxt_wait_text(
+    const char *path, const char *text, int times, int timeout_ms);
 
 // Waits up to timeout_ms until a call to branch of tx (or of any branch,
 // when branch < 0) has failed at the coordinator (no answer: its result
