@@ -257,6 +257,18 @@ submit_again(
 	}
 }
 
+// Writes a new transaction's create record; it starts once written.
+static void
+create(dtxd_txmgr *m, txn *tx)
+{
+	int rv = dtxd_act_write(m, tx, W_CREATE, tx->create_sync, false);
+
+	if (rv != 0) {
+		dtxd_waiters_fail(tx, rv, "cannot store the transaction");
+		dtxd_act_forget(m, tx);
+	}
+}
+
 static void
 on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 {
@@ -317,12 +329,19 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	// (Decided before dtxd_waiter_add, which frees the request s points
 	// into.)
 	tx->create_sync = s->mode == DTX_SAGA || !s->wait;
-	tx->loading     = true;
+	// A gid made here just now cannot be in the store: no need to look.
+	bool fresh  = s->gid[0] == '\0';
+	tx->loading = !fresh;
 	dtxd_txtable_insert(&m->tab, tx);
 	if (dtxd_waiter_add(tx, r, s->wait ? WAIT_OUTCOME : WAIT_ACCEPT, 0) !=
 	    0) {
 		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 		dtxd_act_forget(m, tx);
+		dtxd_txn_release(tx);
+		return;
+	}
+	if (fresh) {
+		create(m, tx);
 		dtxd_txn_release(tx);
 		return;
 	}
@@ -344,12 +363,7 @@ submit_loaded(dtxd_txmgr *m, txn *tx, const dtxd_read *rd)
 
 	tx->loading = false;
 	if (rv == DTX_ENOTFOUND) {
-		rv = dtxd_act_write(m, tx, W_CREATE, tx->create_sync, false);
-		if (rv != 0) {
-			dtxd_waiters_fail(
-			    tx, rv, "cannot store the transaction");
-			dtxd_act_forget(m, tx);
-		}
+		create(m, tx);
 	} else if (rv == 0) {
 		if (m->rb.rec->content_hash != tx->content_hash) {
 			char msg[DTX_MESSAGE_MAX + 1];

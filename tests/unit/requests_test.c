@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include <dtx/dtx.h>
 
@@ -28,6 +30,7 @@
 #include "server.h"
 #include "store.h"
 #include "strs.h"
+#include "transport.h"
 #include "txmgr.h"
 
 static char             dir[] = "/tmp/dtx-requests-XXXXXX";
@@ -294,4 +297,39 @@ Test(requests, a_stop_tells_waiting_clients_the_coordinator_is_going)
 	pthread_join(th, NULL);
 	cr_assert_eq(w.rv, DTX_ESHUTDOWN, "%s", dtx_strerror(w.rv));
 	dtx_tx_free(w.tx);
+}
+
+Test(requests, a_submit_without_gid_gets_one_made_here)
+{
+	static dtxi_request req;
+	static dtxi_reply   rep;
+	nng_socket          s;
+	nng_msg            *m;
+	char                why[DTX_MESSAGE_MAX + 1];
+
+	memset(&req, 0, sizeof(req));
+	req.version            = DTX_PROTOCOL_VERSION;
+	req.kind               = DTXI_REQ_SUBMIT;
+	req.u.submit.mode      = DTX_2PC;
+	req.u.submit.wait      = true;
+	req.u.submit.nbranches = 1;
+	dtxi_branch_spec *b    = &req.u.submit.branches[0];
+	dtxi_strlcpy(b->endpoint, purl, sizeof(b->endpoint));
+	dtxi_strlcpy(b->method, "op", sizeof(b->method));
+	cr_assert_eq(nng_req0_open(&s), 0);
+	cr_assert_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000), 0);
+	cr_assert_eq(nng_dial(s, url, NULL, 0), 0);
+	cr_assert_eq(dtxi_transport_encode_request(&req, &m), 0);
+	cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+	cr_assert_eq(nng_recvmsg(s, &m, 0), 0);
+	cr_assert_eq(dtxi_reply_decode(&rep, nng_msg_body(m), nng_msg_len(m),
+	                 SIZE_MAX, SIZE_MAX, why),
+	    0, "%s", why);
+	nng_msg_free(m);
+	nng_close(s);
+	cr_assert_eq(rep.code, 0, "%s", rep.message);
+	cr_assert_eq(rep.kind, DTXI_REP_TX);
+	cr_assert_eq(strlen(rep.u.tx.gid), 32, "gid '%s'", rep.u.tx.gid);
+	cr_assert_eq(rep.u.tx.state, DTX_STATE_COMMITTED);
+	cr_assert_eq(atomic_load(&prepares), 1);
 }
