@@ -595,83 +595,91 @@ reply_from_pb(const dtxp_Reply *m, const dctx *c, dtxi_reply *r, char *why)
 	}
 }
 
+// What tells a Request envelope from a Reply one to the decoder: the
+// generated message, its body callback and converter, and its name.
+typedef struct envelope {
+	const char         *what; // "request", "reply"
+	const pb_msgdesc_t *desc;
+	void               *m;       // the generated message
+	pb_callback_t      *body;    // its body callback
+	const uint32_t     *version; // its version field
+	bool (*body_decode)(pb_istream_t *, const pb_field_t *, void **);
+	int (*from_pb)(const void *m, const dctx *c, void *out, char *why);
+} envelope;
+
 // The order of the checks matters. The frame size comes first so that an
 // oversized frame costs nothing. The version is checked after parsing (it
 // is a field like any other) but before enum ranges: a newer peer may use
 // enum values we do not know, and "unsupported protocol version" is the
 // true reason then, not "malformed message".
-int
-dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
+static int
+decode_envelope(const envelope *e, void *out, const uint8_t *buf, size_t len,
     size_t max_frame, size_t max_payload, char *err)
 {
-	dtxp_Request m; // tens of KB: the only big object in this frame
 	dctx         c;
 	pb_istream_t s;
 	int          rv;
 
-	if (r == NULL || (buf == NULL && len > 0)) {
+	if (out == NULL || (buf == NULL && len > 0)) {
 		seterr(err, "invalid arguments");
 		return DTX_EINVAL;
 	}
 	if (len > max_frame) {
-		seterr(err, "request frame is %zu bytes, limit %zu", len,
+		seterr(err, "%s frame is %zu bytes, limit %zu", e->what, len,
 		    max_frame);
 		return DTX_ETOOBIG;
 	}
 	dtxi_pb_dctx_init(&c, buf, len, max_payload);
-	m.cb_body.funcs.decode = req_body_decode;
-	m.cb_body.arg          = &c;
-	s                      = pb_istream_from_buffer(buf, len);
-	if (!pb_decode(&s, &dtxp_Request_msg, &m)) {
-		return dtxi_pb_decode_failed(&c, &s, "request", err);
+	e->body->funcs.decode = e->body_decode;
+	e->body->arg          = &c;
+	s                     = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, e->desc, e->m)) {
+		return dtxi_pb_decode_failed(&c, &s, e->what, err);
 	}
-	if (m.version != DTX_PROTOCOL_VERSION) {
-		seterr(err, "request has protocol version %u, expected %d",
-		    (unsigned)m.version, DTX_PROTOCOL_VERSION);
+	if (*e->version != DTX_PROTOCOL_VERSION) {
+		seterr(err, "%s has protocol version %u, expected %d", e->what,
+		    (unsigned)*e->version, DTX_PROTOCOL_VERSION);
 		return DTX_EVERSION;
 	}
-	if ((rv = request_from_pb(&m, &c, r, c.why)) != 0) {
+	if ((rv = e->from_pb(e->m, &c, out, c.why)) != 0) {
 		seterr(err, "%s", c.why);
 		return rv;
 	}
 	return 0;
 }
 
+static int
+request_from_env(const void *m, const dctx *c, void *out, char *why)
+{
+	return request_from_pb(m, c, out, why);
+}
+
+static int
+reply_from_env(const void *m, const dctx *c, void *out, char *why)
+{
+	return reply_from_pb(m, c, out, why);
+}
+
+int
+dtxi_request_decode(dtxi_request *r, const uint8_t *buf, size_t len,
+    size_t max_frame, size_t max_payload, char *err)
+{
+	dtxp_Request   m; // tens of KB: the only big object in this frame
+	const envelope e = {"request", &dtxp_Request_msg, &m, &m.cb_body,
+	    &m.version, req_body_decode, request_from_env};
+
+	return decode_envelope(&e, r, buf, len, max_frame, max_payload, err);
+}
+
 int
 dtxi_reply_decode(dtxi_reply *r, const uint8_t *buf, size_t len,
     size_t max_frame, size_t max_payload, char *err)
 {
-	dtxp_Reply   m;
-	dctx         c;
-	pb_istream_t s;
-	int          rv;
+	dtxp_Reply     m;
+	const envelope e = {"reply", &dtxp_Reply_msg, &m, &m.cb_body,
+	    &m.version, rep_body_decode, reply_from_env};
 
-	if (r == NULL || (buf == NULL && len > 0)) {
-		seterr(err, "invalid arguments");
-		return DTX_EINVAL;
-	}
-	if (len > max_frame) {
-		seterr(err, "reply frame is %zu bytes, limit %zu", len,
-		    max_frame);
-		return DTX_ETOOBIG;
-	}
-	dtxi_pb_dctx_init(&c, buf, len, max_payload);
-	m.cb_body.funcs.decode = rep_body_decode;
-	m.cb_body.arg          = &c;
-	s                      = pb_istream_from_buffer(buf, len);
-	if (!pb_decode(&s, &dtxp_Reply_msg, &m)) {
-		return dtxi_pb_decode_failed(&c, &s, "reply", err);
-	}
-	if (m.version != DTX_PROTOCOL_VERSION) {
-		seterr(err, "reply has protocol version %u, expected %d",
-		    (unsigned)m.version, DTX_PROTOCOL_VERSION);
-		return DTX_EVERSION;
-	}
-	if ((rv = reply_from_pb(&m, &c, r, c.why)) != 0) {
-		seterr(err, "%s", c.why);
-		return rv;
-	}
-	return 0;
+	return decode_envelope(&e, r, buf, len, max_frame, max_payload, err);
 }
 
 // ---------------------------------------------------------------------------
