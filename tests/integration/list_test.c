@@ -7,8 +7,9 @@
 // a window without Lists are counted, then those of an equal window in
 // which another client asks for Lists back to back that match none of the
 // records, so that dtxd reads every record for each. The store is read on
-// dtxd's reader thread, not on its loop: the commit rate holds (at least a
-// quarter of it; the reader takes a core of two). When the loop did the
+// dtxd's reader thread, not on its loop: the commit rate holds (at least an
+// eighth of it: the reader takes a core of two, and other processes share
+// the machine). When the loop did the
 // scans, one or two transactions committed between two Lists. The rate is
 // measured in the same run, so the test does not depend on the machine's
 // speed. Each List's answer is checked too: an empty page, no cursor.
@@ -296,7 +297,7 @@ Test(list, lists_that_read_the_whole_store_do_not_stall_transactions)
 	CHECK(!atomic_load(&l.failed), "a List failed or listed something");
 	CHECK(atomic_load(&l.lists) >= 2, "only %d Lists ran",
 	    atomic_load(&l.lists));
-	CHECK(during * 4 >= before,
+	CHECK(during * 8 >= before,
 	    "%zu commits in %d ms of Lists, %zu in as long before", during,
 	    WINDOW_MS, before);
 	cr_log_info("%d Lists; %zu commits in %d ms without, %zu with",
