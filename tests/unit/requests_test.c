@@ -33,9 +33,9 @@
 #include "transport.h"
 #include "txmgr.h"
 
-static char             dir[] = "/tmp/dtx-requests-XXXXXX";
-static char             url[DTXT_URL_MAX];  // dtxd
-static char             purl[DTXT_URL_MAX]; // the participant
+static char             dir[] = "/tmp/dtx-requests-XXXXXX"; // store, sockets
+static char             url[DTXT_URL_MAX];                  // dtxd
+static char             purl[DTXT_URL_MAX];                 // the participant
 static char             down[DTXT_URL_MAX]; // nobody listens there
 static dtxd_store      *st;
 static dtxd_dispatcher *disp;
@@ -67,10 +67,12 @@ setup(void)
 	      .max_frame                  = 4 * 1024 * 1024,
 	      .max_payload                = DTX_PAYLOAD_MAX_DEFAULT};
 
+	// ipc addresses in the test's own directory: no other test can take
+	// them between choosing and listening, as a free TCP port can be.
 	cr_assert_not_null(mkdtemp(dir));
-	cr_assert_eq(dtxt_free_url(url, sizeof(url)), 0);
-	cr_assert_eq(dtxt_free_url(purl, sizeof(purl)), 0);
-	cr_assert_eq(dtxt_free_url(down, sizeof(down)), 0);
+	snprintf(url, sizeof(url), "ipc://%s/dtxd", dir);
+	snprintf(purl, sizeof(purl), "ipc://%s/part", dir);
+	snprintf(down, sizeof(down), "ipc://%s/down", dir);
 	dtxd_store_opts_init(&so);
 	cr_assert_eq(dtxd_store_open(&st, dir, &so), 0);
 	dtxd_config_init(&cfg);
