@@ -535,6 +535,32 @@ dtx_tx_set_retries(dtx_tx *tx, uint32_t n)
 }
 
 int
+dtx_tx_add_method(dtx_tx *tx, const char *endpoint, const dtx_method_desc *m,
+    const void *payload, size_t len)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (m == NULL || !method_ok(m->name)) {
+		dtxi_strlcpy(tx->message, "no method, or a bad method name",
+		    sizeof(tx->message));
+		return DTX_EINVAL;
+	}
+	if (!tx->sent && (m->modes & (unsigned)tx->mode) == 0) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "method %s does not take part in a %s transaction (its "
+		    "modes: %s%s%s)",
+		    m->name, dtx_mode_name(tx->mode),
+		    (m->modes & DTX_2PC) ? "2pc" : "",
+		    (m->modes & DTX_2PC) && (m->modes & DTX_SAGA) ? ", " : "",
+		    (m->modes & DTX_SAGA) ? "saga" : "");
+		return DTX_EINVAL;
+	}
+	return dtx_tx_add(tx, endpoint, m->name, payload, len);
+}
+
+int
 dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
     const void *payload, size_t len)
 {
@@ -965,6 +991,15 @@ dtx_tx_branch_count(const dtx_tx *tx)
 		return 0;
 	}
 	return tx->nresults > tx->nbranches ? tx->nresults : tx->nbranches;
+}
+
+const char *
+dtx_tx_branch_method(const dtx_tx *tx, unsigned i)
+{
+	if (tx == NULL || i >= tx->nbranches) {
+		return NULL;
+	}
+	return tx->branches[i].method;
 }
 
 int

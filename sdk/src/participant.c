@@ -27,7 +27,9 @@
 #include <dtx/dtx.h>
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,7 @@ typedef struct method {
 	char           name[DTX_METHOD_MAX + 1];
 	dtx_method_ops ops;
 	void          *arg;
+	void          *owned; // arg, when the participant made it (freed)
 } method;
 
 typedef struct dtx_participant dtx_participant;
@@ -153,6 +156,7 @@ struct dtx_participant {
 
 	dtxi_barrier *barrier; // NULL: callbacks run unguarded
 	dtxi_crash    crash;   // DTX_PARTICIPANT_CRASH_AT, read at listen
+	char          message[DTX_MESSAGE_MAX + 1]; // why the last call failed
 };
 
 static bool
@@ -199,6 +203,27 @@ method_find(const dtx_participant *p, const char *name, unsigned *at)
 		*at = lo;
 	}
 	return NULL;
+}
+
+int
+dtx_reply_alloc_payload(dtx_reply *r, size_t len, void **bufp)
+{
+	void *buf = NULL;
+
+	if (r == NULL || bufp == NULL) {
+		return DTX_EINVAL;
+	}
+	if (len > r->max_payload) {
+		return DTX_ETOOBIG;
+	}
+	if (len > 0 && (buf = malloc(len)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	free(r->payload);
+	r->payload = buf;
+	r->len     = len;
+	*bufp      = buf;
+	return 0;
 }
 
 int
@@ -306,26 +331,35 @@ dtx_participant_set_max_payload(dtx_participant *p, size_t n)
 	return 0;
 }
 
-int
-dtx_participant_register(
-    dtx_participant *p, const char *name, const dtx_method_ops *ops, void *arg)
+// Refuses a call on p with rv, keeping the reason for
+// dtx_participant_message().
+static int
+refuse(dtx_participant *p, int rv, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	va_end(ap);
+	DTXI_WARN("participant: %s", p->message);
+	return rv;
+}
+
+// Adds a method to the table; on success it owns owned (may be NULL).
+static int
+method_add(dtx_participant *p, const char *name, const dtx_method_ops *ops,
+    void *arg, void *owned)
 {
 	method  *m;
 	unsigned at = 0;
 
-	if (p == NULL || ops == NULL || !method_name_ok(name)) {
-		return DTX_EINVAL;
-	}
-	if (ops->prepare == NULL && ops->commit == NULL &&
-	    ops->abort == NULL && ops->execute == NULL &&
-	    ops->compensate == NULL) {
-		return DTX_EINVAL;
-	}
 	if (p->listening) {
-		return DTX_ESTATE;
+		return refuse(p, DTX_ESTATE,
+		    "method %s: the participant is already listening", name);
 	}
 	if (method_find(p, name, &at) != NULL) {
-		return DTX_EEXIST;
+		return refuse(
+		    p, DTX_EEXIST, "method %s is already registered", name);
 	}
 	if (p->nmethods == p->capmethods) {
 		unsigned cap = p->capmethods == 0 ? 8 : p->capmethods * 2;
@@ -340,10 +374,113 @@ dtx_participant_register(
 	    (p->nmethods - at) * sizeof(p->methods[0]));
 	m = &p->methods[at];
 	dtxi_strlcpy(m->name, name, sizeof(m->name));
-	m->ops = *ops;
-	m->arg = arg;
+	m->ops   = *ops;
+	m->arg   = arg;
+	m->owned = owned;
 	p->nmethods++;
 	return 0;
+}
+
+int
+dtx_participant_register(
+    dtx_participant *p, const char *name, const dtx_method_ops *ops, void *arg)
+{
+	if (p == NULL) {
+		return DTX_EINVAL;
+	}
+	p->message[0] = '\0';
+	if (ops == NULL || !method_name_ok(name)) {
+		return refuse(p, DTX_EINVAL,
+		    "no callbacks, or a method name that is not 1-%d "
+		    "printable "
+		    "ASCII bytes",
+		    DTX_METHOD_MAX);
+	}
+	if (ops->prepare == NULL && ops->commit == NULL &&
+	    ops->abort == NULL && ops->execute == NULL &&
+	    ops->compensate == NULL) {
+		return refuse(
+		    p, DTX_EINVAL, "method %s has no callback", name);
+	}
+	return method_add(p, name, ops, arg, NULL);
+}
+
+int
+dtx_participant_register_method(dtx_participant *p, const dtx_method_desc *m,
+    const dtx_method_ops *ops, const void *ctx, size_t len)
+{
+	static const struct {
+		unsigned    mode;
+		const char *phase;
+		size_t      off;
+	} need[] = {
+	    {DTX_2PC, "prepare", offsetof(dtx_method_ops, prepare)},
+	    {DTX_2PC, "commit", offsetof(dtx_method_ops, commit)},
+	    {DTX_2PC, "abort", offsetof(dtx_method_ops, abort)},
+	    {DTX_SAGA, "execute", offsetof(dtx_method_ops, execute)},
+	    {DTX_SAGA, "compensate", offsetof(dtx_method_ops, compensate)},
+	};
+	void *copy = NULL;
+	int   rv;
+
+	if (p == NULL) {
+		return DTX_EINVAL;
+	}
+	p->message[0] = '\0';
+	if (m == NULL || ops == NULL || !method_name_ok(m->name) ||
+	    (ctx == NULL && len > 0)) {
+		return refuse(p, DTX_EINVAL,
+		    "no method, no callbacks, or a method name that is not "
+		    "1-%d printable ASCII bytes",
+		    DTX_METHOD_MAX);
+	}
+	if (m->modes == 0 || (m->modes & ~(unsigned)(DTX_2PC | DTX_SAGA))) {
+		return refuse(p, DTX_EINVAL,
+		    "method %s: modes %u are not DTX_2PC, DTX_SAGA or both",
+		    m->name, m->modes);
+	}
+	// Missing callbacks first (the likelier mistake), then extra ones.
+	for (int extra = 0; extra < 2; extra++) {
+		for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+			dtx_phase_fn fn;
+			bool         want = (m->modes & need[i].mode) != 0;
+
+			memcpy(
+			    &fn, (const char *)ops + need[i].off, sizeof(fn));
+			if (!extra && want && fn == NULL) {
+				return refuse(p, DTX_EINVAL,
+				    "method %s (%s) has no %s callback",
+				    m->name,
+				    m->modes == (DTX_2PC | DTX_SAGA)
+				        ? "2pc and saga"
+				        : dtx_mode_name((int)m->modes),
+				    need[i].phase);
+			}
+			if (extra && !want && fn != NULL) {
+				return refuse(p, DTX_EINVAL,
+				    "method %s is not a %s method but has a "
+				    "%s callback",
+				    m->name, dtx_mode_name((int)need[i].mode),
+				    need[i].phase);
+			}
+		}
+	}
+	if (len > 0) {
+		if ((copy = malloc(len)) == NULL) {
+			return DTX_ENOMEM;
+		}
+		memcpy(copy, ctx, len);
+	}
+	if ((rv = method_add(p, m->name, ops, copy, copy)) != 0) {
+		free(copy);
+	}
+	return rv;
+}
+
+const char *
+dtx_participant_message(const dtx_participant *p)
+{
+	return p != NULL ? p->message : "";
 }
 
 int
@@ -615,9 +752,13 @@ run_call(worker *w)
 		reply_branch(&w->rep, DTX_BRANCH_RETRY, w->reply.message,
 		    w->reply.payload, w->reply.len);
 		break;
+	case DTX_BAD_REQUEST:
+		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, w->reply.message,
+		    w->reply.payload, w->reply.len);
+		break;
 	default:
 		snprintf(why, sizeof(why),
-		    "%s callback of %s returned %d, not OK, REFUSED or RETRY",
+		    "%s callback of %s returned %d, not a dtx_result",
 		    dtx_phase_name(call->phase), call->method, (int)res);
 		DTXI_WARN("participant: %s", why);
 		reply_branch(&w->rep, DTX_BRANCH_RETRY, why, w->reply.payload,
@@ -955,8 +1096,9 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		return DTX_EINVAL;
 	}
 	if (p->listening) {
-		return DTX_ESTATE;
+		return refuse(p, DTX_ESTATE, "the participant is listening");
 	}
+	p->message[0] = '\0';
 	atomic_store(&p->closing, false);
 	p->stop = false;
 	dtxi_crash_init(&p->crash, DTXI_CRASH_PARTICIPANT,
@@ -1012,6 +1154,8 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		p->nthreads++;
 	}
 	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
+		snprintf(p->message, sizeof(p->message),
+		    "cannot listen on %s: %s", url, nng_strerror(rv));
 		rv =
 		    dtxi_transport_addr_err(rv, "participant: listening", url);
 		goto fail;
@@ -1043,6 +1187,9 @@ dtx_participant_close(dtx_participant *p)
 	dtxi_barrier_stop(p->barrier);
 	serve_stop(p);
 	dtxi_barrier_free(p->barrier);
+	for (unsigned i = 0; i < p->nmethods; i++) {
+		free(p->methods[i].owned);
+	}
 	free(p->methods);
 	pthread_rwlock_destroy(&p->io_lock);
 	pthread_cond_destroy(&p->cv);

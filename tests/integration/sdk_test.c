@@ -120,6 +120,21 @@ cb_any(const dtx_call *call, dtx_reply *reply, void *arg)
 	if (strcmp(cmd, "bogus") == 0) {
 		return (dtx_result)42;
 	}
+	if (strcmp(cmd, "badreq") == 0) {
+		dtx_reply_set_message(reply, "malformed");
+		return DTX_BAD_REQUEST;
+	}
+	if (strcmp(cmd, "alloc") == 0) {
+		void *buf = NULL;
+		cr_assert_eq(dtx_reply_alloc_payload(reply, sizeof(big), &buf),
+		    S.set_big_rv);
+		cr_assert_eq(
+		    dtx_reply_alloc_payload(reply, 3, NULL), DTX_EINVAL);
+		cr_assert_eq(dtx_reply_alloc_payload(reply, 3, &buf), 0);
+		memcpy(buf, "abc", 3);
+		dtx_reply_set_message(reply, "in place");
+		return DTX_OK;
+	}
 	dtx_reply_set_message(reply, "first");
 	dtx_reply_set_message(reply, "done");
 	cr_assert_eq(dtx_reply_set_payload(reply, "xx", 2), 0);
@@ -327,6 +342,10 @@ Test(participant, each_callback_result_maps_to_its_status)
 	    DTX_BRANCH_REFUSED, "no stock", "R");
 	assert_branch(call(s, "transfer", DTX_PHASE_ABORT, "retry"),
 	    DTX_BRANCH_RETRY, "busy", "");
+	assert_branch(call(s, "transfer", DTX_PHASE_PREPARE, "badreq"),
+	    DTX_BRANCH_BAD_REQUEST, "malformed", "");
+	assert_branch(call(s, "transfer", DTX_PHASE_PREPARE, "alloc"),
+	    DTX_BRANCH_OK, "in place", "abc");
 	{
 		dtxi_reply *rep =
 		    call(s, "transfer", DTX_PHASE_ABORT, "bogus");
@@ -542,6 +561,95 @@ Test(participant, register_and_setters_check_their_arguments_and_state)
 	dtx_participant_close(NULL);
 }
 
+// Records the bytes its arg points at (a copy the participant keeps).
+static char  ctx_seen[16];
+static void *ctx_arg;
+
+static dtx_result
+cb_ctx(const dtx_call *call, dtx_reply *reply, void *arg)
+{
+	(void)call;
+	(void)reply;
+	ctx_arg = arg;
+	memcpy(ctx_seen, arg, sizeof(ctx_seen));
+	return DTX_OK;
+}
+
+Test(participant, register_method_checks_its_callbacks_against_its_modes)
+{
+	static const dtx_method_desc tpc  = {"svc/Tpc", DTX_2PC};
+	static const dtx_method_desc saga = {"svc/Saga", DTX_SAGA};
+	static const dtx_method_desc both = {"svc/Both", DTX_2PC | DTX_SAGA};
+	static const dtx_method_desc bad  = {"svc/Bad", 4};
+	dtx_method_ops               ops2 = {cb_ctx, cb_ctx, cb_ctx, 0, 0};
+	dtx_method_ops   opss     = {.execute = cb_ctx, .compensate = cb_ctx};
+	dtx_method_ops   all      = {cb_ctx, cb_ctx, cb_ctx, cb_ctx, cb_ctx};
+	dtx_method_ops   no_abort = {cb_ctx, cb_ctx, 0, 0, 0};
+	char             ctx[16]  = "context bytes";
+	dtx_participant *p;
+	nng_socket       s;
+
+	cr_assert_eq(dtx_participant_open(&p), 0);
+	cr_assert_str_eq(dtx_participant_message(p), "");
+	cr_assert_eq(
+	    dtx_participant_register_method(p, &tpc, &no_abort, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert_str_eq(dtx_participant_message(p),
+	    "method svc/Tpc (2pc) has no abort callback");
+	cr_assert_eq(dtx_participant_register_method(p, &saga, &ops2, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert_str_eq(dtx_participant_message(p),
+	    "method svc/Saga (saga) has no execute callback");
+	cr_assert_eq(dtx_participant_register_method(p, &tpc, &all, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert_str_eq(dtx_participant_message(p),
+	    "method svc/Tpc is not a saga method but has a execute callback");
+	cr_assert_eq(dtx_participant_register_method(p, &both, &opss, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert(strstr(dtx_participant_message(p), "has no prepare") != NULL,
+	    "%s", dtx_participant_message(p));
+	cr_assert_eq(dtx_participant_register_method(p, &bad, &all, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert_eq(dtx_participant_register_method(p, &tpc, &ops2, NULL, 4),
+	    DTX_EINVAL);
+	cr_assert_eq(dtx_participant_register_method(p, NULL, &ops2, NULL, 0),
+	    DTX_EINVAL);
+	cr_assert_eq(
+	    dtx_participant_register_method(p, &tpc, &ops2, ctx, sizeof(ctx)),
+	    0);
+	cr_assert_str_eq(dtx_participant_message(p), "");
+	cr_assert_eq(
+	    dtx_participant_register_method(p, &tpc, &ops2, ctx, sizeof(ctx)),
+	    DTX_EEXIST);
+	cr_assert_str_eq(dtx_participant_message(p),
+	    "method svc/Tpc is already registered");
+	cr_assert_eq(
+	    dtx_participant_register_method(p, &saga, &opss, NULL, 0), 0);
+	cr_assert_eq(
+	    dtx_participant_register_method(p, &both, &all, NULL, 0), 0);
+	memset(ctx, 0, sizeof(ctx)); // the participant kept its own copy
+	cr_assert_eq(dtx_participant_listen(p, "inproc://sdk-test-regm"), 0);
+	s = raw_open("inproc://sdk-test-regm");
+	{
+		dtxi_reply *rep = call(s, "svc/Tpc", DTX_PHASE_PREPARE, "x");
+		cr_assert_eq(rep->u.branch.status, DTX_BRANCH_OK);
+		rep_free(rep);
+	}
+	cr_assert_str_eq(ctx_seen, "context bytes");
+	cr_assert_neq(ctx_arg, (void *)ctx);
+	{
+		dtxi_reply *rep = call(s, "svc/Saga", DTX_PHASE_PREPARE, "x");
+		cr_assert_eq(rep->u.branch.status, DTX_BRANCH_NO_SUCH_METHOD);
+		rep_free(rep);
+	}
+	nng_close(s);
+	cr_assert_eq(dtx_participant_listen(p, "inproc://x"), DTX_ESTATE);
+	cr_assert_str_eq(
+	    dtx_participant_message(p), "the participant is listening");
+	dtx_participant_close(p);
+	cr_assert_str_eq(dtx_participant_message(NULL), "");
+}
+
 Test(participant, listen_on_a_busy_address_fails_and_can_be_retried)
 {
 	char             url[64];
@@ -673,6 +781,42 @@ Test(client, argument_errors)
 	cr_assert_eq(
 	    dtx_tx_add(tx, "tcp://h:1", "m", big, sizeof(big)), DTX_ETOOBIG);
 	cr_assert_eq(dtx_tx_branch_count(tx), 0);
+
+	// Methods described by generated code: the mode must match.
+	{
+		static const dtx_method_desc tpc  = {"svc/Tpc", DTX_2PC};
+		static const dtx_method_desc saga = {"svc/Saga", DTX_SAGA};
+		static const dtx_method_desc both = {
+		    "svc/Both", DTX_2PC | DTX_SAGA};
+		static const dtx_method_desc noname = {"", DTX_SAGA};
+
+		cr_assert_eq(dtx_tx_add_method(tx, "tcp://h:1", &tpc, "x", 1),
+		    DTX_EINVAL);
+		cr_assert_str_eq(dtx_tx_message(tx),
+		    "method svc/Tpc does not take part in a saga transaction "
+		    "(its modes: 2pc)");
+		cr_assert_eq(dtx_tx_add_method(tx, "tcp://h:1", NULL, "x", 1),
+		    DTX_EINVAL);
+		cr_assert_eq(
+		    dtx_tx_add_method(tx, "tcp://h:1", &noname, "x", 1),
+		    DTX_EINVAL);
+		cr_assert_eq(
+		    dtx_tx_add_method(NULL, "tcp://h:1", &saga, "x", 1),
+		    DTX_EINVAL);
+		cr_assert_eq(dtx_tx_branch_count(tx), 0);
+		cr_assert_null(dtx_tx_branch_method(tx, 0));
+		cr_assert_eq(
+		    dtx_tx_add_method(tx, "tcp://h:1", &saga, "x", 1), 0);
+		cr_assert_str_eq(dtx_tx_message(tx), "");
+		cr_assert_eq(
+		    dtx_tx_add_method(tx, "tcp://h:1", &both, "x", 1), 0);
+		cr_assert_str_eq(dtx_tx_branch_method(tx, 0), "svc/Saga");
+		cr_assert_str_eq(dtx_tx_branch_method(tx, 1), "svc/Both");
+		cr_assert_null(dtx_tx_branch_method(tx, 2));
+		cr_assert_null(dtx_tx_branch_method(NULL, 0));
+		dtx_tx_free(tx);
+		cr_assert_eq(dtx_tx_begin(&tx, c, DTX_SAGA), 0);
+	}
 
 	// Nothing to commit yet.
 	cr_assert_eq(dtx_tx_commit(tx, &st), DTX_EINVAL);

@@ -380,6 +380,8 @@ result_name(dtx_result r)
 		return "REFUSED";
 	case DTX_RETRY:
 		return "RETRY";
+	case DTX_BAD_REQUEST:
+		return "BAD_REQUEST";
 	}
 	return "?";
 }

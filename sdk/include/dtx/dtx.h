@@ -109,6 +109,12 @@ typedef enum dtx_result {
 	DTX_OK      = 0, // done (prepared, committed, executed, ...)
 	DTX_REFUSED = 1, // business refusal: the transaction must not commit
 	DTX_RETRY   = 2, // transient failure: the coordinator calls again
+	// The call cannot be served as sent (its payload is malformed, say):
+	// answered BAD_REQUEST. dtxd takes it as a refusal from prepare or
+	// execute, and as done from an abort or compensate of a branch that
+	// never answered OK to prepare or execute; from any other phase it
+	// calls again. The barrier does not record it.
+	DTX_BAD_REQUEST = 3,
 } dtx_result;
 
 // Constant names for logs ("COMMITTED", "PREPARE", "REFUSED", "2pc").
@@ -143,7 +149,8 @@ typedef struct dtx_call {
 
 // A phase callback. It runs on one of the participant's worker threads and
 // may block (on its own database, say). It may set a reply payload and
-// message, and returns DTX_OK, DTX_REFUSED or DTX_RETRY. Every call may be
+// message, and returns a dtx_result (DTX_OK, DTX_REFUSED, DTX_RETRY or
+// DTX_BAD_REQUEST). Every call may be
 // delivered more than once, so callbacks must be idempotent. A REFUSED from
 // commit, abort or compensate is treated as a transient failure by dtxd: those
 // phases must eventually succeed.
@@ -165,6 +172,13 @@ typedef struct dtx_method_ops {
 // Errors: DTX_EINVAL (data NULL with len > 0), DTX_ETOOBIG (over the
 // participant's payload limit), DTX_ENOMEM.
 DTX_API int dtx_reply_set_payload(dtx_reply *r, const void *data, size_t len);
+
+// Makes the reply payload len bytes long (replacing any earlier one) and
+// points *bufp at them, for the callback to fill in place; their content is
+// undefined until it does. *bufp is valid until the callback returns or the
+// payload is replaced. Errors: DTX_EINVAL (r or bufp NULL), DTX_ETOOBIG (over
+// the participant's payload limit), DTX_ENOMEM.
+DTX_API int dtx_reply_alloc_payload(dtx_reply *r, size_t len, void **bufp);
 
 // Copies msg, truncated to DTX_MESSAGE_MAX bytes, as the reply's readable
 // message. NULL clears it.
@@ -190,6 +204,33 @@ DTX_API int dtx_participant_set_max_payload(dtx_participant *p, size_t n);
 // DTX_EEXIST (name already registered), DTX_ESTATE, DTX_ENOMEM.
 DTX_API int dtx_participant_register(dtx_participant *p, const char *method,
     const dtx_method_ops *ops, void *arg);
+
+// A method as protoc-gen-dtx describes it (the generated code passes one to
+// dtx_participant_register_method() and dtx_tx_add_method(); hand-written
+// code may too): its name on the wire ("package.Service/Method") and the
+// modes of transaction it serves, DTX_2PC, DTX_SAGA or DTX_2PC | DTX_SAGA
+// (the mode values are bits).
+typedef struct dtx_method_desc {
+	const char *name;
+	unsigned    modes;
+} dtx_method_desc;
+
+// Registers the method m->name as dtx_participant_register() does, after
+// checking ops against m->modes: a 2PC method needs prepare, commit and
+// abort, a saga method execute and compensate, and neither may have the
+// callbacks of the other. Each callback gets as arg a copy of the len bytes
+// at ctx, made here and kept (aligned for any type) until
+// dtx_participant_close(); with len 0, arg is NULL. Before listen only.
+// Errors: DTX_EINVAL (a bad name or modes, a missing or extra callback:
+// dtx_participant_message() names the method and the phase), DTX_EEXIST,
+// DTX_ESTATE, DTX_ENOMEM.
+DTX_API int dtx_participant_register_method(dtx_participant *p,
+    const dtx_method_desc *m, const dtx_method_ops *ops, const void *ctx,
+    size_t len);
+
+// Why the last registration or listen on p that failed was refused, or "".
+// Valid until the next call on p.
+DTX_API const char *dtx_participant_message(const dtx_participant *p);
 
 // Starts serving branch calls on url (tcp://, ipc:// or inproc://). May be
 // called once. Errors: DTX_EINVAL, DTX_ESTATE, DTX_ETRANSPORT, DTX_ENOMEM.
@@ -336,6 +377,13 @@ DTX_API int dtx_tx_set_retries(dtx_tx *tx, uint32_t n);
 DTX_API int dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
     const void *payload, size_t len);
 
+// Adds a branch calling method m (see dtx_method_desc) as dtx_tx_add() does,
+// after checking that m serves the transaction's mode. Errors: those of
+// dtx_tx_add(), and DTX_EINVAL with dtx_tx_message() saying why when m is
+// NULL, has no valid name or does not serve the mode.
+DTX_API int dtx_tx_add_method(dtx_tx *tx, const char *endpoint,
+    const dtx_method_desc *m, const void *payload, size_t len);
+
 // Runs the transaction and waits for its outcome, which is written to
 // *outcome (DTX_STATE_COMMITTED, DTX_STATE_ABORTED or DTX_STATE_COMPENSATED).
 // Branch results are then available. Errors: DTX_EINVAL (no branches),
@@ -379,7 +427,8 @@ DTX_API int dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state);
 // phase two keeps failing (it is still retried).
 DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
 
-// The coordinator's readable message for the last failed call, or "".
+// The coordinator's readable message for the last failed call, or why
+// dtx_tx_add_method() refused a branch, or "".
 DTX_API const char *dtx_tx_message(const dtx_tx *tx);
 
 // One branch's last known reply. Pointers stay valid until the next call on
@@ -394,6 +443,11 @@ typedef struct dtx_branch_result {
 } dtx_branch_result;
 
 DTX_API unsigned dtx_tx_branch_count(const dtx_tx *tx);
+
+// The method of branch i as it was added, or NULL (i out of range, or a
+// handle from dtx_tx_attach(), which does not know its branches' methods).
+// Valid until dtx_tx_free().
+DTX_API const char *dtx_tx_branch_method(const dtx_tx *tx, unsigned i);
 
 // Errors: DTX_EINVAL (i out of range or out NULL).
 DTX_API int dtx_tx_branch_result(
