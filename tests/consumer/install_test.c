@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+//
+// install_test: the SDK as a C project outside this tree gets it. The build
+// tree under test is installed into a fresh prefix; the greeter
+// (tests/consumer/greeter) is built from it twice, with find_package(dtx) +
+// dtx_add_service() and with pkg-config + make; each build's participant and
+// client then run typed 2PC and saga transactions through the installed
+// dtxd, which (like the greeter) must run from the prefix with no
+// LD_LIBRARY_PATH. CTest passes the trees in DTX_BUILD_DIR and
+// DTX_SOURCE_DIR, the programs in DTX_CMAKE and DTX_MAKE, and compiler
+// flags (the sanitizers) in DTX_CONSUMER_CFLAGS.
+
+#include <criterion/criterion.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+#define STEP_MS (5 * 60 * 1000)
+
+static char dir[512];
+static char prefix[DTXT_PATH_MAX];
+
+// snprintf that fails the test instead of truncating.
+static void __attribute__((format(printf, 3, 4)))
+fmt(char *buf, size_t cap, const char *f, ...)
+{
+	va_list ap;
+	int     n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, cap, f, ap);
+	va_end(ap);
+	cr_assert(n >= 0 && (size_t)n < cap, "path too long: %s", buf);
+}
+
+static const char *
+env(const char *name)
+{
+	const char *v = getenv(name);
+
+	cr_assert(v != NULL, "%s is not set (run under CTest)", name);
+	return v;
+}
+
+// Runs argv with extra environment to completion; fails the test with the
+// output when it does not exit 0.
+static void
+run(const char *what, char *const argv[], char *const envp[])
+{
+	char       log[DTXT_PATH_MAX];
+	dtxt_proc *p;
+	dtxt_exit  how;
+
+	fmt(log, sizeof(log), "%s/%s.log", dir, what);
+	p = dtxt_spawn(what, argv, envp, log);
+	cr_assert(p != NULL, "%s: cannot start", what);
+	cr_assert_eq(
+	    dtxt_wait(p, STEP_MS, &how), 0, "%s: still running", what);
+	if (!how.exited || how.code != 0) {
+		char *out = dtxt_read_file(log);
+		cr_assert_fail("%s failed (exit %d, signal %d):\n%s", what,
+		    how.code, how.signo, out);
+	}
+}
+
+// Runs a greeter client and returns its output (free() it).
+static char *
+call(const char *greeter, const char *coord, const char *part,
+    const char *mode, const char *name1, const char *name2)
+{
+	static int  n;
+	char        what[32];
+	char        log[DTXT_PATH_MAX];
+	char *const argv[] = {(char *)greeter, "call", (char *)coord,
+	    (char *)part, (char *)mode, (char *)name1, (char *)name2, NULL};
+
+	fmt(what, sizeof(what), "call-%d", ++n);
+	run(what, argv, NULL);
+	fmt(log, sizeof(log), "%s/%s.log", dir, what);
+	return dtxt_read_file(log);
+}
+
+static void
+expect(const char *out, const char *line)
+{
+	cr_expect(strstr(out, line) != NULL, "no \"%s\" in:\n%s", line, out);
+}
+
+// Runs the greeter built in bindir against the installed dtxd: a 2PC that
+// commits, a 2PC that aborts, a saga that commits and one that is
+// compensated, with the typed replies decoded by the client.
+static void
+exercise(const char *greeter)
+{
+	char       data[DTXT_PATH_MAX], log[DTXT_PATH_MAX];
+	char       dtxd[DTXT_PATH_MAX], coord[DTXT_URL_MAX];
+	char       url[DTXT_URL_MAX];
+	dtxt_proc *d, *g;
+	char      *out;
+
+	fmt(dtxd, sizeof(dtxd), "%s/bin/dtxd", prefix);
+	fmt(data, sizeof(data), "%s/dtxd-%d", dir, rand());
+	fmt(log, sizeof(log), "%s/dtxd.log", dir);
+	cr_assert_eq(dtxt_free_url(coord, sizeof(coord)), 0);
+	cr_assert_eq(dtxt_free_url(url, sizeof(url)), 0);
+	{
+		char *const argv[] = {
+		    dtxd, "--listen", coord, "--data-dir", data, NULL};
+		d = dtxt_spawn("dtxd", argv, NULL, log);
+	}
+	cr_assert(d != NULL);
+	cr_assert_eq(dtxt_wait_dtxd(d, coord, 10000), 0,
+	    "the installed dtxd did not start:\n%s", dtxt_read_file(log));
+	fmt(log, sizeof(log), "%s/greeter-serve.log", dir);
+	{
+		char *const argv[] = {(char *)greeter, "serve", url, NULL};
+		g                  = dtxt_spawn("greeter", argv, NULL, log);
+	}
+	cr_assert(g != NULL);
+	cr_assert_eq(dtxt_wait_tcp(g, url, 10000), 0,
+	    "the greeter did not start:\n%s", dtxt_read_file(log));
+
+	out = call(greeter, coord, url, "2pc", "alice", "bob");
+	expect(out, "outcome COMMITTED");
+	free(out);
+	out = call(greeter, coord, url, "2pc", "carol", "nobody");
+	expect(out, "outcome ABORTED");
+	free(out);
+	out = call(greeter, coord, url, "saga", "dave", "erin");
+	expect(out, "outcome COMMITTED");
+	expect(out, "branch 0: hello, dave");
+	expect(out, "branch 1: hello, erin");
+	free(out);
+	out = call(greeter, coord, url, "saga", "frank", "nobody");
+	expect(out, "outcome COMPENSATED");
+	free(out);
+
+	cr_expect_eq(dtxt_term(g, 10000, NULL), 0);
+	cr_expect_eq(dtxt_term(d, 10000, NULL), 0);
+	out = dtxt_read_file(log);
+	expect(out, "greeter: PREPARE alice");
+	expect(out, "greeter: COMMIT bob");
+	expect(out, "greeter: ABORT carol");
+	expect(out, "greeter: EXECUTE erin");
+	expect(out, "greeter: COMPENSATE frank");
+	free(out);
+}
+
+static void
+setup(void)
+{
+	const char *build = env("DTX_BUILD_DIR");
+
+	cr_assert_eq(dtxt_tmpdir(dir, sizeof(dir)), 0);
+	fmt(prefix, sizeof(prefix), "%s/prefix", dir);
+	{
+		char *const argv[] = {(char *)env("DTX_CMAKE"), "--install",
+		    (char *)build, "--prefix", prefix, NULL};
+		run("install", argv, NULL);
+	}
+}
+
+TestSuite(install, .init = setup, .fini = dtxt_cleanup, .timeout = 900);
+
+Test(install, find_package_and_dtx_add_service_build_a_working_service)
+{
+	char src[DTXT_PATH_MAX], bin[DTXT_PATH_MAX], pp[DTXT_PATH_MAX];
+	char cflags[DTXT_PATH_MAX], ldflags[DTXT_PATH_MAX];
+	char greeter[DTXT_PATH_MAX];
+
+	fmt(src, sizeof(src), "%s/tests/consumer/greeter",
+	    env("DTX_SOURCE_DIR"));
+	fmt(bin, sizeof(bin), "%s/cmake", dir);
+	fmt(pp, sizeof(pp), "-DCMAKE_PREFIX_PATH=%s", prefix);
+	fmt(cflags, sizeof(cflags), "-DCMAKE_C_FLAGS=%s",
+	    env("DTX_CONSUMER_CFLAGS"));
+	fmt(ldflags, sizeof(ldflags), "-DCMAKE_EXE_LINKER_FLAGS=%s",
+	    env("DTX_CONSUMER_CFLAGS"));
+	{
+		char *const argv[] = {(char *)env("DTX_CMAKE"), "-S", src,
+		    "-B", bin, pp, cflags, ldflags, NULL};
+		run("configure", argv, NULL);
+	}
+	{
+		char *const argv[] = {
+		    (char *)env("DTX_CMAKE"), "--build", bin, NULL};
+		run("build", argv, NULL);
+	}
+	fmt(greeter, sizeof(greeter), "%s/greeter", bin);
+	exercise(greeter);
+}
+
+Test(install, pkg_config_and_make_build_a_working_service)
+{
+	char src[DTXT_PATH_MAX], bin[DTXT_PATH_MAX], mk[DTXT_PATH_MAX];
+	char srcvar[DTXT_PATH_MAX], pcp[DTXT_PATH_MAX];
+	char cflags[DTXT_PATH_MAX], ldflags[DTXT_PATH_MAX];
+	char greeter[DTXT_PATH_MAX];
+
+	fmt(src, sizeof(src), "%s/tests/consumer/greeter",
+	    env("DTX_SOURCE_DIR"));
+	fmt(mk, sizeof(mk), "%s/Makefile", src);
+	fmt(srcvar, sizeof(srcvar), "SRC=%s", src);
+	fmt(bin, sizeof(bin), "%s/make", dir);
+	fmt(pcp, sizeof(pcp), "PKG_CONFIG_PATH=%s/lib/pkgconfig", prefix);
+	fmt(cflags, sizeof(cflags), "CFLAGS=%s", env("DTX_CONSUMER_CFLAGS"));
+	fmt(ldflags, sizeof(ldflags), "LDFLAGS=%s",
+	    env("DTX_CONSUMER_CFLAGS"));
+	cr_assert_eq(mkdir(bin, 0700), 0, "mkdir %s", bin);
+	{
+		char *const argv[] = {(char *)env("DTX_MAKE"), "-C", bin, "-f",
+		    mk, srcvar, NULL};
+		char *const envp[] = {pcp, cflags, ldflags, NULL};
+		run("make", argv, envp);
+	}
+	fmt(greeter, sizeof(greeter), "%s/greeter", bin);
+	exercise(greeter);
+}
