@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
-// inventory: a participant that owns the stock of each SKU and serves the
-// method "Reserve" (payload "sku=widget;qty=2") both ways. As a 2PC branch,
-// prepare moves qty from stock into a reservation, commit settles it and
-// abort puts it back. As a saga step, execute takes stock and compensate
-// gives it back.
+// inventory: a participant that owns the stock of each SKU and serves
+// orders.Inventory/Reserve (orders.proto) both ways, through the typed
+// callbacks protoc-gen-dtx generated. As a 2PC branch, prepare moves qty
+// from stock into a reservation, commit settles it and abort puts it back.
+// As a saga step, execute takes stock and compensate gives it back.
 //
 // Every call may be delivered more than once, and an abort or compensate may
 // arrive for a branch whose prepare or execute never arrived, or arrive
@@ -13,12 +13,12 @@
 // phase), an abort or compensate of a branch that never took stock is
 // answered without calling us, and a late prepare or execute is refused for
 // us. What is left here is the business: each branch that took stock has a
-// record, "branch/<gid>/<id>", saying how much of which SKU, staged in the
-// barrier's batch with the stock change:
+// record, "branch/<gid>/<id>" (an orders.InventoryBranch), saying how much
+// of which SKU, staged in the barrier's batch with the stock change:
 //
-//   prepare ok --> reserved --commit--> committed
-//                      `-----abort----> aborted (stock given back)
-//   execute ok --> taken --compensate--> returned (stock given back)
+//   prepare ok --> RESERVED --commit--> COMMITTED
+//                      `-----abort----> ABORTED (stock given back)
+//   execute ok --> TAKEN --compensate--> COMPENSATED (stock given back)
 //
 // The service's mutex is the barrier's lock, held from before a callback
 // reads the stock until its batch is on disk: callbacks run on several
@@ -33,8 +33,9 @@
 
 #include <dtx/dtx.h>
 
-#include "fields.h"
 #include "kv.h"
+#include "orders.dtx.h"
+#include "records.h"
 #include "service.h"
 
 #define NAME          "inventory"
@@ -46,221 +47,145 @@ typedef struct inventory {
 	pthread_mutex_t mu; // guards every read-modify-write of the database
 } inventory;
 
-// A branch record as stored: "state=reserved;sku=widget;qty=2", or
-// "state=refused;why=...". Fields that do not apply are empty or 0.
-typedef struct branch_rec {
-	char     state[16];
-	char     sku[ORDERS_NAME_MAX + 1];
-	uint32_t qty;
-	char     why[ORDERS_VAL_MAX + 1];
-} branch_rec;
-
-// The request of one branch, from its payload.
-typedef struct reserve_req {
-	char     sku[ORDERS_NAME_MAX + 1];
-	uint32_t qty;
-} reserve_req;
-
-static int
-parse_request(const dtx_call *call, reserve_req *rq, char *err, size_t cap)
+static const char *
+state_name(orders_BranchState s)
 {
-	static const char *const want[] = {"sku", "qty", NULL};
-	orders_fields            f;
-	char                     why[128];
-	const char              *sku, *qty;
-
-	if (orders_fields_parse(
-	        &f, call->payload, call->payload_len, why, sizeof(why)) != 0 ||
-	    orders_fields_expect(&f, want, why, sizeof(why)) != 0) {
-		snprintf(
-		    err, cap, "bad payload (want sku=SKU;qty=N): %s", why);
-		return -1;
+	switch (s) {
+	case orders_BranchState_RESERVED:
+		return "reserved";
+	case orders_BranchState_TAKEN:
+		return "taken";
+	case orders_BranchState_COMMITTED:
+		return "committed";
+	case orders_BranchState_ABORTED:
+		return "aborted";
+	case orders_BranchState_COMPENSATED:
+		return "returned";
+	default:
+		return "unknown";
 	}
-	sku = orders_fields_get(&f, "sku");
-	qty = orders_fields_get(&f, "qty");
-	if (!orders_name_ok(sku)) {
-		snprintf(err, cap,
-		    "bad payload: sku must be 1-%d of [A-Za-z0-9._-]",
-		    ORDERS_NAME_MAX);
-		return -1;
-	}
-	if (orders_qty_parse(qty, &rq->qty) != 0 || rq->qty == 0) {
-		snprintf(err, cap, "bad payload: qty must be 1-%u, got '%s'",
-		    ORDERS_QTY_MAX, qty);
-		return -1;
-	}
-	snprintf(rq->sku, sizeof(rq->sku), "%s", sku);
-	return 0;
-}
-
-// Loads the branch's record. Returns 1 found, 0 absent, -1 storage error.
-static int
-rec_load(inventory *inv, const char *key, branch_rec *rec)
-{
-	char          buf[512];
-	char          err[160];
-	orders_fields f;
-	const char   *v;
-	int           rv;
-
-	memset(rec, 0, sizeof(*rec));
-	if ((rv = orders_kv_get(inv->kv, key, buf, sizeof(buf))) != 1) {
-		return rv;
-	}
-	// We wrote this record ourselves; a record we cannot read means the
-	// database is damaged, which is a storage error, not a business one.
-	if (orders_fields_parse(&f, buf, strlen(buf), err, sizeof(err)) != 0 ||
-	    (v = orders_fields_get(&f, "state")) == NULL) {
-		fprintf(stderr, NAME ": corrupt record %s: %s\n", key, buf);
-		return -1;
-	}
-	snprintf(rec->state, sizeof(rec->state), "%s", v);
-	if ((v = orders_fields_get(&f, "sku")) != NULL) {
-		snprintf(rec->sku, sizeof(rec->sku), "%s", v);
-	}
-	if ((v = orders_fields_get(&f, "qty")) != NULL &&
-	    orders_qty_parse(v, &rec->qty) != 0) {
-		fprintf(stderr, NAME ": corrupt record %s: %s\n", key, buf);
-		return -1;
-	}
-	if ((v = orders_fields_get(&f, "why")) != NULL) {
-		snprintf(rec->why, sizeof(rec->why), "%s", v);
-	}
-	return 1;
-}
-
-static bool
-rec_is(const branch_rec *rec, const char *state)
-{
-	return strcmp(rec->state, state) == 0;
 }
 
 // Reads the stock of sku. Returns 1 found, 0 unknown SKU, -1 error.
 static int
-stock_load(inventory *inv, const char *sku, uint32_t *stock)
+stock_load(inventory *inv, const char *sku, uint32_t *count)
 {
-	char key[STOCK_KEY_MAX];
-	char buf[32];
-	int  rv;
+	char         key[STOCK_KEY_MAX];
+	orders_Stock s = orders_Stock_init_zero;
+	int          rv;
 
 	snprintf(key, sizeof(key), "stock/%s", sku);
-	if ((rv = orders_kv_get(inv->kv, key, buf, sizeof(buf))) != 1) {
-		return rv;
-	}
-	if (orders_qty_parse(buf, stock) != 0) {
-		fprintf(stderr, NAME ": corrupt stock %s: %s\n", key, buf);
-		return -1;
-	}
-	return 1;
+	rv     = orders_record_get(inv->kv, key, orders_Stock_fields, &s);
+	*count = s.count;
+	return rv;
 }
 
 // Stages the branch record, and the new stock of sku when sku is not NULL,
 // in the barrier's batch: the business change, the record and the
 // barrier's own record of the call are written in one synced write.
-static void
-save(dtx_reply *reply, const char *bkey, const char *rec, const char *sku,
-    uint32_t stock)
+static int
+save(dtx_reply *reply, const char *bkey, const orders_InventoryBranch *rec,
+    const char *sku, uint32_t count)
 {
-	char key[STOCK_KEY_MAX];
-	char val[16];
+	char         key[STOCK_KEY_MAX];
+	orders_Stock s = orders_Stock_init_zero;
 
-	orders_stage_put(reply, bkey, rec);
-	if (sku != NULL) {
-		snprintf(key, sizeof(key), "stock/%s", sku);
-		snprintf(val, sizeof(val), "%" PRIu32, stock);
-		orders_stage_put(reply, key, val);
+	if (orders_record_stage(
+	        reply, bkey, orders_InventoryBranch_fields, rec) != 0) {
+		return -1;
 	}
+	if (sku == NULL) {
+		return 0;
+	}
+	snprintf(key, sizeof(key), "stock/%s", sku);
+	s.count = count;
+	return orders_record_stage(reply, key, orders_Stock_fields, &s);
 }
 
 // A storage failure is transient from the coordinator's point of view: it
-// calls again later, and the record makes the retry safe.
+// calls again later, and the barrier drops what was staged.
 static dtx_result
 storage_failed(const dtx_call *call, dtx_reply *reply)
 {
 	orders_story(NAME, call, "-> storage error, asking for a retry");
-	orders_reply(reply, NULL, "inventory storage error, retry");
+	dtx_reply_set_message(reply, "inventory storage error, retry");
 	return DTX_RETRY;
 }
 
-// Takes rq->qty of rq->sku from stock and records the branch in state
-// taken_state; or refuses. Shared by prepare and execute, which differ only
-// in the name of the resulting state. The barrier records a refusal, so a
-// redelivered call gets the same answer even if stock came back in
-// between: the coordinator may already have acted on the first one.
+// Takes req->qty of req->sku from stock and records the branch in state
+// taken; or refuses. Shared by prepare and execute, which differ only in
+// the state. The barrier records a refusal, so a redelivered call gets the
+// same answer even if stock came back in between: the coordinator may
+// already have acted on the first one.
 static dtx_result
-take_stock(inventory *inv, const dtx_call *call, dtx_reply *reply,
-    const char *bkey, const char *taken_state)
+take_stock(inventory *inv, const dtx_call *call,
+    const orders_ReserveRequest *req, orders_ReserveReply *out,
+    dtx_reply *reply, orders_BranchState taken)
 {
-	reserve_req rq;
-	uint32_t    stock = 0;
-	char        why[ORDERS_VAL_MAX + 1];
-	char        rec[512];
-	char        out[128];
-	int         rv;
+	orders_InventoryBranch rec = orders_InventoryBranch_init_zero;
+	char                   bkey[ORDERS_BRANCH_KEY_MAX];
+	char                   why[256];
+	uint32_t               stock = 0;
+	int                    rv;
 
-	if (parse_request(call, &rq, why, sizeof(why)) != 0) {
-		orders_story(NAME, call, "-> refused: %s", why);
-		orders_reply(reply, NULL, why);
-		return DTX_REFUSED;
+	if (!orders_name_ok(req->sku) || req->qty == 0) {
+		snprintf(why, sizeof(why),
+		    "bad request: sku must be 1-%d of [A-Za-z0-9._-] and qty "
+		    "at least 1",
+		    ORDERS_NAME_MAX);
+		orders_story(NAME, call, "-> %s", why);
+		dtx_reply_set_message(reply, why);
+		return DTX_BAD_REQUEST;
 	}
-	if ((rv = stock_load(inv, rq.sku, &stock)) < 0) {
+	if ((rv = stock_load(inv, req->sku, &stock)) < 0) {
 		return storage_failed(call, reply);
 	}
-	if (rv == 0 || stock < rq.qty) {
+	if (rv == 0 || stock < req->qty) {
 		if (rv == 0) {
-			snprintf(why, sizeof(why), "unknown sku %s", rq.sku);
+			snprintf(why, sizeof(why), "unknown sku %s", req->sku);
 		} else {
 			snprintf(why, sizeof(why),
 			    "out of stock: %s has %" PRIu32 ", asked %" PRIu32,
-			    rq.sku, stock, rq.qty);
+			    req->sku, stock, req->qty);
 		}
 		orders_story(NAME, call, "%s x%" PRIu32 " -> refused: %s",
-		    rq.sku, rq.qty, why);
-		orders_reply(reply, NULL, why);
+		    req->sku, req->qty, why);
+		dtx_reply_set_message(reply, why);
 		return DTX_REFUSED;
 	}
-	stock -= rq.qty;
-	snprintf(rec, sizeof(rec), "state=%s;sku=%s;qty=%" PRIu32, taken_state,
-	    rq.sku, rq.qty);
-	save(reply, bkey, rec, rq.sku, stock);
+	stock -= req->qty;
+	rec.state = taken;
+	snprintf(rec.sku, sizeof(rec.sku), "%s", req->sku);
+	rec.qty = req->qty;
+	orders_branch_key(bkey, call);
+	if (save(reply, bkey, &rec, req->sku, stock) != 0) {
+		return storage_failed(call, reply);
+	}
 	orders_story(NAME, call, "%s x%" PRIu32 " -> %s (stock %" PRIu32 ")",
-	    rq.sku, rq.qty, taken_state, stock);
-	snprintf(out, sizeof(out), "sku=%s;qty=%" PRIu32 ";stock=%" PRIu32,
-	    rq.sku, rq.qty, stock);
+	    req->sku, req->qty, state_name(taken), stock);
+	snprintf(out->sku, sizeof(out->sku), "%s", req->sku);
+	out->qty   = req->qty;
+	out->stock = stock;
 	snprintf(why, sizeof(why), "%s %" PRIu32 " %s, %" PRIu32 " left",
-	    taken_state, rq.qty, rq.sku, stock);
-	orders_reply(reply, out, why);
+	    state_name(taken), req->qty, req->sku, stock);
+	dtx_reply_set_message(reply, why);
 	return DTX_OK;
 }
 
-// Puts a branch's quantity back into stock and moves its record to
-// back_state.
 static dtx_result
-give_back(inventory *inv, const dtx_call *call, dtx_reply *reply,
-    const char *bkey, const branch_rec *rec, const char *back_state)
+reserve_prepare(const dtx_call *call, const orders_ReserveRequest *req,
+    orders_ReserveReply *out, dtx_reply *reply, void *arg)
 {
-	uint32_t stock = 0;
-	char     buf[512];
-	char     out[128];
-	int      rv;
+	return take_stock(
+	    arg, call, req, out, reply, orders_BranchState_RESERVED);
+}
 
-	if ((rv = stock_load(inv, rec->sku, &stock)) < 0) {
-		return storage_failed(call, reply);
-	}
-	stock += rec->qty;
-	snprintf(buf, sizeof(buf), "state=%s;sku=%s;qty=%" PRIu32, back_state,
-	    rec->sku, rec->qty);
-	save(reply, bkey, buf, rec->sku, stock);
-	orders_story(NAME, call,
-	    "%s x%" PRIu32 " -> given back (stock %" PRIu32 ")", rec->sku,
-	    rec->qty, stock);
-	snprintf(out, sizeof(out), "sku=%s;qty=%" PRIu32 ";stock=%" PRIu32,
-	    rec->sku, rec->qty, stock);
-	snprintf(buf, sizeof(buf),
-	    "gave back %" PRIu32 " %s, %" PRIu32 " left", rec->qty, rec->sku,
-	    stock);
-	orders_reply(reply, out, buf);
-	return DTX_OK;
+static dtx_result
+reserve_execute(const dtx_call *call, const orders_ReserveRequest *req,
+    orders_ReserveReply *out, dtx_reply *reply, void *arg)
+{
+	return take_stock(
+	    arg, call, req, out, reply, orders_BranchState_TAKEN);
 }
 
 // The barrier only lets a commit, abort or compensate through for a branch
@@ -268,76 +193,134 @@ give_back(inventory *inv, const dtx_call *call, dtx_reply *reply,
 // When it does not, the data was damaged; phase two cannot be refused, so
 // the call is acknowledged loudly rather than retried forever.
 static dtx_result
-odd_call(
-    const dtx_call *call, dtx_reply *reply, const branch_rec *rec, bool found)
+odd_call(const dtx_call *call, dtx_reply *reply,
+    const orders_InventoryBranch *rec, bool found)
 {
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "nothing to do: branch is %s",
-	    found ? rec->state : "unknown");
+	    found ? state_name(rec->state) : "unknown");
 	fprintf(stderr, NAME ": warning: %s %s/%u: %s\n",
 	    dtx_phase_name(call->phase), call->gid, (unsigned)call->branch_id,
 	    msg);
 	orders_story(NAME, call, "-> %s", msg);
-	orders_reply(reply, NULL, msg);
+	dtx_reply_set_message(reply, msg);
 	return DTX_OK;
 }
 
-// Runs with inv->mu held (the barrier's lock), once per (gid, branch,
-// phase).
+// Settles a branch found in state from: moves its record to to, and gives
+// its quantity back to the stock when give_back.
 static dtx_result
-on_call(const dtx_call *call, dtx_reply *reply, void *arg)
+settle(inventory *inv, const dtx_call *call, dtx_reply *reply,
+    orders_BranchState from, orders_BranchState to, bool give_back)
 {
-	inventory *inv = arg;
-	char       bkey[ORDERS_BRANCH_KEY_MAX];
-	branch_rec rec;
-	bool       found;
-	int        rv;
+	orders_InventoryBranch rec = orders_InventoryBranch_init_zero;
+	char                   bkey[ORDERS_BRANCH_KEY_MAX];
+	char                   msg[160];
+	uint32_t               stock = 0;
+	int                    rv;
 
 	orders_branch_key(bkey, call);
-	if ((rv = rec_load(inv, bkey, &rec)) < 0) {
+	rv = orders_record_get(
+	    inv->kv, bkey, orders_InventoryBranch_fields, &rec);
+	if (rv < 0) {
 		return storage_failed(call, reply);
 	}
-	found = rv == 1;
-	switch (call->phase) {
-	case DTX_PHASE_PREPARE:
-		return take_stock(inv, call, reply, bkey, "reserved");
-	case DTX_PHASE_EXECUTE:
-		return take_stock(inv, call, reply, bkey, "taken");
-	case DTX_PHASE_COMMIT:
-		if (found && rec_is(&rec, "reserved")) {
-			// The stock was taken at prepare; committing only
-			// settles the reservation.
-			char buf[256];
-			snprintf(buf, sizeof(buf),
-			    "state=committed;sku=%s;qty=%" PRIu32, rec.sku,
-			    rec.qty);
-			save(reply, bkey, buf, NULL, 0);
-			orders_story(NAME, call,
-			    "%s x%" PRIu32 " -> reservation settled", rec.sku,
-			    rec.qty);
-			snprintf(buf, sizeof(buf), "settled %" PRIu32 " %s",
-			    rec.qty, rec.sku);
-			orders_reply(reply, NULL, buf);
-			return DTX_OK;
-		}
-		return odd_call(call, reply, &rec, found);
-	case DTX_PHASE_ABORT:
-		if (found && rec_is(&rec, "reserved")) {
-			return give_back(
-			    inv, call, reply, bkey, &rec, "aborted");
-		}
-		return odd_call(call, reply, &rec, found);
-	case DTX_PHASE_COMPENSATE:
-		if (found && rec_is(&rec, "taken")) {
-			return give_back(
-			    inv, call, reply, bkey, &rec, "returned");
-		}
-		return odd_call(call, reply, &rec, found);
-	default:
-		orders_reply(reply, NULL, "unknown phase");
-		return DTX_REFUSED;
+	if (rv == 0 || rec.state != from) {
+		return odd_call(call, reply, &rec, rv == 1);
 	}
+	rec.state = to;
+	if (!give_back) {
+		// The stock was taken at prepare; committing only settles
+		// the reservation.
+		if (save(reply, bkey, &rec, NULL, 0) != 0) {
+			return storage_failed(call, reply);
+		}
+		orders_story(NAME, call,
+		    "%s x%" PRIu32 " -> reservation settled", rec.sku,
+		    rec.qty);
+		snprintf(msg, sizeof(msg), "settled %" PRIu32 " %s", rec.qty,
+		    rec.sku);
+		dtx_reply_set_message(reply, msg);
+		return DTX_OK;
+	}
+	if (stock_load(inv, rec.sku, &stock) < 0) {
+		return storage_failed(call, reply);
+	}
+	stock += rec.qty;
+	if (save(reply, bkey, &rec, rec.sku, stock) != 0) {
+		return storage_failed(call, reply);
+	}
+	orders_story(NAME, call,
+	    "%s x%" PRIu32 " -> given back (stock %" PRIu32 ")", rec.sku,
+	    rec.qty, stock);
+	snprintf(msg, sizeof(msg),
+	    "gave back %" PRIu32 " %s, %" PRIu32 " left", rec.qty, rec.sku,
+	    stock);
+	dtx_reply_set_message(reply, msg);
+	return DTX_OK;
+}
+
+static dtx_result
+reserve_commit(const dtx_call *call, const orders_ReserveRequest *req,
+    dtx_reply *reply, void *arg)
+{
+	(void)req;
+	return settle(arg, call, reply, orders_BranchState_RESERVED,
+	    orders_BranchState_COMMITTED, false);
+}
+
+static dtx_result
+reserve_abort(const dtx_call *call, const orders_ReserveRequest *req,
+    dtx_reply *reply, void *arg)
+{
+	(void)req;
+	return settle(arg, call, reply, orders_BranchState_RESERVED,
+	    orders_BranchState_ABORTED, true);
+}
+
+static dtx_result
+reserve_compensate(const dtx_call *call, const orders_ReserveRequest *req,
+    dtx_reply *reply, void *arg)
+{
+	(void)req;
+	return settle(arg, call, reply, orders_BranchState_TAKEN,
+	    orders_BranchState_COMPENSATED, true);
+}
+
+static int
+register_inventory(dtx_participant *p, void *arg)
+{
+	static const orders_Inventory_service svc = {
+	    .reserve =
+	        {
+	            .prepare    = reserve_prepare,
+	            .commit     = reserve_commit,
+	            .abort      = reserve_abort,
+	            .execute    = reserve_execute,
+	            .compensate = reserve_compensate,
+	        },
+	};
+
+	return orders_Inventory_register(p, &svc, arg);
+}
+
+// Parses the N of a --stock SKU=N argument: decimal digits only.
+static int
+count_parse(const char *s, uint32_t *out)
+{
+	char         *end;
+	unsigned long n;
+
+	if (*s < '0' || *s > '9') {
+		return -1;
+	}
+	n = strtoul(s, &end, 10);
+	if (*end != '\0' || n > UINT32_MAX) {
+		return -1;
+	}
+	*out = (uint32_t)n;
+	return 0;
 }
 
 // Seeds stock from --stock SKU=N arguments, once: on later starts the
@@ -346,10 +329,12 @@ static int
 seed(inventory *inv, char **stock, int nstock)
 {
 	orders_batch *b;
-	char          buf[16];
+	unsigned char buf[16];
+	size_t        len;
 	int           rv;
 
-	if ((rv = orders_kv_get(inv->kv, SEEDED_KEY, buf, sizeof(buf))) != 0) {
+	rv = orders_kv_get(inv->kv, SEEDED_KEY, buf, sizeof(buf), &len);
+	if (rv != 0) {
 		if (rv == 1 && nstock > 0) {
 			printf(NAME ": already seeded, ignoring --stock\n");
 		}
@@ -359,22 +344,26 @@ seed(inventory *inv, char **stock, int nstock)
 		return -1;
 	}
 	for (int i = 0; i < nstock; i++) {
-		char    *eq = strchr(stock[i], '=');
-		char     key[STOCK_KEY_MAX];
-		uint32_t n;
+		char        *eq = strchr(stock[i], '=');
+		char         key[STOCK_KEY_MAX];
+		orders_Stock s = orders_Stock_init_zero;
 
 		if (eq == NULL) {
 			goto bad;
 		}
 		*eq = '\0';
 		if (!orders_name_ok(stock[i]) ||
-		    orders_qty_parse(eq + 1, &n) != 0) {
+		    count_parse(eq + 1, &s.count) != 0) {
 			*eq = '=';
 			goto bad;
 		}
 		snprintf(key, sizeof(key), "stock/%s", stock[i]);
-		orders_batch_put(b, key, eq + 1);
-		printf(NAME ": seeded %s with %" PRIu32 "\n", stock[i], n);
+		if (orders_record_put(b, key, orders_Stock_fields, &s) != 0) {
+			*eq = '=';
+			goto bad;
+		}
+		printf(
+		    NAME ": seeded %s with %" PRIu32 "\n", stock[i], s.count);
 		*eq = '=';
 		continue;
 	bad:
@@ -383,21 +372,41 @@ seed(inventory *inv, char **stock, int nstock)
 		orders_batch_free(b);
 		return -1;
 	}
-	orders_batch_put(b, SEEDED_KEY, "1");
+	orders_batch_put(b, SEEDED_KEY, "1", 1);
 	rv = orders_kv_write(inv->kv, b);
 	orders_batch_free(b);
 	return rv;
 }
 
+// --dump: "stock <sku> <count>" for every SKU, and "reservation
+// <gid>/<branch> state=reserved;sku=<sku>;qty=<n>" for every open 2PC
+// reservation (prepared, no decision yet).
 static void
-dump_one(const char *key, const char *val, void *arg)
+dump_one(const char *key, const void *val, size_t len, void *arg)
 {
-	(void)arg;
+	int *failed = arg;
+
 	if (strncmp(key, "stock/", 6) == 0) {
-		printf("stock %s %s\n", key + 6, val);
-	} else if (strstr(val, "state=reserved;") == val) {
-		// An open 2PC reservation: prepared, no decision yet.
-		printf("reservation %s %s\n", key + 7, val);
+		orders_Stock s = orders_Stock_init_zero;
+		if (orders_record_decode(
+		        key, val, len, orders_Stock_fields, &s) != 0) {
+			*failed = 1;
+			return;
+		}
+		printf("stock %s %" PRIu32 "\n", key + 6, s.count);
+	} else {
+		orders_InventoryBranch b = orders_InventoryBranch_init_zero;
+		if (orders_record_decode(key, val, len,
+		        orders_InventoryBranch_fields, &b) != 0) {
+			*failed = 1;
+			return;
+		}
+		if (b.state == orders_BranchState_RESERVED) {
+			printf(
+			    "reservation %s state=reserved;sku=%s;qty=%" PRIu32
+			    "\n",
+			    key + 7, b.sku, b.qty);
+		}
 	}
 }
 
@@ -405,15 +414,17 @@ static int
 dump(const char *dir)
 {
 	orders_kv *kv;
-	int        rv;
+	int        failed = 0;
 
 	if (orders_kv_open(&kv, dir, true) != 0) {
 		return 1;
 	}
-	rv = orders_kv_scan(kv, "stock/", dump_one, NULL) != 0 ||
-	    orders_kv_scan(kv, "branch/", dump_one, NULL) != 0;
+	if (orders_kv_scan(kv, "stock/", dump_one, &failed) != 0 ||
+	    orders_kv_scan(kv, "branch/", dump_one, &failed) != 0) {
+		failed = 1;
+	}
 	orders_kv_close(kv);
-	return rv;
+	return failed;
 }
 
 static void
@@ -427,13 +438,6 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	static const dtx_method_ops ops = {
-	    .prepare    = on_call,
-	    .commit     = on_call,
-	    .abort      = on_call,
-	    .execute    = on_call,
-	    .compensate = on_call,
-	};
 	const char *url = NULL, *dir = NULL;
 	char      **stock     = calloc((size_t)argc, sizeof(char *));
 	int         nstock    = 0;
@@ -482,8 +486,8 @@ main(int argc, char **argv)
 	}
 	free(stock);
 	pthread_mutex_init(&inv.mu, NULL);
-	rv = orders_service_run(
-	    NAME, url, "Reserve", &ops, &inv, inv.kv, &inv.mu, &stop);
+	rv = orders_service_run(NAME, url, "Reserve", register_inventory, &inv,
+	    inv.kv, &inv.mu, &stop);
 	pthread_mutex_destroy(&inv.mu);
 	orders_kv_close(inv.kv);
 	return rv;

@@ -81,35 +81,56 @@ orders_kv_close(orders_kv *kv)
 	free(kv);
 }
 
+bool
+orders_name_ok(const char *s)
+{
+	size_t n = s != NULL ? strnlen(s, ORDERS_NAME_MAX + 1) : 0;
+
+	if (n == 0 || n > ORDERS_NAME_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		        c == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
 int
-orders_kv_get(orders_kv *kv, const char *key, char *buf, size_t cap)
+orders_kv_get(
+    orders_kv *kv, const char *key, void *buf, size_t cap, size_t *len)
 {
 	char  *err = NULL;
-	size_t len = 0;
+	size_t n   = 0;
 	char  *val;
 
-	val = rocksdb_get(kv->db, kv->ropts, key, strlen(key), &len, &err);
+	val = rocksdb_get(kv->db, kv->ropts, key, strlen(key), &n, &err);
 	if (err != NULL) {
 		return kv_failed("get", err);
 	}
 	if (val == NULL) {
 		return 0;
 	}
-	if (len >= cap) {
+	if (n > cap) {
 		fprintf(stderr, "storage: value of %s too long (%zu bytes)\n",
-		    key, len);
+		    key, n);
 		rocksdb_free(val);
 		return -1;
 	}
-	memcpy(buf, val, len);
-	buf[len] = '\0';
+	memcpy(buf, val, n);
+	*len = n;
 	rocksdb_free(val);
 	return 1;
 }
 
 int
-orders_kv_scan(orders_kv *kv, const char                          *prefix,
-    void (*fn)(const char *key, const char *val, void *arg), void *arg)
+orders_kv_scan(orders_kv *kv, const char *prefix,
+    void (*fn)(const char *key, const void *val, size_t len, void *arg),
+    void *arg)
 {
 	rocksdb_iterator_t *it;
 	size_t              plen = strlen(prefix);
@@ -122,21 +143,19 @@ orders_kv_scan(orders_kv *kv, const char                          *prefix,
 		size_t      klen, vlen;
 		const char *k = rocksdb_iter_key(it, &klen);
 		const char *v = rocksdb_iter_value(it, &vlen);
-		char        kbuf[512], vbuf[512];
+		char        kbuf[512];
 
 		if (klen < plen || memcmp(k, prefix, plen) != 0) {
 			break;
 		}
-		// Our own records are short text; anything longer was not
-		// written by these samples and is skipped rather than cut.
-		if (klen >= sizeof(kbuf) || vlen >= sizeof(vbuf)) {
+		// Our own keys are short; a longer one was not written by
+		// these samples and is skipped rather than cut.
+		if (klen >= sizeof(kbuf)) {
 			continue;
 		}
 		memcpy(kbuf, k, klen);
 		kbuf[klen] = '\0';
-		memcpy(vbuf, v, vlen);
-		vbuf[vlen] = '\0';
-		fn(kbuf, vbuf, arg);
+		fn(kbuf, v, vlen, arg);
 	}
 	rocksdb_iter_get_error(it, &err);
 	if (err != NULL) {
@@ -153,10 +172,10 @@ orders_kv_rocksdb(orders_kv *kv)
 }
 
 void
-orders_stage_put(dtx_reply *r, const char *key, const char *val)
+orders_stage_put(dtx_reply *r, const char *key, const void *val, size_t len)
 {
 	rocksdb_writebatch_put(
-	    dtx_reply_writebatch(r), key, strlen(key), val, strlen(val));
+	    dtx_reply_writebatch(r), key, strlen(key), val, len);
 }
 
 void
@@ -178,9 +197,9 @@ orders_batch_alloc(void)
 }
 
 void
-orders_batch_put(orders_batch *b, const char *key, const char *val)
+orders_batch_put(orders_batch *b, const char *key, const void *val, size_t len)
 {
-	rocksdb_writebatch_put(b->wb, key, strlen(key), val, strlen(val));
+	rocksdb_writebatch_put(b->wb, key, strlen(key), val, len);
 }
 
 void

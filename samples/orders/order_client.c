@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
-// order-client: places one order as a distributed transaction. In 2PC mode
-// the inventory's Reserve and the order service's Create are prepared in
-// parallel and committed together. In saga mode Create runs first and
+// order-client: places one order as a distributed transaction, with the
+// typed client calls protoc-gen-dtx generated from orders.proto. In 2PC
+// mode the inventory's Reserve and the order service's Create are prepared
+// in parallel and committed together. In saga mode Create runs first and
 // Reserve second, so a Reserve that is refused (out of stock) compensates
-// the order that was already confirmed. It prints the outcome and what each
-// branch answered last, and exits 0 when the transaction ran, whatever its
-// outcome: a refused order is a correct answer, not an error.
+// the order that was already confirmed. It prints the outcome, what each
+// branch answered last and the typed reply of its forward phase, and exits
+// 0 when the transaction ran, whatever its outcome: a refused order is a
+// correct answer, not an error.
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +19,8 @@
 #include <time.h>
 
 #include <dtx/dtx.h>
+
+#include "orders.dtx.h"
 
 enum {
 	EXIT_USAGE = 2,
@@ -32,7 +37,7 @@ typedef struct args {
 	const char *inventory_url;
 	dtx_mode    mode;
 	const char *sku;
-	const char *qty;
+	uint32_t    qty;
 	const char *order_id;
 	long        wait_ms;
 } args;
@@ -78,7 +83,13 @@ parse_args(int argc, char **argv, args *a)
 		} else if (strcmp(opt, "--sku") == 0) {
 			a->sku = val;
 		} else if (strcmp(opt, "--qty") == 0) {
-			a->qty = val;
+			char         *end;
+			unsigned long n = strtoul(val, &end, 10);
+			if (*val < '0' || *val > '9' || *end != '\0' ||
+			    n > UINT32_MAX) {
+				return -1;
+			}
+			a->qty = (uint32_t)n;
 		} else if (strcmp(opt, "--order-id") == 0) {
 			a->order_id = val;
 		} else if (strcmp(opt, "--wait-ms") == 0) {
@@ -93,7 +104,7 @@ parse_args(int argc, char **argv, args *a)
 	}
 	if (a->coordinator == NULL || a->order_url == NULL ||
 	    a->inventory_url == NULL || a->mode == 0 || a->sku == NULL ||
-	    a->qty == NULL) {
+	    a->qty == 0) {
 		return -1;
 	}
 	return 0;
@@ -136,23 +147,30 @@ wait_coordinator(dtx_client *c, long wait_ms)
 	return rv;
 }
 
-// Prints a reply payload as text when it is printable, else as its size:
-// the samples' payloads are text, but a branch result may come from anyone.
+// Prints the typed reply branch i sent from its forward phase (prepare or
+// execute), when there is one to decode.
 static void
-print_payload(const void *data, size_t len)
+print_reply(const dtx_tx *tx, unsigned i)
 {
-	const unsigned char *p = data;
+	const char *m = dtx_tx_branch_method(tx, i);
 
-	if (len == 0) {
-		return;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < 0x20 || p[i] >= 0x7f) {
-			printf("      payload: (%zu bytes of binary)\n", len);
-			return;
+	if (m != NULL && strcmp(m, orders_Inventory_Reserve_METHOD) == 0) {
+		orders_ReserveReply r;
+		if (orders_Inventory_Reserve_reply(tx, i, &r) == 0) {
+			printf("      reply: sku=%s qty=%" PRIu32
+			       " stock=%" PRIu32 "\n",
+			    r.sku, r.qty, r.stock);
+		}
+	} else if (m != NULL && strcmp(m, orders_Orders_Create_METHOD) == 0) {
+		orders_CreateReply r;
+		if (orders_Orders_Create_reply(tx, i, &r) == 0) {
+			printf("      reply: order=%s status=%s\n", r.order,
+			    r.status == orders_OrderStatus_PENDING ? "PENDING"
+			        : r.status == orders_OrderStatus_CONFIRMED
+			        ? "CONFIRMED"
+			        : "CANCELLED");
 		}
 	}
-	printf("      payload: %.*s\n", (int)len, (const char *)data);
 }
 
 static void
@@ -177,21 +195,21 @@ print_branches(const dtx_tx *tx, const char *const *names)
 		if (br.message != NULL && br.message[0] != '\0') {
 			printf("      message: %s\n", br.message);
 		}
-		print_payload(br.payload, br.payload_len);
+		print_reply(tx, i);
 	}
 }
 
 int
 main(int argc, char **argv)
 {
-	args        a;
-	dtx_client *c  = NULL;
-	dtx_tx     *tx = NULL;
-	dtx_state   outcome;
-	char        order_id[DTX_GID_MAX + 8];
-	char        reserve[256], create[256 + sizeof(order_id)];
-	const char *names[2];
-	int         rv;
+	args                  a;
+	dtx_client           *c  = NULL;
+	dtx_tx               *tx = NULL;
+	dtx_state             outcome;
+	orders_ReserveRequest reserve = orders_ReserveRequest_init_zero;
+	orders_CreateRequest  create  = orders_CreateRequest_init_zero;
+	const char           *names[2];
+	int                   rv;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (parse_args(argc, argv, &a) != 0) {
@@ -213,24 +231,36 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	// Without --order-id the order is named after the transaction, so
-	// the two are easy to match in the services' output.
+	// the two are easy to match in the services' output. The services
+	// check the names; they are not checked here, so that a bad --sku
+	// shows the participant's answer.
 	if (a.order_id != NULL) {
-		snprintf(order_id, sizeof(order_id), "%s", a.order_id);
+		snprintf(create.order, sizeof(create.order), "%s", a.order_id);
 	} else {
-		snprintf(order_id, sizeof(order_id), "o-%.8s", dtx_tx_gid(tx));
+		snprintf(create.order, sizeof(create.order), "o-%.8s",
+		    dtx_tx_gid(tx));
 	}
-	// The services check these payloads strictly; they are not
-	// validated here so that a bad --sku shows the participant's answer.
-	snprintf(reserve, sizeof(reserve), "sku=%s;qty=%s", a.sku, a.qty);
-	snprintf(create, sizeof(create), "order=%s;sku=%s;qty=%s", order_id,
-	    a.sku, a.qty);
+	if (strlen(a.sku) >= sizeof(reserve.sku) ||
+	    (a.order_id != NULL &&
+	        strlen(a.order_id) >= sizeof(create.order))) {
+		fprintf(stderr,
+		    "order-client: --sku and --order-id are at most "
+		    "%zu bytes\n",
+		    sizeof(reserve.sku) - 1);
+		rv = DTX_EINVAL;
+		goto fail;
+	}
+	snprintf(reserve.sku, sizeof(reserve.sku), "%s", a.sku);
+	reserve.qty = a.qty;
+	snprintf(create.sku, sizeof(create.sku), "%s", a.sku);
+	create.qty = a.qty;
 	if (a.mode == DTX_2PC) {
 		names[0] = "inventory.Reserve";
 		names[1] = "order.Create";
-		if ((rv = dtx_tx_add(tx, a.inventory_url, "Reserve", reserve,
-		         strlen(reserve))) != 0 ||
-		    (rv = dtx_tx_add(tx, a.order_url, "Create", create,
-		         strlen(create))) != 0) {
+		if ((rv = orders_Inventory_Reserve_add(
+		         tx, a.inventory_url, &reserve)) != 0 ||
+		    (rv = orders_Orders_Create_add(
+		         tx, a.order_url, &create)) != 0) {
 			goto fail;
 		}
 	} else {
@@ -238,15 +268,15 @@ main(int argc, char **argv)
 		// back and cancels it, which is the case sagas are for.
 		names[0] = "order.Create";
 		names[1] = "inventory.Reserve";
-		if ((rv = dtx_tx_add(tx, a.order_url, "Create", create,
-		         strlen(create))) != 0 ||
-		    (rv = dtx_tx_add(tx, a.inventory_url, "Reserve", reserve,
-		         strlen(reserve))) != 0) {
+		if ((rv = orders_Orders_Create_add(
+		         tx, a.order_url, &create)) != 0 ||
+		    (rv = orders_Inventory_Reserve_add(
+		         tx, a.inventory_url, &reserve)) != 0) {
 			goto fail;
 		}
 	}
-	printf("order-client: %s order %s: %s x%s (tx %s)\n",
-	    dtx_mode_name(a.mode), order_id, a.sku, a.qty, dtx_tx_gid(tx));
+	printf("order-client: %s order %s: %s x%" PRIu32 " (tx %s)\n",
+	    dtx_mode_name(a.mode), create.order, a.sku, a.qty, dtx_tx_gid(tx));
 	if ((rv = dtx_tx_commit(tx, &outcome)) != 0) {
 		goto fail;
 	}

@@ -36,8 +36,8 @@ unlock_mu(void *mu)
 }
 
 int
-orders_service_run(const char *name, const char *url, const char *method,
-    const dtx_method_ops *ops, void *arg, orders_kv *kv, pthread_mutex_t *mu,
+orders_service_run(const char *name, const char *url, const char *what,
+    orders_register_fn reg, void *arg, orders_kv *kv, pthread_mutex_t *mu,
     const sigset_t *stop_signals)
 {
 	dtx_barrier_opts bo = {
@@ -46,17 +46,16 @@ orders_service_run(const char *name, const char *url, const char *method,
 	int              rv;
 	int              sig = 0;
 
-	if ((rv = dtx_participant_open(&p)) != 0 ||
-	    (rv = dtx_participant_register(p, method, ops, arg)) != 0 ||
+	if ((rv = dtx_participant_open(&p)) != 0 || (rv = reg(p, arg)) != 0 ||
 	    (rv = dtx_participant_use_barrier(
 	         p, orders_kv_rocksdb(kv), &bo)) != 0 ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
-		fprintf(stderr, "%s: cannot serve %s on %s: %s\n", name,
-		    method, url, dtx_strerror(rv));
+		fprintf(stderr, "%s: cannot serve %s on %s: %s %s\n", name,
+		    what, url, dtx_strerror(rv), dtx_participant_message(p));
 		dtx_participant_close(p);
 		return 1;
 	}
-	printf("%s: serving %s on %s\n", name, method, url);
+	printf("%s: serving %s on %s\n", name, what, url);
 	sigwait(stop_signals, &sig);
 	printf(
 	    "%s: %s, stopping\n", name, sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -67,9 +66,10 @@ orders_service_run(const char *name, const char *url, const char *method,
 void
 orders_story(const char *name, const dtx_call *call, const char *fmt, ...)
 {
-	char    what[512];
-	char    again[32] = "";
-	va_list ap;
+	char        what[512];
+	char        again[32] = "";
+	const char *method;
+	va_list     ap;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
@@ -80,20 +80,10 @@ orders_story(const char *name, const dtx_call *call, const char *fmt, ...)
 		snprintf(again, sizeof(again), " (attempt %u)",
 		    (unsigned)call->attempt);
 	}
+	method = strrchr(call->method, '/');
 	printf("%s: [%.8s/%u] %s %s %s%s\n", name, call->gid,
 	    (unsigned)call->branch_id, dtx_phase_name(call->phase),
-	    call->method, what, again);
-}
-
-void
-orders_reply(dtx_reply *r, const char *payload, const char *message)
-{
-	if (payload != NULL) {
-		// A payload that does not fit is not worth failing the branch
-		// for: the message still tells the story.
-		(void)dtx_reply_set_payload(r, payload, strlen(payload));
-	}
-	dtx_reply_set_message(r, message);
+	    method != NULL ? method + 1 : call->method, what, again);
 }
 
 void

@@ -21,25 +21,27 @@
 // only by orders_service_run().
 void orders_process_init(sigset_t *stop_signals);
 
-// Serves method with ops (arg passed to each callback) on url until SIGINT
-// or SIGTERM arrives, then closes the participant, which waits for running
+// Registers the service's methods on p (a generated <service>_register()
+// with the service's callbacks and arg). Returns 0 or a DTX_E* code.
+typedef int (*orders_register_fn)(dtx_participant *p, void *arg);
+
+// Serves what reg registers (arg passed to it) on url until SIGINT or
+// SIGTERM arrives, then closes the participant, which waits for running
 // callbacks. The callbacks run behind libdtx's durable barrier kept in kv:
-// each runs at most once per (gid, branch, phase), stages its writes with
-// orders_stage_put/del, and runs with mu held until its writes are on disk,
-// so that callbacks reading shared data (a SKU's stock) never interleave.
-// Returns 0, or 1 after printing the dtx error.
-int orders_service_run(const char *name, const char *url, const char *method,
-    const dtx_method_ops *ops, void *arg, orders_kv *kv, pthread_mutex_t *mu,
+// each runs at most once per (gid, branch, phase), stages its writes in the
+// barrier's batch (records.h), and runs with mu held until its writes are
+// on disk, so that callbacks reading shared data (a SKU's stock) never
+// interleave. what names the service in its first line. Returns 0, or 1
+// after printing the dtx error.
+int orders_service_run(const char *name, const char *url, const char *what,
+    orders_register_fn reg, void *arg, orders_kv *kv, pthread_mutex_t *mu,
     const sigset_t *stop_signals);
 
 // Prints "<name>: [<gid 8>/<branch>] <PHASE> <method> <what>" as one line, so
-// the demo reads like a story even with several workers printing.
+// the demo reads like a story even with several workers printing. The
+// method is the last part of its wire name ("Reserve").
 void orders_story(const char *name, const dtx_call *call, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-// Sets text as both the reply message and the reply payload. The payload is
-// the machine-readable form ("sku=widget;qty=2;stock=1"); message may be NULL.
-void orders_reply(dtx_reply *r, const char *payload, const char *message);
 
 // Storage key of a branch's record: "branch/<gid>/<branch_id>". The branch
 // id is the last, numeric segment, so keys are unambiguous whatever the gid
