@@ -5,9 +5,11 @@
 # Generates the typed dtx service of file.proto and builds it into target
 # (which must exist): one protoc run writes nanopb's file.pb.c/.h and
 # protoc-gen-dtx's file.dtx.c/.h into ${CMAKE_CURRENT_BINARY_DIR}/dtxgen, the
-# two .c files are added to target, that directory to its include path, and
-# target links dtx::dtx and nanopb (with PB_ENABLE_MALLOC, as Debian's
-# nanopb library is built). Include "file.dtx.h" in your code.
+# two .c files are added to target, that directory to its (public) include
+# path, and target links dtx::dtx and nanopb (with PB_ENABLE_MALLOC, as
+# Debian's nanopb library is built). Include "file.dtx.h" in your code. To
+# use one .proto in several targets of a directory, add it to a library
+# they link: a .proto is generated once per directory.
 #
 # The proto's name inside protoc (and so the generated paths and #includes)
 # is relative to the first IMPORT_DIRS entry that holds it, else to its own
@@ -121,10 +123,12 @@ function(dtx_add_service target proto)
     DEPFILE "${out}/${stem}.d"
     COMMENT "protoc: nanopb and dtx code for ${rel}"
     VERBATIM)
+  # PUBLIC: a library of generated code passes all of it on, since the
+  # generated header includes dtx.h and nanopb's pb.h.
   target_sources(${target} PRIVATE "${out}/${base}.pb.c"
     "${out}/${base}.dtx.c")
-  target_include_directories(${target} PRIVATE "${out}")
-  target_compile_definitions(${target} PRIVATE PB_ENABLE_MALLOC)
-  target_link_libraries(${target} PRIVATE dtx::dtx
+  target_include_directories(${target} PUBLIC "${out}")
+  target_compile_definitions(${target} PUBLIC PB_ENABLE_MALLOC)
+  target_link_libraries(${target} PUBLIC dtx::dtx
     nanopb::protobuf-nanopb-static)
 endfunction()
