@@ -415,6 +415,29 @@ dtxd_act_event(
 // Completions
 // ---------------------------------------------------------------------
 
+// Keeps a branch's reply (taking over its payload): as the last reply, and,
+// for prepare and execute, as the forward phase's too, which the later
+// phases' replies do not replace.
+static void
+keep_reply(txn_branch *mb, mcall *mc)
+{
+	free(mb->rpayload);
+	mb->rpayload     = NULL;
+	mb->rpayload_len = 0;
+	if (mc->phase == DTX_PHASE_PREPARE || mc->phase == DTX_PHASE_EXECUTE) {
+		free(mb->fpayload);
+		mb->fwd_status   = mc->status;
+		mb->fpayload     = mc->payload;
+		mb->fpayload_len = mc->payload_len;
+		mb->last_is_fwd  = true;
+	} else {
+		mb->rpayload     = mc->payload;
+		mb->rpayload_len = mc->payload_len;
+		mb->last_is_fwd  = false;
+	}
+	mc->payload = NULL;
+}
+
 void
 dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 {
@@ -436,10 +459,7 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 			free(mb->message);
 			mb->message = mc->message;
 			mc->message = NULL;
-			free(mb->rpayload);
-			mb->rpayload     = mc->payload;
-			mb->rpayload_len = mc->payload_len;
-			mc->payload      = NULL;
+			keep_reply(mb, mc);
 			if (mc->status == DTX_BRANCH_OK) {
 				crash = mc->phase == DTX_PHASE_COMMIT
 				    ? DTXI_CRASH_AFTER_FIRST_COMMIT

@@ -52,8 +52,12 @@ dtxd_txrec_info(const txn *tx, dtxi_txinfo *info)
 		dtxi_strlcpy(b->message,
 		    mb->message != NULL ? mb->message : "",
 		    sizeof(b->message));
-		b->payload.ptr = mb->rpayload;
-		b->payload.len = mb->rpayload_len;
+		b->payload.ptr = mb->last_is_fwd ? mb->fpayload : mb->rpayload;
+		b->payload.len =
+		    mb->last_is_fwd ? mb->fpayload_len : mb->rpayload_len;
+		b->forward_status      = mb->fwd_status;
+		b->forward_payload.ptr = mb->fpayload;
+		b->forward_payload.len = mb->fpayload_len;
 	}
 }
 
@@ -134,6 +138,13 @@ dtxd_txrec_load(txn *tx, const dtxd_record *rec, const uint8_t *const *specs,
 			mb->rpayload = (uint8_t *)dup_bytes(
 			    b->payload.ptr, b->payload.len);
 			mb->rpayload_len = mb->rpayload ? b->payload.len : 0;
+		}
+		mb->fwd_status = b->forward_status;
+		if (b->forward_payload.len > 0) {
+			mb->fpayload = (uint8_t *)dup_bytes(
+			    b->forward_payload.ptr, b->forward_payload.len);
+			mb->fpayload_len =
+			    mb->fpayload ? b->forward_payload.len : 0;
 		}
 		tx->core.br[i].done     = rec->done[i];
 		tx->core.br[i].phase    = b->phase;

@@ -25,11 +25,7 @@ dtxd_record_decode(dtxd_record *r, const uint8_t *buf, size_t len)
 	// TxRecord.info is not in a oneof, so nothing wipes these callbacks
 	// and they can be set before decoding.
 	dtxi_pb_dctx_init(&c, buf, len, SIZE_MAX);
-	dtxi_pb_reset_slots(&c, DTXI_SLOT_RESULT, DTX_BRANCHES_MAX);
-	for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
-		dtxi_pb_install_payload(
-		    &m.info.branches[i].payload, &c.slots[i]);
-	}
+	dtxi_pb_install_results(&c, &m.info);
 	s = pb_istream_from_buffer(buf, len);
 	if (!pb_decode(&s, &dtxp_TxRecord_msg, &m)) {
 		return dtxi_pb_decode_failed(&c, &s, "record", NULL);

@@ -59,6 +59,7 @@ txn_free(txn *tx)
 			free(tx->mb[i].method);
 			free(tx->mb[i].payload);
 			free(tx->mb[i].rpayload);
+			free(tx->mb[i].fpayload);
 			free(tx->mb[i].message);
 		}
 	}

@@ -52,6 +52,14 @@ typedef struct txn_branch {
 	char    *message;
 	uint8_t *rpayload;
 	size_t   rpayload_len;
+	// The forward phase's (prepare or execute) last reply, which the
+	// client reads next to the last phase's status (dtx_branch_result).
+	// While that reply is also the last one, rpayload is NULL and
+	// last_is_fwd says to send fpayload as both.
+	int      fwd_status;
+	uint8_t *fpayload;
+	size_t   fpayload_len;
+	bool     last_is_fwd;
 } txn_branch;
 
 // One live transaction, as the loop sees it.

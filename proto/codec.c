@@ -88,6 +88,21 @@ dtxi_pb_dctx_init(dctx *c, const uint8_t *buf, size_t len, size_t max_payload)
 		c->slots[i].ctx       = c;
 		c->slots[i].kind      = DTXI_SLOT_BRANCH;
 		c->slots[i].index     = i;
+		c->forward[i]         = c->slots[i];
+		c->forward[i].kind    = DTXI_SLOT_FORWARD;
+	}
+}
+
+void
+dtxi_pb_install_results(dctx *c, dtxp_TxInfo *m)
+{
+	dtxi_pb_reset_slots(c, DTXI_SLOT_RESULT, DTX_BRANCHES_MAX);
+	for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
+		c->forward[i].bytes.ptr = NULL;
+		c->forward[i].bytes.len = 0;
+		dtxi_pb_install_payload(&m->branches[i].payload, &c->slots[i]);
+		dtxi_pb_install_payload(
+		    &m->branches[i].forward_payload, &c->forward[i]);
 	}
 }
 
@@ -113,6 +128,10 @@ slot_name(const slot *s, char *buf, size_t cap)
 		break;
 	case DTXI_SLOT_RESULT:
 		snprintf(buf, cap, "payload of branch result %u", s->index);
+		break;
+	case DTXI_SLOT_FORWARD:
+		snprintf(
+		    buf, cap, "forward payload of branch result %u", s->index);
 		break;
 	case DTXI_SLOT_CALL:
 		snprintf(buf, cap, "payload of the branch call");
@@ -227,11 +246,7 @@ rep_body_decode(pb_istream_t *stream, const pb_field_t *field, void **arg)
 		dtxi_pb_reset_slots(c, DTXI_SLOT_RESULT, DTX_BRANCHES_MAX);
 	}
 	if (field->tag == dtxp_Reply_tx_tag) {
-		dtxp_TxInfo *m = field->pData;
-		for (unsigned i = 0; i < DTX_BRANCHES_MAX; i++) {
-			dtxi_pb_install_payload(
-			    &m->branches[i].payload, &c->slots[i]);
-		}
+		dtxi_pb_install_results(c, field->pData);
 	} else if (field->tag == dtxp_Reply_branch_tag) {
 		dtxp_BranchReply *m = field->pData;
 		c->slots[0].kind    = DTXI_SLOT_REPLY;
@@ -291,10 +306,11 @@ dtxi_pb_ms_from(uint64_t v, int64_t *out, const char *name, char *why)
 }
 
 static int
-result_from_pb(const dtxp_BranchResult *in, const slot *s,
+result_from_pb(const dtxp_BranchResult *in, const slot *s, const slot *fwd,
     dtxi_branch_result *out, unsigned i, char *why)
 {
-	if (!status_ok((int)in->status) || !phase_ok((int)in->phase)) {
+	if (!status_ok((int)in->status) || !phase_ok((int)in->phase) ||
+	    !status_ok((int)in->forward_status)) {
 		snprintf(why, DTX_MESSAGE_MAX + 1,
 		    "branch result %u has status %d, phase %d", i,
 		    (int)in->status, (int)in->phase);
@@ -305,7 +321,9 @@ result_from_pb(const dtxp_BranchResult *in, const slot *s,
 	out->phase     = (int)in->phase;
 	out->attempts  = in->attempts;
 	COPY_STR(out->message, in->message);
-	out->payload = s->bytes;
+	out->payload         = s->bytes;
+	out->forward_status  = (int)in->forward_status;
+	out->forward_payload = fwd->bytes;
 	return 0;
 }
 
@@ -333,8 +351,8 @@ dtxi_pb_txinfo_from(
 	}
 	out->nbranches = in->branches_count;
 	for (unsigned i = 0; i < in->branches_count; i++) {
-		rv = result_from_pb(
-		    &in->branches[i], &c->slots[i], &out->branches[i], i, why);
+		rv = result_from_pb(&in->branches[i], &c->slots[i],
+		    &c->forward[i], &out->branches[i], i, why);
 		if (rv != 0) {
 			return rv;
 		}
@@ -722,16 +740,22 @@ set_payload(pb_callback_t *cb, const dtxi_bytes *b)
 static int
 result_to_pb(const dtxi_branch_result *in, dtxp_BranchResult *out)
 {
+	int rv;
+
 	if (!status_ok(in->status) || !phase_ok(in->phase) ||
-	    !STR_FITS(in->message)) {
+	    !status_ok(in->forward_status) || !STR_FITS(in->message)) {
 		return DTX_EINVAL;
 	}
-	out->branch_id = in->branch_id;
-	out->status    = (dtxp_BranchStatus)in->status;
-	out->phase     = (dtxp_Phase)in->phase;
-	out->attempts  = in->attempts;
+	out->branch_id      = in->branch_id;
+	out->status         = (dtxp_BranchStatus)in->status;
+	out->phase          = (dtxp_Phase)in->phase;
+	out->attempts       = in->attempts;
+	out->forward_status = (dtxp_BranchStatus)in->forward_status;
 	COPY_STR(out->message, in->message);
-	return set_payload(&out->payload, &in->payload);
+	if ((rv = set_payload(&out->payload, &in->payload)) != 0) {
+		return rv;
+	}
+	return set_payload(&out->forward_payload, &in->forward_payload);
 }
 
 int

@@ -37,6 +37,10 @@ typedef struct dtxi_branch_result {
 	uint32_t   attempts; // calls in the current phase
 	char       message[DTX_MESSAGE_MAX + 1];
 	dtxi_bytes payload;
+	// The forward phase's (prepare or execute) reply, which later phases
+	// do not replace: its status (0: none yet) and payload.
+	int        forward_status;
+	dtxi_bytes forward_payload;
 } dtxi_branch_result;
 
 typedef struct dtxi_txinfo {

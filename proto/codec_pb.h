@@ -48,6 +48,7 @@ dtxi_pb_copy_str(char *dst, const char *src, size_t cap)
 enum dtxi_slot_kind {
 	DTXI_SLOT_BRANCH,      // SubmitRequest.branches[i].payload
 	DTXI_SLOT_RESULT,      // TxInfo.branches[i].payload
+	DTXI_SLOT_FORWARD,     // TxInfo.branches[i].forward_payload
 	DTXI_SLOT_CALL,        // BranchCall.payload
 	DTXI_SLOT_REPLY,       // BranchReply.payload
 	DTXI_SLOT_SPEC,        // a stored BranchSpec's payload
@@ -82,6 +83,7 @@ typedef struct dtxi_pb_dctx {
 	int            rc;
 	char           why[DTX_MESSAGE_MAX + 1];
 	dtxi_pb_slot   slots[DTX_BRANCHES_MAX];
+	dtxi_pb_slot   forward[DTX_BRANCHES_MAX]; // TxInfo forward payloads
 } dtxi_pb_dctx;
 
 // Starts a decode of buf[0..len): every slot empty, payloads up to
@@ -95,6 +97,10 @@ void dtxi_pb_reset_slots(
 
 // Makes a payload field record its bytes in slot s when decoded.
 void dtxi_pb_install_payload(pb_callback_t *cb, dtxi_pb_slot *s);
+
+// Installs the payload callbacks of every branch result of m (both
+// payloads of each), after forgetting what the slots held.
+void dtxi_pb_install_results(dtxi_pb_dctx *c, dtxp_TxInfo *m);
 
 // Turns a failed pb_decode of a "what" into our code, and err (may be
 // NULL) into its reason.

@@ -181,7 +181,8 @@ dtxgen_add(dtx_tx *tx, const char *endpoint, const dtx_method_desc *m,
 	return rv;
 }
 
-// Decodes the reply of branch's forward phase into out (only on success).
+// Decodes the reply of branch's forward phase (prepare or execute, which
+// dtxd keeps next to the last phase's) into out, only on success.
 static int
 dtxgen_reply(const dtx_tx *tx, unsigned branch, const dtx_method_desc *m,
     const dtxgen_io *io, void *out)
@@ -195,13 +196,15 @@ dtxgen_reply(const dtx_tx *tx, unsigned branch, const dtx_method_desc *m,
 	    (method != NULL && strcmp(method, m->name) != 0)) {
 		return DTX_EINVAL;
 	}
-	if (FORWARD_MISSING) {
+	if (br.forward_status != DTX_BRANCH_OK &&
+	    br.forward_status != DTX_BRANCH_REFUSED) {
 		return DTX_ESTATE;
 	}
 	if ((tmp = malloc(io->repsz)) == NULL) {
 		return DTX_ENOMEM;
 	}
-	in = pb_istream_from_buffer(FORWARD_PAYLOAD);
+	in =
+	    pb_istream_from_buffer(br.forward_payload, br.forward_payload_len);
 	if (!pb_decode(&in, io->repty, tmp)) {
 		free(tmp);
 		return DTX_EPROTO;
@@ -225,12 +228,6 @@ RELEASE = """	char *f = frame;
 #endif
 	free(f);"""
 
-# Until dtxd keeps the forward phase's reply next to the last phase's, the
-# reply of prepare or execute is the last one the branch answered.
-FORWARD_MISSING = (
-    "(br.phase != DTX_PHASE_PREPARE && br.phase != DTX_PHASE_EXECUTE) ||\n"
-    "\t    (br.status != DTX_BRANCH_OK && br.status != DTX_BRANCH_REFUSED)")
-FORWARD_PAYLOAD = "br.payload, br.payload_len"
 
 
 def guard(name):
@@ -412,8 +409,6 @@ def source(model):
     if methods:
         out.append("")
         out += (HELPERS.lstrip("\n").replace("RELEASE_BOTH", RELEASE)
-                .replace("FORWARD_MISSING", FORWARD_MISSING)
-                .replace("FORWARD_PAYLOAD", FORWARD_PAYLOAD)
                 .rstrip("\n").split("\n"))
     for svc in model.services:
         for m in svc.methods:

@@ -78,6 +78,9 @@ typedef struct txresult {
 	char             *message; // heap copy, never NULL once set
 	void             *payload; // heap copy or NULL
 	size_t            len;
+	dtx_branch_status fstatus;  // the forward phase's reply
+	void             *fpayload; // heap copy or NULL
+	size_t            flen;
 } txresult;
 
 struct dtx_tx {
@@ -368,6 +371,7 @@ results_clear(dtx_tx *tx)
 	for (unsigned i = 0; i < tx->nresults; i++) {
 		free(tx->results[i].message);
 		free(tx->results[i].payload);
+		free(tx->results[i].fpayload);
 	}
 	free(tx->results);
 	tx->results  = NULL;
@@ -404,6 +408,18 @@ results_copy(dtx_tx *tx, const dtxi_txinfo *info)
 			}
 			memcpy(r->payload, b->payload.ptr, b->payload.len);
 		}
+		if (b->forward_payload.len > 0) {
+			r->fpayload = malloc(b->forward_payload.len);
+			if (r->fpayload == NULL) {
+				free(r->message);
+				free(r->payload);
+				goto fail;
+			}
+			memcpy(r->fpayload, b->forward_payload.ptr,
+			    b->forward_payload.len);
+		}
+		r->flen     = b->forward_payload.len;
+		r->fstatus  = (dtx_branch_status)b->forward_status;
 		r->len      = b->payload.len;
 		r->status   = (dtx_branch_status)b->status;
 		r->phase    = (dtx_phase)b->phase;
@@ -419,6 +435,7 @@ fail:
 	for (unsigned i = 0; i < n; i++) {
 		free(rs[i].message);
 		free(rs[i].payload);
+		free(rs[i].fpayload);
 	}
 	free(rs);
 	return rv;
@@ -1011,19 +1028,25 @@ dtx_tx_branch_result(const dtx_tx *tx, unsigned i, dtx_branch_result *out)
 	if (i < tx->nresults) {
 		const txresult *r = &tx->results[i];
 
-		out->status      = r->status;
-		out->phase       = r->phase;
-		out->attempts    = r->attempts;
-		out->message     = r->message;
-		out->payload     = r->payload;
-		out->payload_len = r->len;
+		out->status              = r->status;
+		out->phase               = r->phase;
+		out->attempts            = r->attempts;
+		out->message             = r->message;
+		out->payload             = r->payload;
+		out->payload_len         = r->len;
+		out->forward_status      = r->fstatus;
+		out->forward_payload     = r->fpayload;
+		out->forward_payload_len = r->flen;
 	} else {
-		out->status      = DTX_BRANCH_NONE;
-		out->phase       = 0;
-		out->attempts    = 0;
-		out->message     = "";
-		out->payload     = NULL;
-		out->payload_len = 0;
+		out->status              = DTX_BRANCH_NONE;
+		out->phase               = 0;
+		out->attempts            = 0;
+		out->message             = "";
+		out->payload             = NULL;
+		out->payload_len         = 0;
+		out->forward_status      = DTX_BRANCH_NONE;
+		out->forward_payload     = NULL;
+		out->forward_payload_len = 0;
 	}
 	return 0;
 }

@@ -127,6 +127,8 @@ exercise(const char *greeter)
 
 	out = call(greeter, coord, url, "2pc", "alice", "bob");
 	expect(out, "outcome COMMITTED");
+	expect(out, "branch 0: hello, alice");
+	expect(out, "branch 1: hello, bob");
 	free(out);
 	out = call(greeter, coord, url, "2pc", "carol", "nobody");
 	expect(out, "outcome ABORTED");

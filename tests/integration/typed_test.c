@@ -161,6 +161,24 @@ Test(typed, a_2pc_commits_with_the_request_decoded_by_each_callback)
 	    "prepares");
 	CHECK(calls("COMMIT", tx, 0) == 1 && calls("COMMIT", tx, 1) == 1,
 	    "commits");
+	// The prepares' typed replies, kept by dtxd next to the commits'.
+	{
+		shop_inventory_ReserveReply r;
+		dtx_branch_result           br;
+
+		CHECK_RV(shop_inventory_Inventory_Reserve_reply(tx, 0, &r));
+		CHECK(r.left == 97, "branch 0 left %u", (unsigned)r.left);
+		CHECK_RV(shop_inventory_Inventory_Reserve_reply(tx, 1, &r));
+		CHECK(r.left == 95, "branch 1 left %u", (unsigned)r.left);
+		CHECK_RV(dtx_tx_branch_result(tx, 1, &br));
+		CHECK(br.phase == DTX_PHASE_COMMIT &&
+		        br.status == DTX_BRANCH_OK &&
+		        br.forward_status == DTX_BRANCH_OK,
+		    "branch 1: %s to %s, forward %s",
+		    dtx_branch_status_name(br.status),
+		    dtx_phase_name(br.phase),
+		    dtx_branch_status_name(br.forward_status));
+	}
 	dtx_tx_free(tx);
 }
 
@@ -180,6 +198,14 @@ Test(typed, a_2pc_aborts_when_a_typed_prepare_refuses)
 	    "branch 1 did not refuse");
 	dtxt_log_fini(&l);
 	CHECK(calls("ABORT", tx, 0) == 1, "branch 0 was not aborted");
+	{
+		dtx_branch_result br;
+
+		CHECK_RV(dtx_tx_branch_result(tx, 1, &br));
+		CHECK(br.forward_status == DTX_BRANCH_REFUSED,
+		    "branch 1's prepare: %s",
+		    dtx_branch_status_name(br.forward_status));
+	}
 	dtx_tx_free(tx);
 }
 

@@ -125,7 +125,9 @@ fill_txinfo(dtxi_txinfo *t, unsigned nbranches)
 		b->phase     = (int)(i % 6);
 		b->attempts  = i * 3;
 		snprintf(b->message, sizeof(b->message), "message %u", i);
-		b->payload = payload(i);
+		b->payload         = payload(i);
+		b->forward_status  = (int)((i + 1) % 6);
+		b->forward_payload = payload((i + 7) % DTX_BRANCHES_MAX);
 	}
 }
 
@@ -149,6 +151,8 @@ assert_txinfo_eq(const dtxi_txinfo *a, const dtxi_txinfo *b)
 		cr_assert_eq(x->attempts, y->attempts);
 		cr_assert_str_eq(x->message, y->message);
 		assert_bytes_eq(x->payload, y->payload);
+		cr_assert_eq(x->forward_status, y->forward_status);
+		assert_bytes_eq(x->forward_payload, y->forward_payload);
 	}
 }
 

@@ -431,8 +431,14 @@ DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
 // dtx_tx_add_method() refused a branch, or "".
 DTX_API const char *dtx_tx_message(const dtx_tx *tx);
 
-// One branch's last known reply. Pointers stay valid until the next call on
-// tx or dtx_tx_free().
+// What one branch answered. status, phase, attempts, message and payload
+// are the last reply's (after a commit: the commit's). The forward_ fields
+// are the reply of the forward phase, prepare (2PC) or execute (saga),
+// which later phases do not replace: what the participant returned there
+// (a reservation's number, say) stays readable after the commit, abort or
+// compensation. Generated <method>_reply() functions decode
+// forward_payload. Pointers stay valid until the next call on tx or
+// dtx_tx_free().
 typedef struct dtx_branch_result {
 	dtx_branch_status status;   // DTX_BRANCH_NONE: no reply yet
 	dtx_phase         phase;    // phase of that reply
@@ -440,6 +446,9 @@ typedef struct dtx_branch_result {
 	const char       *message;  // participant's or transport's message
 	const void       *payload;  // reply payload
 	size_t            payload_len;
+	dtx_branch_status forward_status; // DTX_BRANCH_NONE: not answered yet
+	const void       *forward_payload;
+	size_t            forward_payload_len;
 } dtx_branch_result;
 
 DTX_API unsigned dtx_tx_branch_count(const dtx_tx *tx);

@@ -162,7 +162,8 @@ dtxgen_add(dtx_tx *tx, const char *endpoint, const dtx_method_desc *m,
 	return rv;
 }
 
-// Decodes the reply of branch's forward phase into out (only on success).
+// Decodes the reply of branch's forward phase (prepare or execute, which
+// dtxd keeps next to the last phase's) into out, only on success.
 static int
 dtxgen_reply(const dtx_tx *tx, unsigned branch, const dtx_method_desc *m,
     const dtxgen_io *io, void *out)
@@ -176,14 +177,15 @@ dtxgen_reply(const dtx_tx *tx, unsigned branch, const dtx_method_desc *m,
 	    (method != NULL && strcmp(method, m->name) != 0)) {
 		return DTX_EINVAL;
 	}
-	if ((br.phase != DTX_PHASE_PREPARE && br.phase != DTX_PHASE_EXECUTE) ||
-	    (br.status != DTX_BRANCH_OK && br.status != DTX_BRANCH_REFUSED)) {
+	if (br.forward_status != DTX_BRANCH_OK &&
+	    br.forward_status != DTX_BRANCH_REFUSED) {
 		return DTX_ESTATE;
 	}
 	if ((tmp = malloc(io->repsz)) == NULL) {
 		return DTX_ENOMEM;
 	}
-	in = pb_istream_from_buffer(br.payload, br.payload_len);
+	in =
+	    pb_istream_from_buffer(br.forward_payload, br.forward_payload_len);
 	if (!pb_decode(&in, io->repty, tmp)) {
 		free(tmp);
 		return DTX_EPROTO;
