@@ -6,7 +6,10 @@
 // dtx_add_service() and with pkg-config + make; each build's participant and
 // client then run typed 2PC and saga transactions through the installed
 // dtxd, which (like the greeter) must run from the prefix with no
-// LD_LIBRARY_PATH. CTest passes the trees in DTX_BUILD_DIR and
+// LD_LIBRARY_PATH. Every C block of README.md is compiled against the same
+// prefix with -std=c11 -Wall -Werror (the tutorial's against the greeter's
+// generated header), so the README cannot show code that does not build.
+// CTest passes the trees in DTX_BUILD_DIR and
 // DTX_SOURCE_DIR, the programs in DTX_CMAKE and DTX_MAKE, and compiler
 // flags (the sanitizers) in DTX_CONSUMER_CFLAGS.
 
@@ -222,4 +225,81 @@ Test(install, pkg_config_and_make_build_a_working_service)
 	}
 	fmt(greeter, sizeof(greeter), "%s/greeter", bin);
 	exercise(greeter);
+}
+
+// Writes the C blocks of the README (```c ... ```) to dir/readme-N.c, and
+// their first README line numbers to lines. Returns how many.
+static int
+readme_blocks(int *lines, int cap)
+{
+	char  path[DTXT_PATH_MAX];
+	char *text, *line, *save = NULL;
+	FILE *out = NULL;
+	int   n = 0, no = 0;
+
+	fmt(path, sizeof(path), "%s/README.md", env("DTX_SOURCE_DIR"));
+	text = dtxt_read_file(path);
+	cr_assert(text[0] != '\0', "cannot read %s", path);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		no++;
+		if (out == NULL && strcmp(line, "```c") == 0) {
+			char c[DTXT_PATH_MAX];
+			cr_assert(n < cap, "more than %d C blocks", cap);
+			fmt(c, sizeof(c), "%s/readme-%d.c", dir, n);
+			out = fopen(c, "w");
+			cr_assert(out != NULL, "cannot write %s", c);
+			lines[n++] = no + 1;
+		} else if (out != NULL && strncmp(line, "```", 3) == 0) {
+			fclose(out);
+			out = NULL;
+		} else if (out != NULL) {
+			fprintf(out, "%s\n", line);
+		}
+	}
+	cr_assert(out == NULL, "a C block of README.md is not closed");
+	free(text);
+	return n;
+}
+
+Test(install, every_c_block_of_the_readme_compiles_against_the_install)
+{
+	char src[DTXT_PATH_MAX], gen[DTXT_PATH_MAX], mk[DTXT_PATH_MAX];
+	char srcvar[DTXT_PATH_MAX], pcp[DTXT_PATH_MAX];
+	char inc[DTXT_PATH_MAX], geninc[DTXT_PATH_MAX];
+	int  lines[32];
+	int  n;
+
+	// The tutorial's blocks include the greeter's generated header.
+	fmt(src, sizeof(src), "%s/tests/consumer/greeter",
+	    env("DTX_SOURCE_DIR"));
+	fmt(mk, sizeof(mk), "%s/Makefile", src);
+	fmt(srcvar, sizeof(srcvar), "SRC=%s", src);
+	fmt(gen, sizeof(gen), "%s/gen", dir);
+	fmt(pcp, sizeof(pcp), "PKG_CONFIG_PATH=%s/lib/pkgconfig", prefix);
+	cr_assert_eq(mkdir(gen, 0700), 0, "mkdir %s", gen);
+	{
+		char *const argv[] = {(char *)env("DTX_MAKE"), "-C", gen, "-f",
+		    mk, srcvar, "hello.dtx.h", NULL};
+		char *const envp[] = {pcp, NULL};
+		run("generate", argv, envp);
+	}
+	fmt(inc, sizeof(inc), "-I%s/include", prefix);
+	fmt(geninc, sizeof(geninc), "-I%s", gen);
+	n = readme_blocks(lines, 32);
+	cr_assert(n >= 5, "only %d C blocks in README.md", n);
+	for (int i = 0; i < n; i++) {
+		char c[DTXT_PATH_MAX], o[DTXT_PATH_MAX], what[32];
+
+		fmt(c, sizeof(c), "%s/readme-%d.c", dir, i);
+		fmt(o, sizeof(o), "%s/readme-%d.o", dir, i);
+		fmt(what, sizeof(what), "README-line-%d", lines[i]);
+		{
+			char *const argv[] = {(char *)env("DTX_CC"),
+			    "-std=c11", "-Wall", "-Werror",
+			    "-DPB_ENABLE_MALLOC", inc, geninc, "-c", "-o", o,
+			    c, NULL};
+			run(what, argv, NULL);
+		}
+	}
 }
