@@ -1,67 +1,40 @@
 // SPDX-License-Identifier: MIT
 //
-// participant: the server side of libdtx. One REP socket with many nng
-// contexts receives BranchCalls from dtxd; each received frame is handed to a
-// pool of worker threads that decode it, run the registered callback (which
-// may block on the service's own database) and send the encoded reply back
-// on the context it came from. A BranchCallBatch (several calls that dtxd
-// sends one participant in one frame) is split into one job per call on the
-// same queue, so its calls run concurrently on the workers exactly as single
-// calls do; the worker that finishes the last one sends one BranchReplyBatch
-// with the replies in call order. nng's callbacks never decode, never run user
-// code and never block: they only move a context between "receiving",
-// "queued" and "sending". This file and client.c are the only ones that
-// touch nng.
+// participant: dtx_participant, the server side of libdtx as its user sees
+// it: options, the method registry, and the run of one branch call (find
+// the method and the phase's callback, shed a call that waited too long,
+// run the callback, through the barrier when there is one, and turn its
+// result into a wire reply). The socket, the contexts and the worker
+// threads are serve.c's; the reply object is reply.c's; exactly-once runs
+// are barrier.c's and their background work resolver.c's.
 //
-// Lock order: two locks, never nested. dtx_participant.mtx guards the work
-// queue and the stop flag; it is never held while calling into nng or user
-// code. dtx_participant.io_lock (a rwlock) is held for reading around every
-// nng_ctx_send/nng_ctx_recv, which are only posted while "closing" is false,
-// and for writing when close sets "closing": once that write lock is
-// released no nng call on a context is in progress or can start, so
-// nng_close never races with one (nng 1.5.2 panics on a context operation
-// that runs concurrently with the close of its socket). The method table
-// needs no lock: it is written before listen only and is immutable
-// afterwards.
+// The method table needs no lock: it is written before listen only and is
+// immutable afterwards.
 
 #include <dtx/dtx.h>
 
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 
 #include "barrier.h"
 #include "clock.h"
 #include "codec.h"
 #include "crashpoint.h"
 #include "log.h"
+#include "names.h"
 #include "reply.h"
+#include "resolver.h"
+#include "serve.h"
 #include "strs.h"
-#include "transport.h"
 
 #define DEFAULT_WORKERS  4
 #define MAX_WORKERS      256
 #define DEFAULT_CONTEXTS 64
 #define MAX_CONTEXTS     4096
-// Room for everything in a BranchCall that is not the payload.
-#define FRAME_OVERHEAD (64u * 1024u)
-// A batch reply may carry up to max_payload plus this much: room for 64
-// messages and framing, so a batch never costs more than one full single
-// reply plus change (dtxd's dispatcher accepts max_payload + 64 KiB).
-#define BATCH_REPLY_SLACK (32u * 1024u)
-// What one item costs in a batch reply besides its payload and message:
-// tags, lengths and the status at their widest.
-#define BATCH_ITEM_OVERHEAD 24u
-// An item whose reply does not fit is answered with a short RETRY; this
-// bounds its encoded size, and is kept in reserve for every later item.
-#define BATCH_STUB_BYTES 128u
 // Largest payload limit we accept: twice (limit + overhead) must stay far
 // from SIZE_MAX and be something nng can buffer.
 #define MAX_PAYLOAD_LIMIT (1024u * 1024u * 1024u)
@@ -73,62 +46,6 @@ typedef struct method {
 	void          *owned; // arg, when the participant made it (freed)
 } method;
 
-typedef struct dtx_participant dtx_participant;
-typedef struct pbatch          pbatch;
-
-// A unit of work on the queue: a received frame (batch == NULL) on context
-// c, or call number index of a batch.
-typedef struct job {
-	struct job  *next; // queue link
-	struct pctx *c;
-	pbatch      *batch;
-	uint32_t     index;
-} job;
-
-// One call of a batch and, once run, its reply.
-typedef struct bitem {
-	job       job;
-	dtxi_call call; // payload points into the batch's request frame
-	int       status;
-	char      message[DTX_MESSAGE_MAX + 1];
-	void     *payload; // malloc'd by dtx_reply_set_payload, or NULL
-	size_t    len;
-} bitem;
-
-// A batch being served. It owns the request frame (the calls' payloads
-// point into it) and is freed by whoever ends its last item: the worker
-// that sends the reply, or close dropping queued items.
-struct pbatch {
-	struct pctx *c;
-	nng_msg     *req;
-	int64_t      recv_ms; // monotonic time the frame was received
-	atomic_uint  left;    // items not run yet
-	uint32_t     n;
-	bitem        items[];
-};
-
-// One nng context and its aio. While a request is being served it is owned
-// by exactly one party: nng (receive or send posted), the queue, or a worker.
-typedef struct pctx {
-	dtx_participant *p;
-	nng_ctx          ctx;
-	nng_aio         *aio;
-	bool             sending; // the posted operation is a send
-	nng_msg         *req;     // the request, while queued or in a worker
-	int64_t          recv_ms; // monotonic time req was received
-	job              job;     // its place on the queue
-} pctx;
-
-typedef struct worker {
-	dtx_participant *p;
-	pthread_t        thread;
-	dtxi_request     req;  // decoded request (large: kept off the stack)
-	const dtxi_call *call; // the call run_call runs
-	int64_t          recv_ms; // monotonic time its frame was received
-	dtxi_reply       rep;     // reply being encoded
-	dtx_reply        reply;
-} worker;
-
 struct dtx_participant {
 	unsigned nworkers;
 	unsigned ncontexts;
@@ -138,47 +55,15 @@ struct dtx_participant {
 	unsigned nmethods;
 	unsigned capmethods;
 
-	bool        listening;
-	atomic_bool closing;
-	nng_socket  sock;
-	bool        sock_open;
-	pctx       *ctxs;
-	unsigned    nctxs; // contexts whose aio was allocated
-	worker     *workers;
-	unsigned    nthreads; // workers whose thread was started
-
-	pthread_rwlock_t io_lock; // see the lock order above
-	pthread_mutex_t  mtx;
-	pthread_cond_t   cv;
-	job             *qhead; // work queue, guarded by mtx
-	job             *qtail;
-	bool             stop; // guarded by mtx
-
-	dtxi_barrier *barrier; // NULL: callbacks run unguarded
-	dtxi_crash    crash;   // DTX_PARTICIPANT_CRASH_AT, read at listen
-	char          message[DTX_MESSAGE_MAX + 1]; // why the last call failed
+	bool           listening;
+	dtxi_serve    *serve;    // the transport, while listening
+	dtxi_barrier  *barrier;  // NULL: callbacks run unguarded
+	dtxi_resolver *resolver; // the barrier's background work, listening
+	char          *resolver_url; // NULL: no in-doubt resolution
+	uint32_t       resolve_after_ms;
+	dtxi_crash     crash; // DTX_PARTICIPANT_CRASH_AT, read at listen
+	char message[DTX_MESSAGE_MAX + 1]; // why the last call failed
 };
-
-static bool
-method_name_ok(const char *s)
-{
-	size_t n;
-
-	if (s == NULL) {
-		return false;
-	}
-	n = strnlen(s, DTX_METHOD_MAX + 1);
-	if (n == 0 || n > DTX_METHOD_MAX) {
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch > 0x7e) {
-			return false;
-		}
-	}
-	return true;
-}
 
 // Binary search; *at receives the insertion point when not found.
 static method *
@@ -206,59 +91,6 @@ method_find(const dtx_participant *p, const char *name, unsigned *at)
 }
 
 int
-dtx_reply_alloc_payload(dtx_reply *r, size_t len, void **bufp)
-{
-	void *buf = NULL;
-
-	if (r == NULL || bufp == NULL) {
-		return DTX_EINVAL;
-	}
-	if (len > r->max_payload) {
-		return DTX_ETOOBIG;
-	}
-	if (len > 0 && (buf = malloc(len)) == NULL) {
-		return DTX_ENOMEM;
-	}
-	free(r->payload);
-	r->payload = buf;
-	r->len     = len;
-	*bufp      = buf;
-	return 0;
-}
-
-int
-dtx_reply_set_payload(dtx_reply *r, const void *data, size_t len)
-{
-	void *copy = NULL;
-
-	if (r == NULL || (data == NULL && len > 0)) {
-		return DTX_EINVAL;
-	}
-	if (len > r->max_payload) {
-		return DTX_ETOOBIG;
-	}
-	if (len > 0) {
-		if ((copy = malloc(len)) == NULL) {
-			return DTX_ENOMEM;
-		}
-		memcpy(copy, data, len);
-	}
-	free(r->payload);
-	r->payload = copy;
-	r->len     = len;
-	return 0;
-}
-
-void
-dtx_reply_set_message(dtx_reply *r, const char *msg)
-{
-	if (r == NULL) {
-		return;
-	}
-	dtxi_strlcpy(r->message, msg != NULL ? msg : "", sizeof(r->message));
-}
-
-int
 dtx_participant_open(dtx_participant **pp)
 {
 	dtx_participant *p;
@@ -269,26 +101,10 @@ dtx_participant_open(dtx_participant **pp)
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		return DTX_ENOMEM;
 	}
-	if (pthread_mutex_init(&p->mtx, NULL) != 0) {
-		free(p);
-		return DTX_ENOMEM;
-	}
-	if (pthread_cond_init(&p->cv, NULL) != 0) {
-		pthread_mutex_destroy(&p->mtx);
-		free(p);
-		return DTX_ENOMEM;
-	}
-	if (pthread_rwlock_init(&p->io_lock, NULL) != 0) {
-		pthread_cond_destroy(&p->cv);
-		pthread_mutex_destroy(&p->mtx);
-		free(p);
-		return DTX_ENOMEM;
-	}
 	p->nworkers    = DEFAULT_WORKERS;
 	p->ncontexts   = DEFAULT_CONTEXTS;
 	p->max_payload = DTX_PAYLOAD_MAX_DEFAULT;
-	atomic_init(&p->closing, false);
-	*pp = p;
+	*pp            = p;
 	return 0;
 }
 
@@ -389,7 +205,7 @@ dtx_participant_register(
 		return DTX_EINVAL;
 	}
 	p->message[0] = '\0';
-	if (ops == NULL || !method_name_ok(name)) {
+	if (ops == NULL || !dtxi_method_ok(name)) {
 		return refuse(p, DTX_EINVAL,
 		    "no callbacks, or a method name that is not 1-%d "
 		    "printable "
@@ -427,7 +243,7 @@ dtx_participant_register_method(dtx_participant *p, const dtx_method_desc *m,
 		return DTX_EINVAL;
 	}
 	p->message[0] = '\0';
-	if (m == NULL || ops == NULL || !method_name_ok(m->name) ||
+	if (m == NULL || ops == NULL || !dtxi_method_ok(m->name) ||
 	    (ctx == NULL && len > 0)) {
 		return refuse(p, DTX_EINVAL,
 		    "no method, no callbacks, or a method name that is not "
@@ -500,117 +316,21 @@ int
 dtx_participant_set_resolver(
     dtx_participant *p, const char *url, uint32_t after_ms)
 {
+	char *copy;
+
 	if (p == NULL || url == NULL || url[0] == '\0' || after_ms == 0) {
 		return DTX_EINVAL;
 	}
 	if (p->listening || p->barrier == NULL) {
 		return DTX_ESTATE;
 	}
-	return dtxi_barrier_set_resolver(p->barrier, url, after_ms);
-}
-
-// Posts the next receive on a context, unless the participant is closing.
-static void
-pctx_recv(pctx *c)
-{
-	pthread_rwlock_rdlock(&c->p->io_lock);
-	if (!atomic_load(&c->p->closing)) {
-		c->sending = false;
-		nng_ctx_recv(c->ctx, c->aio);
+	if ((copy = strdup(url)) == NULL) {
+		return DTX_ENOMEM;
 	}
-	pthread_rwlock_unlock(&c->p->io_lock);
-}
-
-// Sends msg on a context; when the participant is closing, frees it instead.
-static void
-pctx_send(pctx *c, nng_msg *msg)
-{
-	pthread_rwlock_rdlock(&c->p->io_lock);
-	if (!atomic_load(&c->p->closing)) {
-		c->sending = true;
-		nng_aio_set_msg(c->aio, msg);
-		nng_ctx_send(c->ctx, c->aio);
-		msg = NULL;
-	}
-	pthread_rwlock_unlock(&c->p->io_lock);
-	if (msg != NULL) {
-		nng_msg_free(msg);
-	}
-}
-
-// The aio callback of a context, on an nng thread. A completed receive is
-// queued for the workers; a completed send posts the next receive. A send
-// that failed still owns its message, which is freed here. Errors other than
-// "closed" (a peer that went away mid-request, say) only cost that request:
-// the context goes back to receiving.
-static void
-pctx_cb(void *arg)
-{
-	pctx            *c  = arg;
-	dtx_participant *p  = c->p;
-	int              rv = nng_aio_result(c->aio);
-	nng_msg         *msg;
-
-	if (c->sending) {
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(c->aio));
-			nng_aio_set_msg(c->aio, NULL);
-		}
-		pctx_recv(c);
-		return;
-	}
-	if (rv != 0) {
-		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED &&
-		    !atomic_load(&p->closing)) {
-			DTXI_WARN("participant: receive failed: %s",
-			    nng_strerror(rv));
-			pctx_recv(c);
-		}
-		return;
-	}
-	msg = nng_aio_get_msg(c->aio);
-	nng_aio_set_msg(c->aio, NULL);
-	pthread_mutex_lock(&p->mtx);
-	if (p->stop) {
-		pthread_mutex_unlock(&p->mtx);
-		nng_msg_free(msg);
-		return;
-	}
-	c->req       = msg;
-	c->recv_ms   = dtxi_mono_ms();
-	c->job.next  = NULL;
-	c->job.c     = c;
-	c->job.batch = NULL;
-	if (p->qtail != NULL) {
-		p->qtail->next = &c->job;
-	} else {
-		p->qhead = &c->job;
-	}
-	p->qtail = &c->job;
-	pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&p->mtx);
-}
-
-static void
-reply_error(dtxi_reply *rep, int code, const char *why)
-{
-	rep->code = code;
-	rep->kind = DTXI_REP_NONE;
-	dtxi_strlcpy(rep->message, why, sizeof(rep->message));
-}
-
-static void
-reply_branch(
-    dtxi_reply *rep, int status, const char *msg, const void *data, size_t len)
-{
-	rep->code                 = 0;
-	rep->kind                 = DTXI_REP_BRANCH;
-	rep->message[0]           = '\0';
-	rep->u.branch.status      = status;
-	rep->u.branch.payload.ptr = data;
-	rep->u.branch.payload.len = len;
-	dtxi_strlcpy(
-	    rep->u.branch.message, msg, sizeof(rep->u.branch.message));
+	free(p->resolver_url);
+	p->resolver_url     = copy;
+	p->resolve_after_ms = after_ms;
+	return 0;
 }
 
 static dtx_phase_fn
@@ -669,14 +389,42 @@ run_resolved(void *arg, const dtx_call *dc, dtx_reply *reply)
 	return dtxi_barrier_call(p->barrier, dc, fn, m->arg, reply);
 }
 
-// Runs the callback for one decoded BranchCall (w->call) and fills w->rep.
-// The reply's payload points into w->reply, which stays alive until the
+// Load shedding: a call that waited for a worker longer than dtxd waits
+// for its reply is answered RETRY without running (true, with out filled).
+// Running it would only occupy a worker with an answer nobody reads while
+// dtxd's retry queues up behind it: under overload every call would then
+// time out. The wait is measured from receipt, so clocks do not matter.
+static bool
+shed_if_late(const dtxi_call *call, int64_t recv_ms, dtxi_branch_reply *out)
+{
+	char    why[DTX_MESSAGE_MAX + 1];
+	int64_t waited;
+
+	if (call->timeout_ms == 0) {
+		return false;
+	}
+	waited = dtxi_mono_ms() - recv_ms;
+	if (waited < (int64_t)call->timeout_ms) {
+		return false;
+	}
+	snprintf(why, sizeof(why),
+	    "not run: waited %lld ms for a worker, past the coordinator's %u "
+	    "ms call timeout",
+	    (long long)waited, (unsigned)call->timeout_ms);
+	DTXI_WARN("participant: %s %u %s: %s", call->gid,
+	    (unsigned)call->branch_id, dtx_phase_name(call->phase), why);
+	dtxi_reply_answer(out, DTX_BRANCH_RETRY, why, NULL, 0);
+	return true;
+}
+
+// Runs one decoded BranchCall (serve.h's run function) and fills out. The
+// reply's payload points into reply, which serve keeps alive until the
 // reply is encoded. Single and batched calls both come through here.
 static void
-run_call(worker *w)
+run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
+    dtxi_branch_reply *out)
 {
-	dtx_participant *p    = w->p;
-	const dtxi_call *call = w->call;
+	dtx_participant *p = arg;
 	const method    *m;
 	dtx_phase_fn     fn;
 	dtx_call         dc;
@@ -687,12 +435,13 @@ run_call(worker *w)
 	    call->phase > DTX_PHASE_COMPENSATE) {
 		snprintf(why, sizeof(why), "call for method %s has no phase",
 		    call->method);
-		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, why, NULL, 0);
+		dtxi_reply_answer(out, DTX_BRANCH_BAD_REQUEST, why, NULL, 0);
 		return;
 	}
 	if ((m = method_find(p, call->method, NULL)) == NULL) {
 		snprintf(why, sizeof(why), "no method %s", call->method);
-		reply_branch(&w->rep, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
+		dtxi_reply_answer(
+		    out, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
 		return;
 	}
 	if ((fn = phase_fn(&m->ops, call->phase)) == NULL) {
@@ -706,27 +455,12 @@ run_call(worker *w)
 		}
 		snprintf(why, sizeof(why), "method %s has no %s callback",
 		    call->method, lower);
-		reply_branch(&w->rep, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
+		dtxi_reply_answer(
+		    out, DTX_BRANCH_NO_SUCH_METHOD, why, NULL, 0);
 		return;
 	}
-	// Load shedding: a call that waited for a worker longer than dtxd
-	// waits for its reply is answered without running. Running it would
-	// only occupy a worker with an answer nobody reads while dtxd's retry
-	// queues up behind it: under overload every call would then time out.
-	// The wait is measured here, from receipt, so clocks do not matter.
-	if (call->timeout_ms > 0) {
-		int64_t waited = dtxi_mono_ms() - w->recv_ms;
-		if (waited >= (int64_t)call->timeout_ms) {
-			snprintf(why, sizeof(why),
-			    "not run: waited %lld ms for a worker, past the "
-			    "coordinator's %u ms call timeout",
-			    (long long)waited, (unsigned)call->timeout_ms);
-			DTXI_WARN("participant: %s %u %s: %s", call->gid,
-			    (unsigned)call->branch_id,
-			    dtx_phase_name(call->phase), why);
-			reply_branch(&w->rep, DTX_BRANCH_RETRY, why, NULL, 0);
-			return;
-		}
+	if (shed_if_late(call, recv_ms, out)) {
+		return;
 	}
 
 	dc.gid         = call->gid;
@@ -738,359 +472,40 @@ run_call(worker *w)
 	dc.attempt     = call->attempt;
 	dc.deadline_ms = call->deadline_ms;
 
-	res = run_guarded(p, &dc, fn, m->arg, &w->reply);
+	res = run_guarded(p, &dc, fn, m->arg, reply);
 	switch ((int)res) {
 	case DTX_OK:
-		reply_branch(&w->rep, DTX_BRANCH_OK, w->reply.message,
-		    w->reply.payload, w->reply.len);
+		dtxi_reply_answer(out, DTX_BRANCH_OK, reply->message,
+		    reply->payload, reply->len);
 		break;
 	case DTX_REFUSED:
-		reply_branch(&w->rep, DTX_BRANCH_REFUSED, w->reply.message,
-		    w->reply.payload, w->reply.len);
+		dtxi_reply_answer(out, DTX_BRANCH_REFUSED, reply->message,
+		    reply->payload, reply->len);
 		break;
 	case DTX_RETRY:
-		reply_branch(&w->rep, DTX_BRANCH_RETRY, w->reply.message,
-		    w->reply.payload, w->reply.len);
+		dtxi_reply_answer(out, DTX_BRANCH_RETRY, reply->message,
+		    reply->payload, reply->len);
 		break;
 	case DTX_BAD_REQUEST:
-		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, w->reply.message,
-		    w->reply.payload, w->reply.len);
+		dtxi_reply_answer(out, DTX_BRANCH_BAD_REQUEST, reply->message,
+		    reply->payload, reply->len);
 		break;
 	default:
 		snprintf(why, sizeof(why),
 		    "%s callback of %s returned %d, not a dtx_result",
 		    dtx_phase_name(call->phase), call->method, (int)res);
 		DTXI_WARN("participant: %s", why);
-		reply_branch(&w->rep, DTX_BRANCH_RETRY, why, w->reply.payload,
-		    w->reply.len);
+		dtxi_reply_answer(
+		    out, DTX_BRANCH_RETRY, why, reply->payload, reply->len);
 		break;
 	}
-}
-
-// Clears what the previous call left in w->reply.
-static void
-reply_reset(worker *w)
-{
-	free(w->reply.payload);
-	w->reply.payload    = NULL;
-	w->reply.len        = 0;
-	w->reply.message[0] = '\0';
-}
-
-// Encodes w->rep and sends it on c. A branch reply the codec refuses is
-// replaced by an error reply that says so; with no reply at all the
-// coordinator times out and calls again.
-static void
-send_reply(worker *w, pctx *c)
-{
-	nng_msg *rep = NULL;
-	int      rv  = dtxi_transport_encode_reply(&w->rep, &rep);
-
-	if (rv != 0 && w->rep.kind != DTXI_REP_NONE) {
-		DTXI_ERROR("participant: cannot encode a reply: %s",
-		    dtx_strerror(rv));
-		reply_error(&w->rep, DTX_EINTERNAL, "cannot encode the reply");
-		rv = dtxi_transport_encode_reply(&w->rep, &rep);
-	}
-	if (rv != 0) {
-		pctx_recv(c);
-		return;
-	}
-	pctx_send(c, rep);
-}
-
-static void
-batch_free(pbatch *b)
-{
-	for (uint32_t i = 0; i < b->n; i++) {
-		free(b->items[i].payload);
-	}
-	nng_msg_free(b->req);
-	free(b);
-}
-
-// Builds the BranchReplyBatch of a finished batch in w->rep, in call order.
-// The frame must stay under max_payload + BATCH_REPLY_SLACK whatever the
-// callbacks answered (64 replies of max_payload each would not): replies
-// are taken in order while they fit, keeping BATCH_STUB_BYTES in reserve for
-// each later one; one that does not fit is answered RETRY with a message
-// instead. The callback did run, so RETRY is the honest answer: dtxd calls
-// again (in a smaller batch, or alone, where it always fits) and an
-// idempotent participant answers the same.
-static void
-batch_reply(worker *w, pbatch *b)
-{
-	size_t budget = w->p->max_payload + BATCH_REPLY_SLACK -
-	    (DTX_MESSAGE_MAX + 64); // the envelope
-	size_t used = 0;
-
-	w->rep.version    = DTX_PROTOCOL_VERSION;
-	w->rep.code       = 0;
-	w->rep.message[0] = '\0';
-	w->rep.kind       = DTXI_REP_BRANCH_BATCH;
-	w->rep.u.batch.n  = b->n;
-	for (uint32_t i = 0; i < b->n; i++) {
-		bitem             *it = &b->items[i];
-		dtxi_branch_reply *r  = &w->rep.u.batch.replies[i];
-		size_t             cost =
-		    it->len + strlen(it->message) + BATCH_ITEM_OVERHEAD;
-		size_t reserve = (size_t)(b->n - i - 1) * BATCH_STUB_BYTES;
-
-		if (used + cost + reserve <= budget) {
-			r->status = it->status;
-			dtxi_strlcpy(
-			    r->message, it->message, sizeof(r->message));
-			r->payload.ptr = it->payload;
-			r->payload.len = it->len;
-			used += cost;
-			continue;
-		}
-		DTXI_WARN("participant: reply %u of a batch of %u (%zu bytes) "
-		          "does not fit in the batch reply",
-		    (unsigned)i, (unsigned)b->n, it->len);
-		r->status = DTX_BRANCH_RETRY;
-		snprintf(r->message, sizeof(r->message),
-		    "reply of %zu bytes did not fit in the batch reply; call "
-		    "again",
-		    it->len);
-		r->payload.ptr = NULL;
-		r->payload.len = 0;
-		used += BATCH_STUB_BYTES;
-	}
-}
-
-// Runs call number i of batch b. The worker that ends the last call sends
-// the batch's reply and frees it.
-static void
-run_item(worker *w, pbatch *b, uint32_t i)
-{
-	bitem *it = &b->items[i];
-
-	reply_reset(w);
-	w->call    = &it->call;
-	w->recv_ms = b->recv_ms;
-	if (it->call.payload.len > w->p->max_payload) {
-		// A single call this size is refused whole (ETOOBIG, which
-		// dtxd reports as BAD_REQUEST); in a batch only this call is.
-		char why[DTX_MESSAGE_MAX + 1];
-		snprintf(why, sizeof(why),
-		    "payload of batched call %u is %zu bytes, limit %zu",
-		    (unsigned)i, it->call.payload.len, w->p->max_payload);
-		reply_branch(&w->rep, DTX_BRANCH_BAD_REQUEST, why, NULL, 0);
-	} else {
-		run_call(w);
-	}
-	it->status = w->rep.u.branch.status;
-	dtxi_strlcpy(
-	    it->message, w->rep.u.branch.message, sizeof(it->message));
-	// The reply payload, if any, is w->reply's: the item takes it over.
-	it->len     = w->rep.u.branch.payload.len;
-	it->payload = NULL;
-	if (it->len > 0) {
-		it->payload      = w->reply.payload;
-		w->reply.payload = NULL;
-	}
-	reply_reset(w);
-
-	if (atomic_fetch_sub(&b->left, 1) != 1) {
-		return;
-	}
-	batch_reply(w, b);
-	send_reply(w, b->c);
-	batch_free(b);
-}
-
-// Turns a decoded batch (in w->req, its payloads in req) into jobs: every
-// call but the first goes on the queue for any worker, the first runs here.
-// On error nothing was queued and the caller still owns req.
-static int
-start_batch(worker *w, pctx *c, nng_msg *req)
-{
-	dtx_participant       *p  = w->p;
-	const dtxi_call_batch *in = &w->req.u.batch;
-	pbatch                *b;
-
-	b = malloc(sizeof(*b) + in->n * sizeof(b->items[0]));
-	if (b == NULL) {
-		return DTX_ENOMEM;
-	}
-	b->c       = c;
-	b->req     = req;
-	b->recv_ms = c->recv_ms;
-	b->n       = in->n;
-	atomic_init(&b->left, in->n);
-	for (uint32_t i = 0; i < in->n; i++) {
-		bitem *it      = &b->items[i];
-		it->job.next   = NULL;
-		it->job.c      = c;
-		it->job.batch  = b;
-		it->job.index  = i;
-		it->call       = in->calls[i];
-		it->status     = 0;
-		it->message[0] = '\0';
-		it->payload    = NULL;
-		it->len        = 0;
-	}
-	if (b->n > 1) {
-		pthread_mutex_lock(&p->mtx);
-		for (uint32_t i = 1; i < b->n; i++) {
-			job *j = &b->items[i].job;
-			if (p->qtail != NULL) {
-				p->qtail->next = j;
-			} else {
-				p->qhead = j;
-			}
-			p->qtail = j;
-		}
-		if (b->n > 2) {
-			pthread_cond_broadcast(&p->cv);
-		} else {
-			pthread_cond_signal(&p->cv);
-		}
-		pthread_mutex_unlock(&p->mtx);
-	}
-	run_item(w, b, 0);
-	return 0;
-}
-
-// Serves the frame queued on c: decodes it, runs a single call here or
-// starts a batch, and sends the reply (a batch's goes when its last call
-// ends).
-static void
-serve(worker *w, pctx *c)
-{
-	dtx_participant *p   = w->p;
-	nng_msg         *req = c->req;
-	char             why[DTX_MESSAGE_MAX + 1];
-	int              rv;
-
-	c->req         = NULL;
-	w->rep.version = DTX_PROTOCOL_VERSION;
-	why[0]         = '\0';
-	reply_reset(w);
-
-	// Payloads are checked against max_payload below, not by the
-	// decoder: one oversized call must not sink the rest of its batch.
-	rv = dtxi_request_decode(&w->req, nng_msg_body(req), nng_msg_len(req),
-	    p->max_payload + FRAME_OVERHEAD, p->max_payload + FRAME_OVERHEAD,
-	    why);
-	if (rv == 0 && w->req.kind == DTXI_REQ_CALL &&
-	    w->req.u.call.payload.len > p->max_payload) {
-		rv = DTX_ETOOBIG;
-		snprintf(why, sizeof(why),
-		    "payload of the branch call is %zu bytes, limit %zu",
-		    w->req.u.call.payload.len, p->max_payload);
-	}
-	if (rv != 0) {
-		DTXI_WARN("participant: bad request (%s): %s",
-		    dtx_strerror(rv), why);
-		reply_error(&w->rep, rv, why);
-	} else if (w->req.kind == DTXI_REQ_CALL_BATCH) {
-		if ((rv = start_batch(w, c, req)) == 0) {
-			return;
-		}
-		reply_error(&w->rep, rv, "cannot take the batch");
-	} else if (w->req.kind != DTXI_REQ_CALL) {
-		DTXI_WARN("participant: request of kind %d is not a call",
-		    (int)w->req.kind);
-		reply_error(
-		    &w->rep, DTX_EUNSUPPORTED, "not a participant request");
-	} else {
-		w->call    = &w->req.u.call;
-		w->recv_ms = c->recv_ms;
-		run_call(w);
-	}
-	send_reply(w, c);
-	reply_reset(w);
-	nng_msg_free(req);
-}
-
-static void *
-worker_main(void *arg)
-{
-	worker          *w = arg;
-	dtx_participant *p = w->p;
-
-	for (;;) {
-		job *j;
-
-		pthread_mutex_lock(&p->mtx);
-		while (!p->stop && p->qhead == NULL) {
-			pthread_cond_wait(&p->cv, &p->mtx);
-		}
-		if (p->stop) {
-			pthread_mutex_unlock(&p->mtx);
-			break;
-		}
-		j        = p->qhead;
-		p->qhead = j->next;
-		if (p->qhead == NULL) {
-			p->qtail = NULL;
-		}
-		pthread_mutex_unlock(&p->mtx);
-		if (j->batch != NULL) {
-			run_item(w, j->batch, j->index);
-		} else {
-			serve(w, j->c);
-		}
-	}
-	reply_reset(w);
-	return NULL;
-}
-
-// Undoes whatever listen built, in the only safe order: close the socket
-// (every posted operation completes with NNG_ECLOSED), stop the workers
-// (a running callback is waited for; queued frames and batch calls are
-// dropped), stop every
-// aio (waits for its callback, so nothing can queue any more), free what the
-// queue still holds, then free the aios.
-static void
-serve_stop(dtx_participant *p)
-{
-	pthread_rwlock_wrlock(&p->io_lock);
-	atomic_store(&p->closing, true);
-	pthread_rwlock_unlock(&p->io_lock);
-	if (p->sock_open) {
-		nng_close(p->sock);
-		p->sock_open = false;
-	}
-	pthread_mutex_lock(&p->mtx);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mtx);
-	for (unsigned i = 0; i < p->nthreads; i++) {
-		pthread_join(p->workers[i].thread, NULL);
-	}
-	p->nthreads = 0;
-	for (unsigned i = 0; i < p->nctxs; i++) {
-		nng_aio_stop(p->ctxs[i].aio);
-	}
-	while (p->qhead != NULL) {
-		job *j   = p->qhead;
-		p->qhead = j->next;
-		if (j->batch == NULL) {
-			nng_msg_free(j->c->req);
-			j->c->req = NULL;
-		} else if (atomic_fetch_sub(&j->batch->left, 1) == 1) {
-			// Its other calls ran: nobody is left to answer.
-			batch_free(j->batch);
-		}
-	}
-	p->qtail = NULL;
-	for (unsigned i = 0; i < p->nctxs; i++) {
-		nng_aio_free(p->ctxs[i].aio);
-	}
-	p->nctxs = 0;
-	free(p->ctxs);
-	p->ctxs = NULL;
-	free(p->workers);
-	p->workers = NULL;
 }
 
 int
 dtx_participant_listen(dtx_participant *p, const char *url)
 {
-	int rv;
+	dtxi_serve_opts o;
+	int             rv;
 
 	if (p == NULL || url == NULL || url[0] == '\0') {
 		return DTX_EINVAL;
@@ -1099,83 +514,27 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		return refuse(p, DTX_ESTATE, "the participant is listening");
 	}
 	p->message[0] = '\0';
-	atomic_store(&p->closing, false);
-	p->stop = false;
 	dtxi_crash_init(&p->crash, DTXI_CRASH_PARTICIPANT,
 	    getenv(DTXI_CRASH_ENV_PARTICIPANT));
-
-	if ((rv = nng_rep0_open(&p->sock)) != 0) {
-		rv = dtxi_transport_err(rv, "participant: opening the socket");
-		goto fail;
-	}
-	p->sock_open = true;
-	// Twice the largest valid frame: a moderately oversized call still
-	// reaches the decoder and gets a readable error reply, an absurd one
-	// is dropped by nng before it costs memory.
-	rv = nng_socket_set_size(
-	    p->sock, NNG_OPT_RECVMAXSZ, 2 * (p->max_payload + FRAME_OVERHEAD));
-	if (rv != 0) {
-		rv = dtxi_transport_err(
-		    rv, "participant: setting the receive limit");
-		goto fail;
-	}
-
-	p->ctxs    = calloc(p->ncontexts, sizeof(p->ctxs[0]));
-	p->workers = calloc(p->nworkers, sizeof(p->workers[0]));
-	if (p->ctxs == NULL || p->workers == NULL) {
-		rv = DTX_ENOMEM;
-		goto fail;
-	}
-	for (unsigned i = 0; i < p->ncontexts; i++) {
-		pctx *c = &p->ctxs[i];
-
-		c->p = p;
-		if ((rv = nng_aio_alloc(&c->aio, pctx_cb, c)) != 0) {
-			rv = dtxi_transport_err(
-			    rv, "participant: allocating an aio");
-			goto fail;
-		}
-		p->nctxs++;
-		if ((rv = nng_ctx_open(&c->ctx, p->sock)) != 0) {
-			rv = dtxi_transport_err(
-			    rv, "participant: opening a context");
-			goto fail;
-		}
-	}
-	for (unsigned i = 0; i < p->nworkers; i++) {
-		worker *w = &p->workers[i];
-
-		w->p                 = p;
-		w->reply.max_payload = p->max_payload;
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			rv = DTX_ENOMEM;
-			goto fail;
-		}
-		p->nthreads++;
-	}
-	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
-		snprintf(p->message, sizeof(p->message),
-		    "cannot listen on %s: %s", url, nng_strerror(rv));
-		rv =
-		    dtxi_transport_addr_err(rv, "participant: listening", url);
-		goto fail;
-	}
+	// The barrier's background work starts first, so that no call is
+	// served while its purge or resolver could still fail to start.
 	if (p->barrier != NULL &&
-	    (rv = dtxi_barrier_start(
-	         p->barrier, run_resolved, p, p->max_payload)) != 0) {
-		goto fail;
+	    (rv = dtxi_resolver_start(&p->resolver, p->barrier,
+	         p->resolver_url, p->resolve_after_ms, run_resolved, p,
+	         p->max_payload)) != 0) {
+		return rv;
+	}
+	o.workers     = p->nworkers;
+	o.contexts    = p->ncontexts;
+	o.max_payload = p->max_payload;
+	if ((rv = dtxi_serve_start(
+	         &p->serve, url, &o, run_call, p, p->message)) != 0) {
+		dtxi_resolver_stop(p->resolver);
+		p->resolver = NULL;
+		return rv;
 	}
 	p->listening = true;
-	for (unsigned i = 0; i < p->nctxs; i++) {
-		pctx_recv(&p->ctxs[i]);
-	}
 	return 0;
-
-fail:
-	serve_stop(p);
-	atomic_store(&p->closing, false);
-	p->stop = false;
-	return rv;
 }
 
 void
@@ -1184,15 +543,15 @@ dtx_participant_close(dtx_participant *p)
 	if (p == NULL) {
 		return;
 	}
-	dtxi_barrier_stop(p->barrier);
-	serve_stop(p);
+	// The background work first: it may be running a callback through
+	// the barrier; then the transport, which waits for running calls.
+	dtxi_resolver_stop(p->resolver);
+	dtxi_serve_stop(p->serve);
 	dtxi_barrier_free(p->barrier);
 	for (unsigned i = 0; i < p->nmethods; i++) {
 		free(p->methods[i].owned);
 	}
 	free(p->methods);
-	pthread_rwlock_destroy(&p->io_lock);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mtx);
+	free(p->resolver_url);
 	free(p);
 }
