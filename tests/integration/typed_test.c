@@ -367,3 +367,52 @@ Test(typed, the_barrier_replays_a_typed_reply_after_the_participant_crashed)
 	}
 	dtx_tx_free(tx);
 }
+
+static dtx_result
+noop_forward(const dtx_call *call, const travel_Booking *req,
+    travel_Confirmation *out, dtx_reply *reply, void *arg)
+{
+	(void)call;
+	(void)req;
+	(void)out;
+	(void)reply;
+	(void)arg;
+	return DTX_OK;
+}
+
+static dtx_result
+noop_settle(const dtx_call *call, const travel_Booking *req, dtx_reply *reply,
+    void *arg)
+{
+	(void)call;
+	(void)req;
+	(void)reply;
+	(void)arg;
+	return DTX_OK;
+}
+
+Test(typed, register_refuses_a_missing_callback_naming_method_and_phase)
+{
+	travel_Flights_service svc = {
+	    .book = {.execute = noop_forward, .compensate = noop_settle},
+	    .hold = {.prepare = noop_forward,
+	        .commit       = noop_settle,
+	        .execute      = noop_forward,
+	        .compensate   = noop_settle},
+	};
+	dtx_participant *p;
+
+	CHECK_RV(dtx_participant_open(&p));
+	CHECK(travel_Flights_register(p, NULL, NULL) == DTX_EINVAL,
+	    "a NULL service was registered");
+	CHECK(travel_Flights_register(p, &svc, NULL) == DTX_EINVAL,
+	    "a method without its abort callback was registered");
+	CHECK(strcmp(dtx_participant_message(p),
+	          "method flights/hold (2pc and saga) has no abort "
+	          "callback") == 0,
+	    "message: %s", dtx_participant_message(p));
+	svc.hold.abort = noop_settle;
+	CHECK(travel_Flights_register(p, &svc, NULL) == DTX_EEXIST,
+	    "Book, registered before the refusal, was registered again");
+	dtx_participant_close(p);
+}
