@@ -10,6 +10,7 @@
 #include "reader.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +18,26 @@
 #include "record_codec.h"
 #include "strs.h"
 
+struct dtxd_reader;
+
 // A lane: one thread taking reads off its own queue.
 typedef struct lane {
-	dtxd_store *st;
-	dtxd_evq    q;
-	bool        started;
-	pthread_t   thread;
-	dtxd_record rec; // the lane's thread only: scratch for List
+	struct dtxd_reader *r;
+	dtxd_store         *st;
+	dtxd_evq            q;
+	bool                started;
+	pthread_t           thread;
+	dtxd_record         rec; // the lane's thread only: scratch for List
 } lane;
 
 enum { LANE_POINT, LANE_SCAN, NLANES };
 
 struct dtxd_reader {
 	lane lanes[NLANES];
+	// Tests only (dtxd_reader_set_hook): the arg is stored before the
+	// hook, and read after it.
+	_Atomic(dtxd_read_hook) hook;
+	void *_Atomic           hook_arg;
 };
 
 // One record of a List scan: a candidate for the page or not (see
@@ -64,6 +72,38 @@ list_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+// A second look at the marked items of a List page: each one's record as
+// it is now (a point read per item; they are few).
+static int
+recheck(lane *r, dtxd_read *rd)
+{
+	for (uint32_t i = 0; i < rd->n; i++) {
+		dtxi_txsummary *s = &rd->items[i];
+		uint8_t        *buf;
+		size_t          len;
+		int             rv;
+
+		if (!rd->recheck[i]) {
+			continue;
+		}
+		rv = dtxd_store_get_record(r->st, s->gid, &buf, &len);
+		if (rv == DTX_ENOTFOUND) {
+			s->state = 0;
+			continue;
+		}
+		if (rv != 0) {
+			return rv;
+		}
+		if (dtxd_record_decode(&r->rec, buf, len) == 0) {
+			s->state      = r->rec.info.state;
+			s->stuck      = r->rec.info.stuck;
+			s->updated_ms = r->rec.info.updated_ms;
+		}
+		free(buf);
+	}
+	return 0;
+}
+
 static void
 run(lane *r, dtxd_read *rd)
 {
@@ -72,6 +112,10 @@ run(lane *r, dtxd_read *rd)
 	if (rd->kind == DTXD_READ_RECORD) {
 		rd->rv =
 		    dtxd_store_get_record(r->st, rd->gid, &rd->buf, &rd->len);
+		return;
+	}
+	if (rd->kind == DTXD_READ_RECHECK) {
+		rd->rv = recheck(r, rd);
 		return;
 	}
 	void *arg[2] = {r, rd};
@@ -96,6 +140,10 @@ complete(lane *l, dtxd_ev *ev, bool closing)
 			rd->buf = NULL;
 		} else {
 			run(l, rd);
+			dtxd_read_hook hook = atomic_load(&l->r->hook);
+			if (hook != NULL) {
+				hook(atomic_load(&l->r->hook_arg), rd);
+			}
 		}
 		rd->done(rd);
 	}
@@ -151,8 +199,11 @@ dtxd_reader_open(dtxd_reader **rp, dtxd_store *st)
 	if (r == NULL) {
 		return DTX_ENOMEM;
 	}
+	atomic_init(&r->hook, NULL);
+	atomic_init(&r->hook_arg, NULL);
 	for (int i = 0; i < NLANES; i++) {
 		lane *l = &r->lanes[i];
+		l->r    = r;
 		l->st   = st;
 		dtxd_evq_init(&l->q);
 		if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
@@ -164,6 +215,13 @@ dtxd_reader_open(dtxd_reader **rp, dtxd_store *st)
 	}
 	*rp = r;
 	return 0;
+}
+
+void
+dtxd_reader_set_hook(dtxd_reader *r, dtxd_read_hook hook, void *arg)
+{
+	atomic_store(&r->hook_arg, arg);
+	atomic_store(&r->hook, hook);
 }
 
 int

@@ -27,7 +27,7 @@
 #include "evqueue.h"
 #include "store.h"
 
-enum { DTXD_READ_RECORD = 1, DTXD_READ_LIST };
+enum { DTXD_READ_RECORD = 1, DTXD_READ_LIST, DTXD_READ_RECHECK };
 
 typedef struct dtxd_read {
 	dtxd_ev ev;   // the reader's queue link
@@ -46,9 +46,14 @@ typedef struct dtxd_read {
 	// state matches the filter, and unfinished ones whatever their state
 	// (in memory they may have moved on; the loop decides). more: the
 	// scan stopped at a candidate past the page.
+	// RECHECK: the n items of a LIST page, the caller's; each item with
+	// recheck[i] set is read again (on the point lane) and its summary
+	// replaced by the record's, or its state set to 0 when the record is
+	// gone.
 	uint32_t        n;
 	bool            more;
 	dtxi_txsummary *items; // LIST: room for limit, the caller's
+	bool            recheck[DTXI_LIST_MAX];
 	void (*done)(struct dtxd_read *rd);
 } dtxd_read;
 
@@ -65,5 +70,12 @@ int dtxd_reader_read(dtxd_reader *r, dtxd_read *rd);
 // Completes the reads still queued with DTX_ECLOSED, stops the threads and
 // frees the reader. Accepts NULL.
 void dtxd_reader_close(dtxd_reader *r);
+
+// For tests: hook runs on the reader thread after each read is done and
+// before its completion, so a test can hold a read's result back while the
+// loop moves on (the List race of requests.c). Set it before the reads it
+// is for; NULL removes it.
+typedef void (*dtxd_read_hook)(void *arg, const dtxd_read *rd);
+void dtxd_reader_set_hook(dtxd_reader *r, dtxd_read_hook hook, void *arg);
 
 #endif // DTXD_READER_H

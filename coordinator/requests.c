@@ -11,6 +11,14 @@
 // loading, with the client parked on it, while the record is looked for:
 // so two Submits of one gid never both miss, and every other request for
 // that gid waits (deferred) until the look is over, then runs again.
+//
+// A point read (Status, Abort, Resolve, a Submit's look) is never older
+// than what the loop knew when it was issued: it is issued only for a gid
+// not in memory, and a transaction leaves memory only once its final
+// record is written, so the read finds that record or a later one; one
+// that came into memory meanwhile is answered from memory. A List page is
+// different (it holds gids that were in memory while it was scanned): see
+// on_list.
 
 #include "requests.h"
 
@@ -56,17 +64,16 @@ mread_free(mread *mr)
 	free(mr);
 }
 
-// Queues a read for request r, or for the loading transaction tx (which
-// the read then holds a reference to: the caller's). Returns 0 or an
-// error (nothing queued).
-static int
-read_for(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
+// A read for request r, or for the loading transaction tx (which the read
+// then holds a reference to: the caller's), not yet queued; NULL without
+// memory.
+static mread *
+mread_new(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
 {
 	mread *mr = calloc(1, sizeof(*mr));
-	int    rv;
 
 	if (mr == NULL) {
-		return DTX_ENOMEM;
+		return NULL;
 	}
 	mr->ev.kind = MEV_READ;
 	mr->m       = m;
@@ -75,7 +82,7 @@ read_for(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
 	mr->rd.kind = kind;
 	dtxi_strlcpy(mr->rd.gid, gid, sizeof(mr->rd.gid));
 	mr->rd.done = read_done;
-	if (kind == DTXD_READ_LIST) {
+	if (kind != DTXD_READ_RECORD) {
 		const dtxi_request *req = dtxd_sreq_request(r);
 		mr->rd.state            = req->u.list.state;
 		mr->rd.limit            = req->u.list.limit;
@@ -85,14 +92,31 @@ read_for(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
 		mr->rd.items = calloc(mr->rd.limit, sizeof(*mr->rd.items));
 		if (mr->rd.items == NULL) {
 			free(mr);
-			return DTX_ENOMEM;
+			return NULL;
 		}
 	}
-	if ((rv = dtxd_reader_read(m->reader, &mr->rd)) != 0) {
+	return mr;
+}
+
+// Queues mr. Returns 0 or an error (then mr is freed).
+static int
+mread_queue(dtxd_txmgr *m, mread *mr)
+{
+	int rv = dtxd_reader_read(m->reader, &mr->rd);
+
+	if (rv != 0) {
 		mread_free(mr);
-		return rv;
 	}
-	return 0;
+	return rv;
+}
+
+// Queues a read (see mread_new). Returns 0 or an error (nothing queued).
+static int
+read_for(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
+{
+	mread *mr = mread_new(m, r, tx, kind, gid);
+
+	return mr != NULL ? mread_queue(m, mr) : DTX_ENOMEM;
 }
 
 // The record a read found: 0 with it decoded in m->rb.rec (its payloads
@@ -422,6 +446,64 @@ on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
 	reply_record(m, r);
 }
 
+// List. The page is scanned off the loop, so the loop sees it a while
+// after the scan read it, and a transaction may have moved on meanwhile.
+// One in memory is shown as memory holds it (ahead of its record). One
+// whose record was unfinished but which is no longer in memory has
+// finished and left since the scan read it (a transaction leaves memory
+// only once its final record is written): its scanned record is older than
+// what the loop knew when the scan began (a 2PC told COMMITTED would be
+// listed COMMITTING). Those records are read again (a second look, on the
+// point lane), issued after the loop saw them gone, so the second read
+// finds the final record. So a List never shows a transaction older than
+// the loop knew it when its scan began. The second look costs a point read
+// per such item, only on the pages that have one; keeping the summaries of
+// every transaction that left during a scan would cost the loop work at
+// every finish instead.
+// True when item's record was unfinished but its transaction is no longer
+// in memory: it finished since the scan read it.
+static bool
+list_stale(dtxd_txmgr *m, const dtxi_txsummary *item)
+{
+	txn *tx = dtxd_txtable_find(&m->tab, item->gid);
+
+	return (tx == NULL || tx->loading) &&
+	    !dtx_state_is_terminal(item->state);
+}
+
+// Queues the second look at the stale items of rd's page, when there are
+// any: true when it did (or answered r with an error).
+static bool
+list_recheck(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
+{
+	uint32_t nstale = 0;
+	mread   *mr;
+	int      rv;
+
+	for (uint32_t i = 0; i < rd->n; i++) {
+		nstale += list_stale(m, &rd->items[i]);
+	}
+	if (nstale == 0) {
+		return false;
+	}
+	mr = mread_new(m, r, NULL, DTXD_READ_RECHECK, rd->gid);
+	if (mr == NULL) {
+		dtxd_server_reply_error(
+		    r, DTX_ENOMEM, "cannot read the store");
+		return true;
+	}
+	mr->rd.n    = rd->n;
+	mr->rd.more = rd->more;
+	for (uint32_t i = 0; i < rd->n; i++) {
+		mr->rd.items[i]   = rd->items[i];
+		mr->rd.recheck[i] = list_stale(m, &rd->items[i]);
+	}
+	if ((rv = mread_queue(m, mr)) != 0) {
+		dtxd_server_reply_error(r, rv, "cannot read the store");
+	}
+	return true;
+}
+
 static void
 on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 {
@@ -439,6 +521,9 @@ on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 		dtxd_server_reply_error(r, rd->rv, "cannot read the store");
 		return;
 	}
+	if (rd->kind == DTXD_READ_LIST && list_recheck(m, r, rd)) {
+		return; // called again with the second look
+	}
 	rep                        = dtxd_act_reply_init(m, DTXI_REP_LIST);
 	rep->u.list.n              = 0;
 	rep->u.list.next_cursor[0] = '\0';
@@ -455,8 +540,8 @@ on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 			sum.updated_ms = tx->updated_ms;
 			sum.nbranches  = tx->core.nbranches;
 		}
-		if (state != 0 && sum.state != state) {
-			continue;
+		if (sum.state == 0 || (state != 0 && sum.state != state)) {
+			continue; // gone (purged) since the scan, or filtered
 		}
 		rep->u.list.items[rep->u.list.n++] = sum;
 	}

@@ -8,8 +8,10 @@
 // idempotent resubmission and EEXIST, presumed abort for an unknown gid,
 // Abort of a committed transaction refused, a finished transaction answered
 // from its record without running again, concurrent Submits of one fresh
-// gid making one transaction, and clients waiting at a stop told
-// DTX_ESHUTDOWN.
+// gid making one transaction, clients waiting at a stop told
+// DTX_ESHUTDOWN, and reads off the loop that come back after the
+// transaction moved on (a reader hook holds a read's result back while the
+// test moves the transaction).
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,6 +28,7 @@
 #include "clock.h"
 #include "dispatcher.h"
 #include "harness.h"
+#include "loopstate.h"
 #include "recovery.h"
 #include "server.h"
 #include "store.h"
@@ -45,6 +48,73 @@ static dtx_participant *part;
 static dtx_client      *cli;
 static atomic_int       prepares;
 
+// A gate: a thread waits at it until the test opens it. "hold" (a method)
+// waits at commit_gate in its COMMIT; the reader hook waits at read_gate
+// after a List scan.
+typedef struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            reached;
+	bool            open;
+} gate;
+
+static gate commit_gate = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+static gate read_gate = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static void
+gate_pass(gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->reached = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open) {
+		pthread_cond_wait(&g->cv, &g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+gate_open(gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->open = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static int
+gate_reached(void *arg)
+{
+	gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	bool r = g->reached;
+	pthread_mutex_unlock(&g->mu);
+	return r;
+}
+
+static dtx_result
+cb_hold(const dtx_call *call, dtx_reply *reply, void *arg)
+{
+	(void)reply;
+	(void)arg;
+	if (call->phase == DTX_PHASE_COMMIT) {
+		gate_pass(&commit_gate);
+	}
+	return DTX_OK;
+}
+
+// The reader hook: a List scan's result waits at read_gate.
+static void
+hold_list(void *arg, const dtxd_read *rd)
+{
+	(void)arg;
+	if (rd->kind == DTXD_READ_LIST) {
+		gate_pass(&read_gate);
+	}
+}
+
 static dtx_result
 cb_ok(const dtx_call *call, dtx_reply *reply, void *arg)
 {
@@ -62,10 +132,11 @@ setup(void)
 	dtxd_store_opts  so;
 	dtxd_config      cfg;
 	uint64_t         n;
-	dtx_method_ops   ops = {cb_ok, cb_ok, cb_ok, cb_ok, cb_ok};
-	dtxd_server_opts o   = {.contexts = 64,
-	      .max_frame                  = 4 * 1024 * 1024,
-	      .max_payload                = DTX_PAYLOAD_MAX_DEFAULT};
+	dtx_method_ops   ops  = {cb_ok, cb_ok, cb_ok, cb_ok, cb_ok};
+	dtx_method_ops   hold = {cb_ok, cb_hold, cb_ok, cb_ok, cb_ok};
+	dtxd_server_opts o    = {.contexts = 64,
+	       .max_frame                  = 4 * 1024 * 1024,
+	       .max_payload                = DTX_PAYLOAD_MAX_DEFAULT};
 
 	// ipc addresses in the test's own directory: no other test can take
 	// them between choosing and listening, as a free TCP port can be.
@@ -88,6 +159,7 @@ setup(void)
 	    dtxd_server_open(&srv, &o, dtxd_txmgr_on_request, mgr), 0);
 	cr_assert_eq(dtx_participant_open(&part), 0);
 	cr_assert_eq(dtx_participant_register(part, "op", &ops, NULL), 0);
+	cr_assert_eq(dtx_participant_register(part, "hold", &hold, NULL), 0);
 	cr_assert_eq(dtx_participant_listen(part, purl), 0);
 	cr_assert_eq(dtx_client_open(&cli, url), 0);
 	dtx_client_set_timeout_ms(cli, 10000);
@@ -96,6 +168,9 @@ setup(void)
 static void
 teardown(void)
 {
+	// Nothing may stay held at a gate.
+	gate_open(&commit_gate);
+	gate_open(&read_gate);
 	dtx_client_close(cli);
 	dtxd_txmgr_stop(mgr);
 	dtxd_server_close(srv);
@@ -334,4 +409,60 @@ Test(requests, a_submit_without_gid_gets_one_made_here)
 	cr_assert_eq(strlen(rep.u.tx.gid), 32, "gid '%s'", rep.u.tx.gid);
 	cr_assert_eq(rep.u.tx.state, DTX_STATE_COMMITTED);
 	cr_assert_eq(atomic_load(&prepares), 1);
+}
+
+typedef struct lister {
+	int         rv;
+	unsigned    n;
+	dtx_tx_info info[4];
+} lister;
+
+static void *
+list_main(void *arg)
+{
+	lister *l = arg;
+	char    next[DTX_GID_MAX + 1];
+
+	l->rv = dtx_client_list(cli, 0, "", l->info, 4, &l->n, next);
+	return NULL;
+}
+
+// The race of a List scanned off the loop: the scan reads a 2PC's record
+// while it is COMMITTING (its client already told COMMITTED); before the
+// loop looks at the page, the transaction finishes and leaves memory. The
+// page must not show it COMMITTING: that is older than what the loop knew
+// when the scan began.
+Test(requests, a_list_never_shows_a_transaction_older_than_when_it_began)
+{
+	dtx_tx   *tx = NULL;
+	lister    l  = {0};
+	pthread_t th;
+
+	cr_assert_eq(dtx_tx_begin(&tx, cli, DTX_2PC), 0);
+	cr_assert_eq(dtx_tx_set_gid(tx, "list-race"), 0);
+	cr_assert_eq(dtx_tx_add(tx, purl, "hold", "p", 1), 0);
+	cr_assert_eq(dtx_tx_submit(tx), 0);
+	// Its COMMIT is held at the participant: the decision is synced, the
+	// record says COMMITTING.
+	cr_assert_eq(dtxt_wait_until(gate_reached, &commit_gate, 2, 10000), 0,
+	    "no COMMIT came");
+	dtxd_reader_set_hook(mgr->reader, hold_list, NULL);
+	cr_assert_eq(pthread_create(&th, NULL, list_main, &l), 0);
+	cr_assert_eq(dtxt_wait_until(gate_reached, &read_gate, 2, 10000), 0,
+	    "the List did not scan");
+	// The scan has read COMMITTING. Now the transaction finishes and
+	// leaves memory (its final record written) before the loop sees the
+	// page.
+	gate_open(&commit_gate);
+	cr_assert_eq(dtxt_wait_until(none_active, NULL, 2, 10000), 0,
+	    "still in memory");
+	gate_open(&read_gate);
+	pthread_join(th, NULL);
+	dtxd_reader_set_hook(mgr->reader, NULL, NULL);
+	cr_assert_eq(l.rv, 0, "%s", dtx_strerror(l.rv));
+	cr_assert_eq(l.n, 1);
+	cr_assert_str_eq(l.info[0].gid, "list-race");
+	cr_assert_eq(l.info[0].state, DTX_STATE_COMMITTED, "listed %s",
+	    dtx_state_name(l.info[0].state));
+	dtx_tx_free(tx);
 }
