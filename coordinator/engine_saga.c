@@ -28,10 +28,16 @@
 // executed OK: then nothing needs undoing. For one that did, giving up
 // would leave its effect in place, so it is retried like any failure.
 
+// Compensation starts from the last step that may have run and goes
+// down. Above the cursor only a recovered saga has any (on_recover marks
+// them); for the others the walk down past steps never sent costs a loop.
 static void
 turn_back(dtxd_txcore *tx, dtxd_actions *out)
 {
 	tx->state = DTX_STATE_COMPENSATING;
+	if (tx->nbranches > 0) {
+		tx->cursor = tx->nbranches - 1;
+	}
 	dtxd_tx_clear_retries(tx);
 	dtxd_tx_persist(tx, true, true, out);
 }
@@ -167,10 +173,19 @@ on_compensate_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 	compensate_next(tx, out);
 }
 
-// Recovery resumes from the written cursor. A RUNNING saga calls the
-// cursor step again (its EXECUTE may or may not have run; the barrier
-// makes a repeat harmless) unless the deadline passed meanwhile, and then
-// turns back; a COMPENSATING one compensates the cursor step again.
+// Recovery resumes from the written cursor. The record may be older than
+// the calls that left before the crash: a step's DONE_SENT reaches it only
+// with the progress write queued (unsynced) in the pass that sent its
+// EXECUTE, and step 0's with no write at all before the first progress
+// write. So in a RUNNING saga every step from the cursor up may have run,
+// and is marked so: turning back then compensates it (a null compensation
+// where it never ran, which the barrier records so that a late EXECUTE is
+// refused). Without the mark, a restart past the deadline turned back from
+// a cursor below a step that had run, and left it uncompensated (found by
+// the spin model, tests/model). A RUNNING saga then calls the cursor step
+// again (its EXECUTE may or may not have run; the barrier makes a repeat
+// harmless) unless the deadline passed meanwhile, and then turns back; a
+// COMPENSATING one compensates the cursor step again.
 static void
 on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 {
@@ -178,6 +193,9 @@ on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 	dtxd_tx_clear_retries(tx);
 	switch (tx->state) {
 	case DTX_STATE_RUNNING:
+		for (uint32_t i = tx->cursor; i < tx->nbranches; i++) {
+			tx->br[i].done |= DTXD_DONE_SENT;
+		}
 		execute_next(tx, ev->now_ms, out);
 		break;
 	case DTX_STATE_COMPENSATING:

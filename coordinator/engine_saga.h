@@ -15,10 +15,12 @@
 //   TIMER at or after the deadline: turn back at cursor (the step may have
 //     run); if its call is in flight, its COMPENSATE waits for it to end.
 //   ABORT (operator): turn back at cursor, rv 0.
-//   Turning back: state COMPENSATING, PERSIST{sync, wait}; on PERSISTED
-//   send COMPENSATE to the cursor step. The failed step is compensated too:
-//   it may have partly run. A step never sent (no DONE_SENT) cannot have
-//   run and is skipped (cursor--, or FINISH(COMPENSATED) below step 0).
+//   Turning back: state COMPENSATING, cursor to the last step,
+//   PERSIST{sync, wait}; on PERSISTED send COMPENSATE to the highest step
+//   that may have run (DONE_SENT) and is not compensated. The failed step
+//   is compensated too: it may have partly run. A step never sent (no
+//   DONE_SENT) cannot have run and is skipped (cursor--, or
+//   FINISH(COMPENSATED) below step 0).
 //   No EXECUTE is sent at or after the deadline: a REPLY OK that arrives
 //   then turns back instead of executing the next step.
 // COMPENSATING
@@ -28,9 +30,11 @@
 //   Anything else: retry for ever with backoff, stuck after stuck_after.
 //   ABORT: rv 0.
 // COMMITTED: ABORT gives rv DTX_ESTATE.
-// RECOVER: RUNNING re-sends EXECUTE to the cursor step (or turns back if
-//   the deadline passed); COMPENSATING re-sends COMPENSATE to the cursor
-//   step; a terminal state emits FINISH again.
+// RECOVER: RUNNING marks every step from the cursor up DONE_SENT (its
+//   EXECUTE may have left after the record was written), then re-sends
+//   EXECUTE to the cursor step (or turns back if the deadline passed);
+//   COMPENSATING re-sends COMPENSATE to the cursor step; a terminal state
+//   emits FINISH again.
 
 #ifndef DTXD_ENGINE_SAGA_H
 #define DTXD_ENGINE_SAGA_H

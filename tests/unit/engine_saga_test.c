@@ -367,7 +367,60 @@ Test(engine_saga, recovery_while_running_after_the_deadline_compensates)
 	d.now = 9000;
 	cr_assert_str_eq(drv_recover(&d), "persist(sync,wait)");
 	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	// Step 2 may have run too (its EXECUTE could have left after the
+	// record was written): a null compensation where it did not.
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)");
+	cr_assert_str_eq(
+	    REPLY(&d, 2, COMPENSATE, OK), "persist compensate(1)");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+// The record as a crash leaves it: the first EXECUTE left, but the record
+// is still the create record (cursor 0, no step marked sent), because the
+// first progress write comes only with the next step. Past the deadline,
+// recovery must still compensate step 0 (finding 1 of the spin model).
+Test(
+    engine_saga, recovery_compensates_a_step_sent_after_its_record_was_written)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	d.tx.deadline_ms = 9000;
+	cr_assert_str_eq(START(&d), "execute(0)");
+	// The crash: memory is lost; the record knows nothing of the call.
+	d.br[0].done     = 0;
+	d.br[0].phase    = 0;
+	d.br[0].attempts = 0;
+	d.now            = 9000;
+	cr_assert_str_eq(drv_recover(&d), "persist(sync,wait)");
+	cr_assert(d.br[0].done & DTXD_DONE_SENT, "step 0 may have run");
+	cr_assert(d.br[1].done & DTXD_DONE_SENT, "step 1 may have run");
 	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+// Before the deadline a recovered saga goes on; if it then turns back,
+// the steps above the cursor that it marked get (null) compensations.
+Test(engine_saga, recovery_then_refusal_compensates_every_step_marked)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	d.tx.deadline_ms = 9000;
+	run_to(&d, 1);
+	cr_assert_str_eq(drv_recover(&d), "execute(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_eq(d.tx.cursor, 2, "turned back from the last step");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)");
+	cr_assert_str_eq(
+	    REPLY(&d, 2, COMPENSATE, OK), "persist compensate(1)");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
 }
 
 Test(engine_saga, recovery_while_compensating_compensates_the_cursor_step)
