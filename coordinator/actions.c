@@ -28,11 +28,29 @@ dtxd_act_reply_init(dtxd_txmgr *m, dtxi_rep_kind kind)
 	return rep;
 }
 
+// True when tx's state cannot change any more, even if its final record
+// is lost (see actions.h): always but for a saga's COMMITTED before that
+// record is written.
+static bool
+outcome_settled(const txn *tx)
+{
+	return tx->final ||
+	    !(tx->core.mode == DTX_SAGA &&
+	        tx->core.state == DTX_STATE_COMMITTED);
+}
+
+int
+dtxd_act_told_state(const txn *tx)
+{
+	return outcome_settled(tx) ? tx->core.state : DTX_STATE_RUNNING;
+}
+
 void
 dtxd_act_reply_tx(dtxd_txmgr *m, dtxd_sreq *r, const txn *tx)
 {
 	dtxi_reply *rep = dtxd_act_reply_init(m, DTXI_REP_TX);
 	dtxd_txrec_info(tx, &rep->u.tx);
+	rep->u.tx.state = dtxd_act_told_state(tx);
 	dtxd_server_reply(r, rep);
 }
 
@@ -347,15 +365,6 @@ write_or_redo(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 // Events into the engine, actions out
 // ---------------------------------------------------------------------
 
-// True when tx's terminal state cannot change even if its final record is
-// lost (see actions.h).
-static bool
-outcome_settled(const txn *tx)
-{
-	return !(tx->core.mode == DTX_SAGA &&
-	    tx->core.state == DTX_STATE_COMMITTED);
-}
-
 static void
 run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
 {
@@ -374,8 +383,10 @@ run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
 				if (outcome_settled(tx)) {
 					dtxd_waiters_reply(m, tx, 0);
 				}
-				dtxi_crash_point(
-				    &m->crash, DTXI_CRASH_BEFORE_FINAL_RECORD);
+				if (dtxi_crash_point(&m->crash,
+				        DTXI_CRASH_BEFORE_FINAL_RECORD)) {
+					break; // dies soon; never written
+				}
 				write_or_redo(m, tx, W_FINISH, false, false);
 			}
 			break;
@@ -540,6 +551,7 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		atomic_fetch_add(&m->stats.finished, 1);
 		DTXI_DEBUG(
 		    "actions: %s %s", tx->gid, dtx_state_name(tx->core.state));
+		tx->final = true;
 		dtxd_waiters_reply(m, tx, 0);
 		if (tx->in_table) {
 			dtxd_act_forget(m, tx);

@@ -28,7 +28,9 @@
 // that way: its last step's result lives only in that record, and a
 // recovery that finds the step unrecorded calls it again, which past the
 // deadline or the retries turns the saga back. So its waiters are told only
-// once the record is written.
+// once the record is written, and until then nobody is told it: a Status,
+// a List or a Resolve says RUNNING (dtxd_act_told_state), and a Status that
+// waits for the outcome (dtx_tx_wait) or a waiting Submit waits on.
 // A write that fails (a full disk, say) is retried every second; the
 // transaction waits, nothing is lost, and the error is logged.
 
@@ -69,7 +71,12 @@ void dtxd_act_free_write(mwrite *w);
 // The loop's scratch reply, reset to an empty one of kind.
 dtxi_reply *dtxd_act_reply_init(dtxd_txmgr *m, dtxi_rep_kind kind);
 
-// Answers r with tx's status.
+// The state a client may be told of tx (see the top of this file): its
+// state, but a saga's COMMITTED only once its final record is written, and
+// RUNNING until then.
+int dtxd_act_told_state(const txn *tx);
+
+// Answers r with tx's status (its told state).
 void dtxd_act_reply_tx(dtxd_txmgr *m, dtxd_sreq *r, const txn *tx);
 
 // Parks r on tx until it is answered (kind WAIT_*; deadline for

@@ -268,7 +268,8 @@ submit_again(
 	if (tx->content_hash != hash) {
 		reply_code(r, DTX_EEXIST,
 		    "gid %s already used with different content", tx->gid);
-	} else if (s->wait && !dtx_state_is_terminal(tx->core.state)) {
+	} else if (s->wait &&
+	    !dtx_state_is_terminal(dtxd_act_told_state(tx))) {
 		if (dtxd_waiter_add(tx, r, WAIT_OUTCOME, 0) != 0) {
 			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 		}
@@ -427,7 +428,8 @@ on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
 	txn *tx = dtxd_txtable_find(&m->tab, gid);
 
 	if (tx != NULL) {
-		if (wait_ms > 0 && !dtx_state_is_terminal(tx->core.state)) {
+		if (wait_ms > 0 &&
+		    !dtx_state_is_terminal(dtxd_act_told_state(tx))) {
 			int64_t deadline = dtxi_now_ms() + wait_ms;
 			if (dtxd_waiter_add(tx, r, WAIT_STATUS, deadline) !=
 			    0) {
@@ -534,7 +536,7 @@ on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 		if (tx != NULL && !tx->loading) {
 			// Memory is ahead of the last write.
 			sum.mode       = tx->core.mode;
-			sum.state      = tx->core.state;
+			sum.state      = dtxd_act_told_state(tx);
 			sum.stuck      = tx->core.stuck;
 			sum.created_ms = tx->created_ms;
 			sum.updated_ms = tx->updated_ms;
@@ -616,7 +618,7 @@ on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 	int         rv;
 
 	if (tx != NULL) {
-		state = tx->core.state;
+		state = dtxd_act_told_state(tx);
 		if (state == DTX_STATE_COMMITTING && tx->core.persisting) {
 			state = DTX_STATE_PREPARING;
 		}

@@ -80,6 +80,7 @@ struct txn {
 	bool        created;     // create record written
 	bool        in_table;    //
 	bool        finishing;   // FINISH write issued
+	bool        final;       // the final record is written
 	bool        resumed;     // adopted: its RECOVER event was handled
 	bool        recovering;  // resumed and counted as resuming
 	bool        create_sync; // the create write is to be synced

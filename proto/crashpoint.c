@@ -7,7 +7,9 @@
 
 #include "crashpoint.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +19,11 @@
 static const struct {
 	const char     *name;
 	dtxi_crash_side side;
-	long linger_ms; // wait first, so replies handed to nng leave
+	// Wait this long first, so replies handed to nng leave. A point with
+	// a linger lets the process go on meanwhile (the caller withholds
+	// what the point stands before), so that what it answers then can be
+	// seen.
+	long linger_ms;
 } points[] = {
     [DTXI_CRASH_BEFORE_BUSINESS_WRITE]      = {"before-business-write",
              DTXI_CRASH_PARTICIPANT, 0},
@@ -90,21 +96,50 @@ dtxi_crash_init(dtxi_crash *c, dtxi_crash_side side, const char *spec)
 	    side_name(side), spec);
 }
 
-void
+static void
+crash_now(dtxi_crash_pt point)
+{
+	DTXI_WARN("%s: crash point %s reached: killing the process",
+	    side_name(points[point].side), points[point].name);
+	raise(SIGKILL);
+}
+
+// The thread of a lingering point: waits, then kills the process.
+static void *
+crash_later(void *arg)
+{
+	dtxi_crash_pt   point = (dtxi_crash_pt)(intptr_t)arg;
+	long            ms    = points[point].linger_ms;
+	struct timespec ts    = {
+	       .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0) {
+	}
+	crash_now(point);
+	return NULL;
+}
+
+bool
 dtxi_crash_point(dtxi_crash *c, dtxi_crash_pt point)
 {
+	pthread_t th;
+
 	if (c == NULL || point == DTXI_CRASH_NONE || c->point != point) {
-		return;
+		return false;
 	}
-	if (atomic_fetch_add(&c->hits, 1) + 1 == c->nth) {
-		long ms = points[point].linger_ms;
-		if (ms > 0) {
-			struct timespec ts = {.tv_sec = ms / 1000,
-			    .tv_nsec                  = ms % 1000 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-		DTXI_WARN("%s: crash point %s reached: killing the process",
-		    side_name(points[point].side), points[point].name);
-		raise(SIGKILL);
+	if (atomic_fetch_add(&c->hits, 1) + 1 != c->nth) {
+		return false;
 	}
+	if (points[point].linger_ms > 0 &&
+	    pthread_create(&th, NULL, crash_later, (void *)(intptr_t)point) ==
+	        0) {
+		DTXI_WARN("%s: crash point %s reached: the process dies in "
+		          "%ld ms",
+		    side_name(points[point].side), points[point].name,
+		    points[point].linger_ms);
+		pthread_detach(th);
+		return true;
+	}
+	crash_now(point);
+	return false;
 }

@@ -24,14 +24,17 @@
 //   after-first-commit          the first COMMIT (EXECUTE, COMPENSATE) was
 //   after-first-execute         answered OK and the engine has taken it in,
 //   after-first-compensate      nothing of its next step has left
-//   before-final-record         the outcome is told (the point lingers
-//                               300 ms so the reply leaves), the final
-//                               record is not written
+//   before-final-record         the outcome is told where it is settled,
+//                               the final record is never written; dtxd
+//                               goes on for 300 ms (replies handed to nng
+//                               leave, a Status meanwhile is answered),
+//                               then dies
 
 #ifndef DTX_CRASHPOINT_H
 #define DTX_CRASHPOINT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define DTXI_CRASH_ENV_PARTICIPANT "DTX_PARTICIPANT_CRASH_AT"
 #define DTXI_CRASH_ENV_COORDINATOR "DTXD_CRASH_AT"
@@ -68,8 +71,11 @@ typedef struct dtxi_crash {
 // missing crash.
 void dtxi_crash_init(dtxi_crash *c, dtxi_crash_side side, const char *spec);
 
-// Counts a pass through point and kills the process on the chosen one.
+// Counts a pass through point and kills the process on the chosen one:
+// at once, or, for a point that lets the process go on (before-final-
+// record), from another thread a moment later, returning true: the caller
+// then must not do what the point stands before. Otherwise returns false.
 // Accepts NULL (never armed).
-void dtxi_crash_point(dtxi_crash *c, dtxi_crash_pt point);
+bool dtxi_crash_point(dtxi_crash *c, dtxi_crash_pt point);
 
 #endif // DTX_CRASHPOINT_H

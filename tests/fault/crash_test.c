@@ -20,6 +20,15 @@
 //   before-final-record         saga, two steps, deadline past  what the
 //                               client was told, if anything
 //
+// Two more restart past the saga's deadline, where recovery must turn back
+// from what the record says (the spin model's findings, tests/model):
+//   after-first-execute         saga, two steps, deadline past  COMPENSATED,
+//                               step 0 undone although its record never
+//                               said it was sent
+//   before-final-record         saga, two steps, deadline past  COMPENSATED;
+//                               Status and Wait said RUNNING, never
+//                               COMMITTED, until the crash
+//
 // before-commit-decision is the one point where the crash changes the
 // outcome: every branch voted yes, but the decision never reached the disk,
 // so the restarted dtxd presumes abort and no branch may have committed.
@@ -30,6 +39,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -258,4 +269,175 @@ Test(crash, saga_outcome_is_told_only_once_its_final_record_is_written)
 	    dtx_state_name(t.st), dtx_state_name(st));
 	CHECK(
 	    dtx_state_is_terminal(st), "not terminal: %s", dtx_state_name(st));
+}
+
+// Waits until the saga's deadline (set by dtxd when it accepted the saga,
+// after *deadline was taken) has passed, so that recovery may not execute.
+static void
+wait_past(int64_t deadline)
+{
+	CHECK(dtxt_wait_until(clock_past, &deadline, 20, 5000) == 0,
+	    "the clock did not pass the deadline");
+}
+
+// Restarts dtxd without the crash point and returns the saga's outcome.
+static dtx_state
+restart_and_wait(const char *gid)
+{
+	dtx_tx   *tx;
+	dtx_state st = 0;
+
+	dtx_client_close(w.client);
+	w.client = NULL;
+	CHECK(dtxt_world_start_dtxd(&w, NULL) == 0, "dtxd did not restart");
+	CHECK_RV(dtx_tx_attach(&tx, w.client, gid));
+	CHECK_RV(dtx_tx_wait(tx, 20000, &st));
+	dtx_tx_free(tx);
+	return st;
+}
+
+// Starts dtxd with the crash point and a 1 s saga timeout, two
+// participants, and submits a saga of one step on each. Returns the
+// deadline's upper bound; the gid goes to gid.
+static int64_t
+start_saga(const char *point, dtxt_part **parts, char *gid)
+{
+	dtxt_dtxd_opts o = {.crash_at = point, .timeout_ms = 1000};
+	dtx_tx        *tx;
+	int64_t        deadline;
+
+	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
+	parts[0] = dtxt_world_part(&w, "a");
+	parts[1] = dtxt_world_part(&w, "b");
+	for (int i = 0; i < 2; i++) {
+		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
+		    "participant %d did not start", i);
+	}
+	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_SAGA));
+	CHECK_RV(dtx_tx_add(tx, parts[0]->url, "op", "", 0));
+	CHECK_RV(dtx_tx_add(tx, parts[1]->url, "op", "", 0));
+	// A little more than the timeout covers the clocks' rounding.
+	deadline = dtxi_now_ms() + o.timeout_ms + 50;
+	CHECK_RV(dtx_tx_submit(tx));
+	dtxi_strlcpy(gid, dtx_tx_gid(tx), DTX_GID_MAX + 1);
+	dtx_tx_free(tx);
+	return deadline;
+}
+
+// Step 0's EXECUTE left and ran, and dtxd died before any write recorded
+// it (its DONE_SENT goes out only with the next step's progress write).
+// Restarted past the deadline, recovery turns back; step 0 must be
+// compensated all the same, and step 1, which may have run for all the
+// record knows, gets its (null) compensation.
+Test(crash, saga_step_run_before_its_record_is_compensated_past_deadline)
+{
+	dtxt_part *parts[2];
+	dtxt_exit  how;
+	dtxt_log   logs[2];
+	char       gid[DTX_GID_MAX + 1];
+	int64_t    deadline = start_saga("after-first-execute", parts, gid);
+
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
+	    "dtxd did not reach after-first-execute");
+	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
+	wait_past(deadline);
+	dtx_state st = restart_and_wait(gid);
+	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
+	    dtx_state_name(st));
+
+	dtxt_log_load(&logs[0], parts[0]->calllog);
+	dtxt_log_load(&logs[1], parts[1]->calllog);
+	CHECK(dtxt_log_count(&logs[0], DTXT_APPLY, gid, 0, NULL, NULL) == 1,
+	    "step 0 did not run before the crash");
+	CHECK(dtxt_log_count(&logs[0], DTXT_UNDO, gid, 0, NULL, NULL) == 1,
+	    "step 0 ran and was never compensated");
+	CHECK(dtxt_log_effect(&logs[0], gid, 0) == 0, "step 0 left an effect");
+	CHECK(
+	    dtxt_log_count(&logs[1], DTXT_CALL, gid, 1, "EXECUTE", NULL) == 0,
+	    "step 1 executed past the deadline");
+	CHECK(dtxt_log_count(
+	          &logs[1], DTXT_CALL, gid, 1, "COMPENSATE", "OK") >= 1,
+	    "step 1, which may have run, got no compensation");
+	CHECK(dtxt_log_effect(&logs[1], gid, 1) == 0, "step 1 left an effect");
+	dtxt_log_fini(&logs[0]);
+	dtxt_log_fini(&logs[1]);
+}
+
+// A Wait started once the last step ran: its answer, if any.
+typedef struct waited {
+	dtx_tx   *tx;
+	int       rv;
+	dtx_state st;
+} waited;
+
+static void *
+wait_thread(void *arg)
+{
+	waited *t = arg;
+	t->rv     = dtx_tx_wait(t->tx, 5000, &t->st);
+	return NULL;
+}
+
+// Both steps ran; dtxd has the saga COMMITTED in memory, its final record
+// is never written (before-final-record lets dtxd go on 300 ms, then it
+// dies). Meanwhile Status is asked again and again, and a Wait starts:
+// neither may say COMMITTED, because the restart past the deadline finds
+// the saga RUNNING at step 1 and compensates it.
+Test(crash, saga_status_says_running_until_its_final_record_is_written)
+{
+	dtxt_part *parts[2];
+	dtxt_exit  how;
+	dtx_tx    *tx;
+	char       gid[DTX_GID_MAX + 1];
+	char       applied[DTX_GID_MAX + 32];
+	dtx_state  said     = 0;
+	unsigned   answered = 0;
+	waited     wt       = {0};
+	pthread_t  th;
+	bool       waiting  = false;
+	int64_t    deadline = start_saga("before-final-record", parts, gid);
+
+	// dtxd dies under these requests: do not wait long for answers.
+	dtx_client_set_timeout_ms(w.client, 1000);
+	CHECK_RV(dtx_tx_attach(&tx, w.client, gid));
+	CHECK_RV(dtx_tx_attach(&wt.tx, w.client, gid));
+	snprintf(applied, sizeof(applied), "APPLY %s 1", gid);
+	while (dtxt_alive(w.dtxd)) {
+		char     *log = dtxt_read_file(parts[1]->calllog);
+		bool      ran = strstr(log, applied) != NULL;
+		dtx_state s   = 0;
+		free(log);
+		if (ran && !waiting) {
+			CHECK(pthread_create(&th, NULL, wait_thread, &wt) == 0,
+			    "thread");
+			waiting = true;
+		}
+		if (dtx_tx_status(tx, &s) == 0) {
+			answered += ran;
+			if (dtx_state_is_terminal(s)) {
+				said = s;
+			}
+		}
+		dtxt_sleep_ms(5);
+	}
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0 && how.signaled &&
+	        how.signo == SIGKILL,
+	    "dtxd did not crash at before-final-record");
+	CHECK(waiting, "the last step never ran");
+	pthread_join(th, NULL);
+	CHECK(answered > 0, "no Status was answered after the last step ran");
+	dtx_tx_free(tx);
+	dtx_tx_free(wt.tx);
+
+	wait_past(deadline);
+	dtx_state st = restart_and_wait(gid);
+	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
+	    dtx_state_name(st));
+	CHECK(said == 0,
+	    "Status said %s before the final record, and the "
+	    "saga ended %s",
+	    dtx_state_name(said), dtx_state_name(st));
+	CHECK(wt.rv != 0 || wt.st == st,
+	    "Wait said %s before the final record, and the saga ended %s",
+	    dtx_state_name(wt.st), dtx_state_name(st));
 }

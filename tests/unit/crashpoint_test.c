@@ -67,3 +67,39 @@ Test(crashpoint, kills_the_process_on_the_chosen_pass_only)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
+
+// A lingering point lets the process go on (the caller withholds what the
+// point stands before) and kills it a moment later from another thread.
+Test(crashpoint, a_lingering_point_lets_the_process_go_on_then_kills_it)
+{
+	int   fds[2];
+	pid_t pid;
+	int   st = 0;
+	char  c  = 0;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dtxi_crash cp;
+		close(fds[0]);
+		dtxi_crash_init(
+		    &cp, DTXI_CRASH_COORDINATOR, "before-final-record");
+		if (!dtxi_crash_point(&cp, DTXI_CRASH_BEFORE_FINAL_RECORD)) {
+			_exit(1);
+		}
+		// Goes on: says so, then waits for the end.
+		if (write(fds[1], "y", 1) != 1) {
+			_exit(2);
+		}
+		for (;;) {
+			pause();
+		}
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &c, 1), 1, "the process did not go on");
+	cr_assert_eq(c, 'y');
+	close(fds[0]);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
