@@ -54,7 +54,6 @@ CONFIGS=(
 	"prepare-runs-after-abort|-DMUT_NO_HANGING_CHECK|2|!safe"
 	"null-compensation-not-recorded|-DSAGA -DMUT_NO_NULL_RECORD|2|!safe"
 	"phase-two-not-retried|-DMUT_NO_RETRY|2|!terminates"
-	# Today's code where the model differs (see dtx.pml): both fail.
 	"saga-recovery-trusts-sent-bits|-DSAGA -DMUT_RECOVER_TRUSTS_SENT|2|!safe"
 	"saga-status-before-final-record|-DSAGA -DMUT_STATUS_UNSETTLED|2|!safe"
 )

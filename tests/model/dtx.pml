@@ -87,23 +87,28 @@
  * MUT_NO_NULL_RECORD     a null undo is answered, not recorded (P3)
  * MUT_NO_RETRY           a failed phase-two or COMPENSATE call is not
  *                        retried (P6)
- * MUT_RECOVER_TRUSTS_SENT, MUT_STATUS_UNSETTLED: today's code, below (P1,
- *                        P4)
+ * MUT_RECOVER_TRUSTS_SENT saga recovery trusts the recorded SENT bits (P1)
+ * MUT_STATUS_UNSETTLED   Status reports a saga's COMMITTED before its final
+ *                        record (P4)
  *
- * Where the model asks more than today's code (spin's counterexamples, with
- * the switch that restores the code's behaviour):
+ * Found by the model and fixed in the code (the last two mutants are the
+ * code as it was; tests/fault/crash_test.c has a regression test of each
+ * with real processes):
  * - saga recovery (MUT_RECOVER_TRUSTS_SENT): a step's SENT bit reaches the
  *   record only with the next progress write (unsynced, queued), after its
  *   EXECUTE has left. A crash in between, then a restart past the deadline
- *   (or a takeover), turns the saga back from a cursor that misses that
- *   step: it ends COMPENSATED with the step executed and never compensated.
- *   The model marks every step from the recovered cursor up as may-have-run
- *   and starts compensating from the last of them (null compensations where
- *   nothing ran).
- * - Status (MUT_STATUS_UNSETTLED): on_status reports a saga's COMMITTED
- *   from memory before its final record is written, while the waiters are
- *   told only after it; a crash in between can end it COMPENSATED. The model
- *   reports RUNNING until the final record, as the waiters see it.
+ *   (or a takeover), turned the saga back from a cursor that misses that
+ *   step: it ended COMPENSATED with the step executed and never
+ *   compensated. Recovery now marks every step from the recovered cursor up
+ *   as may-have-run and compensation starts from the last of them (null
+ *   compensations where nothing ran): engine_saga.c's on_recover and
+ *   turn_back.
+ * - Status (MUT_STATUS_UNSETTLED): Status reported a saga's COMMITTED from
+ *   memory before its final record was written, while the waiters were
+ *   told only after it; a crash in between could end it COMPENSATED. dtxd
+ *   now reports RUNNING until the final record, as the waiters see it
+ *   (dtxd_act_told_state in coordinator/actions.c).
+ * Where the model still asks more than today's code:
  * - the resolver acts on COMMITTING too, as ARCHITECTURE.md says (dtxd
  *   reports it only once synced); barrier.c today waits for COMMITTED. Both
  *   are safe; the model checks the more eager one.
