@@ -67,6 +67,7 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
 	// Into the table now (the loop is not running yet, so this thread
 	// owns it), and onto the list of those to resume.
 	dtxd_txtable_insert(&m->tab, tx);
+	tx->to_resume = true;
 	if (m->adopted_tail != NULL) {
 		m->adopted_tail->rnext = tx;
 	} else {
@@ -158,7 +159,7 @@ dtxd_recovery_ready(const dtxd_txmgr *m)
 void
 dtxd_recovery_resume(dtxd_txmgr *m, txn *tx)
 {
-	tx->resumed    = true;
+	tx->to_resume  = false;
 	tx->recovering = true;
 	m->resuming++;
 	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
@@ -183,7 +184,7 @@ dtxd_recovery_resume_some(dtxd_txmgr *m)
 		tx->rnext = NULL;
 		// One resumed out of turn is still on the list; it is
 		// simply dropped from it here.
-		if (!tx->resumed && tx->in_table) {
+		if (tx->to_resume && tx->in_table) {
 			dtxd_recovery_resume(m, tx);
 			n++;
 		}

@@ -32,8 +32,12 @@ bool dtxd_recovery_ready(const dtxd_txmgr *m);
 // recovery.c).
 void dtxd_recovery_resume_some(dtxd_txmgr *m);
 
-// Resumes tx now, out of turn (a request must change it, and no event may
-// reach an engine before RECOVER).
+// Resumes tx, adopted and not yet resumed (tx->to_resume), now, out of
+// turn: a request must change it, and no event may reach an engine before
+// RECOVER. Never for any other transaction: RECOVER trusts only the record
+// and clears what is in flight (calls, a decision being written), which in
+// a running transaction would send a second EXECUTE over one in flight, or
+// COMMIT before the commit decision is synced.
 void dtxd_recovery_resume(dtxd_txmgr *m, struct txn *tx);
 
 #endif // DTXD_RECOVERY_H

@@ -566,7 +566,7 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 			    "%s is still being accepted; ask again", gid);
 			return;
 		}
-		if (!tx->resumed) {
+		if (tx->to_resume) {
 			dtxd_recovery_resume(m, tx);
 		}
 		dtxd_event ev = {

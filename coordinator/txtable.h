@@ -81,7 +81,7 @@ struct txn {
 	bool        in_table;    //
 	bool        finishing;   // FINISH write issued
 	bool        final;       // the final record is written
-	bool        resumed;     // adopted: its RECOVER event was handled
+	bool        to_resume;   // adopted, its RECOVER not yet handled
 	bool        recovering;  // resumed and counted as resuming
 	bool        create_sync; // the create write is to be synced
 	txn        *rnext;       // in the list of adopted, not yet resumed

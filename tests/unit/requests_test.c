@@ -62,6 +62,10 @@ static gate commit_gate = {
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
 static gate read_gate = {
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+static gate exec_gate = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+static atomic_int executes;
+static atomic_int compensates;
 
 static void
 gate_pass(gate *g)
@@ -105,6 +109,22 @@ cb_hold(const dtx_call *call, dtx_reply *reply, void *arg)
 	return DTX_OK;
 }
 
+// "slow": its EXECUTE waits at exec_gate; EXECUTE and COMPENSATE are
+// counted as they come.
+static dtx_result
+cb_slow(const dtx_call *call, dtx_reply *reply, void *arg)
+{
+	(void)reply;
+	(void)arg;
+	if (call->phase == DTX_PHASE_EXECUTE) {
+		atomic_fetch_add(&executes, 1);
+		gate_pass(&exec_gate);
+	} else if (call->phase == DTX_PHASE_COMPENSATE) {
+		atomic_fetch_add(&compensates, 1);
+	}
+	return DTX_OK;
+}
+
 // The reader hook: a List scan's result waits at read_gate.
 static void
 hold_list(void *arg, const dtxd_read *rd)
@@ -134,6 +154,7 @@ setup(void)
 	uint64_t         n;
 	dtx_method_ops   ops  = {cb_ok, cb_ok, cb_ok, cb_ok, cb_ok};
 	dtx_method_ops   hold = {cb_ok, cb_hold, cb_ok, cb_ok, cb_ok};
+	dtx_method_ops   slow = {cb_ok, cb_ok, cb_ok, cb_slow, cb_slow};
 	dtxd_server_opts o    = {.contexts = 64,
 	       .max_frame                  = 4 * 1024 * 1024,
 	       .max_payload                = DTX_PAYLOAD_MAX_DEFAULT};
@@ -160,6 +181,7 @@ setup(void)
 	cr_assert_eq(dtx_participant_open(&part), 0);
 	cr_assert_eq(dtx_participant_register(part, "op", &ops, NULL), 0);
 	cr_assert_eq(dtx_participant_register(part, "hold", &hold, NULL), 0);
+	cr_assert_eq(dtx_participant_register(part, "slow", &slow, NULL), 0);
 	cr_assert_eq(dtx_participant_listen(part, purl), 0);
 	cr_assert_eq(dtx_client_open(&cli, url), 0);
 	dtx_client_set_timeout_ms(cli, 10000);
@@ -171,6 +193,7 @@ teardown(void)
 	// Nothing may stay held at a gate.
 	gate_open(&commit_gate);
 	gate_open(&read_gate);
+	gate_open(&exec_gate);
 	dtx_client_close(cli);
 	dtxd_txmgr_stop(mgr);
 	dtxd_server_close(srv);
@@ -464,5 +487,34 @@ Test(requests, a_list_never_shows_a_transaction_older_than_when_it_began)
 	cr_assert_str_eq(l.info[0].gid, "list-race");
 	cr_assert_eq(l.info[0].state, DTX_STATE_COMMITTED, "listed %s",
 	    dtx_state_name(l.info[0].state));
+	dtx_tx_free(tx);
+}
+
+// An operator Abort of a saga whose step is running. Only a transaction
+// recovered at start-up and not yet resumed is resumed (RECOVER) before the
+// abort; a running one must keep its call in flight: the step's
+// compensation waits for that EXECUTE to end, and no second EXECUTE is
+// sent over it.
+Test(requests, an_abort_of_a_running_saga_keeps_its_call_in_flight)
+{
+	dtx_tx   *tx = NULL;
+	dtx_state s  = 0;
+
+	cr_assert_eq(dtx_tx_begin(&tx, cli, DTX_SAGA), 0);
+	cr_assert_eq(dtx_tx_set_gid(tx, "abort-running"), 0);
+	cr_assert_eq(dtx_tx_set_timeout_ms(tx, 60000), 0);
+	cr_assert_eq(dtx_tx_add(tx, purl, "slow", "p", 1), 0);
+	cr_assert_eq(dtx_tx_submit(tx), 0);
+	cr_assert_eq(dtxt_wait_until(gate_reached, &exec_gate, 2, 10000), 0,
+	    "no EXECUTE came");
+	cr_assert_eq(dtx_client_abort(cli, "abort-running", &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMPENSATING, "%s", dtx_state_name(s));
+	gate_open(&exec_gate);
+	cr_assert_eq(dtx_tx_wait(tx, 10000, &s), 0);
+	cr_assert_eq(s, DTX_STATE_COMPENSATED, "%s", dtx_state_name(s));
+	cr_assert_eq(atomic_load(&executes), 1, "%d EXECUTE calls",
+	    atomic_load(&executes));
+	cr_assert_eq(atomic_load(&compensates), 1, "%d COMPENSATE calls",
+	    atomic_load(&compensates));
 	dtx_tx_free(tx);
 }
