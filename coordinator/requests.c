@@ -606,9 +606,10 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 //   commit was ever decided (a commit decision is synced before any COMMIT
 //   is sent, and a 2PC is recorded before its first PREPARE).
 // So COMMITTING and COMMITTED mean commit, ABORTING and ABORTED mean abort,
-// PREPARING means not decided yet: ask again later. (The SDK's resolver
-// acts on COMMITTED and not yet on COMMITTING: dtxd delivers that COMMIT
-// itself, so there is nothing to gain by racing it.)
+// PREPARING means not decided yet: ask again later. The SDK's resolver
+// (sdk/src/resolver.c) acts exactly so; the spin model (tests/model)
+// checks that it is safe, and that answering COMMITTING before the sync is
+// not (its mutant MUT_RESOLVE_UNSYNCED).
 static void
 on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 {

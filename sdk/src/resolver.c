@@ -248,13 +248,13 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 			    dtx_strerror(rv));
 			break; // the coordinator is down: next pass
 		}
-		// The Resolve rule is dtxd's (coordinator/requests.c,
-		// on_resolve; dtx_client_resolve in dtx.h): COMMITTING is
-		// answered only once the commit decision is synced, so it is
-		// as final as COMMITTED, and any abort, decided or presumed,
-		// is final. COMMITTING is still left alone here: dtxd delivers
-		// that COMMIT itself, and racing it gains nothing.
-		if (st == DTX_STATE_COMMITTED) {
+		// The Resolve rule, stated once in dtxd's
+		// coordinator/requests.c (on_resolve): act on COMMITTING
+		// (answered only once the commit decision is synced) and
+		// COMMITTED as commit, on ABORTING and ABORTED as abort;
+		// anything else is undecided. The spin model (tests/model)
+		// checks that acting on COMMITTING is safe.
+		if (st == DTX_STATE_COMMITTING || st == DTX_STATE_COMMITTED) {
 			phase = DTX_PHASE_COMMIT;
 		} else if (st == DTX_STATE_ABORTING ||
 		    st == DTX_STATE_ABORTED) {

@@ -108,10 +108,10 @@
  *   told only after it; a crash in between could end it COMPENSATED. dtxd
  *   now reports RUNNING until the final record, as the waiters see it
  *   (dtxd_act_told_state in coordinator/actions.c).
- * Where the model still asks more than today's code:
- * - the resolver acts on COMMITTING too, as ARCHITECTURE.md says (dtxd
- *   reports it only once synced); barrier.c today waits for COMMITTED. Both
- *   are safe; the model checks the more eager one.
+ * - the resolver (finding 5) acts on COMMITTING too, as ARCHITECTURE.md
+ *   and dtx.h say (dtxd reports it only once synced); the SDK's resolver
+ *   used to wait for COMMITTED. sdk/src/resolver.c now acts as the model
+ *   does.
  *
  * Not modelled: data values and payloads, business logic beyond OK or
  * REFUSED of a forward call; RETRY, NO_SUCH_METHOD and BAD_REQUEST replies

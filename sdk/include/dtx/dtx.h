@@ -309,10 +309,10 @@ DTX_API int dtx_participant_use_barrier(
 // dtx_client_resolve() at the coordinator at url, and its commit or abort
 // callback is then run through the barrier, as if dtxd had called (with
 // dtx_call.attempt 0); dtxd's own later call is then a duplicate. Answers
-// as dtx_client_resolve() says; the resolver acts on ABORTING, ABORTED (an
-// unknown gid is ABORTED: presumed abort) and COMMITTED, and leaves a
-// COMMITTING one to dtxd, which delivers that commit itself. So a
-// coordinator that lost its record cannot leave a reservation held forever.
+// as dtx_client_resolve() says: the resolver commits on COMMITTING and
+// COMMITTED, aborts on ABORTING and ABORTED (an unknown gid is ABORTED:
+// presumed abort), and asks again later on anything else. So a coordinator
+// that lost its record cannot leave a reservation held forever.
 // Needs the barrier, which knows the prepared branches. Before listen only.
 // Errors: DTX_EINVAL, DTX_ESTATE (no barrier, or listening), DTX_ENOMEM.
 DTX_API int dtx_participant_set_resolver(
