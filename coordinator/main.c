@@ -50,8 +50,11 @@ usage(FILE *f)
 	    "timeout (30000)\n"
 	    "  --call-timeout-ms N     default timeout of one branch call "
 	    "(5000)\n"
-	    "  --retries N             default retries of a failing forward "
-	    "call (5)\n"
+	    "  --retries N             default retries of a failing PREPARE "
+	    "or "
+	    "EXECUTE\n"
+	    "                          after its first call: at most 1 + N "
+	    "calls (5)\n"
 	    "  --backoff-base-ms N     first retry delay (100)\n"
 	    "  --backoff-max-ms N      longest retry delay (10000)\n"
 	    "  --stuck-after N         calls before a branch is flagged "
@@ -149,15 +152,16 @@ parse_args(int argc, char **argv, opts *o)
 			bad   = level < 0;
 			break;
 		case OPT_TIMEOUT:
-			bad = parse_u64(optarg, 1, 24ULL * 3600 * 1000, &v);
+			bad = parse_u64(optarg, 1, DTX_TIMEOUT_MS_MAX, &v);
 			o->cfg.timeout_ms = (uint32_t)v;
 			break;
 		case OPT_CALL_TIMEOUT:
-			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			bad =
+			    parse_u64(optarg, 1, DTX_CALL_TIMEOUT_MS_MAX, &v);
 			o->cfg.call_timeout_ms = (uint32_t)v;
 			break;
 		case OPT_RETRIES:
-			bad            = parse_u64(optarg, 0, 1000, &v);
+			bad = parse_u64(optarg, 0, DTX_RETRIES_MAX, &v);
 			o->cfg.retries = (uint32_t)v;
 			break;
 		case OPT_BACKOFF_BASE:

@@ -234,11 +234,24 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 		    DTX_GID_MAX);
 		return DTX_EINVAL;
 	}
-	if (s->timeout_ms > 24u * 3600 * 1000 ||
-	    s->call_timeout_ms > 3600u * 1000 || s->retries > 1000) {
+	// The limits are dtx.h's, so that the SDK's setters refuse the same.
+	if (s->timeout_ms > DTX_TIMEOUT_MS_MAX) {
 		snprintf(why, cap,
-		    "timeout (max 24 h), call timeout (max 1 h) or retries "
-		    "(max 1000) out of range");
+		    "timeout_ms %lu out of range (max %lu: 24 h)",
+		    (unsigned long)s->timeout_ms,
+		    (unsigned long)DTX_TIMEOUT_MS_MAX);
+		return DTX_EINVAL;
+	}
+	if (s->call_timeout_ms > DTX_CALL_TIMEOUT_MS_MAX) {
+		snprintf(why, cap,
+		    "call_timeout_ms %lu out of range (max %lu: 1 h)",
+		    (unsigned long)s->call_timeout_ms,
+		    (unsigned long)DTX_CALL_TIMEOUT_MS_MAX);
+		return DTX_EINVAL;
+	}
+	if (s->retries > DTX_RETRIES_MAX) {
+		snprintf(why, cap, "retries %lu out of range (max %lu)",
+		    (unsigned long)s->retries, (unsigned long)DTX_RETRIES_MAX);
 		return DTX_EINVAL;
 	}
 	for (uint32_t i = 0; i < s->nbranches; i++) {

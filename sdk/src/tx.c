@@ -216,43 +216,48 @@ dtx_tx_gid(const dtx_tx *tx)
 	return tx != NULL ? tx->gid : "";
 }
 
-int
-dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms)
+// A per-transaction setting: 0 (dtxd's default) or 1..max, before the
+// transaction is sent. dtxd refuses the same range at Submit (its limits
+// are dtx.h's); refusing here names the setter at once.
+static int
+tx_set(dtx_tx *tx, const char *setter, uint32_t v, uint32_t max, uint32_t *to)
 {
-	if (tx == NULL) {
-		return DTX_EINVAL;
-	}
 	if (tx->sent) {
 		return DTX_ESTATE;
 	}
-	tx->timeout_ms = ms;
+	if (v > max) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "%s: %lu is out of range (0 for dtxd's default, or "
+		    "1..%lu)",
+		    setter, (unsigned long)v, (unsigned long)max);
+		return DTX_EINVAL;
+	}
+	*to = v;
 	return 0;
+}
+
+int
+dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms)
+{
+	return tx == NULL ? DTX_EINVAL
+	                  : tx_set(tx, "dtx_tx_set_timeout_ms", ms,
+	                        DTX_TIMEOUT_MS_MAX, &tx->timeout_ms);
 }
 
 int
 dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms)
 {
-	if (tx == NULL) {
-		return DTX_EINVAL;
-	}
-	if (tx->sent) {
-		return DTX_ESTATE;
-	}
-	tx->call_timeout_ms = ms;
-	return 0;
+	return tx == NULL ? DTX_EINVAL
+	                  : tx_set(tx, "dtx_tx_set_call_timeout_ms", ms,
+	                        DTX_CALL_TIMEOUT_MS_MAX, &tx->call_timeout_ms);
 }
 
 int
 dtx_tx_set_retries(dtx_tx *tx, uint32_t n)
 {
-	if (tx == NULL) {
-		return DTX_EINVAL;
-	}
-	if (tx->sent) {
-		return DTX_ESTATE;
-	}
-	tx->retries = n;
-	return 0;
+	return tx == NULL ? DTX_EINVAL
+	                  : tx_set(tx, "dtx_tx_set_retries", n,
+	                        DTX_RETRIES_MAX, &tx->retries);
 }
 
 int

@@ -287,16 +287,26 @@ Test(badinput, a_submit_with_an_unprintable_gid_is_invalid)
 	still_serving();
 }
 
+// Past dtx.h's limits, each named in the message.
 Test(badinput, a_submit_with_absurd_timeouts_is_invalid)
 {
 	submit_init(DTX_2PC, 1);
-	req->u.submit.timeout_ms = 25u * 3600 * 1000;
+	req->u.submit.timeout_ms = DTX_TIMEOUT_MS_MAX + 1;
 	cr_assert_eq(send_request(), 0);
 	expect_error(DTX_EINVAL);
+	cr_assert(
+	    strstr(rep->message, "timeout_ms") != NULL, "%s", rep->message);
 	submit_init(DTX_2PC, 1);
-	req->u.submit.retries = 5000;
+	req->u.submit.call_timeout_ms = DTX_CALL_TIMEOUT_MS_MAX + 1;
 	cr_assert_eq(send_request(), 0);
 	expect_error(DTX_EINVAL);
+	cr_assert(strstr(rep->message, "call_timeout_ms") != NULL, "%s",
+	    rep->message);
+	submit_init(DTX_2PC, 1);
+	req->u.submit.retries = DTX_RETRIES_MAX + 1;
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EINVAL);
+	cr_assert(strstr(rep->message, "retries") != NULL, "%s", rep->message);
 	still_serving();
 }
 

@@ -836,6 +836,28 @@ Test(client, argument_errors)
 		cr_assert_eq(r.status, DTX_BRANCH_NONE);
 	}
 
+	// Past dtxd's limits (dtx.h): refused at once, naming the setter.
+	cr_assert_eq(
+	    dtx_tx_set_timeout_ms(tx, DTX_TIMEOUT_MS_MAX + 1), DTX_EINVAL);
+	cr_assert(strstr(dtx_tx_message(tx), "dtx_tx_set_timeout_ms") != NULL,
+	    "%s", dtx_tx_message(tx));
+	cr_assert_eq(
+	    dtx_tx_set_call_timeout_ms(tx, DTX_CALL_TIMEOUT_MS_MAX + 1),
+	    DTX_EINVAL);
+	cr_assert(
+	    strstr(dtx_tx_message(tx), "dtx_tx_set_call_timeout_ms") != NULL,
+	    "%s", dtx_tx_message(tx));
+	cr_assert_eq(dtx_tx_set_retries(tx, DTX_RETRIES_MAX + 1), DTX_EINVAL);
+	cr_assert(strstr(dtx_tx_message(tx), "dtx_tx_set_retries") != NULL &&
+	        strstr(dtx_tx_message(tx), "1..1000") != NULL,
+	    "%s", dtx_tx_message(tx));
+	cr_assert_eq(dtx_tx_set_retries(NULL, 1), DTX_EINVAL);
+	// The limits themselves, and 0 (dtxd's default), are taken.
+	cr_assert_eq(dtx_tx_set_timeout_ms(tx, DTX_TIMEOUT_MS_MAX), 0);
+	cr_assert_eq(
+	    dtx_tx_set_call_timeout_ms(tx, DTX_CALL_TIMEOUT_MS_MAX), 0);
+	cr_assert_eq(dtx_tx_set_retries(tx, DTX_RETRIES_MAX), 0);
+	cr_assert_eq(dtx_tx_set_retries(tx, 0), 0);
 	cr_assert_eq(dtx_tx_set_timeout_ms(tx, 100), 0);
 	cr_assert_eq(dtx_tx_set_call_timeout_ms(tx, 100), 0);
 	cr_assert_eq(dtx_tx_set_retries(tx, 1), 0);

@@ -341,6 +341,52 @@ Test(tx, retry_is_called_again_with_backoff_until_it_succeeds)
 	dtx_tx_free(tx);
 }
 
+// Retries count the calls after the first (dtx.h, dtx_tx_set_retries): a
+// forward call that always answers RETRY is made exactly 1 + n times, then
+// the transaction gives up on it. The participant counts the calls.
+Test(tx, retries_count_the_calls_after_the_first)
+{
+	static const struct {
+		dtx_mode    mode;
+		uint32_t    retries; // 0: dtxd's --retries 2
+		const char *payload;
+		const char *phase;
+		size_t      calls;
+		dtx_state   outcome;
+	} cases[] = {
+	    {DTX_SAGA, 3, "execute=retry:1000000", "EXECUTE", 4,
+	        DTX_STATE_COMPENSATED},
+	    {DTX_2PC, 6, "prepare=retry:1000000", "PREPARE", 7,
+	        DTX_STATE_ABORTED},
+	    {DTX_SAGA, 0, "execute=retry:1000000", "EXECUTE", 3,
+	        DTX_STATE_COMPENSATED},
+	};
+	dtxt_dtxd_opts o = {.retries = 2};
+
+	start_dtxd(&o);
+	dtxt_part *a = start_part("a");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dtx_tx  *tx = begin(cases[i].mode);
+		dtxt_log l;
+
+		CHECK_RV(dtx_tx_set_timeout_ms(tx, 60000));
+		CHECK_RV(dtx_tx_set_retries(tx, cases[i].retries));
+		add(tx, a, "op", cases[i].payload);
+		CHECK_STATE(commit(tx), cases[i].outcome);
+		load(&l, a);
+		size_t n = dtxt_log_count(
+		    &l, DTXT_CALL, dtx_tx_gid(tx), 0, cases[i].phase, NULL);
+		CHECK(n == cases[i].calls,
+		    "retries %u: %zu %s calls, expected %zu", cases[i].retries,
+		    n, cases[i].phase, cases[i].calls);
+		CHECK(dtxt_log_count(&l, DTXT_CALL, dtx_tx_gid(tx), 0,
+		          cases[i].phase, "RETRY") == n,
+		    "a call that did not answer RETRY");
+		dtxt_log_fini(&l);
+		dtx_tx_free(tx);
+	}
+}
+
 Test(tx, resubmitting_a_gid_returns_the_same_outcome_and_applies_once)
 {
 	dtxt_log la, lb;

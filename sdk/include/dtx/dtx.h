@@ -34,6 +34,15 @@ extern "C" {
 // Default limit of one branch payload (and of one reply payload).
 #define DTX_PAYLOAD_MAX_DEFAULT (1024u * 1024u)
 
+// Limits dtxd enforces on every transaction; a Submit beyond one is
+// refused with DTX_EINVAL and a message naming it, and the dtx_tx_set_*
+// setters refuse such a value at once. Besides these: 1..DTX_BRANCHES_MAX
+// branches, gid, endpoint and method lengths as above, a payload of at
+// most dtxd's --max-payload (default DTX_PAYLOAD_MAX_DEFAULT).
+#define DTX_TIMEOUT_MS_MAX      (24u * 3600u * 1000u) // timeout: 24 h
+#define DTX_CALL_TIMEOUT_MS_MAX (3600u * 1000u)       // one call: 1 h
+#define DTX_RETRIES_MAX         1000u                 // see set_retries
+
 // Error codes: every fallible function returns 0 or one of these. The same
 // numbers travel in the wire protocol's Reply.code, so a client sees the
 // coordinator's error as the coordinator meant it.
@@ -361,10 +370,21 @@ DTX_API int dtx_tx_set_gid(dtx_tx *tx, const char *gid);
 // The transaction's gid; valid until dtx_tx_free().
 DTX_API const char *dtx_tx_gid(const dtx_tx *tx);
 
-// Per-transaction settings; 0 means the coordinator's default. timeout: the
-// 2PC prepare phase or the saga forward phase; call timeout: one branch call;
-// retries: calls of a failing branch before the transaction gives up on it.
-// Before commit/submit only. Errors: DTX_ESTATE.
+// Per-transaction settings; 0 means the coordinator's default (dtxd's
+// --timeout-ms, --call-timeout-ms, --retries).
+// - timeout (1..DTX_TIMEOUT_MS_MAX): the 2PC prepare phase or the saga
+//   forward phase; past it no PREPARE or EXECUTE is sent or retried.
+// - call timeout (1..DTX_CALL_TIMEOUT_MS_MAX): one branch call.
+// - retries (1..DTX_RETRIES_MAX): how many times a failing forward call
+//   (PREPARE or EXECUTE answered RETRY, or not answered) is called again
+//   after its first call, so a branch gets at most 1 + n calls before the
+//   transaction gives up on it (aborts or turns back); fewer if the timeout
+//   comes first. Phase two and COMPENSATE are retried until they succeed.
+//   (The count is of retries, as the name says; a branch that must be
+//   called once only cannot be asked per transaction, only with dtxd
+//   --retries 0.)
+// Before commit/submit only. Errors: DTX_EINVAL (out of range:
+// dtx_tx_message() names the setter and the range), DTX_ESTATE.
 DTX_API int dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms);
 DTX_API int dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms);
 DTX_API int dtx_tx_set_retries(dtx_tx *tx, uint32_t n);
@@ -428,7 +448,7 @@ DTX_API int dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state);
 DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
 
 // The coordinator's readable message for the last failed call, or why
-// dtx_tx_add_method() refused a branch, or "".
+// dtx_tx_add_method() or a dtx_tx_set_* setter refused, or "".
 DTX_API const char *dtx_tx_message(const dtx_tx *tx);
 
 // What one branch answered. status, phase, attempts, message and payload
