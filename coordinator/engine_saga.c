@@ -1,35 +1,74 @@
 // SPDX-License-Identifier: MIT
 //
-// engine_saga: the saga state machine. Steps are executed one at a time in
-// branch order; when one cannot be done the saga turns back and compensates,
-// in reverse order, every step that ran or may have run. Like engine_2pc it
-// is pure (time in the event, jitter from the transaction's rng) and its
-// transition table lives in engine_saga.h.
+// engine_saga: the saga state machine. Steps are executed group by group in
+// branch order (a step alone is a group of one; the steps of a group run in
+// parallel); when one cannot be done the saga turns back and compensates,
+// group by group in reverse order, every step that ran or may have run.
+// Like engine_2pc it is pure (time in the event, jitter from the
+// transaction's rng) and its transition table lives in engine_saga.h.
 
 #include "engine_saga.h"
 
-// Forward phase (RUNNING). One step at a time, because a later step may
+// Forward phase (RUNNING). One group at a time, because a later step may
 // depend on what an earlier one did, and a saga has no locks to keep that
-// consistent otherwise. Progress is written unsynced after each step: after
-// a crash the worst case is executing the last step again, which the
-// participant's barrier makes harmless. A step that refuses, or keeps
-// failing past its retry budget or the deadline, turns the saga back; so
-// does the deadline itself, even with a call in flight, since the step may
-// be running and must be undone, but not before its call ends: COMPENSATE
-// must never overtake the EXECUTE it undoes. Forward calls are never sent
-// once the deadline has passed, and a step never sent is never compensated.
+// consistent otherwise; the steps of one group are declared independent by
+// the caller, so they run in parallel (DTM's concurrent saga). Progress is
+// written unsynced after each group: after a crash the worst case is
+// executing the last group again, which the participant's barrier makes
+// harmless. A step that refuses, or keeps failing past its retry budget or
+// the deadline, turns the saga back; so does the deadline itself, even with
+// calls in flight, since their steps may be running and must be undone, but
+// not before each call ends: COMPENSATE must never overtake the EXECUTE it
+// undoes. Forward calls are never sent once the deadline has passed, and a
+// step never sent is never compensated.
 //
 // Backward phase (COMPENSATING). Turning back is a decision, written synced
 // before the first COMPENSATE: a coordinator that forgot it would resume
-// executing steps the client was told are being undone. Compensation cannot
-// be given up; each step is retried with capped backoff until it says OK,
-// and the saga is flagged stuck (still retried) when one step keeps failing.
+// executing steps the client was told are being undone. Compensation starts
+// from the last group that may have run and goes down group by group; the
+// steps of a group are compensated in parallel, and the group below starts
+// only once every step of this one is undone. Compensation cannot be given
+// up; each step is retried with capped backoff until it says OK, and the
+// saga is flagged stuck (still retried) when one step keeps failing.
 // NO_SUCH_METHOD or BAD_REQUEST count as done only for a step that never
 // executed OK: then nothing needs undoing. For one that did, giving up
 // would leave its effect in place, so it is retried like any failure.
 
-// Compensation starts from the last step that may have run and goes
-// down. Above the cursor only a recovered saga has any (on_recover marks
+// The group of step i is [group_first, group_end).
+static uint32_t
+group_first(const dtxd_txcore *tx, uint32_t i)
+{
+	while (i > 0 && tx->br[i].same_group) {
+		i--;
+	}
+	return i;
+}
+
+static uint32_t
+group_end(const dtxd_txcore *tx, uint32_t i)
+{
+	for (i++; i < tx->nbranches && tx->br[i].same_group; i++) {
+	}
+	return i;
+}
+
+static bool
+in_group(const dtxd_txcore *tx, uint32_t b)
+{
+	uint32_t first = group_first(tx, tx->cursor);
+	return b >= first && b < group_end(tx, first);
+}
+
+// A step that ran or may have run and is not undone yet.
+static bool
+to_undo(const dtxd_branch *br)
+{
+	return (br->done & DTXD_DONE_SENT) != 0 &&
+	    (br->done & DTXD_DONE_FINAL) == 0;
+}
+
+// Compensation starts from the last step that may have run and goes down.
+// Above the cursor's group only a recovered saga has any (on_recover marks
 // them); for the others the walk down past steps never sent costs a loop.
 static void
 turn_back(dtxd_txcore *tx, dtxd_actions *out)
@@ -42,37 +81,47 @@ turn_back(dtxd_txcore *tx, dtxd_actions *out)
 	dtxd_tx_persist(tx, true, true, out);
 }
 
-// Compensates the cursor step, going down past steps that need nothing
-// (never sent, or already compensated), or finishes when none is left.
-// A step whose EXECUTE is still in flight waits for that call to end.
+// Compensates every step of the cursor's group that needs it and is idle
+// (not in flight, no retry pending), going down past groups that need
+// nothing (never sent, or already compensated), or finishes when none is
+// left. A step whose EXECUTE is still in flight waits for that call to end.
 static void
 compensate_next(dtxd_txcore *tx, dtxd_actions *out)
 {
 	if (tx->persisting) {
 		return;
 	}
+	if (tx->nbranches == 0) {
+		dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
+		return;
+	}
 	if (tx->cursor >= tx->nbranches) {
-		if (tx->nbranches == 0) {
-			dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
-			return;
-		}
 		tx->cursor = tx->nbranches - 1;
 	}
 	for (;;) {
-		const dtxd_branch *br = &tx->br[tx->cursor];
-		if ((br->done & DTXD_DONE_SENT) != 0 &&
-		    (br->done & DTXD_DONE_FINAL) == 0) {
-			if (!br->inflight) {
-				dtxd_tx_send(
-				    tx, tx->cursor, DTX_PHASE_COMPENSATE, out);
+		uint32_t first = group_first(tx, tx->cursor);
+		uint32_t end   = group_end(tx, first);
+		bool     left  = false;
+
+		tx->cursor = first;
+		for (uint32_t i = first; i < end; i++) {
+			const dtxd_branch *br = &tx->br[i];
+			if (!to_undo(br)) {
+				continue;
 			}
+			left = true;
+			if (!br->inflight && br->retry_at_ms == 0) {
+				dtxd_tx_send(tx, i, DTX_PHASE_COMPENSATE, out);
+			}
+		}
+		if (left) {
 			return;
 		}
-		if (tx->cursor == 0) {
+		if (first == 0) {
 			dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
 			return;
 		}
-		tx->cursor--;
+		tx->cursor = first - 1;
 	}
 }
 
@@ -82,7 +131,8 @@ past_deadline(const dtxd_txcore *tx, int64_t now)
 	return tx->deadline_ms != 0 && now >= tx->deadline_ms;
 }
 
-// Executes the cursor step, or finishes when every step is done.
+// Executes the steps of the cursor's group not yet done, or finishes when
+// every group is done.
 static void
 execute_next(dtxd_txcore *tx, int64_t now, dtxd_actions *out)
 {
@@ -94,7 +144,27 @@ execute_next(dtxd_txcore *tx, int64_t now, dtxd_actions *out)
 		turn_back(tx, out);
 		return;
 	}
-	dtxd_tx_send(tx, tx->cursor, DTX_PHASE_EXECUTE, out);
+	uint32_t end = group_end(tx, tx->cursor);
+	for (uint32_t i = tx->cursor; i < end; i++) {
+		const dtxd_branch *br = &tx->br[i];
+		if ((br->done & DTXD_DONE_FWD) == 0 && !br->inflight &&
+		    br->retry_at_ms == 0) {
+			dtxd_tx_send(tx, i, DTX_PHASE_EXECUTE, out);
+		}
+	}
+}
+
+// True when every step of the cursor's group executed OK.
+static bool
+group_done(const dtxd_txcore *tx)
+{
+	uint32_t end = group_end(tx, tx->cursor);
+	for (uint32_t i = tx->cursor; i < end; i++) {
+		if ((tx->br[i].done & DTXD_DONE_FWD) == 0) {
+			return false;
+		}
+	}
+	return true;
 }
 
 static void
@@ -118,11 +188,14 @@ on_execute_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		}
 		return;
 	}
-	if (ev->branch != tx->cursor) {
-		return; // cannot happen: only the cursor step is called
+	if (!in_group(tx, ev->branch)) {
+		return; // cannot happen: only the cursor's group is called
 	}
 	if (ev->kind == DTXD_EV_REPLY && ev->status == DTX_BRANCH_OK) {
-		tx->cursor++;
+		if (!group_done(tx)) {
+			return; // the others of the group are still running
+		}
+		tx->cursor = group_end(tx, tx->cursor);
 		if (tx->cursor < tx->nbranches &&
 		    !past_deadline(tx, ev->now_ms)) {
 			dtxd_tx_persist(tx, false, false, out);
@@ -161,14 +234,21 @@ on_compensate_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		return;
 	}
 	br->done |= DTXD_DONE_FINAL;
-	if (ev->branch != tx->cursor) {
-		return; // cannot happen: only the cursor step is called
+	if (!in_group(tx, ev->branch)) {
+		return; // cannot happen: only the cursor's group is called
 	}
-	if (tx->cursor == 0) {
+	uint32_t first = group_first(tx, tx->cursor);
+	uint32_t end   = group_end(tx, first);
+	for (uint32_t i = first; i < end; i++) {
+		if (to_undo(&tx->br[i])) {
+			return; // the others of the group are being undone
+		}
+	}
+	if (first == 0) {
 		dtxd_tx_finish(tx, DTX_STATE_COMPENSATED, out);
 		return;
 	}
-	tx->cursor--;
+	tx->cursor = first - 1;
 	dtxd_tx_persist(tx, false, false, out);
 	compensate_next(tx, out);
 }
@@ -176,16 +256,17 @@ on_compensate_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 // Recovery resumes from the written cursor. The record may be older than
 // the calls that left before the crash: a step's DONE_SENT reaches it only
 // with the progress write queued (unsynced) in the pass that sent its
-// EXECUTE, and step 0's with no write at all before the first progress
-// write. So in a RUNNING saga every step from the cursor up may have run,
-// and is marked so: turning back then compensates it (a null compensation
-// where it never ran, which the barrier records so that a late EXECUTE is
-// refused). Without the mark, a restart past the deadline turned back from
-// a cursor below a step that had run, and left it uncompensated (found by
-// the spin model, tests/model). A RUNNING saga then calls the cursor step
-// again (its EXECUTE may or may not have run; the barrier makes a repeat
-// harmless) unless the deadline passed meanwhile, and then turns back; a
-// COMPENSATING one compensates the cursor step again.
+// EXECUTE, and the first group's with no write at all before the first
+// progress write. So in a RUNNING saga every step from the cursor's group
+// up may have run, and is marked so: turning back then compensates it (a
+// null compensation where it never ran, which the barrier records so that
+// a late EXECUTE is refused). Without the mark, a restart past the deadline
+// turned back from a cursor below a step that had run, and left it
+// uncompensated (found by the spin model, tests/model). A RUNNING saga
+// then calls the steps of the cursor's group again (an EXECUTE may or may
+// not have run; the barrier makes a repeat harmless) unless the deadline
+// passed meanwhile, and then turns back; a COMPENSATING one compensates
+// the cursor's group again.
 static void
 on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 {
@@ -193,6 +274,9 @@ on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 	dtxd_tx_clear_retries(tx);
 	switch (tx->state) {
 	case DTX_STATE_RUNNING:
+		if (tx->cursor < tx->nbranches) {
+			tx->cursor = group_first(tx, tx->cursor);
+		}
 		for (uint32_t i = tx->cursor; i < tx->nbranches; i++) {
 			tx->br[i].done |= DTXD_DONE_SENT;
 		}

@@ -48,6 +48,7 @@ typedef struct dtxd_branch {
 	uint32_t attempts;    // calls made in that phase
 	int64_t  retry_at_ms; // resend at this time; 0: none scheduled
 	int      last_status; // dtx_branch_status of the last reply, 0: none
+	bool     same_group;  // saga: in the group of the step before it
 } dtxd_branch;
 
 typedef struct dtxd_txcore {
@@ -56,7 +57,7 @@ typedef struct dtxd_txcore {
 	bool         stuck;
 	bool         persisting; // a synced decision is being written
 	uint32_t     nbranches;
-	uint32_t     cursor;      // saga: step being executed/compensated
+	uint32_t     cursor; // saga: a step of the group being run or undone
 	int64_t      deadline_ms; // end of the prepare/forward phase; 0 none
 	uint32_t     call_timeout_ms; // per call
 	uint32_t     retries;         // forward retries after the first call

@@ -100,7 +100,8 @@ dtxd_txrec_branch(txn *tx, uint32_t i, const dtxi_branch_spec *spec)
 	mb->method   = dup_bytes(spec->method, strlen(spec->method));
 	mb->payload =
 	    (uint8_t *)dup_bytes(spec->payload.ptr, spec->payload.len);
-	mb->payload_len = spec->payload.len;
+	mb->payload_len           = spec->payload.len;
+	tx->core.br[i].same_group = spec->same_group;
 	if (mb->endpoint == NULL || mb->method == NULL ||
 	    mb->payload == NULL) {
 		return DTX_ENOMEM;
@@ -181,6 +182,7 @@ encode_one(const txn *tx, int spec, dtxd_record *rec, uint8_t *buf, size_t cap,
 	dtxi_strlcpy(s.method, tx->mb[spec].method, sizeof(s.method));
 	s.payload.ptr = tx->mb[spec].payload;
 	s.payload.len = tx->mb[spec].payload_len;
+	s.same_group  = tx->core.br[spec].same_group;
 	return dtxd_spec_encode(&s, buf, cap, len);
 }
 

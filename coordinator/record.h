@@ -34,7 +34,8 @@ void dtxd_txrec_info(const txn *tx, dtxi_txinfo *info);
 // The record of tx as it is now (payloads point into tx).
 void dtxd_txrec_fill(const txn *tx, dtxd_record *rec);
 
-// Gives branch i of tx the endpoint, method and payload of spec (copied).
+// Gives branch i of tx the endpoint, method and payload of spec (copied)
+// and its saga group.
 // Errors: DTX_ENOMEM (then tx is unchanged where it failed; free it).
 int dtxd_txrec_branch(txn *tx, uint32_t i, const dtxi_branch_spec *spec);
 

@@ -80,7 +80,8 @@ dtxd_spec_decode(dtxi_branch_spec *sp, const uint8_t *buf, size_t len)
 	}
 	COPY_STR(sp->endpoint, m.endpoint);
 	COPY_STR(sp->method, m.method);
-	sp->payload = c.slots[0].bytes;
+	sp->payload    = c.slots[0].bytes;
+	sp->same_group = m.same_group;
 	return 0;
 }
 

@@ -261,6 +261,15 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 			snprintf(why, cap, "branch %u has no method", i);
 			return DTX_EINVAL;
 		}
+		if (b->same_group && (s->mode != DTX_SAGA || i == 0)) {
+			snprintf(why, cap, "branch %u: same_group %s", i,
+			    s->mode != DTX_SAGA
+			        ? "is for sagas (a 2PC runs every branch in "
+			          "parallel)"
+			        : "on the first step (there is no step before "
+			          "it)");
+			return DTX_EINVAL;
+		}
 		if (strstr(b->endpoint, "://") == NULL ||
 		    dtxd_dispatcher_peer(m->disp, b->endpoint, &peer) != 0) {
 			snprintf(why, cap,

@@ -379,7 +379,8 @@ submit_from_pb(
 	for (unsigned i = 0; i < in->branches_count; i++) {
 		COPY_STR(out->branches[i].endpoint, in->branches[i].endpoint);
 		COPY_STR(out->branches[i].method, in->branches[i].method);
-		out->branches[i].payload = c->slots[i].bytes;
+		out->branches[i].payload    = c->slots[i].bytes;
+		out->branches[i].same_group = in->branches[i].same_group;
 	}
 	return 0;
 }
@@ -792,6 +793,7 @@ dtxi_pb_spec_to(const dtxi_branch_spec *in, dtxp_BranchSpec *out)
 	}
 	COPY_STR(out->endpoint, in->endpoint);
 	COPY_STR(out->method, in->method);
+	out->same_group = in->same_group;
 	return set_payload(&out->payload, &in->payload);
 }
 
@@ -1147,6 +1149,11 @@ dtxi_submit_hash(const dtxi_submit *s)
 		h = fnv_le(h, b->payload.len, 8);
 		if (b->payload.ptr != NULL) {
 			h = fnv(h, b->payload.ptr, b->payload.len);
+		}
+		// Only when set, so a transaction without groups keeps the
+		// hash its record was stored with.
+		if (b->same_group) {
+			h = fnv_le(h, 0x67u, 1);
 		}
 	}
 	return h;

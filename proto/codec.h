@@ -28,6 +28,7 @@ typedef struct dtxi_branch_spec {
 	char       endpoint[DTX_ENDPOINT_MAX + 1];
 	char       method[DTX_METHOD_MAX + 1];
 	dtxi_bytes payload;
+	bool       same_group; // saga: in the group of the step before it
 } dtxi_branch_spec;
 
 typedef struct dtxi_branch_result {

@@ -235,6 +235,7 @@ dtxf_same_spec(const dtxi_branch_spec *a, const dtxi_branch_spec *b)
 	SAME_STR(a->endpoint, b->endpoint);
 	SAME_STR(a->method, b->method);
 	same_bytes(a->payload, b->payload);
+	DTXF_CHECK(a->same_group == b->same_group);
 }
 
 static void

@@ -117,7 +117,8 @@ seeds_coord_request(dtxf_emit emit, void *arg)
 			strcpy(
 			    s->branches[i].endpoint, "tcp://127.0.0.1:7001");
 			strcpy(s->branches[i].method, "stock.reserve");
-			s->branches[i].payload = payload(i, 4 * i);
+			s->branches[i].payload    = payload(i, 4 * i);
+			s->branches[i].same_group = k == 1 && i % 2 == 1;
 		}
 		n += emit_req(emit, arg);
 	}
@@ -288,7 +289,8 @@ seeds_spec(dtxf_emit emit, void *arg)
 		    k == 2 ? "ipc:///tmp/dtx-part.sock"
 		           : "tcp://127.0.0.1:7001");
 		strcpy(s.method, k == 0 ? "m" : "inventory.reserve");
-		s.payload = payload(k, k * 11);
+		s.payload    = payload(k, k * 11);
+		s.same_group = k == 1;
 		DTXF_CHECK(dtxd_spec_encode(&s, out, sizeof(out), &len) == 0);
 		emit(arg, out, len);
 		n++;

@@ -310,6 +310,26 @@ Test(badinput, a_submit_with_absurd_timeouts_is_invalid)
 	still_serving();
 }
 
+// Saga groups: only in a saga, and never on the first step.
+Test(badinput, a_group_outside_a_saga_or_on_the_first_step_is_invalid)
+{
+	submit_init(DTX_2PC, 2);
+	req->u.submit.branches[1].same_group = true;
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EINVAL);
+	cr_assert(
+	    strstr(rep->message, "branch 1: same_group is for sagas") != NULL,
+	    "%s", rep->message);
+	submit_init(DTX_SAGA, 2);
+	req->u.submit.branches[0].same_group = true;
+	cr_assert_eq(send_request(), 0);
+	expect_error(DTX_EINVAL);
+	cr_assert(
+	    strstr(rep->message, "branch 0: same_group on the first") != NULL,
+	    "%s", rep->message);
+	still_serving();
+}
+
 Test(badinput, a_list_with_an_unknown_state_is_invalid)
 {
 	// Hand-made: our encoder refuses the bad enum. Request{version 1,

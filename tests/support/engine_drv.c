@@ -89,6 +89,50 @@ expected_wake(const dtxd_txcore *tx)
 	return w;
 }
 
+// Saga groups, computed here independently: the first step of the group
+// after the one of step b.
+static uint32_t
+next_group(const dtxd_txcore *tx, uint32_t b)
+{
+	for (b++; b < tx->nbranches && tx->br[b].same_group; b++) {
+	}
+	return b;
+}
+
+// The order of a saga's groups: an EXECUTE only once every earlier step
+// executed OK, a COMPENSATE only once no later group has a step that may
+// have run left to undo.
+static void
+check_group_order(const dtxd_txcore *tx, const dtxd_action *a)
+{
+	uint32_t b = a->branch;
+
+	if (tx->mode != DTX_SAGA) {
+		return;
+	}
+	if (a->phase == DTX_PHASE_EXECUTE) {
+		uint32_t first = b;
+		while (first > 0 && tx->br[first].same_group) {
+			first--;
+		}
+		for (uint32_t i = 0; i < first; i++) {
+			cr_assert(tx->br[i].done & DTXD_DONE_FWD,
+			    "EXECUTE(%u) before step %u of an earlier group "
+			    "executed",
+			    b, i);
+		}
+	} else if (a->phase == DTX_PHASE_COMPENSATE) {
+		for (uint32_t i = next_group(tx, b); i < tx->nbranches; i++) {
+			uint32_t done = tx->br[i].done;
+			cr_assert(!(done & DTXD_DONE_SENT) ||
+			        (done & DTXD_DONE_FINAL),
+			    "COMPENSATE(%u) before step %u of a later group "
+			    "was undone",
+			    b, i);
+		}
+	}
+}
+
 static void
 check_rules(struct drv *d, bool was_persisting)
 {
@@ -110,6 +154,7 @@ check_rules(struct drv *d, bool was_persisting)
 		cr_assert(d->tx.br[a->branch].inflight);
 		cr_assert_eq(a->attempt, d->tx.br[a->branch].attempts);
 		cr_assert_eq(a->phase, d->tx.br[a->branch].phase);
+		check_group_order(&d->tx, a);
 		for (uint32_t j = 0; j < i; j++) {
 			const dtxd_action *b = &d->out.v[j];
 			cr_assert(!(b->kind == DTXD_ACT_PERSIST && b->wait),

@@ -7,7 +7,9 @@
 // really happened. After every event it checks the rules every transition
 // must keep (engine_util.h): FINISH last, one call per branch, nothing sent
 // while persisting or after PERSIST{wait}, attempts and phases as
-// recorded, and wake_ms as computed here independently.
+// recorded, wake_ms as computed here independently, and a saga's group
+// order (an EXECUTE only after every earlier group executed, a COMPENSATE
+// only after every later group was undone).
 
 #ifndef DTX_TEST_ENGINE_DRV_H
 #define DTX_TEST_ENGINE_DRV_H

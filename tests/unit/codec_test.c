@@ -73,7 +73,8 @@ fill_submit(dtxi_submit *s, unsigned nbranches)
 		    7000 + i);
 		snprintf(s->branches[i].method, sizeof(s->branches[i].method),
 		    "Inventory.Reserve%u", i);
-		s->branches[i].payload = payload(i);
+		s->branches[i].payload    = payload(i);
+		s->branches[i].same_group = i % 3 == 2;
 	}
 }
 
@@ -103,6 +104,8 @@ assert_submit_eq(const dtxi_submit *a, const dtxi_submit *b)
 		cr_assert_str_eq(a->branches[i].method, b->branches[i].method);
 		assert_bytes_eq(
 		    a->branches[i].payload, b->branches[i].payload);
+		cr_assert_eq(
+		    a->branches[i].same_group, b->branches[i].same_group);
 	}
 }
 
@@ -870,6 +873,11 @@ Test(codec, hashes_different_content_differently)
 	b = a;
 	b.branches[3].payload.len--;
 	cr_assert_neq(dtxi_submit_hash(&b), h);
+
+	b                        = a;
+	b.branches[1].same_group = !a.branches[1].same_group;
+	cr_assert_neq(
+	    dtxi_submit_hash(&b), h, "the same steps in other groups");
 
 	// The separators keep a boundary shift from colliding.
 	b = a;

@@ -593,3 +593,238 @@ Test(engine_saga, replays_the_same_history_for_the_same_seed)
 	cr_assert_str_neq(a, c, "jitter does not depend on the seed");
 	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
 }
+
+// --- Groups: steps in parallel --------------------------------------------
+
+// Makes steps first..end-1 one group.
+static void
+group(struct drv *d, uint32_t first, uint32_t end)
+{
+	for (uint32_t i = first + 1; i < end; i++) {
+		d->br[i].same_group = true;
+	}
+}
+
+// Groups {0} {1,2,3} {4}, run to the middle group's EXECUTEs in flight.
+static void
+run_to_group(struct drv *d)
+{
+	drv_init(d, DTX_SAGA, 5);
+	group(d, 1, 4);
+	cr_assert_str_eq(START(d), "execute(0)");
+	cr_assert_str_eq(REPLY(d, 0, EXECUTE, OK),
+	    "persist execute(1) execute(2) execute(3)");
+	cr_assert_eq(d->tx.cursor, 1);
+}
+
+Test(engine_saga, runs_a_group_in_parallel_and_the_next_after_all_of_it)
+{
+	struct drv d;
+	run_to_group(&d);
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "", "1 and 3 still run");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "");
+	cr_assert_eq(d.tx.cursor, 1);
+	cr_assert_str_eq(REPLY(&d, 3, EXECUTE, OK), "persist execute(4)");
+	cr_assert_eq(d.tx.cursor, 4);
+	cr_assert_str_eq(REPLY(&d, 4, EXECUTE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+Test(engine_saga, a_saga_of_one_group_starts_all_and_commits_after_all)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 0, 3);
+	cr_assert_str_eq(START(&d), "execute(0) execute(1) execute(2)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+}
+
+// A refusal in a group: the refused step and every step of the group that
+// ran (or is running) are compensated, then the earlier groups, in reverse
+// group order; the later group never ran.
+Test(engine_saga, a_refusal_in_a_group_undoes_the_group_then_the_ones_before)
+{
+	struct drv d;
+	run_to_group(&d);
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATING);
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)",
+	    "1 and 3 are still executing: their COMPENSATE waits");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, OK), "");
+	cr_assert_str_eq(FAILED(&d, 3, EXECUTE), "compensate(3)",
+	    "a step that may have run is undone");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "");
+	cr_assert_str_eq(
+	    REPLY(&d, 3, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_eq(d.tx.cursor, 0);
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+	cr_assert_eq(d.br[4].done, 0, "the last group never ran");
+}
+
+Test(engine_saga, a_step_of_a_group_is_retried_while_the_others_go_on)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	group(&d, 0, 2);
+	d.tx.deadline_ms = 100000;
+	cr_assert_str_eq(START(&d), "execute(0) execute(1)");
+	cr_assert_str_eq(FAILED(&d, 1, EXECUTE), "");
+	cr_assert_neq(d.br[1].retry_at_ms, 0);
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "", "1 is not done yet");
+	cr_assert_str_eq(drv_wake(&d), "execute(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, RETRY), "");
+	cr_assert_str_eq(drv_wake(&d), "execute(1)#3");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "finish");
+}
+
+Test(engine_saga, retries_running_out_in_a_group_turn_it_back)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 0, 2);
+	d.tx.retries = 0;
+	cr_assert_str_eq(START(&d), "execute(0) execute(1)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, RETRY), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+	cr_assert_eq(d.br[2].done, 0);
+}
+
+// The deadline turns a running group back at once; each step's
+// compensation waits for its own EXECUTE to end.
+Test(engine_saga, the_deadline_turns_a_group_back_and_waits_for_its_calls)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 0, 3);
+	d.tx.deadline_ms = 9000;
+	cr_assert_str_eq(START(&d), "execute(0) execute(1) execute(2)");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "");
+	d.now = 9000;
+	cr_assert_str_eq(TIMER(&d), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(0)");
+	cr_assert_str_eq(FAILED(&d, 2, EXECUTE), "compensate(2)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+// The last reply of a group past the deadline turns back instead of
+// starting the next group; the whole group is undone.
+Test(engine_saga, a_group_done_past_the_deadline_turns_back)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 0, 2);
+	d.tx.deadline_ms = 9000;
+	cr_assert_str_eq(START(&d), "execute(0) execute(1)");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "");
+	d.now = 9000;
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(0) compensate(1)");
+	cr_assert_eq(d.br[2].done, 0, "no EXECUTE past the deadline");
+}
+
+Test(engine_saga, an_abort_turns_a_running_group_back)
+{
+	struct drv d;
+	run_to_group(&d);
+	cr_assert_str_eq(ABORT(&d), "persist(sync,wait)");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_str_eq(PERSISTED(&d), "", "every step is still executing");
+	cr_assert_str_eq(REPLY(&d, 3, EXECUTE, OK), "compensate(3)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, REFUSED), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "compensate(2)");
+}
+
+// A compensation in a group that keeps failing is retried and holds the
+// group: the groups below wait for it. A step that never executed OK may
+// answer NO_SUCH_METHOD: nothing to undo.
+Test(engine_saga, a_failing_compensation_in_a_group_holds_the_groups_below)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 1, 3);
+	cr_assert_str_eq(START(&d), "execute(0)");
+	cr_assert_str_eq(
+	    REPLY(&d, 0, EXECUTE, OK), "persist execute(1) execute(2)");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, RETRY), "");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, NO_SUCH_METHOD), "",
+	    "1 is still to be undone");
+	cr_assert(d.br[2].done & DTXD_DONE_FINAL);
+	cr_assert_str_eq(drv_wake(&d), "compensate(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, NO_SUCH_METHOD), "",
+	    "1 executed OK: NO_SUCH_METHOD does not undo it");
+	cr_assert_str_eq(drv_wake(&d), "compensate(1)#3");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+Test(engine_saga, recovery_in_a_group_executes_its_steps_not_done_again)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 1, 3);
+	d.tx.deadline_ms = 9000;
+	cr_assert_str_eq(START(&d), "execute(0)");
+	cr_assert_str_eq(
+	    REPLY(&d, 0, EXECUTE, OK), "persist execute(1) execute(2)");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, OK), "");
+	cr_assert_str_eq(drv_recover(&d), "execute(1)#2");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "finish");
+}
+
+// The record as a crash leaves it in the middle group: its cursor at the
+// group, no step of it known to be done. Past the deadline every step from
+// the group up may have run, and is undone, group by group downwards.
+Test(engine_saga, recovery_past_the_deadline_undoes_groups_in_reverse)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 4);
+	group(&d, 1, 3);
+	d.tx.deadline_ms = 9000;
+	cr_assert_str_eq(START(&d), "execute(0)");
+	cr_assert_str_eq(
+	    REPLY(&d, 0, EXECUTE, OK), "persist execute(1) execute(2)");
+	d.br[1].done = 0; // lost with the crash, with the calls
+	d.br[2].done = 0;
+	d.now        = 9000;
+	cr_assert_str_eq(drv_recover(&d), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(3)");
+	cr_assert_str_eq(REPLY(&d, 3, COMPENSATE, OK),
+	    "persist compensate(1) compensate(2)");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, OK), "");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
+
+Test(engine_saga, recovery_while_compensating_a_group_undoes_what_is_left)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	group(&d, 0, 2);
+	cr_assert_str_eq(START(&d), "execute(0) execute(1)");
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "persist execute(2)");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(2)");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, OK),
+	    "persist compensate(0) compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "");
+	cr_assert_str_eq(drv_recover(&d), "compensate(0)#2");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}

@@ -150,4 +150,12 @@ Test(record_codec, round_trips_a_spec)
 	cr_assert_eq(memcmp(s2.payload.ptr, payloads[0], 7), 0);
 	cr_assert(s2.payload.ptr >= buf && s2.payload.ptr < buf + len);
 	cr_assert_eq(dtxd_spec_decode(&s2, buf, len - 1), DTX_EPROTO);
+	cr_assert_not(s2.same_group);
+	// A spec written before saga groups has no field 4: decoded as a
+	// group of its own (the encoding above, without it, is such a spec).
+	s.same_group = true;
+	cr_assert_eq(dtxd_spec_encode(&s, buf, sizeof(buf), &len), 0);
+	cr_assert_eq(len, size + 2, "field 4 costs two bytes when set");
+	cr_assert_eq(dtxd_spec_decode(&s2, buf, len), 0);
+	cr_assert(s2.same_group);
 }
