@@ -35,6 +35,7 @@ typedef struct txbranch {
 	char   method[DTX_METHOD_MAX + 1];
 	void  *payload;
 	size_t len;
+	bool   same_group; // saga: in the group of the branch before it
 } txbranch;
 
 typedef struct txresult {
@@ -59,6 +60,8 @@ struct dtx_tx {
 	bool        sent; // commit or submit was attempted (or attached)
 	txbranch   *branches;
 	unsigned    nbranches;
+	bool        group_open;  // between saga_group_begin and _end
+	unsigned    group_first; // the first branch added in that group
 	txresult   *results;
 	unsigned    nresults;
 	bool        stuck;
@@ -319,8 +322,74 @@ dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
 	b            = &tx->branches[tx->nbranches++];
 	dtxi_strlcpy(b->endpoint, endpoint, sizeof(b->endpoint));
 	dtxi_strlcpy(b->method, method, sizeof(b->method));
-	b->payload = copy;
-	b->len     = len;
+	b->payload    = copy;
+	b->len        = len;
+	b->same_group = tx->group_open && tx->nbranches - 1 > tx->group_first;
+	return 0;
+}
+
+int
+dtx_tx_saga_group_begin(dtx_tx *tx)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	if (tx->mode != DTX_SAGA) {
+		dtxi_strlcpy(tx->message,
+		    "dtx_tx_saga_group_begin: groups are for sagas (a 2PC "
+		    "runs every branch in parallel)",
+		    sizeof(tx->message));
+		return DTX_EINVAL;
+	}
+	if (tx->group_open) {
+		dtxi_strlcpy(tx->message,
+		    "dtx_tx_saga_group_begin: a group is open already (groups "
+		    "do not nest)",
+		    sizeof(tx->message));
+		return DTX_ESTATE;
+	}
+	tx->group_open  = true;
+	tx->group_first = tx->nbranches;
+	return 0;
+}
+
+int
+dtx_tx_saga_group_end(dtx_tx *tx)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	if (!tx->group_open) {
+		dtxi_strlcpy(tx->message,
+		    "dtx_tx_saga_group_end: no group is open",
+		    sizeof(tx->message));
+		return DTX_ESTATE;
+	}
+	tx->group_open = false;
+	return 0;
+}
+
+// Whether tx can be sent: 0, or DTX_EINVAL with tx's message saying why
+// when the caller forgot something.
+static int
+tx_complete(dtx_tx *tx)
+{
+	if (tx->mode == 0 || tx->nbranches == 0) {
+		return DTX_EINVAL;
+	}
+	if (tx->group_open) {
+		dtxi_strlcpy(tx->message,
+		    "a saga group is still open: end it with "
+		    "dtx_tx_saga_group_end",
+		    sizeof(tx->message));
+		return DTX_EINVAL;
+	}
 	return 0;
 }
 
@@ -350,6 +419,7 @@ submit_fill(dtx_tx *tx, dtxi_request *r, bool wait)
 		memcpy(b->method, tx->branches[i].method, sizeof(b->method));
 		b->payload.ptr = tx->branches[i].payload;
 		b->payload.len = tx->branches[i].len;
+		b->same_group  = tx->branches[i].same_group;
 	}
 	tmo = dtxi_client_timeout_ms(tx->c);
 	if (wait) {
@@ -412,8 +482,8 @@ tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
 		return DTX_EINVAL;
 	}
 	tx->message[0] = '\0';
-	if (tx->mode == 0 || tx->nbranches == 0) {
-		return DTX_EINVAL;
+	if ((rv = tx_complete(tx)) != 0) {
+		return rv;
 	}
 	if ((r = dtxi_client_request(DTXI_REQ_SUBMIT)) == NULL) {
 		return DTX_ENOMEM;
@@ -469,8 +539,8 @@ dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg)
 		return DTX_EINVAL;
 	}
 	tx->message[0] = '\0';
-	if (tx->mode == 0 || tx->nbranches == 0) {
-		return DTX_EINVAL;
+	if ((rv = tx_complete(tx)) != 0) {
+		return rv;
 	}
 	if ((r = dtxi_client_request(DTXI_REQ_SUBMIT)) == NULL) {
 		return DTX_ENOMEM;

@@ -921,6 +921,7 @@ typedef struct fake {
 	bool        last_submit_wait;
 	uint32_t    last_nbranches;
 	char        last_gid[DTX_GID_MAX + 1];
+	bool        last_groups[DTX_BRANCHES_MAX]; // each branch's same_group
 	atomic_bool done;
 } fake;
 
@@ -1019,6 +1020,11 @@ fake_main(void *arg)
 		if (req->kind == DTXI_REQ_SUBMIT) {
 			f->last_submit_wait = req->u.submit.wait;
 			f->last_nbranches   = req->u.submit.nbranches;
+			for (uint32_t i = 0; i < req->u.submit.nbranches;
+			     i++) {
+				f->last_groups[i] =
+				    req->u.submit.branches[i].same_group;
+			}
 			dtxi_strlcpy(f->last_gid, req->u.submit.gid,
 			    sizeof(f->last_gid));
 		}
@@ -1085,6 +1091,59 @@ Test(client, commit_copies_the_outcome_and_branch_results)
 	// Resubmission is allowed (idempotent on the gid).
 	cr_assert_eq(dtx_tx_submit(tx), 0);
 	cr_assert(!f.last_submit_wait);
+	dtx_tx_free(tx);
+	dtx_client_close(c);
+	fake_stop(&f);
+}
+
+// Saga groups: the steps added between begin and end are marked as in the
+// group of the step before them (the first of a group is not); misuse is
+// refused at once, saying why, and a commit with a group open sends
+// nothing.
+Test(client, saga_groups_are_marked_on_the_wire_and_misuse_is_refused)
+{
+	static const bool want[] = {false, false, true, true, false, false};
+	fake              f;
+	dtx_client       *c;
+	dtx_tx           *tx, *two;
+	dtx_state         st;
+
+	fake_start(&f, "inproc://sdk-test-coord-groups");
+	cr_assert_eq(dtx_client_open(&c, "inproc://sdk-test-coord-groups"), 0);
+	cr_assert_eq(dtx_tx_begin(&two, c, DTX_2PC), 0);
+	cr_assert_eq(dtx_tx_saga_group_begin(two), DTX_EINVAL);
+	cr_assert(strstr(dtx_tx_message(two), "groups are for sagas") != NULL,
+	    "%s", dtx_tx_message(two));
+	cr_assert_eq(dtx_tx_saga_group_begin(NULL), DTX_EINVAL);
+	cr_assert_eq(dtx_tx_saga_group_end(NULL), DTX_EINVAL);
+	dtx_tx_free(two);
+
+	cr_assert_eq(dtx_tx_begin(&tx, c, DTX_SAGA), 0);
+	cr_assert_eq(dtx_tx_saga_group_end(tx), DTX_ESTATE);
+	cr_assert(strstr(dtx_tx_message(tx), "no group is open") != NULL);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://a:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_saga_group_begin(tx), 0);
+	cr_assert_eq(dtx_tx_saga_group_begin(tx), DTX_ESTATE, "nested");
+	cr_assert_eq(dtx_tx_add(tx, "tcp://b:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://c:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://d:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_saga_group_end(tx), 0);
+	cr_assert_eq(dtx_tx_saga_group_begin(tx), 0); // empty: no change
+	cr_assert_eq(dtx_tx_saga_group_end(tx), 0);
+	cr_assert_eq(dtx_tx_add(tx, "tcp://e:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_saga_group_begin(tx), 0); // a group of one
+	cr_assert_eq(dtx_tx_add(tx, "tcp://f:1", "m", NULL, 0), 0);
+	cr_assert_eq(dtx_tx_commit(tx, &st), DTX_EINVAL, "a group is open");
+	cr_assert(strstr(dtx_tx_message(tx), "dtx_tx_saga_group_end") != NULL,
+	    "%s", dtx_tx_message(tx));
+	cr_assert_eq(f.last_kind, 0, "something was sent");
+	cr_assert_eq(dtx_tx_saga_group_end(tx), 0);
+	cr_assert_eq(dtx_tx_commit(tx, &st), 0);
+	cr_assert_eq(f.last_nbranches, 6);
+	for (unsigned i = 0; i < 6; i++) {
+		cr_assert_eq(f.last_groups[i], want[i], "branch %u", i);
+	}
+	cr_assert_eq(dtx_tx_saga_group_begin(tx), DTX_ESTATE, "sent");
 	dtx_tx_free(tx);
 	dtx_client_close(c);
 	fake_stop(&f);

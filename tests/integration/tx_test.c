@@ -387,6 +387,97 @@ Test(tx, retries_count_the_calls_after_the_first)
 	}
 }
 
+// Saga groups, with real processes: {0} {1,2,3} {4} on one participant,
+// so that its call log gives the order. A group's steps all run; the next
+// group runs only after every step of the group executed.
+Test(tx, saga_group_runs_its_steps_together_then_the_next)
+{
+	dtxt_log l;
+
+	start_dtxd(NULL);
+	dtxt_part *a  = start_part("a");
+	dtx_tx    *tx = begin(DTX_SAGA);
+	add(tx, a, "op", "");
+	CHECK_RV(dtx_tx_saga_group_begin(tx));
+	add(tx, a, "op", "execute=sleep:100");
+	add(tx, a, "op", "");
+	add(tx, a, "op", "execute=retry:1");
+	CHECK_RV(dtx_tx_saga_group_end(tx));
+	add(tx, a, "op", "");
+	CHECK_STATE(commit(tx), DTX_STATE_COMMITTED);
+	load(&l, a);
+	const char *gid = dtx_tx_gid(tx);
+	long last4 = dtxt_log_find(&l, 0, DTXT_CALL, gid, 4, "EXECUTE", NULL);
+	CHECK(last4 >= 0, "step 4 never executed");
+	for (int i = 0; i < 5; i++) {
+		CHECK(dtxt_log_effect(&l, gid, i) == 1, "step %d not applied",
+		    i);
+		CHECK(dtxt_log_count(
+		          &l, DTXT_CALL, gid, i, "COMPENSATE", NULL) == 0,
+		    "step %d compensated", i);
+	}
+	for (int i = 1; i <= 3; i++) {
+		long at =
+		    dtxt_log_find(&l, 0, DTXT_CALL, gid, i, "EXECUTE", "OK");
+		CHECK(at >= 0 && at < last4,
+		    "step 4 executed before step %d of the group before it",
+		    i);
+	}
+	dtxt_log_fini(&l);
+	dtx_tx_free(tx);
+}
+
+// A group of three where one refuses: the group's other steps still ran (a
+// saga one step at a time would have stopped at the refusal), and every
+// step of the group that ran or may have run is compensated, then the
+// group before it; the group after it never runs.
+Test(tx, saga_group_with_a_refusal_is_undone_group_by_group_in_reverse)
+{
+	dtxt_log l;
+
+	start_dtxd(NULL);
+	dtxt_part *a  = start_part("a");
+	dtx_tx    *tx = begin(DTX_SAGA);
+	add(tx, a, "op", "");
+	CHECK_RV(dtx_tx_saga_group_begin(tx));
+	add(tx, a, "op", "execute=sleep:100");
+	add(tx, a, "op", "execute=refuse");
+	add(tx, a, "op", "");
+	CHECK_RV(dtx_tx_saga_group_end(tx));
+	add(tx, a, "op", "");
+	CHECK_STATE(commit(tx), DTX_STATE_COMPENSATED);
+	load(&l, a);
+	const char *gid = dtx_tx_gid(tx);
+	for (int i = 0; i < 4; i++) {
+		CHECK(dtxt_log_count(&l, DTXT_CALL, gid, i, "EXECUTE", NULL) ==
+		        1,
+		    "step %d not executed once", i);
+		CHECK(dtxt_log_count(
+		          &l, DTXT_CALL, gid, i, "COMPENSATE", "OK") == 1,
+		    "step %d not compensated once", i);
+		CHECK(dtxt_log_effect(&l, gid, i) == 0,
+		    "step %d left an effect", i);
+	}
+	CHECK(dtxt_log_count(&l, DTXT_APPLY, gid, 2, NULL, NULL) == 0,
+	    "the refused step took effect");
+	CHECK(dtxt_log_count(&l, DTXT_UNDO, gid, 1, NULL, NULL) == 1 &&
+	        dtxt_log_count(&l, DTXT_UNDO, gid, 3, NULL, NULL) == 1,
+	    "the group's executed steps were not undone");
+	CHECK(dtxt_log_count(&l, DTXT_CALL, gid, 4, NULL, NULL) == 0,
+	    "the group after the refusal ran");
+	// Reverse group order: the whole group is undone before step 0.
+	long undo0 =
+	    dtxt_log_find(&l, 0, DTXT_CALL, gid, 0, "COMPENSATE", NULL);
+	for (int i = 1; i <= 3; i++) {
+		long at = dtxt_log_find(
+		    &l, 0, DTXT_CALL, gid, i, "COMPENSATE", NULL);
+		CHECK(at >= 0 && at < undo0,
+		    "step 0 compensated before step %d of the later group", i);
+	}
+	dtxt_log_fini(&l);
+	dtx_tx_free(tx);
+}
+
 Test(tx, resubmitting_a_gid_returns_the_same_outcome_and_applies_once)
 {
 	dtxt_log la, lb;

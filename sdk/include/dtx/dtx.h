@@ -390,12 +390,38 @@ DTX_API int dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms);
 DTX_API int dtx_tx_set_retries(dtx_tx *tx, uint32_t n);
 
 // Adds a branch: call method on the participant at endpoint with payload
-// (copied). Branches run in the order added (saga) or in parallel (2PC).
+// (copied). Branches run in the order added (saga; the steps of a group in
+// parallel, see dtx_tx_saga_group_begin) or all in parallel (2PC).
 // Errors: DTX_EINVAL (bad endpoint or method), DTX_ETOOBIG (payload over
 // DTX_PAYLOAD_MAX_DEFAULT or more than DTX_BRANCHES_MAX branches),
 // DTX_ESTATE, DTX_ENOMEM.
 DTX_API int dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
     const void *payload, size_t len);
+
+// Saga steps in parallel (DTM's concurrent saga). The steps added between
+// dtx_tx_saga_group_begin() and dtx_tx_saga_group_end() (with dtx_tx_add(),
+// dtx_tx_add_method() or a generated <service>_<method>_add()) form one
+// group: dtxd executes them in parallel, and starts the next step (or
+// group) only once every step of the group executed OK. Put in one group
+// only steps that do not depend on each other. If a step refuses, or fails
+// past its retries or the saga's timeout, the saga turns back: every step
+// of that group that ran or may have run is compensated (in parallel;
+// a step still executing first finishes), then the groups before it, one
+// group at a time in reverse order. A step outside a group is a group of
+// its own; an empty group changes nothing. Groups do not nest.
+//
+//     dtx_tx_add(tx, flights, "book", ...);     // alone, first
+//     dtx_tx_saga_group_begin(tx);
+//     dtx_tx_add(tx, hotels, "book", ...);      // these two
+//     dtx_tx_add(tx, cars, "rent", ...);        // in parallel
+//     dtx_tx_saga_group_end(tx);
+//     dtx_tx_add(tx, payments, "charge", ...);  // after both
+//
+// Before commit/submit only; committing with a group open is DTX_EINVAL.
+// Errors: DTX_EINVAL (tx NULL, or not a saga: dtx_tx_message() says why),
+// DTX_ESTATE (begin with a group open, end with none, or tx already sent).
+DTX_API int dtx_tx_saga_group_begin(dtx_tx *tx);
+DTX_API int dtx_tx_saga_group_end(dtx_tx *tx);
 
 // Adds a branch calling method m (see dtx_method_desc) as dtx_tx_add() does,
 // after checking that m serves the transaction's mode. Errors: those of
@@ -406,10 +432,11 @@ DTX_API int dtx_tx_add_method(dtx_tx *tx, const char *endpoint,
 
 // Runs the transaction and waits for its outcome, which is written to
 // *outcome (DTX_STATE_COMMITTED, DTX_STATE_ABORTED or DTX_STATE_COMPENSATED).
-// Branch results are then available. Errors: DTX_EINVAL (no branches),
-// DTX_EEXIST, DTX_ETIMEDOUT (no outcome within the transaction's timeout plus
-// its phase two; the transaction goes on: use dtx_tx_wait), DTX_ETRANSPORT,
-// DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the coordinator's other errors.
+// Branch results are then available. Errors: DTX_EINVAL (no branches, or
+// a saga group left open), DTX_EEXIST, DTX_ETIMEDOUT (no outcome within the
+// transaction's timeout plus its phase two; the transaction goes on: use
+// dtx_tx_wait), DTX_ETRANSPORT, DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and
+// the coordinator's other errors.
 DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
 
 // Called exactly once when an asynchronous commit ends: rv is 0 or an error
@@ -427,8 +454,8 @@ typedef void (*dtx_commit_fn)(
 // Until cb runs, tx must be neither used nor freed, and the client must not
 // be closed. Any number of commits may be in flight on one client; no
 // thread is used per commit. Errors (cb then never runs): DTX_EINVAL (tx or
-// cb NULL, no branches), DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe across
-// transactions.
+// cb NULL, no branches, a saga group open), DTX_ENOMEM, DTX_ETRANSPORT.
+// Thread-safe across transactions.
 DTX_API int dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg);
 
 // Hands the transaction to the coordinator and returns once it is durably
