@@ -27,6 +27,7 @@ enum { BENCH_2PC = 1, BENCH_SAGA = 2, BENCH_MIX = 3 };
 typedef struct bench_opts {
 	int         mode;        // BENCH_2PC, BENCH_SAGA or BENCH_MIX
 	unsigned    branches;    // per transaction
+	unsigned    saga_group;  // saga steps per parallel group (1: none)
 	unsigned    concurrency; // transactions in flight
 	unsigned    parts;       // participant processes (0: = branches)
 	double      duration_s;  // measured window, when count is 0

@@ -26,6 +26,8 @@ usage(FILE *f)
 	    "workload:\n"
 	    "  --mode 2pc|saga|mix       transaction mode (2pc)\n"
 	    "  --branches N              branches per transaction (2)\n"
+	    "  --saga-group N            saga steps in parallel groups of N "
+	    "(1)\n"
 	    "  --concurrency N           transactions in flight (64)\n"
 	    "  --duration S              measured seconds (10)\n"
 	    "  --count N                 measure N transactions instead\n"
@@ -107,6 +109,7 @@ parse(cli *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	o->mode         = BENCH_2PC;
 	o->branches     = 2;
+	o->saga_group   = 1;
 	o->concurrency  = 64;
 	o->duration_s   = 10;
 	o->warmup_s     = 2;
@@ -160,6 +163,9 @@ parse(cli *c, int argc, char **argv)
 		} else if (strcmp(a, "--branches") == 0) {
 			bad = parse_uint(v, DTX_BRANCHES_MAX, &u) || u == 0;
 			o->branches = (unsigned)u;
+		} else if (strcmp(a, "--saga-group") == 0) {
+			bad = parse_uint(v, DTX_BRANCHES_MAX, &u) || u == 0;
+			o->saga_group = (unsigned)u;
 		} else if (strcmp(a, "--concurrency") == 0) {
 			bad            = parse_uint(v, 60000, &u) || u == 0;
 			o->concurrency = (unsigned)u;
@@ -374,6 +380,7 @@ print_json(const bench_opts *o, const bench_result *r)
 	printf("    \"mode\": \"%s\",\n", bench_mode_name(o->mode));
 	printf("    \"transport\": \"%s\",\n", o->ipc ? "ipc" : "tcp");
 	json_num("branches", o->branches, false);
+	json_num("saga_group", o->saga_group, false);
 	json_num("concurrency", o->concurrency, false);
 	json_num("payload", (double)o->payload, false);
 	json_num("refuse_rate", o->refuse_rate, false);

@@ -105,7 +105,8 @@ nparts_of(const bench_opts *o)
 // Round trips are counted as messages: dtxd sends the calls of one loop
 // pass to one participant as one message, so the prepares (and the
 // commits) of a 2PC cost one message per participant, not per branch. Saga
-// steps run one after the other and are never merged. Records follow
+// steps run one after the other and are never merged, but for the steps of
+// one group (--saga-group), which run together. Records follow
 // coordinator/txmgr.c and the engines: a waiting 2PC writes its create
 // record unsynced (presumed abort), the commit decision synced, and the
 // finish record; a saga writes its create record synced, one unsynced
@@ -127,13 +128,22 @@ model_one(const bench_opts *o, int mode, bench_model *m)
 		snprintf(m->w_how, sizeof(m->w_how) / 2,
 		    "create (unsynced) + commit decision (synced) + finish");
 	} else {
-		m->rt     = 1 + (double)b;
-		m->writes = 2 + (double)(b - 1);
+		// --saga-group G: groups of G steps, the calls of one group
+		// to one participant in one message, a progress record per
+		// group.
+		unsigned g      = o->saga_group > 1 ? o->saga_group : 1;
+		unsigned groups = (b + g - 1) / g, msgs = 0;
+		for (unsigned first = 0; first < b; first += g) {
+			unsigned n = b - first < g ? b - first : g;
+			msgs += n < k ? n : k;
+		}
+		m->rt     = 1 + (double)msgs;
+		m->writes = 2 + (double)(groups - 1);
 		m->syncs  = 1;
 		snprintf(m->rt_how, sizeof(m->rt_how) / 2,
-		    "1 submit + %u execute messages", b);
+		    "1 submit + %u execute messages", msgs);
 		snprintf(m->w_how, sizeof(m->w_how) / 2,
-		    "create (synced) + %u progress + finish", b - 1);
+		    "create (synced) + %u progress + finish", groups - 1);
 	}
 }
 
@@ -551,8 +561,20 @@ slot_issue(slot *s)
 		goto fail;
 	}
 	for (unsigned i = 0; i < o->branches; i++) {
-		rv = dtx_tx_add(tx, l->w->parts[i % l->w->nparts], "bench",
-		    l->payload, o->payload);
+		// --saga-group N: steps i..i+N-1 run in parallel.
+		bool group = mode == DTX_SAGA && o->saga_group > 1;
+		if (group && i % o->saga_group == 0) {
+			rv = dtx_tx_saga_group_begin(tx);
+		}
+		if (rv == 0) {
+			rv = dtx_tx_add(tx, l->w->parts[i % l->w->nparts],
+			    "bench", l->payload, o->payload);
+		}
+		if (rv == 0 && group &&
+		    (i % o->saga_group == o->saga_group - 1 ||
+		        i == o->branches - 1)) {
+			rv = dtx_tx_saga_group_end(tx);
+		}
 		if (rv != 0) {
 			dtx_tx_free(tx);
 			goto fail;

@@ -175,6 +175,28 @@ Test(bench, mix_over_ipc_with_refusals_aborts_and_compensates)
 	free(out);
 }
 
+// --saga-group: steps in parallel groups; the store sees one progress
+// record per group, as the model says.
+Test(bench, saga_groups_write_one_progress_record_per_group)
+{
+	static const char *const args[] = {"--mode", "saga", "--branches", "4",
+	    "--saga-group", "2", "--count", "200", "--concurrency", "8",
+	    "--warmup", "0", "--limits-seconds", "0.3", "--json", "--quiet",
+	    NULL};
+	char                    *out    = run_bench(args);
+	const char              *j      = json_of(out);
+
+	check_load_report(j, 200);
+	cr_assert_eq(num(j, "committed"), 200, "%s", j);
+	cr_assert_eq(num(j, "saga_group"), 2, "%s", j);
+	// create + 1 progress (between the two groups) + finish.
+	cr_assert_eq(num(j, "writes_per_tx"), 3, "%s", j);
+	cr_assert(
+	    num(j, "records_per_tx") > 2.9 && num(j, "records_per_tx") < 3.1,
+	    "measured: %s", j);
+	free(out);
+}
+
 Test(bench, text_report_shows_latencies_bound_and_ratio)
 {
 	static const char *const args[] = {"--mode", "saga", "--count", "200",
