@@ -45,6 +45,7 @@ mkdir -p "$WORK" || exit 1
 CONFIGS=(
 	"2pc||3|safe terminates !reach_commit !reach_undo !reach_late_refused !reach_recovered !reach_resolver_commit"
 	"saga|-DSAGA|4|safe terminates !reach_commit !reach_undo !reach_late_refused !reach_recovered"
+	"saga-group|-DSAGA -DGROUP|4|safe terminates !reach_commit !reach_undo !reach_late_refused !reach_recovered"
 	"cluster-2pc|-DCLUSTER|2|safe terminates !reach_commit !reach_undo !reach_late_refused !reach_recovered !reach_resolver_commit !reach_zombie"
 	"cluster-saga|-DCLUSTER -DSAGA|2|safe terminates !reach_commit !reach_undo !reach_late_refused !reach_recovered !reach_zombie"
 	# Mutants: each breaks one rule and must fail a property.
@@ -56,6 +57,7 @@ CONFIGS=(
 	"phase-two-not-retried|-DMUT_NO_RETRY|2|!terminates"
 	"saga-recovery-trusts-sent-bits|-DSAGA -DMUT_RECOVER_TRUSTS_SENT|2|!safe"
 	"saga-status-before-final-record|-DSAGA -DMUT_STATUS_UNSETTLED|2|!safe"
+	"group-undoes-only-steps-done|-DSAGA -DGROUP -DMUT_GROUP_UNDO_DONE_ONLY|2|!safe"
 )
 
 now() { date +%s.%N; }

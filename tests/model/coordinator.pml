@@ -281,6 +281,7 @@ inline turn_back(n)
 	queue_write(n, W_SYNC)
 }
 
+#ifndef GROUP
 /* Compensates the cursor step, going down past steps never sent or already
  * compensated, or finishes below step 0. A step whose EXECUTE is in flight
  * waits for its call to end: COMPENSATE never overtakes it. */
@@ -320,6 +321,60 @@ inline execute_next(n)
 	:: else -> send(n, mcur[n], FWD)
 	fi
 }
+#else
+/* -DGROUP: both steps are one group (engine_saga.c's groups): executed in
+ * parallel, the saga done once both executed OK; compensated in parallel,
+ * each step that may have run (SENT) once its own EXECUTE has ended. */
+#ifndef MUT_GROUP_UNDO_DONE_ONLY
+#define UNDO(n, b) \
+	((mdone[I(n, b)] & D_SENT) != 0 && (mdone[I(n, b)] & D_FINAL) == 0)
+#else
+/* Mutant: only steps known to have executed OK are undone, not those
+ * still executing when the saga turned back. */
+#define UNDO(n, b) \
+	((mdone[I(n, b)] & D_FWD) != 0 && (mdone[I(n, b)] & D_FINAL) == 0)
+#endif
+
+inline compensate_b(n, b)
+{
+	if
+	:: UNDO(n, b) && infl[I(n, b)] == 0 -> send(n, b, BAK)
+	:: else -> skip
+	fi
+}
+
+inline compensate_next(n)
+{
+	if
+	:: mpers[n] -> skip
+	:: else ->
+		compensate_b(n, 0);
+		compensate_b(n, 1);
+		if
+		:: !UNDO(n, 0) && !UNDO(n, 1) -> finish(n, S_COMPENSATED)
+		:: else -> skip
+		fi
+	fi
+}
+
+inline execute_b(n, b)
+{
+	if
+	:: (mdone[I(n, b)] & D_FWD) == 0 && infl[I(n, b)] == 0 ->
+		send(n, b, FWD)
+	:: else -> skip
+	fi
+}
+
+inline execute_next(n)
+{
+	if
+	:: ALLD(n, D_FWD) -> mcur[n] = NB; finish(n, S_COMMITTED)
+	:: !ALLD(n, D_FWD) && late -> turn_back(n)
+	:: else -> execute_b(n, 0); execute_b(n, 1)
+	fi
+}
+#endif
 
 inline on_reply(n, b, ph, s)
 {
@@ -337,6 +392,7 @@ inline on_reply(n, b, ph, s)
 			:: ms[n] == S_COMPENSATING -> compensate_next(n)
 			:: else -> skip
 			fi
+#ifndef GROUP
 		:: ms[n] == S_RUNNING && s == OK ->
 			mcur[n]++;
 			if
@@ -344,6 +400,14 @@ inline on_reply(n, b, ph, s)
 			:: else -> skip
 			fi;
 			execute_next(n)
+#else
+		:: ms[n] == S_RUNNING && s == OK ->
+			/* The group is done once both executed OK. */
+			if
+			:: ALLD(n, D_FWD) -> execute_next(n)
+			:: else -> skip
+			fi
+#endif
 		:: ms[n] == S_RUNNING && s != OK -> turn_back(n)
 		fi
 	:: else ->
@@ -354,6 +418,7 @@ inline on_reply(n, b, ph, s)
 			retry(n, b, BAK)
 		:: ms[n] == S_COMPENSATING && s == OK ->
 			mdone[I(n, b)] = mdone[I(n, b)] | D_FINAL;
+#ifndef GROUP
 			if
 			:: mcur[n] == 0 -> finish(n, S_COMPENSATED)
 			:: else ->
@@ -361,6 +426,9 @@ inline on_reply(n, b, ph, s)
 				queue_write(n, W_ASYNC);
 				compensate_next(n)
 			fi
+#else
+			compensate_next(n)
+#endif
 		fi
 	fi
 }
