@@ -125,13 +125,13 @@
  * groups is checked after every event by the engine tests' driver
  * instead); the create write and a client's resubmission (the record
  * exists from the start; an idempotent Submit changes nothing); operator
- * Abort (it moves the engines as the deadline
- * does) and hand settlement; the stuck flag; the purge of old records (a
- * Resolve for a purged committed gid would say ABORTED); power loss, which
- * also loses writes that reached the store unsynced (then a lost 2PC record
- * plus a resubmitted gid re-runs PREPARE, which the barrier replays OK even
- * after the branch's abort); batching; PostgreSQL's own fail-over (a
- * write, once it succeeded, stays).
+ * Abort (it moves the engines as the deadline does) and hand settlement;
+ * the stuck flag; the purge of old records (a Resolve for a purged
+ * committed gid would say ABORTED); power loss, which also loses writes
+ * that reached the store unsynced (then a lost 2PC record plus a
+ * resubmitted gid re-runs PREPARE, which the barrier replays OK even after
+ * the branch's abort); batching; PostgreSQL's own fail-over (a write, once
+ * it succeeded, stays).
  *
  * Checks (check.sh; states stored, CPU seconds of the run on this 2-core
  * machine, verifier compiled at -O0; every check under 2 s but these):
