@@ -28,6 +28,9 @@
 //   before-final-record         saga, two steps, deadline past  COMPENSATED;
 //                               Status and Wait said RUNNING, never
 //                               COMMITTED, until the crash
+//   after-first-execute         saga, a group of two, then a    COMPENSATED,
+//                               step; deadline past             the group
+//                               undone, the last step never run
 //
 // before-commit-decision is the one point where the crash changes the
 // outcome: every branch voted yes, but the decision never reached the disk,
@@ -297,10 +300,11 @@ restart_and_wait(const char *gid)
 }
 
 // Starts dtxd with the crash point and a 1 s saga timeout, two
-// participants, and submits a saga of one step on each. Returns the
+// participants, and submits a saga of one step on each (with group: those
+// two as one parallel group, then a third step on the first). Returns the
 // deadline's upper bound; the gid goes to gid.
 static int64_t
-start_saga(const char *point, dtxt_part **parts, char *gid)
+start_saga_of(const char *point, dtxt_part **parts, char *gid, bool group)
 {
 	dtxt_dtxd_opts o = {.crash_at = point, .timeout_ms = 1000};
 	dtx_tx        *tx;
@@ -314,14 +318,27 @@ start_saga(const char *point, dtxt_part **parts, char *gid)
 		    "participant %d did not start", i);
 	}
 	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_SAGA));
+	if (group) {
+		CHECK_RV(dtx_tx_saga_group_begin(tx));
+	}
 	CHECK_RV(dtx_tx_add(tx, parts[0]->url, "op", "", 0));
 	CHECK_RV(dtx_tx_add(tx, parts[1]->url, "op", "", 0));
+	if (group) {
+		CHECK_RV(dtx_tx_saga_group_end(tx));
+		CHECK_RV(dtx_tx_add(tx, parts[0]->url, "op", "", 0));
+	}
 	// A little more than the timeout covers the clocks' rounding.
 	deadline = dtxi_now_ms() + o.timeout_ms + 50;
 	CHECK_RV(dtx_tx_submit(tx));
 	dtxi_strlcpy(gid, dtx_tx_gid(tx), DTX_GID_MAX + 1);
 	dtx_tx_free(tx);
 	return deadline;
+}
+
+static int64_t
+start_saga(const char *point, dtxt_part **parts, char *gid)
+{
+	return start_saga_of(point, parts, gid, false);
 }
 
 // Step 0's EXECUTE left and ran, and dtxd died before any write recorded
@@ -440,4 +457,48 @@ Test(crash, saga_status_says_running_until_its_final_record_is_written)
 	CHECK(wt.rv != 0 || wt.st == st,
 	    "Wait said %s before the final record, and the saga ended %s",
 	    dtx_state_name(wt.st), dtx_state_name(st));
+}
+
+// The same with a parallel group {0, 1} then step 2: dtxd dies once the
+// first of the group answered OK, before any write; the other may have run
+// too. Past the deadline both are undone, and step 2 never runs.
+Test(crash, saga_group_run_before_its_record_is_compensated_past_deadline)
+{
+	dtxt_part *parts[2];
+	dtxt_exit  how;
+	dtxt_log   logs[2];
+	char       gid[DTX_GID_MAX + 1];
+	int64_t    deadline =
+	    start_saga_of("after-first-execute", parts, gid, true);
+
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
+	    "dtxd did not reach after-first-execute");
+	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
+	wait_past(deadline);
+	dtx_state st = restart_and_wait(gid);
+	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
+	    dtx_state_name(st));
+
+	dtxt_log_load(&logs[0], parts[0]->calllog);
+	dtxt_log_load(&logs[1], parts[1]->calllog);
+	for (int i = 0; i < 2; i++) {
+		const dtxt_log *l = &logs[i];
+		CHECK(dtxt_log_count(
+		          l, DTXT_CALL, gid, i, "COMPENSATE", "OK") >= 1,
+		    "step %d of the group got no compensation", i);
+		CHECK(dtxt_log_count(l, DTXT_APPLY, gid, i, NULL, NULL) ==
+		        dtxt_log_count(l, DTXT_UNDO, gid, i, NULL, NULL),
+		    "step %d ran and was never compensated", i);
+		CHECK(dtxt_log_effect(l, gid, i) == 0,
+		    "step %d left an effect", i);
+	}
+	CHECK(dtxt_log_count(&logs[0], DTXT_APPLY, gid, 0, NULL, NULL) +
+	            dtxt_log_count(&logs[1], DTXT_APPLY, gid, 1, NULL, NULL) >=
+	        1,
+	    "no step of the group ran before the crash");
+	CHECK(
+	    dtxt_log_count(&logs[0], DTXT_CALL, gid, 2, "EXECUTE", NULL) == 0,
+	    "the step after the group executed");
+	dtxt_log_fini(&logs[0]);
+	dtxt_log_fini(&logs[1]);
 }
