@@ -235,24 +235,21 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 		return DTX_EINVAL;
 	}
 	// The limits are dtx.h's, so that the SDK's setters refuse the same.
-	if (s->timeout_ms > DTX_TIMEOUT_MS_MAX) {
-		snprintf(why, cap,
-		    "timeout_ms %lu out of range (max %lu: 24 h)",
-		    (unsigned long)s->timeout_ms,
-		    (unsigned long)DTX_TIMEOUT_MS_MAX);
-		return DTX_EINVAL;
-	}
-	if (s->call_timeout_ms > DTX_CALL_TIMEOUT_MS_MAX) {
-		snprintf(why, cap,
-		    "call_timeout_ms %lu out of range (max %lu: 1 h)",
-		    (unsigned long)s->call_timeout_ms,
-		    (unsigned long)DTX_CALL_TIMEOUT_MS_MAX);
-		return DTX_EINVAL;
-	}
-	if (s->retries > DTX_RETRIES_MAX) {
-		snprintf(why, cap, "retries %lu out of range (max %lu)",
-		    (unsigned long)s->retries, (unsigned long)DTX_RETRIES_MAX);
-		return DTX_EINVAL;
+	const struct {
+		const char *name;
+		uint32_t    v, max;
+	} limits[] = {
+	    {"timeout_ms", s->timeout_ms, DTX_TIMEOUT_MS_MAX},
+	    {"call_timeout_ms", s->call_timeout_ms, DTX_CALL_TIMEOUT_MS_MAX},
+	    {"retries", s->retries, DTX_RETRIES_MAX},
+	};
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (limits[i].v > limits[i].max) {
+			snprintf(why, cap, "%s %lu out of range (max %lu)",
+			    limits[i].name, (unsigned long)limits[i].v,
+			    (unsigned long)limits[i].max);
+			return DTX_EINVAL;
+		}
 	}
 	for (uint32_t i = 0; i < s->nbranches; i++) {
 		const dtxi_branch_spec *b = &s->branches[i];

@@ -335,6 +335,22 @@ start_saga_of(const char *point, dtxt_part **parts, char *gid, bool group)
 	return deadline;
 }
 
+// dtxd dies at its crash point; restarted past the deadline, the saga
+// must end COMPENSATED.
+static void
+crash_restart_compensated(int64_t deadline, const char *gid)
+{
+	dtxt_exit how;
+
+	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
+	    "dtxd did not reach its crash point");
+	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
+	wait_past(deadline);
+	dtx_state st = restart_and_wait(gid);
+	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
+	    dtx_state_name(st));
+}
+
 static int64_t
 start_saga(const char *point, dtxt_part **parts, char *gid)
 {
@@ -349,18 +365,11 @@ start_saga(const char *point, dtxt_part **parts, char *gid)
 Test(crash, saga_step_run_before_its_record_is_compensated_past_deadline)
 {
 	dtxt_part *parts[2];
-	dtxt_exit  how;
 	dtxt_log   logs[2];
 	char       gid[DTX_GID_MAX + 1];
 	int64_t    deadline = start_saga("after-first-execute", parts, gid);
 
-	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
-	    "dtxd did not reach after-first-execute");
-	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
-	wait_past(deadline);
-	dtx_state st = restart_and_wait(gid);
-	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
-	    dtx_state_name(st));
+	crash_restart_compensated(deadline, gid);
 
 	dtxt_log_load(&logs[0], parts[0]->calllog);
 	dtxt_log_load(&logs[1], parts[1]->calllog);
@@ -465,19 +474,12 @@ Test(crash, saga_status_says_running_until_its_final_record_is_written)
 Test(crash, saga_group_run_before_its_record_is_compensated_past_deadline)
 {
 	dtxt_part *parts[2];
-	dtxt_exit  how;
 	dtxt_log   logs[2];
 	char       gid[DTX_GID_MAX + 1];
 	int64_t    deadline =
 	    start_saga_of("after-first-execute", parts, gid, true);
 
-	CHECK(dtxt_wait(w.dtxd, 10000, &how) == 0,
-	    "dtxd did not reach after-first-execute");
-	CHECK(how.signaled && how.signo == SIGKILL, "dtxd did not crash");
-	wait_past(deadline);
-	dtx_state st = restart_and_wait(gid);
-	CHECK(st == DTX_STATE_COMPENSATED, "ended %s, expected COMPENSATED",
-	    dtx_state_name(st));
+	crash_restart_compensated(deadline, gid);
 
 	dtxt_log_load(&logs[0], parts[0]->calllog);
 	dtxt_log_load(&logs[1], parts[1]->calllog);

@@ -387,24 +387,34 @@ Test(tx, retries_count_the_calls_after_the_first)
 	}
 }
 
-// Saga groups, with real processes: {0} {1,2,3} {4} on one participant,
-// so that its call log gives the order. A group's steps all run; the next
-// group runs only after every step of the group executed.
+// Saga groups, with real processes: {0} {1,2,3} {4}, all on participant
+// a, so that its call log gives the order; p1..p3 are the group's
+// payloads. Returns the saga's outcome.
+static dtx_state
+commit_grouped(dtx_tx *tx, const dtxt_part *a, const char *const p[3])
+{
+	add(tx, a, "op", "");
+	CHECK_RV(dtx_tx_saga_group_begin(tx));
+	for (int i = 0; i < 3; i++) {
+		add(tx, a, "op", p[i]);
+	}
+	CHECK_RV(dtx_tx_saga_group_end(tx));
+	add(tx, a, "op", "");
+	return commit(tx);
+}
+
+// A group's steps all run; the next group runs only after every step of
+// the group executed.
 Test(tx, saga_group_runs_its_steps_together_then_the_next)
 {
+	static const char *const p[3] = {
+	    "execute=sleep:100", "", "execute=retry:1"};
 	dtxt_log l;
 
 	start_dtxd(NULL);
 	dtxt_part *a  = start_part("a");
 	dtx_tx    *tx = begin(DTX_SAGA);
-	add(tx, a, "op", "");
-	CHECK_RV(dtx_tx_saga_group_begin(tx));
-	add(tx, a, "op", "execute=sleep:100");
-	add(tx, a, "op", "");
-	add(tx, a, "op", "execute=retry:1");
-	CHECK_RV(dtx_tx_saga_group_end(tx));
-	add(tx, a, "op", "");
-	CHECK_STATE(commit(tx), DTX_STATE_COMMITTED);
+	CHECK_STATE(commit_grouped(tx, a, p), DTX_STATE_COMMITTED);
 	load(&l, a);
 	const char *gid = dtx_tx_gid(tx);
 	long last4 = dtxt_log_find(&l, 0, DTXT_CALL, gid, 4, "EXECUTE", NULL);
@@ -433,19 +443,14 @@ Test(tx, saga_group_runs_its_steps_together_then_the_next)
 // group before it; the group after it never runs.
 Test(tx, saga_group_with_a_refusal_is_undone_group_by_group_in_reverse)
 {
+	static const char *const p[3] = {
+	    "execute=sleep:100", "execute=refuse", ""};
 	dtxt_log l;
 
 	start_dtxd(NULL);
 	dtxt_part *a  = start_part("a");
 	dtx_tx    *tx = begin(DTX_SAGA);
-	add(tx, a, "op", "");
-	CHECK_RV(dtx_tx_saga_group_begin(tx));
-	add(tx, a, "op", "execute=sleep:100");
-	add(tx, a, "op", "execute=refuse");
-	add(tx, a, "op", "");
-	CHECK_RV(dtx_tx_saga_group_end(tx));
-	add(tx, a, "op", "");
-	CHECK_STATE(commit(tx), DTX_STATE_COMPENSATED);
+	CHECK_STATE(commit_grouped(tx, a, p), DTX_STATE_COMPENSATED);
 	load(&l, a);
 	const char *gid = dtx_tx_gid(tx);
 	for (int i = 0; i < 4; i++) {
