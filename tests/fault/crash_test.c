@@ -60,6 +60,19 @@ typedef struct step {
 	const char *payload;
 } step;
 
+// Starts dtxd with o and the two participants a and b.
+static void
+start_world(const dtxt_dtxd_opts *o, dtxt_part **parts)
+{
+	CHECK(dtxt_world_start_dtxd(&w, o) == 0, "dtxd did not start");
+	parts[0] = dtxt_world_part(&w, "a");
+	parts[1] = dtxt_world_part(&w, "b");
+	for (int i = 0; i < 2; i++) {
+		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
+		    "participant %d did not start", i);
+	}
+}
+
 // Runs the whole scenario and returns nothing: it asserts. Steps are the
 // branches in order; want is the expected outcome.
 static void
@@ -74,13 +87,7 @@ crash_and_recover(const char *point, dtx_mode mode, const step *steps,
 	char           gid[DTX_GID_MAX + 1];
 	dtxt_log       logs[2];
 
-	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
-	parts[0] = dtxt_world_part(&w, "a");
-	parts[1] = dtxt_world_part(&w, "b");
-	for (int i = 0; i < 2; i++) {
-		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
-		    "participant %d did not start", i);
-	}
+	start_world(&o, parts);
 
 	CHECK_RV(dtx_tx_begin(&tx, w.client, mode));
 	CHECK_RV(dtx_tx_set_retries(tx, 50));
@@ -238,13 +245,7 @@ Test(crash, saga_outcome_is_told_only_once_its_final_record_is_written)
 	char       gid[DTX_GID_MAX + 1];
 	int64_t    deadline;
 
-	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
-	parts[0] = dtxt_world_part(&w, "a");
-	parts[1] = dtxt_world_part(&w, "b");
-	for (int i = 0; i < 2; i++) {
-		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
-		    "participant %d did not start", i);
-	}
+	start_world(&o, parts);
 	CHECK_RV(dtx_tx_begin(&t.tx, w.client, DTX_SAGA));
 	CHECK_RV(dtx_tx_add(t.tx, parts[0]->url, "op", "", 0));
 	CHECK_RV(dtx_tx_add(t.tx, parts[1]->url, "op", "", 0));
@@ -310,13 +311,7 @@ start_saga_of(const char *point, dtxt_part **parts, char *gid, bool group)
 	dtx_tx        *tx;
 	int64_t        deadline;
 
-	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
-	parts[0] = dtxt_world_part(&w, "a");
-	parts[1] = dtxt_world_part(&w, "b");
-	for (int i = 0; i < 2; i++) {
-		CHECK(parts[i] != NULL && dtxt_part_start(parts[i]) == 0,
-		    "participant %d did not start", i);
-	}
+	start_world(&o, parts);
 	CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_SAGA));
 	if (group) {
 		CHECK_RV(dtx_tx_saga_group_begin(tx));
