@@ -97,7 +97,6 @@ struct dtxd_txmgr {
 	// Loop thread only from here on (and the adopting thread before
 	// the loop starts).
 	dtxd_txtable tab;
-	int64_t      next_purge_ms;
 	int64_t      start_ms; // monotonic
 	dtxd_actions acts;
 	dtxi_reply  *rep;     // scratch reply

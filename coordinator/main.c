@@ -264,6 +264,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	dtxd_store_opts_init(&sopts);
+	sopts.retention_ms = o.cfg.retention_ms;
 	if ((rv = dtxd_store_open(&store, o.data_dir, &sopts)) != 0) {
 		if (rv == DTX_ELOCKED) {
 			fprintf(stderr,

@@ -34,7 +34,6 @@
 #define RESUME_INFLIGHT_MAX 4096
 
 typedef struct rctx {
-	dtxd_store  *st;
 	dtxd_txmgr  *m;
 	dtxd_record *rec;
 	uint64_t     count;
@@ -78,48 +77,37 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
 	return 0;
 }
 
+// The store hands each unfinished transaction over with its specs, read
+// in the same pass as its record: one iterator step each instead of a
+// lookup per branch.
 static int
-recover_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
+recover_one(void *arg, const dtxd_store_unfinished *u)
 {
-	rctx    *rc = arg;
-	uint8_t *specs[DTX_BRANCHES_MAX];
-	size_t   lens[DTX_BRANCHES_MAX];
-	uint32_t n = 0;
-	int      rv;
+	rctx *rc = arg;
+	int   rv;
 
-	if (dtxd_record_decode(rc->rec, buf, len) != 0 ||
+	if (dtxd_record_decode(rc->rec, u->record, u->record_len) != 0 ||
 	    rc->rec->info.nbranches == 0) {
 		DTXI_ERROR("recovery: the record of %s does not decode; left "
 		           "in the store",
-		    gid);
+		    u->gid);
 		rc->skipped++;
 		return 0;
 	}
-	for (n = 0; n < rc->rec->info.nbranches; n++) {
-		rv = dtxd_store_get_spec(rc->st, gid, n, &specs[n], &lens[n]);
-		if (rv != 0) {
-			DTXI_ERROR("recovery: branch %u of %s is missing: %s",
-			    n, gid, dtx_strerror(rv));
-			break;
-		}
-	}
-	rv = 0;
-	if (n == rc->rec->info.nbranches) {
-		rv =
-		    adopt(rc->m, rc->rec, (const uint8_t *const *)specs, lens);
-		if (rv == 0) {
-			rc->count++;
-		} else if (rv == DTX_EPROTO) {
-			DTXI_ERROR(
-			    "recovery: a branch of %s does not decode", gid);
-			rc->skipped++;
-			rv = 0;
-		}
-	} else {
+	if (u->nspecs != rc->rec->info.nbranches) {
+		DTXI_ERROR("recovery: %s has %u branches but %u stored "
+		           "specs; left in the store",
+		    u->gid, rc->rec->info.nbranches, u->nspecs);
 		rc->skipped++;
+		return 0;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		free(specs[i]);
+	rv = adopt(rc->m, rc->rec, u->specs, u->spec_lens);
+	if (rv == 0) {
+		rc->count++;
+	} else if (rv == DTX_EPROTO) {
+		DTXI_ERROR("recovery: a branch of %s does not decode", u->gid);
+		rc->skipped++;
+		rv = 0;
 	}
 	return rv;
 }
@@ -127,7 +115,7 @@ recover_one(void *arg, const char *gid, const uint8_t *buf, size_t len)
 int
 dtxd_recover(dtxd_store *st, dtxd_txmgr *m, uint64_t *count)
 {
-	rctx    rc = {st, m, NULL, 0, 0};
+	rctx    rc = {m, NULL, 0, 0};
 	int64_t t0 = dtxi_mono_ms();
 	int     rv;
 

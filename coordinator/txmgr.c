@@ -7,8 +7,7 @@
 // What the loop may block on, and nothing else:
 // - its queue's condition variable, when there is no event, no timer due
 //   and no recovered transaction to resume, for at most a second;
-// - the queue's mutex, a leaf held for a pointer swap;
-// - the retention purge (dtxd_store_purge), run here once per interval.
+// - the queue's mutex, a leaf held for a pointer swap.
 // It never waits for the network (calls and replies leave through nng's
 // asynchronous sends), for a write (the store's writer thread posts the
 // end back) or for a read (the reader thread posts the result back: a
@@ -95,20 +94,6 @@ run_timers(dtxd_txmgr *m)
 		dtxd_act_wake(m, tx);
 		dtxd_txn_release(tx);
 	}
-	if (now >= m->next_purge_ms) {
-		uint64_t purged = 0;
-		int      rv     = dtxd_store_purge(m->store, now, &purged);
-		if (rv != 0) {
-			DTXI_ERROR(
-			    "txmgr: purge failed: %s", dtx_strerror(rv));
-		} else if (purged > 0) {
-			DTXI_INFO("txmgr: purged %llu finished transactions",
-			    (unsigned long long)purged);
-		}
-		int64_t every = m->cfg.retention_ms / 4;
-		every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
-		m->next_purge_ms = now + every;
-	}
 }
 
 // How long the loop may sleep: until the earliest timer, at most a
@@ -178,8 +163,7 @@ dtxd_txmgr_open(
 int
 dtxd_txmgr_start(dtxd_txmgr *m)
 {
-	m->next_purge_ms = dtxi_now_ms() + 1000;
-	m->start_ms      = dtxi_mono_ms();
+	m->start_ms = dtxi_mono_ms();
 	if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
 		return DTX_ENOMEM;
 	}

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // Unit tests of store, dtxd's RocksDB module, through its header only:
-// records and specs survive a reopen, the unfinished and retention indexes
-// follow CREATE/UPDATE/FINISH, scans page in gid order (gids may contain
-// '/'), a second open of a directory is refused, group commit really shares
-// fsyncs, purge removes exactly the expired finished transactions, close
-// loses no accepted write, and a full disk is an error, not a crash. Each
-// test works in its own mkdtemp() directory and removes it.
+// records and specs survive a reopen, transactions move from the unfinished
+// to the finished ones at FINISH, scans page in gid order over both (gids
+// may contain '/'), a second open of a directory is refused and so is one
+// in an earlier layout, group commit really shares fsyncs, purge hides
+// exactly the expired finished transactions and frees whole files of them
+// at once (compaction drops the rest: both counted exactly), close loses no
+// accepted write, and a full disk is an error, not a crash. Each test works
+// in its own mkdtemp() directory and removes it.
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +25,8 @@
 #include <criterion/criterion.h>
 
 #include <dtx/dtx.h>
+
+#include <rocksdb/c.h>
 
 #include "store.h"
 
@@ -71,7 +75,9 @@ open_store(const char *dir, uint32_t sync_delay_ms)
 
 	dtxd_store_opts_init(&o);
 	o.sync_delay_ms = sync_delay_ms;
-	rv              = dtxd_store_open(&s, dir, &o);
+	// The tests purge by hand, at times of their choosing.
+	o.purge_every_ms = 0;
+	rv               = dtxd_store_open(&s, dir, &o);
 	cr_assert_eq(rv, 0, "open %s: %s", dir, dtx_strerror(rv));
 	return s;
 }
@@ -267,11 +273,22 @@ collect_fn(void *arg, const char *gid, const uint8_t *rec, size_t len)
 	return 0;
 }
 
+// The same for an unfinished scan, which also sees the specs: each gid is
+// followed by "/<number of specs>".
+static int
+collect_unf_fn(void *arg, const dtxd_store_unfinished *u)
+{
+	char gid[DTX_GID_MAX + 16];
+
+	snprintf(gid, sizeof(gid), "%s/%u", u->gid, u->nspecs);
+	return collect_fn(arg, gid, u->record, u->record_len);
+}
+
 static const char *
 scan_unfinished(dtxd_store *s, collect *c)
 {
 	memset(c, 0, sizeof(*c));
-	cr_assert_eq(dtxd_store_scan_unfinished(s, collect_fn, c), 0);
+	cr_assert_eq(dtxd_store_scan_unfinished(s, collect_unf_fn, c), 0);
 	return c->buf;
 }
 
@@ -296,8 +313,7 @@ Test(store, write_then_reopen_reads_the_same_record_and_specs)
 	rm_tree(dir);
 }
 
-Test(store,
-    create_adds_to_unfinished_index_and_finish_removes_it_and_adds_retention)
+Test(store, finish_moves_a_transaction_from_unfinished_to_finished)
 {
 	char              dir[64];
 	collect           c;
@@ -310,30 +326,36 @@ Test(store,
 	cr_assert_eq(put_create(s, "b", "rec-b", 1, specs), 0);
 	cr_assert_eq(put_create(s, "a", "rec-a", 1, specs), 0);
 	cr_assert_eq(put_create(s, "c", "rec-c", 1, specs), 0);
-	cr_assert_str_eq(scan_unfinished(s, &c), "a,b,c");
+	cr_assert_str_eq(scan_unfinished(s, &c), "a/1,b/1,c/1");
 
 	// The scan stops at fn's first non-zero return and passes it on.
 	memset(&c, 0, sizeof(c));
 	c.stop_after = 2;
 	c.stop_with  = 42;
-	cr_assert_eq(dtxd_store_scan_unfinished(s, collect_fn, &c), 42);
-	cr_assert_str_eq(c.buf, "a,b");
+	cr_assert_eq(dtxd_store_scan_unfinished(s, collect_unf_fn, &c), 42);
+	cr_assert_str_eq(c.buf, "a/1,b/1");
 
+	// Finished: no longer unfinished, its last record readable, its
+	// specs gone (only recovery reads them).
 	cr_assert_eq(put_finish(s, "b", "rec-b-done", 1000), 0);
-	cr_assert_str_eq(scan_unfinished(s, &c), "a,c");
+	cr_assert_str_eq(scan_unfinished(s, &c), "a/1,c/1");
 	expect_record(s, "b", "rec-b-done");
+	expect_no_spec(s, "b", 0);
+	expect_spec(s, "a", 0, "s0");
 
 	// Retention: nothing is due just before the expiry, b is at it.
 	cr_assert_eq(dtxd_store_purge(s, 999, &purged), 0);
 	cr_assert_eq(purged, 0);
+	expect_record(s, "b", "rec-b-done");
 	dtxd_store_close(s);
 
-	// The indexes are durable too.
+	// Both families are durable.
 	s = open_store(dir, 0);
-	cr_assert_str_eq(scan_unfinished(s, &c), "a,c");
+	cr_assert_str_eq(scan_unfinished(s, &c), "a/1,c/1");
+	expect_record(s, "b", "rec-b-done");
 	cr_assert_eq(dtxd_store_purge(s, 1000, &purged), 0);
-	cr_assert_eq(purged, 1);
 	expect_no_record(s, "b");
+	expect_record(s, "a", "rec-a");
 	dtxd_store_close(s);
 	rm_tree(dir);
 }
@@ -358,7 +380,7 @@ Test(store, update_rewrites_the_record)
 	expect_spec(s, "g", 0, "s0");
 	expect_spec(s, "g", 1, "s1");
 	// An update leaves the transaction unfinished.
-	cr_assert_str_eq(scan_unfinished(s, &c), "g");
+	cr_assert_str_eq(scan_unfinished(s, &c), "g/2");
 	dtxd_store_close(s);
 	rm_tree(dir);
 }
@@ -376,6 +398,10 @@ Test(store, scan_records_pages_by_cursor_in_gid_order)
 	for (size_t i = 0; i < sizeof(gids) / sizeof(gids[0]); i++) {
 		cr_assert_eq(put_create(s, gids[i], gids[i], 1, specs), 0);
 	}
+	// Some finished, in another family: the scan merges both.
+	cr_assert_eq(put_finish(s, "a/", "a/", 5000), 0);
+	cr_assert_eq(put_finish(s, "ab", "ab", 4000), 0);
+	cr_assert_eq(put_finish(s, "c", "c", 6000), 0);
 
 	// Bytewise gid order: '/' sorts before letters.
 	memset(&c, 0, sizeof(c));
@@ -411,6 +437,15 @@ Test(store, scan_records_pages_by_cursor_in_gid_order)
 	c.stop_with  = 7;
 	cr_assert_eq(dtxd_store_scan_records(s, "ab", collect_fn, &c), 7);
 	cr_assert_str_eq(c.buf, "b");
+
+	// A purged transaction is not listed; a gid used again after its
+	// transaction finished is listed once, as the new one.
+	cr_assert_eq(put_create(s, "c", "c again", 1, specs), 0);
+	cr_assert_eq(dtxd_store_purge(s, 4000, &(uint64_t) {0}), 0);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(dtxd_store_scan_records(s, "", collect_fn, &c), 0);
+	cr_assert_str_eq(c.buf, "a,a/,a/b,a/z,b,c");
+	expect_record(s, "c", "c again");
 	dtxd_store_close(s);
 	rm_tree(dir);
 }
@@ -674,18 +709,19 @@ Test(store, group_commit_shares_syncs_among_concurrent_writers)
 	rm_tree(dir);
 }
 
-Test(store, purge_deletes_only_expired_finished_transactions)
+Test(store, purge_hides_only_expired_finished_transactions)
 {
 	char              dir[64];
 	collect           c;
 	uint64_t          purged = 99;
 	dtxd_store       *s;
+	dtxd_store_stats  st;
 	const char *const specs[] = {"s0", "s1"};
 
 	tmp_dir(dir, sizeof(dir));
 	s = open_store(dir, 0);
-	// "a" expires first; "a/bcde" shares the prefix "b/a/" of a's spec
-	// keys and must survive a's purge; "live" never finishes.
+	// "a" expires first; "a/bcde" shares a's prefix and must survive a's
+	// purge; "live" never finishes.
 	cr_assert_eq(put_create(s, "a", "rec-a", 2, specs), 0);
 	cr_assert_eq(put_create(s, "a/bcde", "rec-a2", 2, specs), 0);
 	cr_assert_eq(put_create(s, "late", "rec-late", 2, specs), 0);
@@ -695,110 +731,204 @@ Test(store, purge_deletes_only_expired_finished_transactions)
 	cr_assert_eq(put_finish(s, "late", "done-late", 5000), 0);
 
 	cr_assert_eq(dtxd_store_purge(s, 2000, &purged), 0);
-	cr_assert_eq(purged, 1);
+	// Nothing is in a file below level 0 yet: nothing freed at once.
+	cr_assert_eq(purged, 0);
 	expect_no_record(s, "a");
-	expect_no_spec(s, "a", 0);
-	expect_no_spec(s, "a", 1);
 	expect_record(s, "a/bcde", "done-a2");
-	expect_spec(s, "a/bcde", 0, "s0");
-	expect_spec(s, "a/bcde", 1, "s1");
 	expect_record(s, "late", "done-late");
-	expect_spec(s, "late", 1, "s1");
 	expect_record(s, "live", "rec-live");
 	expect_spec(s, "live", 0, "s0");
-	cr_assert_str_eq(scan_unfinished(s, &c), "live");
+	cr_assert_str_eq(scan_unfinished(s, &c), "live/2");
 
-	// The retention entry went with the record: a second purge at the
-	// same time finds nothing.
-	cr_assert_eq(dtxd_store_purge(s, 2000, &purged), 0);
-	cr_assert_eq(purged, 0);
+	// A purge at an earlier time brings nothing back.
+	cr_assert_eq(dtxd_store_purge(s, 1500, &purged), 0);
+	expect_no_record(s, "a");
+
+	// Compaction drops what the purge hid, and only that.
+	cr_assert_eq(dtxd_store_compact(s), 0);
+	dtxd_store_get_stats(s, &st);
+	cr_assert_eq(st.purged, 1);
+	expect_record(s, "a/bcde", "done-a2");
 
 	cr_assert_eq(dtxd_store_purge(s, 5000, &purged), 0);
-	cr_assert_eq(purged, 2);
 	expect_no_record(s, "a/bcde");
-	expect_no_spec(s, "a/bcde", 0);
 	expect_no_record(s, "late");
-	expect_no_spec(s, "late", 1);
 	expect_record(s, "live", "rec-live");
-	expect_spec(s, "live", 1, "s1");
 	memset(&c, 0, sizeof(c));
 	cr_assert_eq(dtxd_store_scan_records(s, "", collect_fn, &c), 0);
 	cr_assert_str_eq(c.buf, "live");
+	cr_assert_eq(dtxd_store_compact(s), 0);
+	dtxd_store_get_stats(s, &st);
+	cr_assert_eq(st.purged, 3);
 
 	// Far in the future, unfinished transactions are still kept.
 	cr_assert_eq(dtxd_store_purge(s, INT64_MAX, &purged), 0);
-	cr_assert_eq(purged, 0);
 	expect_record(s, "live", "rec-live");
+	dtxd_store_close(s);
+
+	// What compaction dropped stays gone after a reopen, which starts
+	// with no purge time.
+	s = open_store(dir, 0);
+	expect_no_record(s, "a");
+	expect_no_record(s, "late");
+	cr_assert_str_eq(scan_unfinished(s, &c), "live/2");
 	dtxd_store_close(s);
 	rm_tree(dir);
 }
 
-Test(store, purge_works_in_batches_over_many_transactions)
+// A purge frees whole files of expired records without reading them: the
+// finished family is in expiry order, so those files lie at its start.
+// Records of files straddling the limit are dropped by compaction later;
+// together the two account for every expired record exactly.
+Test(store, purge_frees_whole_files_of_expired_records_at_once)
 {
-	enum { N = 2500 };
-	char            dir[64];
-	uint64_t        purged = 0;
-	dtxd_store     *s;
-	waiter          w;
-	static dtxd_wop creates[N];
-	static dtxd_wop finishes[N];
-	static char     gids[N][16];
-	const uint8_t  *sp[1] = {(const uint8_t *)"spec"};
-	size_t          sl[1] = {4};
+	enum { N = 100000, HALF = N / 2, RECLEN = 200 };
+	char                 dir[64];
+	char                 gid[32];
+	uint64_t             purged = 0;
+	dtxd_store          *s;
+	dtxd_store_stats     st;
+	static char          gids[N][16];
+	static uint8_t       recs[N][RECLEN];
+	dtxd_store_finished *f = calloc(N, sizeof(*f));
+	uint64_t             x = 88172645463325252ull;
+
+	cr_assert_not_null(f);
+	tmp_dir(dir, sizeof(dir));
+	s = open_store(dir, 0);
+	// Incompressible records, so that they fill several files.
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < RECLEN; j++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			recs[i][j] = (uint8_t)x;
+		}
+		snprintf(gids[i], sizeof(gids[i]), "g%06d", i);
+		f[i].gid        = gids[i];
+		f[i].record     = recs[i];
+		f[i].record_len = RECLEN;
+		f[i].expire_ms  = 1000 + i;
+	}
+	// Loaded in pieces, as dtx-bench preloads, and compacted once so
+	// that the pieces' files are cut at the usual size.
+	for (int i = 0; i < N; i += 10000) {
+		cr_assert_eq(dtxd_store_ingest_finished(s, f + i, 10000), 0);
+	}
+	cr_assert_eq(dtxd_store_compact(s), 0);
+	dtxd_store_get_stats(s, &st);
+	cr_assert_eq(st.purged, 0);
+
+	// Records 0..HALF expire at or before 1000 + HALF.
+	cr_assert_eq(dtxd_store_purge(s, 1000 + HALF, &purged), 0);
+	cr_log_info("purge: %llu of %d expired records freed with their "
+	            "files",
+	    (unsigned long long)purged, HALF + 1);
+	cr_assert_gt(purged, 0, "no whole file was freed");
+	cr_assert_leq(purged, HALF + 1);
+	dtxd_store_get_stats(s, &st);
+	cr_assert_eq(st.purged, purged);
+	snprintf(gid, sizeof(gid), "g%06d", 0);
+	expect_no_record(s, gid);
+	snprintf(gid, sizeof(gid), "g%06d", HALF);
+	expect_no_record(s, gid);
+	snprintf(gid, sizeof(gid), "g%06d", HALF + 1);
+	{
+		uint8_t *val = NULL;
+		size_t   len = 0;
+		cr_assert_eq(dtxd_store_get_record(s, gid, &val, &len), 0);
+		cr_assert_eq(len, RECLEN);
+		cr_assert_eq(memcmp(val, recs[HALF + 1], RECLEN), 0);
+		free(val);
+	}
+
+	cr_assert_eq(dtxd_store_compact(s), 0);
+	dtxd_store_get_stats(s, &st);
+	cr_assert_eq(
+	    st.purged, HALF + 1, "purged %llu", (unsigned long long)st.purged);
+	dtxd_store_close(s);
+	free(f);
+	rm_tree(dir);
+}
+
+Test(store, ingest_refuses_bad_input_and_loads_readable_records)
+{
+	char                dir[64];
+	dtxd_store         *s;
+	dtxd_store_finished f[3] = {
+	    {"one", (const uint8_t *)"r1", 2, 10},
+	    {"two", (const uint8_t *)"r2", 2, 20},
+	    {"zzz", (const uint8_t *)"r3", 2, 20},
+	};
 
 	tmp_dir(dir, sizeof(dir));
 	s = open_store(dir, 0);
-	waiter_init(&w);
-	// Every create and finish is queued back to back without waiting: the
-	// queue keeps their order, so each finish lands after its create, and
-	// the writer gets big batches to build. Transaction i expires at
-	// 10 + i.
-	for (int i = 0; i < N; i++) {
-		dtxd_wop *c = &creates[i];
-		dtxd_wop *f = &finishes[i];
-
-		snprintf(gids[i], sizeof(gids[i]), "p%05d", i);
-		memset(c, 0, sizeof(*c));
-		c->kind       = DTXD_WOP_CREATE;
-		c->gid        = gids[i];
-		c->record     = (const uint8_t *)"r";
-		c->record_len = 1;
-		c->nspecs     = 1;
-		c->specs      = sp;
-		c->spec_lens  = sl;
-		c->done       = waiter_done;
-		c->arg        = &w;
-		cr_assert_eq(dtxd_store_write(s, c), 0);
-		memset(f, 0, sizeof(*f));
-		f->kind       = DTXD_WOP_FINISH;
-		f->gid        = gids[i];
-		f->record     = (const uint8_t *)"f";
-		f->record_len = 1;
-		f->expire_ms  = 10 + i;
-		f->done       = waiter_done;
-		f->arg        = &w;
-		cr_assert_eq(dtxd_store_write(s, f), 0);
-	}
-	pthread_mutex_lock(&w.mtx);
-	while (w.calls < 2 * N) {
-		pthread_cond_wait(&w.cv, &w.mtx);
-	}
-	pthread_mutex_unlock(&w.mtx);
-	cr_assert_eq(w.errors, 0);
-
-	// All but the last 100 are due: more than two purge batches' worth.
-	cr_assert_eq(dtxd_store_purge(s, 10 + N - 1 - 100, &purged), 0);
-	cr_assert_eq(purged, N - 100);
-	expect_no_record(s, "p00000");
-	expect_no_spec(s, "p01000", 0);
-	expect_no_spec(s, "p02399", 0);
-	expect_record(s, "p02400", "f");
-	expect_spec(s, "p02499", 0, "spec");
-	cr_assert_eq(dtxd_store_purge(s, INT64_MAX, &purged), 0);
-	cr_assert_eq(purged, 100);
-	expect_no_record(s, "p02499");
-	waiter_fini(&w);
+	cr_assert_eq(dtxd_store_ingest_finished(NULL, f, 3), DTX_EINVAL);
+	cr_assert_eq(dtxd_store_ingest_finished(s, NULL, 3), DTX_EINVAL);
+	f[1].expire_ms = -1;
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 3), DTX_EINVAL);
+	f[1].expire_ms = 20;
+	f[1].gid       = "bad\tgid";
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 3), DTX_EINVAL);
+	f[1].gid = "a-before-one"; // out of gid order
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 3), DTX_EINVAL);
+	f[1].gid       = "two";
+	f[1].expire_ms = 5; // out of expiry order
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 3), DTX_EINVAL);
+	expect_no_record(s, "one"); // nothing of a refused load
+	f[1].expire_ms = 20;
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 3), 0);
+	cr_assert_eq(dtxd_store_ingest_finished(s, f, 0), 0);
 	dtxd_store_close(s);
+
+	// Durable without a flush; purged like any finished transaction.
+	s = open_store(dir, 0);
+	expect_record(s, "one", "r1");
+	expect_record(s, "two", "r2");
+	cr_assert_eq(dtxd_store_purge(s, 10, &(uint64_t) {0}), 0);
+	expect_no_record(s, "one");
+	expect_record(s, "two", "r2");
+	expect_record(s, "zzz", "r3");
+	dtxd_store_close(s);
+	rm_tree(dir);
+}
+
+// A directory an earlier dtxd wrote (every key in the default column
+// family) is refused with DTX_ESTORAGE, and left as it was.
+Test(store, a_directory_in_the_earlier_layout_is_refused_and_left_alone)
+{
+	char               dir[64];
+	dtxd_store        *s = NULL;
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_t         *db;
+	char              *err = NULL;
+	char              *v;
+	size_t             vlen = 0;
+
+	tmp_dir(dir, sizeof(dir));
+	rocksdb_options_set_create_if_missing(o, 1);
+	db = rocksdb_open(o, dir, &err);
+	cr_assert_null(err, "%s", err);
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_put(db, wo, "u/old", 5, "", 0, &err);
+	cr_assert_null(err, "%s", err);
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_close(db);
+
+	cr_assert_eq(dtxd_store_open(&s, dir, NULL), DTX_ESTORAGE);
+	cr_assert_null(s);
+
+	// Untouched: no family was added, the key is still there.
+	db = rocksdb_open(o, dir, &err);
+	cr_assert_null(err, "the earlier layout no longer opens: %s", err);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	v = rocksdb_get(db, ro, "u/old", 5, &vlen, &err);
+	cr_assert_null(err, "%s", err);
+	cr_assert_not_null(v);
+	rocksdb_free(v);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_close(db);
+	rocksdb_options_destroy(o);
 	rm_tree(dir);
 }
 
