@@ -51,7 +51,22 @@ typedef struct bench_opts {
 	const char *dtxd_extra[BENCH_EXTRA_MAX];
 	unsigned    ndtxd_extra;
 	uint64_t    recovery_n; // recovery benchmark: unfinished transactions
+	double      interval_s; // steady-state report every interval_s; 0: no
+	uint64_t    preload;    // finished transactions in the store at start
 } bench_opts;
+
+#define BENCH_INTERVALS_MAX 1440
+
+// One interval of a long run (--interval): what the window did in it.
+typedef struct bench_interval {
+	double   end_s;              // since the window began
+	uint64_t tx;                 // counted transactions finished in it
+	double   tx_per_s;           // of those
+	uint64_t p99;                // microseconds, of those finished in it
+	double   dtxd_cpu_us_per_tx; // -1: unknown
+	uint64_t dtxd_rss_kib;       // at its end; 0: unknown
+	double   load1;              // /proc/loadavg, 1 minute, at its end
+} bench_interval;
 
 // What the model says one transaction costs (see bench_model).
 typedef struct bench_model {
@@ -83,6 +98,14 @@ typedef struct bench_result {
 	bench_limit echo, store;
 	bench_model model;
 	double      cpu_bound, tput_bound, ratio; // 0 when unknown
+	// The achieved rate is above a bound: the limits were measured low
+	// (a busy machine), so there is no ratio to report.
+	bool ratio_error;
+	// Long run (--interval) and preload (--preload).
+	bench_interval intervals[BENCH_INTERVALS_MAX];
+	unsigned       nintervals;
+	double         preload_s;     // building the preloaded store
+	uint64_t       preload_bytes; // its size on disk
 } bench_result;
 
 typedef struct bench_recovery {

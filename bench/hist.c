@@ -110,3 +110,50 @@ bench_hist_mean(bench_hist *h)
 
 	return n == 0 ? 0.0 : (double)atomic_load(&h->sum) / (double)n;
 }
+
+void
+bench_hist_mark_take(bench_hist *h, bench_hist_mark *m)
+{
+	uint64_t n = 0;
+
+	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
+		m->counts[b] =
+		    atomic_load_explicit(&h->counts[b], memory_order_relaxed);
+		n += m->counts[b];
+	}
+	m->n = n;
+}
+
+// Counts are only ever added to, so the difference of two moments is what
+// was added between them, bucket by bucket.
+uint64_t
+bench_hist_quantile_since(bench_hist *h, const bench_hist_mark *m, double q)
+{
+	bench_hist_mark now;
+	uint64_t        n = 0, seen = 0, want;
+
+	bench_hist_mark_take(h, &now);
+	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
+		now.counts[b] = now.counts[b] >= m->counts[b]
+		    ? now.counts[b] - m->counts[b]
+		    : 0;
+		n += now.counts[b];
+	}
+	if (n == 0) {
+		return 0;
+	}
+	want = (uint64_t)(q * (double)n);
+	if ((double)want < q * (double)n) {
+		want++;
+	}
+	if (want == 0) {
+		want = 1;
+	}
+	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
+		seen += now.counts[b];
+		if (seen >= want) {
+			return bucket_top(b);
+		}
+	}
+	return bucket_top(BENCH_HIST_BUCKETS - 1);
+}

@@ -31,6 +31,22 @@ void bench_hist_add(bench_hist *h, uint64_t us);
 // Thread-safe, though a reading while values are added is approximate.
 uint64_t bench_hist_quantile(bench_hist *h, double q);
 
+// A copy of h's counts at one moment, to take quantiles of what was added
+// after it (bench_hist_quantile_since).
+typedef struct bench_hist_mark {
+	uint64_t counts[BENCH_HIST_BUCKETS];
+	uint64_t n;
+} bench_hist_mark;
+
+// Records h's counts now into m. Thread-safe (approximate while values are
+// added, as a quantile is).
+void bench_hist_mark_take(bench_hist *h, bench_hist_mark *m);
+
+// The quantile q of the values added to h since m was taken (to the
+// bucket's precision); 0 when none were.
+uint64_t bench_hist_quantile_since(
+    bench_hist *h, const bench_hist_mark *m, double q);
+
 // Number of values and their mean (0 when empty).
 uint64_t bench_hist_count(bench_hist *h);
 double   bench_hist_mean(bench_hist *h);

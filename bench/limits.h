@@ -25,14 +25,16 @@ typedef struct bench_limit {
 
 // Echo round trips: a REP socket with conc contexts answering every request
 // with its own message, and a REQ socket with conc contexts each keeping
-// one request of msg_size bytes in flight, both in this process, over url
-// (tcp:// or ipc://), for seconds. Runs in a child process (see net.c).
+// one request of msg_size bytes in flight, in two processes (as dtxd and
+// its peers are), over url (tcp:// or ipc://), for seconds. CPU per round
+// trip is both processes'. Runs in two child processes (see net.c).
 // Returns 0 or a DTX_E* code.
 int bench_limit_echo(const char *url, unsigned conc, size_t msg_size,
     double seconds, bench_limit *out);
 
-// The child's side of bench_limit_echo: main() calls it when argv[1] is
-// --limit-echo-child (argv: url conc msg_size seconds). Does not return.
+// The children's side of bench_limit_echo: main() calls it when argv[1] is
+// --limit-echo-server (argv: url conc msg_size) or --limit-echo-client
+// (argv: url conc msg_size seconds server_pid). Does not return.
 void bench_limit_echo_child(int argc, char **argv);
 
 // Synced RocksDB writes with group commit at concurrency conc: in a fresh

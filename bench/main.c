@@ -54,6 +54,15 @@ usage(FILE *f)
 	    "  --quiet                   no progress line\n"
 	    "  --limits-seconds S        each limit measurement (2; 0: skip)\n"
 	    "  --keep                    keep the temporary directory\n"
+	    "  --interval S              a steady-state line every S seconds "
+	    "of the\n"
+	    "                            window (tx/s, p99, dtxd CPU/tx and "
+	    "RSS)\n"
+	    "store:\n"
+	    "  --preload N               start dtxd on a store holding N "
+	    "finished\n"
+	    "                            transactions (written directly, "
+	    "fast)\n"
 	    "other modes:\n"
 	    "  --sweep concurrency|branches   one run per value; CSV + PNG\n"
 	    "  --sweep-values V,V,...    (1,2,4,...,256 or 1,2,4,8,16)\n"
@@ -223,6 +232,11 @@ parse(cli *c, int argc, char **argv)
 			c->sweep_values = (char *)v;
 		} else if (strcmp(a, "--out") == 0) {
 			c->out = v;
+		} else if (strcmp(a, "--interval") == 0) {
+			bad = parse_double(v, 1, 1e6, &o->interval_s);
+		} else if (strcmp(a, "--preload") == 0) {
+			bad        = parse_uint(v, 1000000000, &u);
+			o->preload = u;
 		} else if (strcmp(a, "--recovery-n") == 0) {
 			bad           = parse_uint(v, 100000000, &u) || u == 0;
 			o->recovery_n = u;
@@ -241,6 +255,12 @@ parse(cli *c, int argc, char **argv)
 		fprintf(stderr,
 		    "dtx-bench: --coordinator and --participant-url "
 		    "go together\n");
+		return -1;
+	}
+	if (o->preload > 0 && o->coord_url != NULL) {
+		fprintf(stderr,
+		    "dtx-bench: --preload fills the store of the dtxd it "
+		    "starts; it cannot fill a running one\n");
 		return -1;
 	}
 	if (o->dtxd_pid != 0 && o->coord_url == NULL) {
@@ -289,6 +309,12 @@ print_text(const bench_opts *o, const bench_result *r)
 	    (unsigned long long)r->compensated, (unsigned long long)r->errors);
 	if (r->first_error[0] != '\0') {
 		printf("first error   %s\n", r->first_error);
+	}
+	if (o->preload > 0) {
+		printf("preload       %llu finished transactions in the store "
+		       "at start, written in %.1f s (%.0f MiB)\n",
+		    (unsigned long long)o->preload, r->preload_s,
+		    (double)r->preload_bytes / 1048576.0);
 	}
 	printf("latency (ms)  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max "
 	       "%.2f  mean %.2f\n",
@@ -356,12 +382,54 @@ print_text(const bench_opts *o, const bench_result *r)
 	       "synced writes/s / %.1f) = %.0f tx/s\n",
 	    r->echo.ops_per_s, m->rt, r->store.ops_per_s, m->syncs,
 	    r->tput_bound);
-	printf("ratio         %.3f (achieved %.0f tx/s / CPU bound %.0f "
-	       "tx/s)%s\n",
-	    r->ratio, r->tx_per_s, r->cpu_bound,
-	    o->refuse_rate > 0 || o->delay_us > 0
-	        ? "; the model assumes no refusals and no delay"
-	        : "");
+	if (r->ratio_error) {
+		printf(
+		    "ratio         MEASUREMENT ERROR: achieved %.0f tx/s is "
+		    "above the bound (CPU %.0f, throughput %.0f tx/s), so "
+		    "the limits were measured low (a busy machine?); no "
+		    "ratio\n",
+		    r->tx_per_s, r->cpu_bound, r->tput_bound);
+	} else {
+		printf("ratio         %.3f (achieved %.0f tx/s / CPU bound "
+		       "%.0f tx/s)%s\n",
+		    r->ratio, r->tx_per_s, r->cpu_bound,
+		    o->refuse_rate > 0 || o->delay_us > 0
+		        ? "; the model assumes no refusals and no delay"
+		        : "");
+	}
+}
+
+// The long run's table and its steady-state figures: the last interval's
+// throughput against the first's, and dtxd's RSS at the first interval's
+// end against the last's.
+static void
+print_intervals(const bench_opts *o, const bench_result *r)
+{
+	const bench_interval *a, *z;
+
+	if (r->nintervals == 0) {
+		return;
+	}
+	printf("intervals     every %g s (p99 and CPU of the transactions "
+	       "that finished in each; load: 1-min load average)\n",
+	    o->interval_s);
+	printf("     end s      tx/s   p99 ms  dtxd us/tx  dtxd RSS MiB   "
+	       "load\n");
+	for (unsigned i = 0; i < r->nintervals; i++) {
+		const bench_interval *x = &r->intervals[i];
+		printf("  %8.1f  %8.0f  %7.2f  %10.1f  %12.1f  %5.2f\n",
+		    x->end_s, x->tx_per_s, x->p99 / 1e3, x->dtxd_cpu_us_per_tx,
+		    x->dtxd_rss_kib / 1024.0, x->load1);
+	}
+	a = &r->intervals[0];
+	z = &r->intervals[r->nintervals - 1];
+	printf("steady state  last/first interval: throughput %.2f, dtxd RSS "
+	       "%.1f -> %.1f MiB (%+.1f %%)\n",
+	    a->tx_per_s > 0 ? z->tx_per_s / a->tx_per_s : 0,
+	    a->dtxd_rss_kib / 1024.0, z->dtxd_rss_kib / 1024.0,
+	    a->dtxd_rss_kib > 0 ? 100.0 *
+	            ((double)z->dtxd_rss_kib / (double)a->dtxd_rss_kib - 1.0)
+	                        : 0);
 }
 
 static void
@@ -443,8 +511,36 @@ print_json(const bench_opts *o, const bench_result *r)
 	json_num("synced_per_tx", m->syncs, false);
 	json_num("cpu_bound_tx_per_s", r->cpu_bound, false);
 	json_num("throughput_bound_tx_per_s", r->tput_bound, false);
-	json_num("ratio", r->ratio, true);
-	printf("  }\n}\n");
+	// Above a bound the limits were measured low: no ratio.
+	if (r->ratio_error) {
+		printf("    \"ratio\": null,\n    \"ratio_error\": "
+		       "\"achieved above the bound: the limits were measured "
+		       "low\"\n");
+	} else {
+		json_num("ratio", r->ratio, true);
+	}
+	printf("  },\n  \"preload\": ");
+	if (o->preload > 0) {
+		printf("{\n");
+		json_num("transactions", (double)o->preload, false);
+		json_num("seconds", r->preload_s, false);
+		json_num("bytes", (double)r->preload_bytes, true);
+		printf("  },\n");
+	} else {
+		printf("null,\n");
+	}
+	printf("  \"intervals\": [");
+	for (unsigned i = 0; i < r->nintervals; i++) {
+		const bench_interval *x = &r->intervals[i];
+		printf("%s\n    {\"end_s\": %.6g, \"tx\": %llu, \"tx_per_s\": "
+		       "%.6g, \"p99_us\": %llu, \"dtxd_cpu_us_per_tx\": "
+		       "%.6g, \"dtxd_rss_kib\": %llu, \"load1\": %.3g}",
+		    i > 0 ? "," : "", x->end_s, (unsigned long long)x->tx,
+		    x->tx_per_s, (unsigned long long)x->p99,
+		    x->dtxd_cpu_us_per_tx, (unsigned long long)x->dtxd_rss_kib,
+		    x->load1);
+	}
+	printf("%s]\n}\n", r->nintervals > 0 ? "\n  " : "");
 }
 
 static void
@@ -603,16 +699,24 @@ sweep(cli *c)
 			failures++;
 			continue;
 		}
+		// A ratio above 1 is a measurement error: its cell stays
+		// empty.
+		char ratio[32] = "";
+		if (!r.ratio_error) {
+			snprintf(ratio, sizeof(ratio), "%.4f", r.ratio);
+		}
 		fprintf(stderr,
-		    "dtx-bench: %s %llu: %.0f tx/s, p99 %.2f ms, ratio %.3f\n",
-		    c->sweep, v, r.tx_per_s, r.p99 / 1e3, r.ratio);
+		    "dtx-bench: %s %llu: %.0f tx/s, p99 %.2f ms, %s%s\n",
+		    c->sweep, v, r.tx_per_s, r.p99 / 1e3,
+		    r.ratio_error ? "ratio: measurement error" : "ratio ",
+		    ratio);
 		fprintf(f,
-		    "%llu,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%.1f,%.4f,"
+		    "%llu,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%.1f,%s,"
 		    "%.3f,%llu,%.4f\n",
 		    v, r.tx_per_s, (unsigned long long)r.p50,
 		    (unsigned long long)r.p90, (unsigned long long)r.p99,
 		    (unsigned long long)r.p999, (unsigned long long)r.max,
-		    (unsigned long long)r.errors, r.cpu_bound, r.ratio,
+		    (unsigned long long)r.errors, r.cpu_bound, ratio,
 		    r.dtxd_cpu_s, (unsigned long long)r.dtxd_hwm_kib,
 		    r.syncs_per_tx);
 		fflush(f);
@@ -649,6 +753,7 @@ run(cli *c)
 		print_json(&c->o, &r);
 	} else {
 		print_text(&c->o, &r);
+		print_intervals(&c->o, &r);
 	}
 	return r.errors == 0 ? 0 : 1;
 }
@@ -659,7 +764,9 @@ main(int argc, char **argv)
 	cli c;
 	int rv;
 
-	if (argc > 1 && strcmp(argv[1], "--limit-echo-child") == 0) {
+	if (argc > 1 &&
+	    (strcmp(argv[1], "--limit-echo-server") == 0 ||
+	        strcmp(argv[1], "--limit-echo-client") == 0)) {
 		bench_limit_echo_child(argc, argv);
 	}
 	if (parse(&c, argc, argv) != 0) {

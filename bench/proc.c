@@ -230,6 +230,52 @@ bench_rmtree(const char *path)
 	rmdir(path);
 }
 
+uint64_t
+bench_dir_bytes(const char *path)
+{
+	struct stat    st;
+	DIR           *d;
+	struct dirent *e;
+	uint64_t       sum = 0;
+
+	if (lstat(path, &st) != 0) {
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		return S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	}
+	if ((d = opendir(path)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			char sub[4096];
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0) {
+				continue;
+			}
+			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path,
+			        e->d_name) < sizeof(sub)) {
+				sum += bench_dir_bytes(sub);
+			}
+		}
+		closedir(d);
+	}
+	return sum;
+}
+
+double
+bench_loadavg(void)
+{
+	FILE  *f = fopen("/proc/loadavg", "r");
+	double l = -1;
+
+	if (f != NULL) {
+		if (fscanf(f, "%lf", &l) != 1) {
+			l = -1;
+		}
+		fclose(f);
+	}
+	return l;
+}
+
 void
 bench_self_dir(char *out, size_t cap)
 {

@@ -45,6 +45,12 @@ int bench_mkdtemp(char *out, size_t cap);
 // Removes path and everything below it (links not followed). Best effort.
 void bench_rmtree(const char *path);
 
+// Bytes of the regular files under path (links not followed).
+uint64_t bench_dir_bytes(const char *path);
+
+// The machine's 1-minute load average (/proc/loadavg), or -1.
+double bench_loadavg(void);
+
 // The directory holding the running executable (from /proc/self/exe).
 void bench_self_dir(char *out, size_t cap);
 
