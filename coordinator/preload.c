@@ -15,9 +15,10 @@
 #include "strs.h"
 
 #define PRELOAD_PIECE 100000
-// A record of a committed 2PC of a few branches is about 60 bytes plus 20
-// a branch; generous room.
-#define PRELOAD_REC_MAX (256 + 64 * DTX_BRANCHES_MAX)
+// A record of a committed 2PC is about 60 bytes plus 20 a branch (gid
+// included): generous room, per branch.
+#define PRELOAD_REC_BASE   256
+#define PRELOAD_REC_BRANCH 64
 
 typedef struct piece {
 	dtxd_store_finished *f;
@@ -26,18 +27,16 @@ typedef struct piece {
 } piece;
 
 // The record dtxd writes when a 2PC of o->branches commits: every branch
-// committed at its first attempt, no result payload.
+// committed at its first attempt, no result payload. The record is large
+// (room for every branch's message), so it is cleared once and only the
+// fields that differ are set for each transaction.
 static void
-record_of(const dtxd_preload_opts *o, uint64_t i, dtxd_record *r)
+record_init(const dtxd_preload_opts *o, dtxd_record *r)
 {
-	int64_t off = (int64_t)(i * o->spacing_us / 1000);
-
 	memset(r, 0, sizeof(*r));
-	r->info.mode       = DTX_2PC;
-	r->info.state      = DTX_STATE_COMMITTED;
-	r->info.created_ms = o->created_ms + off;
-	r->info.updated_ms = o->created_ms + off + 5;
-	r->info.nbranches  = o->branches;
+	r->info.mode      = DTX_2PC;
+	r->info.state     = DTX_STATE_COMMITTED;
+	r->info.nbranches = o->branches;
 	for (uint32_t b = 0; b < o->branches; b++) {
 		r->info.branches[b].branch_id = b;
 		r->info.branches[b].status    = DTX_BRANCH_OK;
@@ -48,21 +47,43 @@ record_of(const dtxd_preload_opts *o, uint64_t i, dtxd_record *r)
 	r->timeout_ms      = 30000;
 	r->call_timeout_ms = 5000;
 	r->retries         = 5;
-	r->deadline_ms     = r->info.created_ms + 30000;
-	r->content_hash    = i * 0x9e3779b97f4a7c15ull;
 	r->cursor          = o->branches;
 	r->wait            = true;
 }
 
-// Gids as dtxi_gid_new() makes them: 12 hex digits of the creation time
-// in ms, then 20 more (here the sequence number, so that they are unique
-// and in order even within one millisecond).
 static void
-gid_of(const dtxd_record *r, uint64_t i, char *gid)
+record_of(const dtxd_preload_opts *o, uint64_t i, dtxd_record *r)
 {
-	snprintf(gid, DTX_GID_MAX + 1, "%012llx%020llx",
-	    (unsigned long long)r->info.created_ms & 0xffffffffffffull,
-	    (unsigned long long)i);
+	int64_t off = (int64_t)(i * o->spacing_us / 1000);
+
+	r->info.created_ms = o->created_ms + off;
+	r->info.updated_ms = o->created_ms + off + 5;
+	r->deadline_ms     = r->info.created_ms + 30000;
+	r->content_hash    = i * 0x9e3779b97f4a7c15ull;
+}
+
+// Gids as dtxi_gid_new() makes them: 12 hex digits of the creation time
+// in ms, then 20 more. Here the first 6 of those count (so that gids are
+// unique and in order within one millisecond) and the other 14 are a hash
+// of the number, as random as a real gid's (a store of sequential digits
+// compresses to a tenth of a real one's size).
+int
+dtxd_preload_gid(const dtxd_preload_opts *o, uint64_t i, char *gid)
+{
+	uint64_t x       = i + 0x9e3779b97f4a7c15ull;
+	int64_t  created = o->created_ms + (int64_t)(i * o->spacing_us / 1000);
+
+	if (i >= o->n) {
+		return DTX_EINVAL;
+	}
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	snprintf(gid, DTX_GID_MAX + 1, "%012llx%06llx%014llx",
+	    (unsigned long long)created & 0xffffffffffffull,
+	    (unsigned long long)(i & 0xffffff),
+	    (unsigned long long)(x & 0xffffffffffffffull));
+	return 0;
 }
 
 int
@@ -70,6 +91,7 @@ dtxd_preload(dtxd_store *s, const dtxd_preload_opts *o)
 {
 	piece        p;
 	dtxd_record *r;
+	size_t       cap;
 	int          rv = 0;
 
 	if (s == NULL || o == NULL || o->branches == 0 ||
@@ -77,14 +99,16 @@ dtxd_preload(dtxd_store *s, const dtxd_preload_opts *o)
 	    o->expire_ms < 0) {
 		return DTX_EINVAL;
 	}
+	cap    = PRELOAD_REC_BASE + PRELOAD_REC_BRANCH * (size_t)o->branches;
 	p.f    = calloc(PRELOAD_PIECE, sizeof(*p.f));
 	p.gids = calloc(PRELOAD_PIECE, sizeof(*p.gids));
-	p.recs = malloc((size_t)PRELOAD_PIECE * PRELOAD_REC_MAX);
+	p.recs = malloc((size_t)PRELOAD_PIECE * cap);
 	r      = malloc(sizeof(*r));
 	if (p.f == NULL || p.gids == NULL || p.recs == NULL || r == NULL) {
 		rv = DTX_ENOMEM;
 		goto out;
 	}
+	record_init(o, r);
 	for (uint64_t base = 0; rv == 0 && base < o->n;
 	     base += PRELOAD_PIECE) {
 		size_t k = o->n - base < PRELOAD_PIECE ? (size_t)(o->n - base)
@@ -92,16 +116,16 @@ dtxd_preload(dtxd_store *s, const dtxd_preload_opts *o)
 
 		for (size_t j = 0; j < k && rv == 0; j++) {
 			uint64_t i   = base + j;
-			uint8_t *buf = p.recs + j * PRELOAD_REC_MAX;
+			uint8_t *buf = p.recs + j * cap;
 			size_t   len;
 
 			record_of(o, i, r);
-			gid_of(r, i, p.gids[j]);
+			dtxd_preload_gid(o, i, p.gids[j]);
 			dtxi_strlcpy(
 			    r->info.gid, p.gids[j], sizeof(r->info.gid));
-			rv = dtxd_record_encode(r, buf, PRELOAD_REC_MAX, &len);
-			p.f[j].gid        = p.gids[j];
-			p.f[j].record     = buf;
+			rv            = dtxd_record_encode(r, buf, cap, &len);
+			p.f[j].gid    = p.gids[j];
+			p.f[j].record = buf;
 			p.f[j].record_len = len;
 			p.f[j].expire_ms =
 			    o->expire_ms + (int64_t)(i * o->spacing_us / 1000);

@@ -4,7 +4,7 @@
 // them, without running them: for benchmarks of a store that already holds
 // millions (dtx-bench --preload) and tests of what happens when they expire.
 // The records are what dtxd writes when a 2PC commits; gids lead with their
-// creation time as generated gids do.
+// creation time as generated gids do, and are as random after it.
 
 #ifndef DTXD_PRELOAD_H
 #define DTXD_PRELOAD_H
@@ -29,5 +29,9 @@ typedef struct dtxd_preload_opts {
 // gid made after o->created_ms plus the span. Errors: DTX_EINVAL,
 // DTX_ENOMEM, DTX_ESTORAGE.
 int dtxd_preload(dtxd_store *s, const dtxd_preload_opts *o);
+
+// Writes the gid dtxd_preload() gives to its i-th transaction (i < o->n)
+// into gid (DTX_GID_MAX + 1 bytes). Errors: DTX_EINVAL.
+int dtxd_preload_gid(const dtxd_preload_opts *o, uint64_t i, char *gid);
 
 #endif // DTXD_PRELOAD_H

@@ -172,8 +172,7 @@ Test(purge, a_purge_of_100000_transactions_does_not_stop_the_load)
 	CHECK_RV(rv);
 	cr_log_info("preloaded %d finished transactions in %lld ms", NPRELOAD,
 	    (long long)(dtxi_mono_ms() - t0));
-	snprintf(gid0, sizeof(gid0), "%012llx%020llx",
-	    (unsigned long long)po.created_ms, 0ull);
+	CHECK_RV(dtxd_preload_gid(&po, 0, gid0));
 
 	CHECK(dtxt_world_start_dtxd(&w, NULL) == 0, "dtxd did not start");
 	parts[0] = dtxt_world_part(&w, "a");
