@@ -65,6 +65,7 @@ typedef struct bench_interval {
 	uint64_t p99;                // microseconds, of those finished in it
 	double   dtxd_cpu_us_per_tx; // -1: unknown
 	uint64_t dtxd_rss_kib;       // at its end; 0: unknown
+	uint64_t dtxd_peak_kib;      // its highest; 0: unknown
 	double   load1;              // /proc/loadavg, 1 minute, at its end
 } bench_interval;
 

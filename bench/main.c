@@ -413,23 +413,26 @@ print_intervals(const bench_opts *o, const bench_result *r)
 	printf("intervals     every %g s (p99 and CPU of the transactions "
 	       "that finished in each; load: 1-min load average)\n",
 	    o->interval_s);
-	printf("     end s      tx/s   p99 ms  dtxd us/tx  dtxd RSS MiB   "
-	       "load\n");
+	printf("     end s      tx/s   p99 ms  dtxd us/tx  dtxd RSS MiB  "
+	       "(peak)   load\n");
 	for (unsigned i = 0; i < r->nintervals; i++) {
 		const bench_interval *x = &r->intervals[i];
-		printf("  %8.1f  %8.0f  %7.2f  %10.1f  %12.1f  %5.2f\n",
+		printf("  %8.1f  %8.0f  %7.2f  %10.1f  %12.1f  %6.1f  %5.2f\n",
 		    x->end_s, x->tx_per_s, x->p99 / 1e3, x->dtxd_cpu_us_per_tx,
-		    x->dtxd_rss_kib / 1024.0, x->load1);
+		    x->dtxd_rss_kib / 1024.0, x->dtxd_peak_kib / 1024.0,
+		    x->load1);
 	}
 	a = &r->intervals[0];
 	z = &r->intervals[r->nintervals - 1];
-	printf("steady state  last/first interval: throughput %.2f, dtxd RSS "
-	       "%.1f -> %.1f MiB (%+.1f %%)\n",
+	// The peak of an interval, not RSS at one instant, which swings with
+	// how full RocksDB's memtables happen to be.
+	printf("steady state  last/first interval: throughput %.2f, dtxd peak "
+	       "RSS %.1f -> %.1f MiB (%+.1f %%)\n",
 	    a->tx_per_s > 0 ? z->tx_per_s / a->tx_per_s : 0,
-	    a->dtxd_rss_kib / 1024.0, z->dtxd_rss_kib / 1024.0,
-	    a->dtxd_rss_kib > 0 ? 100.0 *
-	            ((double)z->dtxd_rss_kib / (double)a->dtxd_rss_kib - 1.0)
-	                        : 0);
+	    a->dtxd_peak_kib / 1024.0, z->dtxd_peak_kib / 1024.0,
+	    a->dtxd_peak_kib > 0 ? 100.0 *
+	            ((double)z->dtxd_peak_kib / (double)a->dtxd_peak_kib - 1.0)
+	                         : 0);
 }
 
 static void
@@ -532,13 +535,15 @@ print_json(const bench_opts *o, const bench_result *r)
 	printf("  \"intervals\": [");
 	for (unsigned i = 0; i < r->nintervals; i++) {
 		const bench_interval *x = &r->intervals[i];
-		printf("%s\n    {\"end_s\": %.6g, \"tx\": %llu, \"tx_per_s\": "
-		       "%.6g, \"p99_us\": %llu, \"dtxd_cpu_us_per_tx\": "
-		       "%.6g, \"dtxd_rss_kib\": %llu, \"load1\": %.3g}",
+		printf(
+		    "%s\n    {\"end_s\": %.6g, \"tx\": %llu, \"tx_per_s\": "
+		    "%.6g, \"p99_us\": %llu, \"dtxd_cpu_us_per_tx\": "
+		    "%.6g, \"dtxd_rss_kib\": %llu, \"dtxd_peak_kib\": %llu, "
+		    "\"load1\": %.3g}",
 		    i > 0 ? "," : "", x->end_s, (unsigned long long)x->tx,
 		    x->tx_per_s, (unsigned long long)x->p99,
 		    x->dtxd_cpu_us_per_tx, (unsigned long long)x->dtxd_rss_kib,
-		    x->load1);
+		    (unsigned long long)x->dtxd_peak_kib, x->load1);
 	}
 	printf("%s]\n}\n", r->nintervals > 0 ? "\n  " : "");
 }

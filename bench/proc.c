@@ -230,6 +230,21 @@ bench_rmtree(const char *path)
 	rmdir(path);
 }
 
+bool
+bench_proc_reset_hwm(pid_t pid)
+{
+	char  path[64];
+	FILE *f;
+	bool  ok;
+
+	snprintf(path, sizeof(path), "/proc/%ld/clear_refs", (long)pid);
+	if ((f = fopen(path, "w")) == NULL) {
+		return false;
+	}
+	ok = fputs("5", f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
 uint64_t
 bench_dir_bytes(const char *path)
 {

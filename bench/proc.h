@@ -33,6 +33,10 @@ double bench_proc_cpu_s(pid_t pid);
 // A "VmHWM" / "VmRSS" line of /proc/pid/status in KiB; 0 when unknown.
 uint64_t bench_proc_status_kib(pid_t pid, const char *field);
 
+// Resets pid's peak RSS (VmHWM) to its current RSS (Linux >= 4.0, writing
+// 5 to /proc/pid/clear_refs). False when that was not permitted.
+bool bench_proc_reset_hwm(pid_t pid);
+
 // CPU seconds used so far by this process (every thread).
 double bench_self_cpu_s(void);
 

@@ -651,6 +651,8 @@ typedef struct ivstate {
 	int64_t          t_us;    // when it began
 	uint64_t         count;   // histogram count then
 	double           dtxd_cpu;
+	bool             hwm_ok;   // VmHWM was reset when it began
+	uint64_t         peak_kib; // the highest of the intervals' peaks
 	bench_hist_mark *mark;
 } ivstate;
 
@@ -661,6 +663,7 @@ iv_begin(const world *w, load *l, ivstate *iv, int64_t now, double secs)
 	iv->next_us  = now + (int64_t)(secs * 1e6);
 	iv->count    = bench_hist_count(&l->hist);
 	iv->dtxd_cpu = w->dtxd > 0 ? bench_proc_cpu_s(w->dtxd) : -1;
+	iv->hwm_ok   = w->dtxd > 0 && bench_proc_reset_hwm(w->dtxd);
 	bench_hist_mark_take(&l->hist, iv->mark);
 }
 
@@ -687,13 +690,22 @@ iv_end(const bench_opts *o, const world *w, load *l, ivstate *iv,
 	    : -1;
 	x->dtxd_rss_kib =
 	    w->dtxd > 0 ? bench_proc_status_kib(w->dtxd, "VmRSS") : 0;
+	// RSS at one instant swings with how full RocksDB's memtables are
+	// (up to 24 MiB); the peak of each interval does not, so it is what
+	// a steady state compares.
+	x->dtxd_peak_kib =
+	    iv->hwm_ok ? bench_proc_status_kib(w->dtxd, "VmHWM") : 0;
+	if (x->dtxd_peak_kib > iv->peak_kib) {
+		iv->peak_kib = x->dtxd_peak_kib;
+	}
 	x->load1 = bench_loadavg();
 	fprintf(stderr,
 	    "%sinterval %4u: %8.1f s %8.0f tx/s  p99 %7.2f ms  dtxd %6.1f "
-	    "us/tx  RSS %6.1f MiB  load %.2f\n",
+	    "us/tx  RSS %6.1f MiB (peak %6.1f)  load %.2f\n",
 	    isatty(2) && !o->quiet ? "\n" : "", r->nintervals, x->end_s,
 	    x->tx_per_s, (double)x->p99 / 1e3, x->dtxd_cpu_us_per_tx,
-	    (double)x->dtxd_rss_kib / 1024.0, x->load1);
+	    (double)x->dtxd_rss_kib / 1024.0,
+	    (double)x->dtxd_peak_kib / 1024.0, x->load1);
 	iv_begin(w, l, iv, now, o->interval_s);
 }
 
@@ -702,6 +714,7 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 {
 	load    *l = calloc(1, sizeof(*l));
 	ivstate  iv;
+	uint64_t run_peak_kib = 0;
 	snap     s0, s1;
 	int64_t  start, last_t, end;
 	uint64_t last_done = 0, stall_seen = 0;
@@ -775,8 +788,15 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 			    &last_t);
 		}
 	}
+	// The window's last interval, when it is most of one (the window
+	// ends on an interval's boundary give or take the 50 ms tick).
+	if (iv.mark != NULL &&
+	    bench_now_us() - iv.t_us >= (int64_t)(o->interval_s * 0.5e6)) {
+		iv_end(o, w, l, &iv, s0.t, r);
+	}
 	atomic_store(&l->stop, true);
 	free(iv.mark);
+	run_peak_kib = iv.peak_kib;
 	// Drain: every counted transaction gets its outcome (or its error:
 	// the client's own timeouts bound this wait).
 	pthread_mutex_lock(&l->mtx);
@@ -821,8 +841,11 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 	r->mean_us    = bench_hist_mean(&l->hist);
 	r->dtxd_known = w->dtxd > 0 && s0.dtxd_cpu >= 0 && s1.dtxd_cpu >= 0;
 	if (r->dtxd_known) {
-		r->dtxd_cpu_s    = s1.dtxd_cpu - s0.dtxd_cpu;
-		r->dtxd_hwm_kib  = bench_proc_status_kib(w->dtxd, "VmHWM");
+		r->dtxd_cpu_s   = s1.dtxd_cpu - s0.dtxd_cpu;
+		r->dtxd_hwm_kib = bench_proc_status_kib(w->dtxd, "VmHWM");
+		if (run_peak_kib > r->dtxd_hwm_kib) {
+			r->dtxd_hwm_kib = run_peak_kib;
+		}
 		r->dtxd_rss0_kib = s0.rss_kib;
 		r->dtxd_rss1_kib = s1.rss_kib;
 	}

@@ -232,7 +232,7 @@ Test(bench, text_report_shows_latencies_bound_and_ratio)
 Test(bench, preload_and_interval_report)
 {
 	static const char *const args[] = {"--preload", "20000", "--duration",
-	    "3.5", "--interval", "1", "--concurrency", "8", "--warmup", "0",
+	    "3", "--interval", "1", "--concurrency", "8", "--warmup", "0",
 	    "--limits-seconds", "0", "--json", "--quiet", NULL};
 	char                    *out    = run_bench(args);
 	const char              *j      = json_of(out);
