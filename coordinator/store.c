@@ -74,8 +74,10 @@
 #define STORE_KEEP_LOG_FILES        3
 #define STORE_MAX_LOG_FILE_BYTES    (1024u * 1024u)
 // The WAL is shared by the families; a family written slowly (gids) would
-// otherwise keep old WAL files alive until its memtable filled.
-#define STORE_MAX_WAL_BYTES (64u * 1024u * 1024u)
+// otherwise keep old WAL files alive until its memtable filled, and all of
+// them are read again when dtxd starts after a crash. Past this size
+// RocksDB flushes the families that hold the oldest one.
+#define STORE_MAX_WAL_BYTES (24u * 1024u * 1024u)
 
 // RocksDB's own LOG file at WARN (its InfoLogLevel 2) rather than INFO.
 // Beside saving I/O, this matters on a full disk: Debian's librocksdb is
@@ -732,10 +734,26 @@ check_format(dtxd_store *s)
 		return store_error(err, "get", false);
 	}
 	if (ps == NULL) {
+		rocksdb_flushoptions_t *fo;
+
 		rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_DEFAULT],
 		    STORE_FORMAT_KEY, strlen(STORE_FORMAT_KEY),
 		    STORE_FORMAT_VALUE, strlen(STORE_FORMAT_VALUE), &err);
-		return err != NULL ? store_error(err, "write", false) : 0;
+		if (err != NULL) {
+			return store_error(err, "write", false);
+		}
+		// Flushed at once: a family whose memtable holds anything
+		// keeps every WAL file since that write, and the default
+		// family is never written again. Left in its memtable, the
+		// version kept 10 WAL files (up to STORE_MAX_WAL_BYTES) alive,
+		// all read again at each start.
+		if ((fo = rocksdb_flushoptions_create()) == NULL) {
+			return DTX_ENOMEM;
+		}
+		rocksdb_flushoptions_set_wait(fo, 1);
+		rocksdb_flush_cf(s->db, fo, s->cf[CF_DEFAULT], &err);
+		rocksdb_flushoptions_destroy(fo);
+		return err != NULL ? store_error(err, "flush", false) : 0;
 	}
 	v  = rocksdb_pinnableslice_value(ps, &vlen);
 	ok = vlen == strlen(STORE_FORMAT_VALUE) &&
