@@ -35,6 +35,18 @@ bucket_top(unsigned b)
 	return ((top + 1u) << (e - 6u)) - 1u;
 }
 
+// How many values are at or below the quantile q of n values (at least 1).
+static uint64_t
+rank_of(uint64_t n, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)n);
+
+	if ((double)want < q * (double)n) {
+		want++;
+	}
+	return want == 0 ? 1 : want;
+}
+
 void
 bench_hist_init(bench_hist *h)
 {
@@ -79,13 +91,7 @@ bench_hist_quantile(bench_hist *h, double q)
 	if (q >= 1.0) {
 		return max;
 	}
-	want = (uint64_t)(q * (double)n);
-	if ((double)want < q * (double)n) {
-		want++;
-	}
-	if (want == 0) {
-		want = 1;
-	}
+	want = rank_of(n, q);
 	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
 		seen +=
 		    atomic_load_explicit(&h->counts[b], memory_order_relaxed);
@@ -142,13 +148,7 @@ bench_hist_quantile_since(bench_hist *h, const bench_hist_mark *m, double q)
 	if (n == 0) {
 		return 0;
 	}
-	want = (uint64_t)(q * (double)n);
-	if ((double)want < q * (double)n) {
-		want++;
-	}
-	if (want == 0) {
-		want = 1;
-	}
+	want = rank_of(n, q);
 	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
 		seen += now.counts[b];
 		if (seen >= want) {

@@ -199,8 +199,11 @@ bench_mkdtemp(char *out, size_t cap)
 	return mkdtemp(out) != NULL ? 0 : errno;
 }
 
-void
-bench_rmtree(const char *path)
+// Calls fn on every entry below path and then on path itself (links not
+// followed), with its lstat; what bench_rmtree and bench_dir_bytes share.
+static void
+walk(const char *path, void (*fn)(const char *, const struct stat *, void *),
+    void        *arg)
 {
 	struct stat    st;
 	DIR           *d;
@@ -209,11 +212,7 @@ bench_rmtree(const char *path)
 	if (lstat(path, &st) != 0) {
 		return;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		unlink(path);
-		return;
-	}
-	if ((d = opendir(path)) != NULL) {
+	if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
 		while ((e = readdir(d)) != NULL) {
 			char sub[4096];
 			if (strcmp(e->d_name, ".") == 0 ||
@@ -222,12 +221,29 @@ bench_rmtree(const char *path)
 			}
 			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path,
 			        e->d_name) < sizeof(sub)) {
-				bench_rmtree(sub);
+				walk(sub, fn, arg);
 			}
 		}
 		closedir(d);
 	}
-	rmdir(path);
+	fn(path, &st, arg);
+}
+
+static void
+remove_one(const char *path, const struct stat *st, void *arg)
+{
+	(void)arg;
+	if (S_ISDIR(st->st_mode)) {
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+void
+bench_rmtree(const char *path)
+{
+	walk(path, remove_one, NULL);
 }
 
 bool
@@ -245,34 +261,21 @@ bench_proc_reset_hwm(pid_t pid)
 	return fclose(f) == 0 && ok;
 }
 
+static void
+add_size(const char *path, const struct stat *st, void *arg)
+{
+	(void)path;
+	if (S_ISREG(st->st_mode)) {
+		*(uint64_t *)arg += (uint64_t)st->st_size;
+	}
+}
+
 uint64_t
 bench_dir_bytes(const char *path)
 {
-	struct stat    st;
-	DIR           *d;
-	struct dirent *e;
-	uint64_t       sum = 0;
+	uint64_t sum = 0;
 
-	if (lstat(path, &st) != 0) {
-		return 0;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		return S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-	}
-	if ((d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			char sub[4096];
-			if (strcmp(e->d_name, ".") == 0 ||
-			    strcmp(e->d_name, "..") == 0) {
-				continue;
-			}
-			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path,
-			        e->d_name) < sizeof(sub)) {
-				sum += bench_dir_bytes(sub);
-			}
-		}
-		closedir(d);
-	}
+	walk(path, add_size, &sum);
 	return sum;
 }
 

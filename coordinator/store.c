@@ -977,9 +977,9 @@ dtxd_store_write(dtxd_store *s, dtxd_wop *op)
 	return 0;
 }
 
-// Reads one key of family cf. The pinned-slice API tells an absent key
-// from an empty value, which rocksdb_get() does not reliably do. *psp is
-// NULL when the key is absent; the caller destroys it otherwise.
+// Reads one key of family cf: 0 (the caller destroys *psp), DTX_ENOTFOUND
+// or an error. The pinned-slice API tells an absent key from an empty
+// value, which rocksdb_get() does not reliably do.
 static int
 get_pinned(dtxd_store *s, const rocksdb_readoptions_t *ro, int cf,
     const char *key, size_t klen, rocksdb_pinnableslice_t **psp)
@@ -991,7 +991,7 @@ get_pinned(dtxd_store *s, const rocksdb_readoptions_t *ro, int cf,
 		*psp = NULL;
 		return store_error(err, "get", false);
 	}
-	return 0;
+	return *psp == NULL ? DTX_ENOTFOUND : 0;
 }
 
 // Copies data[0..n) into a fresh malloc'd buffer.
@@ -1024,9 +1024,6 @@ get_copy(dtxd_store *s, const rocksdb_readoptions_t *ro, int cf,
 	if ((rv = get_pinned(s, ro, cf, key, klen, &ps)) != 0) {
 		return rv;
 	}
-	if (ps == NULL) {
-		return DTX_ENOTFOUND;
-	}
 	data = rocksdb_pinnableslice_value(ps, &n);
 	rv   = dup_bytes(data, n, val, len);
 	rocksdb_pinnableslice_destroy(ps);
@@ -1047,9 +1044,6 @@ get_expiry(dtxd_store *s, const rocksdb_readoptions_t *ro, const char *gid,
 
 	if ((rv = get_pinned(s, ro, CF_GIDS, gid, glen, &ps)) != 0) {
 		return rv;
-	}
-	if (ps == NULL) {
-		return DTX_ENOTFOUND;
 	}
 	v = rocksdb_pinnableslice_value(ps, &n);
 	e = n == 8 ? get_be64((const uint8_t *)v) : 0;
@@ -1148,9 +1142,6 @@ dtxd_store_get_spec(
 	    s, s->ro, CF_UNFINISHED, key, key_specs(key, gid, glen), &ps);
 	if (rv != 0) {
 		return rv;
-	}
-	if (ps == NULL) {
-		return DTX_ENOTFOUND;
 	}
 	v = rocksdb_pinnableslice_value(ps, &n);
 	if (!specs_parse((const uint8_t *)v, n, &u)) {
