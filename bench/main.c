@@ -400,8 +400,8 @@ print_text(const bench_opts *o, const bench_result *r)
 }
 
 // The long run's table and its steady-state figures: the last interval's
-// throughput against the first's, and dtxd's RSS at the first interval's
-// end against the last's.
+// throughput against the first's, and dtxd's peak RSS in the first
+// interval against the last's.
 static void
 print_intervals(const bench_opts *o, const bench_result *r)
 {
