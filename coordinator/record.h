@@ -5,7 +5,7 @@
 // (dtxd_txrec_info), how a transaction is rebuilt from its record at
 // recovery (dtxd_txrec_load), and how a branch is built from its spec,
 // for a Submit and for a recovered record alike (dtxd_txrec_branch). The
-// bytes are record_codec's; the keys they are stored under, store.c's.
+// bytes are record_codec's; where they are kept, the store backends'.
 
 #ifndef DTXD_RECORD_H
 #define DTXD_RECORD_H

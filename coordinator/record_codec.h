@@ -5,7 +5,7 @@
 // it) and one encoded BranchSpec per branch. Only dtxd reads or writes
 // them, so this codec lives here and not in libdtx. What goes into a
 // record, and how a transaction is rebuilt from one, is record.c's job;
-// the keys they are stored under are store.c's.
+// the keys they are stored under are the store backends' (store.h).
 
 #ifndef DTXD_RECORD_CODEC_H
 #define DTXD_RECORD_CODEC_H

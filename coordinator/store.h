@@ -1,26 +1,28 @@
 // SPDX-License-Identifier: MIT
 //
-// store: dtxd's durable state in RocksDB, the only module that touches it.
-// Values are opaque bytes here (the codec's encoded records); the store owns
-// the layout, three column families shaped for how each is written:
+// store: dtxd's durable state, behind one interface with two backends:
+// RocksDB, embedded (store_rocksdb.c, the default), and PostgreSQL through
+// libpq (store_pg.c, for several dtxd nodes on one database). The rest of
+// dtxd calls only the functions below; no file but a backend's includes
+// its library. store.c checks every argument (the rules are stated here,
+// once) and hands the call to the backend the store was opened with.
 //
-//   unfinished  <gid>               record (rewritten at each step)
-//               <gid> NUL           the branch specs (written once)
-//   finished    <u64 BE expire_ms><gid>   record (written once)
-//   gids        <gid>               <u64 BE expire_ms> (finished, by gid)
-//
-// An unfinished transaction lives in a small family that new ones enter and
-// finished ones leave; a finished one is appended, in expiry order, to a
-// family that only grows at its end and is purged from its other end, and
-// indexed by gid for Status, List and resubmits. The default family holds
-// only the layout's version. See store.c for why.
+// What every backend keeps. Records and branch specs are opaque bytes here
+// (record_codec's encoding); the backend owns where it keeps them. A
+// transaction is unfinished from its CREATE until its FINISH, with its
+// record (rewritten at each UPDATE) and its branch specs (written once, gone
+// at FINISH); then it is finished, its last record kept until its expiry
+// and purged after. The unfinished ones are found without reading the
+// finished ones (recovery's scan costs what is in flight, not what is
+// kept); a finished one is found by its gid (Status, List, a resubmit).
 //
 // Writes are asynchronous and group-committed: dtxd_store_write() queues an
-// operation; one writer thread drains the queue into a single WriteBatch,
-// writes it once (synced if any operation in it asked for sync), then calls
-// every operation's done callback in queue order. Reads are synchronous and
-// thread-safe. Purging runs on a thread of the store's own (see
-// dtxd_store_purge). Lock order: store->mtx is a leaf lock.
+// operation; the backend writes everything queued at a time as one atomic
+// unit (a RocksDB WriteBatch, a PostgreSQL transaction), durable if any
+// operation in it asked for sync, then calls every operation's done
+// callback in queue order. Reads are synchronous and thread-safe. Expired
+// finished transactions are purged by a thread of the store's own (see
+// dtxd_store_purge).
 
 #ifndef DTXD_STORE_H
 #define DTXD_STORE_H
@@ -33,8 +35,13 @@
 
 typedef struct dtxd_store dtxd_store;
 
+typedef enum dtxd_store_backend {
+	DTXD_STORE_ROCKSDB = 0, // where is a directory
+} dtxd_store_backend;
+
 typedef struct dtxd_store_opts {
-	bool create_if_missing; // default true in dtxd_store_opts_init()
+	dtxd_store_backend backend; // default DTXD_STORE_ROCKSDB
+	bool create_if_missing;     // default true in dtxd_store_opts_init()
 	// How often the store's purge thread purges what has expired by the
 	// wall clock (dtxd_store_purge); 0: never (a caller purges). Default
 	// 1000.
@@ -50,13 +57,13 @@ typedef struct dtxd_store_opts {
 
 void dtxd_store_opts_init(dtxd_store_opts *o);
 
-// Opens (creating if needed) the store in dir and starts its writer and
-// purge threads. Errors: DTX_EINVAL, DTX_ELOCKED (another process has dir
-// open: RocksDB's LOCK file), DTX_ESTORAGE (with the reason logged: also a
-// directory written by an earlier dtxd in another layout, which is left
-// untouched), DTX_ENOMEM.
+// Opens (creating if needed) the store of backend o->backend at where (see
+// dtxd_store_backend) and starts its writer and purge threads. Errors:
+// DTX_EINVAL, DTX_ELOCKED (RocksDB: another process has the directory
+// open), DTX_ESTORAGE (with the reason logged: also a store written by an
+// earlier dtxd in another layout, which is left untouched), DTX_ENOMEM.
 int dtxd_store_open(
-    dtxd_store **sp, const char *dir, const dtxd_store_opts *o);
+    dtxd_store **sp, const char *where, const dtxd_store_opts *o);
 
 // Stops the purge thread, drains queued writes (their callbacks run), stops
 // the writer, closes the database. Accepts NULL.
@@ -93,7 +100,11 @@ typedef struct dtxd_wop {
 } dtxd_wop;
 
 // Queues op. Returns 0 (done will run exactly once), DTX_EINVAL, or
-// DTX_ECLOSED (the store is closing; done will not run).
+// DTX_ECLOSED (the store is closing; done will not run). A valid op has a
+// done callback and a valid gid (1..DTX_GID_MAX printable ASCII bytes, so
+// never a NUL); its record may be empty; CREATE has at most
+// DTX_BRANCHES_MAX specs, each at most UINT32_MAX bytes; FINISH has
+// expire_ms >= 0.
 int dtxd_store_write(dtxd_store *s, dtxd_wop *op);
 
 // Reads the record of gid: the unfinished one, else the finished one unless
@@ -135,12 +146,11 @@ int dtxd_store_scan_records(dtxd_store *s, const char *cursor,
     void *arg);
 
 // Purges every finished transaction whose retention ended at or before
-// now_ms. From this call on, reads and scans no longer see them; the space
-// of whole files of them is freed at once (*purged receives how many
-// records those held), the rest as compaction reaches it (counted in the
-// stats). Its cost does not grow with what is purged, and it never holds up
-// writes. Thread-safe; the purge thread calls it with the wall clock.
-// Errors: DTX_EINVAL, DTX_ESTORAGE.
+// now_ms. From this call on, reads and scans no longer see them; *purged
+// receives how many records were removed at once (RocksDB: whole files;
+// the rest go as compaction reaches them, counted in the stats). It never
+// holds up writes for long. Thread-safe; the purge thread calls it with
+// the wall clock. Errors: DTX_EINVAL, DTX_ESTORAGE.
 int dtxd_store_purge(dtxd_store *s, int64_t now_ms, uint64_t *purged);
 
 // One finished transaction for dtxd_store_ingest_finished.
@@ -153,24 +163,25 @@ typedef struct dtxd_store_finished {
 
 // Bulk load (benchmarks and tests): adds n finished transactions, given in
 // increasing gid order and non-decreasing expiry order, as FINISH would
-// leave them, at once and durably (as whole table files, not through the
-// log). Only for a store no transaction is using. Errors: DTX_EINVAL
-// (also out of order), DTX_ESTORAGE, DTX_ENOMEM.
+// leave them, at once and durably (RocksDB: as whole table files, not
+// through the log). Only for a store no transaction is using. Errors:
+// DTX_EINVAL (also out of order), DTX_ESTORAGE, DTX_ENOMEM.
 int dtxd_store_ingest_finished(
     dtxd_store *s, const dtxd_store_finished *f, size_t n);
 
-// Writes every memtable to disk and waits until RocksDB's background
-// compactions have settled. Errors: DTX_ESTORAGE.
+// Writes everything buffered in memory to disk and waits until the
+// backend's background work has settled (RocksDB: memtables, compactions).
+// Errors: DTX_ESTORAGE.
 int dtxd_store_flush(dtxd_store *s);
 
-// Flushes and compacts every column family entirely, so that compaction
-// drops everything purged (tests). Errors: DTX_ESTORAGE.
+// Flushes, then reclaims the space of everything purged (tests; RocksDB:
+// a full compaction). Errors: DTX_ESTORAGE.
 int dtxd_store_compact(dtxd_store *s);
 
 typedef struct dtxd_store_stats {
 	uint64_t ops;     // operations written
 	uint64_t batches; // WriteBatches written
-	uint64_t syncs;   // synced writes (fsyncs asked of RocksDB)
+	uint64_t syncs;   // synced writes (durable commits asked for)
 	uint64_t errors;  // failed batches
 	uint64_t purged;  // finished records removed from disk so far
 } dtxd_store_stats;
