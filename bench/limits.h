@@ -50,9 +50,6 @@ int bench_limit_store(const char *dir, unsigned conc, size_t value_size,
 // that process ended). Returns 0 or DTX_ETIMEDOUT.
 int bench_wait_listening(const char *url, int timeout_ms, int alive_pid);
 
-// A TCP port on 127.0.0.1 that was free a moment ago, or -1.
-int bench_free_port(void);
-
 // Releases what nng still holds (its threads, lingering pipes), so that a
 // sanitizer build reports no leak at exit. Last call of the process.
 void bench_net_fini(void);

@@ -7,13 +7,10 @@
 
 #include "limits.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -431,30 +428,6 @@ bench_wait_listening(const char *url, int timeout_ms, int alive_pid)
 		}
 		sleep_ms(20);
 	}
-}
-
-int
-bench_free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t          len = sizeof(a);
-	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
-	int                port;
-
-	if (fd < 0) {
-		return -1;
-	}
-	memset(&a, 0, sizeof(a));
-	a.sin_family      = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-		close(fd);
-		return -1;
-	}
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
 }
 
 void

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "loopback_port.h"
 #include "preload.h"
 #include "proc.h"
 #include "store.h"
@@ -182,8 +183,8 @@ world_url(const bench_opts *o, const char *dir, const char *name, char *out)
 	if (o->ipc) {
 		snprintf(url, sizeof(url), "ipc://%s/%s.ipc", dir, name);
 	} else {
-		snprintf(
-		    url, sizeof(url), "tcp://127.0.0.1:%d", bench_free_port());
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d",
+		    dtxi_loopback_port());
 	}
 	memcpy(out, url, sizeof(url));
 }
@@ -895,8 +896,8 @@ measure_limits(const bench_opts *o, const world *w, bench_result *r)
 	if (o->ipc) {
 		snprintf(url, sizeof(url), "ipc://%s/echo.ipc", w->dir);
 	} else {
-		snprintf(
-		    url, sizeof(url), "tcp://127.0.0.1:%d", bench_free_port());
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d",
+		    dtxi_loopback_port());
 	}
 	if (!o->quiet) {
 		fprintf(stderr,

@@ -7,14 +7,11 @@
 
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,25 +23,14 @@
 
 #include "clock.h"
 #include "codec.h"
+#include "harness.h"
 #include "strs.h"
 
-// A loopback TCP address that was free a moment ago (the kernel picks it).
+// A loopback TCP address that was free a moment ago.
 static void
 free_tcp_url(char *url, size_t cap)
 {
-	struct sockaddr_in sa;
-	socklen_t          sl = sizeof(sa);
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sa.sin_port        = 0;
-	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	cr_assert(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
-	snprintf(url, cap, "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-	close(fd);
+	cr_assert(dtxt_free_url(url, cap) == 0);
 }
 
 static void

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "loopback_port.h"
 #include "strs.h"
 
 extern char **environ;
@@ -244,32 +245,9 @@ dtxt_rmtree(const char *path)
 }
 
 int
-dtxt_free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t          len = sizeof(sa);
-	int                fd;
-	int                port = -1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
-		return -1;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sa.sin_port        = 0;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-		port = ntohs(sa.sin_port);
-	}
-	close(fd);
-	return port;
-}
-
-int
 dtxt_free_url(char *out, size_t cap)
 {
-	int port = dtxt_free_port();
+	int port = dtxi_loopback_port();
 
 	if (port <= 0) {
 		return -1;

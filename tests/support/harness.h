@@ -61,9 +61,6 @@ int dtxt_tmpdir(char *out, size_t cap);
 // Returns 0 or errno; a missing path is not an error.
 int dtxt_rmtree(const char *path);
 
-// Returns a TCP port on 127.0.0.1 that was free a moment ago, or -1.
-int dtxt_free_port(void);
-
 // Writes "tcp://127.0.0.1:PORT" with a free port to out (cap >=
 // DTXT_URL_MAX). Returns 0, or -1 when no port could be had.
 int dtxt_free_url(char *out, size_t cap);
