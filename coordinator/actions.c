@@ -184,7 +184,8 @@ do_send(dtxd_txmgr *m, txn *tx, const dtxd_action *a)
 	call.timeout_ms = a->timeout_ms;
 
 	if (mb->peer == NULL) {
-		rv = dtxd_dispatcher_peer(m->disp, mb->endpoint, &mb->peer);
+		rv = dtxd_dispatcher_peer(
+		    m->disp, mb->endpoint, &mb->peer, NULL, 0);
 	}
 	if (rv == 0) {
 		// Sent at the end of this pass of the loop, batched with the
@@ -219,6 +220,9 @@ on_call_done(void *arg, int rv, const dtxi_branch_reply *rep)
 {
 	mcall *mc = arg;
 	mc->rv    = rv;
+	if (rv != 0 && rep != NULL && rep->message[0] != '\0') {
+		mc->message = dup_str(rep->message); // why there is no answer
+	}
 	if (rv == 0) {
 		mc->status = rep->status;
 		// Without memory for it the message is dropped; the status
@@ -488,7 +492,11 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 			snprintf(msg, sizeof(msg), "no answer from %s: %s",
 			    mb->endpoint, dtx_strerror(mc->rv));
 			free(mb->message);
-			mb->message = dup_str(msg);
+			// The dispatcher's reason, when it has one, names the
+			// endpoint itself.
+			mb->message =
+			    mc->message != NULL ? mc->message : dup_str(msg);
+			mc->message = NULL;
 		}
 		dtxd_act_event(m, tx, &ev, crash);
 	}

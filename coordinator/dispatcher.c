@@ -24,10 +24,18 @@
 // EUNSUPPORTED: its calls are then resent one by one and that peer gets
 // plain calls from then on.
 //
+// TLS. Each peer's socket dials through a watched link (proto/link.h) with
+// a TLS configuration of its own (its server name is the peer's host).
+// When the handshake fails for a reason that retrying will not fix, the
+// link's watch aborts the peer's calls in flight and calls queued for it
+// fail at flush time, each with the reason (DTX_EAUTH and a message),
+// which becomes the branch's message; the dialer keeps trying, and the
+// first connection that works clears the failure.
+//
 // Lock order: dispatcher->mtx only (a leaf, never held across an nng call
-// that may complete an aio). The pending queues and the dirty list belong
-// to the thread that queues and flushes (dtxd's loop thread) and take no
-// lock.
+// that may complete an aio; aborting an aio completes it on another
+// thread). The pending queues and the dirty list belong to the thread that
+// queues and flushes (dtxd's loop thread) and take no lock.
 
 #include "dispatcher.h"
 
@@ -41,6 +49,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "link.h"
 #include "log.h"
 #include "strs.h"
 #include "transport.h"
@@ -71,7 +80,10 @@ typedef struct ditem {
 
 struct dtxd_peer {
 	struct dtxd_peer *next;
+	dtxd_dispatcher  *d;
 	nng_socket        sock;
+	dtxi_link        *link;
+	dcall            *all;  // every call object of the peer
 	dcall            *idle; // finished calls, their ctx and aio reusable
 	atomic_bool       nobatch; // answered a batch with EUNSUPPORTED
 	// Flushing thread only.
@@ -86,6 +98,8 @@ struct dtxd_peer {
 struct dtxd_dispatcher {
 	pthread_mutex_t mtx;
 	pthread_cond_t  cv;
+	dtxi_watch     *watch;
+	dtxi_tls       *tls; // for tls+tcp:// peers, or NULL
 	dtxd_peer      *peers;
 	uint64_t        inflight;
 	bool            closing;
@@ -101,6 +115,8 @@ struct dtxd_dispatcher {
 
 struct dcall {
 	dcall           *next; // in peer->idle
+	dcall           *all;  // in peer->all
+	bool             busy; // taken (under the dispatcher's mtx)
 	dtxd_dispatcher *d;
 	dtxd_peer       *peer;
 	nng_ctx          ctx;
@@ -120,7 +136,12 @@ dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload)
 	if (d == NULL) {
 		return DTX_ENOMEM;
 	}
-	if ((d->scratch = malloc(sizeof(*d->scratch))) == NULL) {
+	// A participant is looked at every 250 ms while a call waits for
+	// it: dtxd has many pipes, each pass copies all of nng's statistics,
+	// and a call that fails for TLS a little later costs no one a wait.
+	if ((d->scratch = malloc(sizeof(*d->scratch))) == NULL ||
+	    dtxi_watch_open(&d->watch, 250) != 0) {
+		free(d->scratch);
 		free(d);
 		return DTX_ENOMEM;
 	}
@@ -131,6 +152,14 @@ dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload)
 	atomic_init(&d->messages, 0);
 	*dp = d;
 	return 0;
+}
+
+void
+dtxd_dispatcher_set_tls(dtxd_dispatcher *d, dtxi_tls *t)
+{
+	dtxi_tls_hold(t);
+	dtxi_tls_rele(d->tls);
+	d->tls = t;
 }
 
 void
@@ -164,18 +193,24 @@ dtxd_dispatcher_close(dtxd_dispatcher *d)
 		pthread_cond_wait(&d->cv, &d->mtx);
 	}
 	pthread_mutex_unlock(&d->mtx);
+	// The links before the calls: a link's watch may be aborting them.
+	for (dtxd_peer *p = d->peers; p != NULL; p = p->next) {
+		dtxi_link_close(p->link);
+	}
+	dtxi_watch_close(d->watch);
 	while (d->peers != NULL) {
 		dtxd_peer *p = d->peers;
 		d->peers     = p->next;
-		while (p->idle != NULL) {
-			dcall *c = p->idle;
-			p->idle  = c->next;
+		while (p->all != NULL) {
+			dcall *c = p->all;
+			p->all   = c->all;
 			nng_aio_free(c->aio);
 			free(c);
 		}
 		free(p->pend);
 		free(p);
 	}
+	dtxi_tls_rele(d->tls);
 	free(d->scratch);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mtx);
@@ -215,14 +250,43 @@ port_ok(const char *url)
 	return port >= 1 && port <= 65535;
 }
 
+// On the link's watch thread: the peer's link fails (link.h). Its calls in
+// flight end now with the reason (dcall_cb asks the link for it).
+static void
+peer_link_failed(void *arg)
+{
+	dtxd_peer *p = arg;
+
+	pthread_mutex_lock(&p->d->mtx);
+	for (dcall *c = p->all; c != NULL; c = c->all) {
+		if (c->busy) {
+			nng_aio_abort(c->aio, NNG_EPEERAUTH);
+		}
+	}
+	pthread_mutex_unlock(&p->d->mtx);
+}
+
 int
-dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
+dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp,
+    char *why, size_t cap)
 {
 	dtxd_peer *p;
+	char       reason[DTX_MESSAGE_MAX + 1];
 	int        rv;
 
+	if (why == NULL) {
+		why = reason;
+		cap = sizeof(reason);
+	}
 	if (endpoint == NULL || strlen(endpoint) > DTX_ENDPOINT_MAX ||
 	    !port_ok(endpoint)) {
+		snprintf(why, cap, "not an address with a valid port");
+		return DTX_EINVAL;
+	}
+	if (dtxi_tls_url(endpoint) && d->tls == NULL) {
+		snprintf(why, cap,
+		    "a TLS endpoint, and dtxd has no TLS settings for "
+		    "participants (--participant-tls-ca)");
 		return DTX_EINVAL;
 	}
 	pthread_mutex_lock(&d->mtx);
@@ -242,6 +306,7 @@ dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 		return DTX_ENOMEM;
 	}
 	dtxi_strlcpy(p->url, endpoint, sizeof(p->url));
+	p->d = d;
 	if ((rv = nng_req0_open(&p->sock)) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		free(p);
@@ -254,14 +319,23 @@ dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp)
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, REPLY_FRAME_MAX(d));
-	// Non-blocking: the dialer keeps trying in the background, so a
-	// participant that is down now is reached once it comes up.
-	if ((rv = nng_dial(p->sock, endpoint, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	// In the background: the dialer keeps trying, so a participant that
+	// is down now is reached once it comes up.
+	dtxi_link_opts lo = {
+	    .url  = endpoint,
+	    .tls  = dtxi_tls_url(endpoint) ? d->tls : NULL,
+	    .peer = "participant",
+	    .hint = "a participant takes calls only from the coordinator CA",
+	    .fail = peer_link_failed,
+	    .arg  = p,
+	};
+	if ((rv = dtxi_link_open(
+	         &p->link, d->watch, p->sock, &lo, why, cap)) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		nng_close(p->sock);
 		free(p);
-		return dtxi_transport_addr_err(
-		    rv, "dispatcher: cannot dial", endpoint);
+		DTXI_WARN("dispatcher: cannot dial %s: %s", endpoint, why);
+		return rv;
 	}
 	p->next  = d->peers;
 	d->peers = p;
@@ -282,6 +356,7 @@ dcall_release(dcall *c)
 	c->items = NULL;
 	c->n     = 0;
 	pthread_mutex_lock(&d->mtx);
+	c->busy       = false;
 	c->next       = c->peer->idle;
 	c->peer->idle = c;
 	if (--d->inflight == 0) {
@@ -402,19 +477,28 @@ dcall_on_reply(dcall *c, nng_msg *msg)
 	nng_msg_free(msg);
 }
 
-// The code a failed call ends with. Once the dispatcher is closing, every
-// failure is DTX_ECLOSED, as dispatcher.h promises: closing the socket may
-// end a context's pending receive as a reset connection (NNG_ECONNRESET,
-// its pipe closed first) rather than NNG_ECLOSED.
-static int
-call_err(dcall *c, int rv)
+// Ends a failed call. Once the dispatcher is closing, every failure is
+// DTX_ECLOSED, as dispatcher.h promises: closing the socket may end a
+// context's pending receive as a reset connection (NNG_ECONNRESET, its
+// pipe closed first) rather than NNG_ECLOSED. A TLS failure of the link
+// comes with its reason.
+static void
+dcall_fail(dcall *c, int rv)
 {
-	bool closing;
+	dtxi_branch_reply br;
+	bool              closing;
 
 	pthread_mutex_lock(&c->d->mtx);
 	closing = c->d->closing;
 	pthread_mutex_unlock(&c->d->mtx);
-	return closing ? DTX_ECLOSED : dtxi_transport_err(rv, NULL);
+	if (closing) {
+		dcall_end(c, DTX_ECLOSED, NULL);
+		return;
+	}
+	memset(&br, 0, sizeof(br));
+	rv = dtxi_link_err(c->peer->link, rv, "calling the participant",
+	    br.message, sizeof(br.message));
+	dcall_end(c, rv, rv == DTX_EAUTH ? &br : NULL);
 }
 
 static void
@@ -427,7 +511,7 @@ dcall_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
 			nng_aio_set_msg(c->aio, NULL);
-			dcall_end(c, call_err(c, rv), NULL);
+			dcall_fail(c, rv);
 			return;
 		}
 		// The answer gets what is left of the call's time.
@@ -439,7 +523,7 @@ dcall_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		dcall_end(c, call_err(c, rv), NULL);
+		dcall_fail(c, rv);
 		return;
 	}
 	dcall_on_reply(c, nng_aio_get_msg(c->aio));
@@ -466,6 +550,11 @@ dcall_new(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
 		free(c);
 		return dtxi_transport_err(rv, NULL);
 	}
+	pthread_mutex_lock(&d->mtx);
+	c->busy   = true;
+	c->all    = peer->all;
+	peer->all = c;
+	pthread_mutex_unlock(&d->mtx);
 	*cp = c;
 	return 0;
 }
@@ -485,6 +574,7 @@ dcall_take(dtxd_dispatcher *d, dtxd_peer *peer, dcall **cp)
 	}
 	if ((c = peer->idle) != NULL) {
 		peer->idle = c->next;
+		c->busy    = true;
 	}
 	d->inflight++;
 	pthread_mutex_unlock(&d->mtx);
@@ -511,6 +601,11 @@ dcall_start(dcall *c, nng_msg *msg, uint32_t timeout_ms)
 	nng_aio_set_timeout(c->aio, (nng_duration)timeout_ms);
 	nng_aio_set_msg(c->aio, msg);
 	nng_ctx_send(c->ctx, c->aio);
+	// The link failed since flush checked it: the watch's abort may have
+	// come before this send (see dtxi_link_failing).
+	if (dtxi_link_failing(c->peer->link)) {
+		nng_aio_abort(c->aio, NNG_EPEERAUTH);
+	}
 }
 
 // Encodes and sends one plain BranchCall, with req as scratch space.
@@ -676,10 +771,23 @@ flush_group(dtxd_dispatcher *d, dtxd_peer *p, const ditem *g, uint32_t n)
 static void
 flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 {
-	bool     batch = !atomic_load(&p->nobatch);
-	uint32_t npend = p->npend;
-	uint32_t first = 0;
-	size_t   bytes = 0;
+	bool              batch = !atomic_load(&p->nobatch);
+	uint32_t          npend = p->npend;
+	uint32_t          first = 0;
+	size_t            bytes = 0;
+	dtxi_branch_reply br;
+	int               rv;
+
+	// A link known to fail would only hold the calls until they time
+	// out: they fail now, with its reason.
+	memset(&br, 0, sizeof(br));
+	if ((rv = dtxi_link_check(p->link, br.message, sizeof(br.message))) !=
+	    0) {
+		for (uint32_t i = 0; i < npend; i++) {
+			p->pend[i].fn(p->pend[i].arg, rv, &br);
+		}
+		npend = 0;
+	}
 
 	// Sending never queues to this peer again (a failed call's callback
 	// only posts to the loop), so the array is stable during the pass.

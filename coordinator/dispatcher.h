@@ -14,26 +14,35 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "tls.h"
 
 typedef struct dtxd_dispatcher dtxd_dispatcher;
 typedef struct dtxd_peer       dtxd_peer; // one participant endpoint
 
 int dtxd_dispatcher_open(dtxd_dispatcher **dp, size_t max_payload);
+
+// dtxd's TLS identity toward participants and the CA their certificates
+// must be signed by, for tls+tcp:// endpoints (held). Without it such
+// endpoints are refused. Before the first peer only.
+void dtxd_dispatcher_set_tls(dtxd_dispatcher *d, dtxi_tls *t);
 // Aborts calls in flight (their callbacks run with DTX_ECLOSED), waits for
 // every callback to return, closes all sockets. Accepts NULL.
 void dtxd_dispatcher_close(dtxd_dispatcher *d);
 
 // Finds or creates the peer for endpoint. Peers live until close. Errors:
-// DTX_EINVAL (not a URL nng can dial), DTX_ETRANSPORT, DTX_ENOMEM.
-// Thread-safe.
-int dtxd_dispatcher_peer(
-    dtxd_dispatcher *d, const char *endpoint, dtxd_peer **pp);
+// DTX_EINVAL (not a URL nng can dial, or a tls+tcp:// one without
+// dtxd_dispatcher_set_tls), DTX_ETRANSPORT, DTX_ENOMEM; why (cap bytes;
+// may be NULL) says what is wrong. Thread-safe.
+int dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint,
+    dtxd_peer **pp, char *why, size_t cap);
 
-// Called once per call on an nng thread. rv 0: rep is the participant's
-// answer (a participant's error reply arrives as status BAD_REQUEST with
-// its message). rv DTX_ETIMEDOUT, DTX_ETRANSPORT, DTX_EPROTO (undecodable
-// answer) or DTX_ECLOSED: no answer, rep NULL. rep and its payload are
-// valid only during the callback.
+// Called once per call on an nng thread (or the flushing thread). rv 0: rep
+// is the participant's answer (a participant's error reply arrives as
+// status BAD_REQUEST with its message). rv DTX_ETIMEDOUT, DTX_ETRANSPORT,
+// DTX_EAUTH (the TLS handshake with the participant fails: rep->message
+// says why, status NONE), DTX_EPROTO (undecodable answer) or DTX_ECLOSED:
+// no answer, rep NULL unless it carries such a message. rep and its
+// payload are valid only during the callback.
 typedef void (*dtxd_call_fn)(void *arg, int rv, const dtxi_branch_reply *rep);
 
 // Sends call to peer; fn runs exactly once unless an error is returned.

@@ -17,7 +17,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: dtxctl [--coordinator URL] [--timeout-ms N] COMMAND\n"
+	    "usage: dtxctl [--coordinator URL] [--timeout-ms N]\n"
+	    "              [--tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+	    "               [--tls-server-name NAME]] COMMAND\n"
 	    "  status GID [--wait-ms N]   show a transaction and its "
 	    "branches\n"
 	    "  list [STATE]               list transactions (STATE e.g. "
@@ -28,7 +30,11 @@ usage(FILE *f)
 	    "told\n"
 	    "  stats                      the coordinator's counters\n"
 	    "The coordinator defaults to $DTX_COORDINATOR or "
-	    "tcp://127.0.0.1:7800.\n");
+	    "tcp://127.0.0.1:7800.\n"
+	    "list and abort are operator commands: a dtxd with TLS or with "
+	    "--operator-listen\n"
+	    "takes them only there (a tls+tcp:// one needs an operator "
+	    "certificate: --tls-*).\n");
 }
 
 static int
@@ -121,13 +127,14 @@ cmd_list(dtx_client *c, int filter)
 int
 main(int argc, char **argv)
 {
-	const char *url     = getenv("DTX_COORDINATOR");
-	long        timeout = 5000;
-	int32_t     wait_ms = 0;
-	dtx_client *c;
-	dtx_state   st;
-	int         i = 1;
-	int         rv;
+	const char  *url     = getenv("DTX_COORDINATOR");
+	dtx_tls_opts tls     = {0};
+	long         timeout = 5000;
+	int32_t      wait_ms = 0;
+	dtx_client  *c;
+	dtx_state    st;
+	int          i = 1;
+	int          rv;
 
 	if (url == NULL) {
 		url = "tcp://127.0.0.1:7800";
@@ -138,6 +145,16 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--timeout-ms") == 0 &&
 		    i + 1 < argc) {
 			timeout = strtol(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--tls-cert") == 0 &&
+		    i + 1 < argc) {
+			tls.cert_file = argv[++i];
+		} else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+			tls.key_file = argv[++i];
+		} else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc) {
+			tls.ca_file = argv[++i];
+		} else if (strcmp(argv[i], "--tls-server-name") == 0 &&
+		    i + 1 < argc) {
+			tls.server_name = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -160,7 +177,11 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if ((rv = dtx_client_open(&c, url)) != 0) {
+	rv = tls.ca_file != NULL || tls.cert_file != NULL ||
+	        tls.key_file != NULL || tls.server_name != NULL
+	    ? dtx_client_open_tls(&c, url, &tls)
+	    : dtx_client_open(&c, url);
+	if (rv != 0) {
 		fprintf(stderr, "dtxctl: %s: %s\n", url, dtx_strerror(rv));
 		return 1;
 	}
@@ -210,6 +231,12 @@ main(int argc, char **argv)
 	}
 	if (rv != 0) {
 		fprintf(stderr, "dtxctl: %s: %s\n", cmd, dtx_strerror(rv));
+	}
+	if (rv == DTX_EPERM) {
+		fprintf(stderr,
+		    "dtxctl: %s is an operator command: send it to dtxd's "
+		    "operator listener (--operator-listen)\n",
+		    cmd);
 	}
 	dtx_client_close(c);
 	return rv == 0 ? 0 : 1;

@@ -22,15 +22,19 @@
 #include "recovery.h"
 #include "server.h"
 #include "store.h"
+#include "tlsconf.h"
 #include "transport.h"
 #include "txmgr.h"
 
 typedef struct opts {
-	const char *listen;
-	const char *data_dir;
-	unsigned    contexts;
-	size_t      max_frame;
-	dtxd_config cfg;
+	const char  *listen;
+	const char  *op_listen;   // --operator-listen, or NULL
+	int          op_ipc_mode; // --operator-ipc-mode
+	dtxd_tlsconf tls;
+	const char  *data_dir;
+	unsigned     contexts;
+	size_t       max_frame;
+	dtxd_config  cfg;
 } opts;
 
 static void
@@ -40,6 +44,24 @@ usage(FILE *f)
 	    "usage: dtxd [options]\n"
 	    "  --listen URL            where clients connect "
 	    "(default tcp://127.0.0.1:7800)\n"
+	    "  --operator-listen URL   where operator commands (list, abort) "
+	    "are taken:\n"
+	    "                          tls+tcp:// or ipc://; without it only "
+	    "a plain --listen\n"
+	    "                          takes them (README: Securing dtx)\n"
+	    "  --tls-cert FILE, --tls-key FILE\n"
+	    "                          dtxd's certificate (coordinator CA) "
+	    "for tls+tcp://\n"
+	    "  --tls-ca FILE           CA of the clients --listen accepts\n"
+	    "  --operator-tls-ca FILE  CA of the operators "
+	    "--operator-listen accepts\n"
+	    "  --operator-ipc-mode OCTAL  an ipc:// operator socket's mode "
+	    "(0600)\n"
+	    "  --participant-tls-ca FILE  CA of participants' certificates "
+	    "(tls+tcp:// branches)\n"
+	    "  --participant-tls-cert FILE, --participant-tls-key FILE\n"
+	    "                          dtxd's certificate toward participants "
+	    "(default --tls-cert)\n"
 	    "  --data-dir DIR          RocksDB directory (default "
 	    "./dtxd-data)\n"
 	    "  --retention SECONDS     keep finished transactions "
@@ -96,6 +118,15 @@ enum {
 	OPT_CONTEXTS,
 	OPT_MAX_PAYLOAD,
 	OPT_MAX_FRAME,
+	OPT_OP_LISTEN,
+	OPT_OP_IPC_MODE,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_OP_TLS_CA,
+	OPT_PART_TLS_CERT,
+	OPT_PART_TLS_KEY,
+	OPT_PART_TLS_CA,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -118,6 +149,16 @@ parse_args(int argc, char **argv, opts *o)
 	    {"contexts", required_argument, NULL, OPT_CONTEXTS},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+	    {"operator-listen", required_argument, NULL, OPT_OP_LISTEN},
+	    {"operator-ipc-mode", required_argument, NULL, OPT_OP_IPC_MODE},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+	    {"operator-tls-ca", required_argument, NULL, OPT_OP_TLS_CA},
+	    {"participant-tls-cert", required_argument, NULL,
+	        OPT_PART_TLS_CERT},
+	    {"participant-tls-key", required_argument, NULL, OPT_PART_TLS_KEY},
+	    {"participant-tls-ca", required_argument, NULL, OPT_PART_TLS_CA},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
@@ -126,10 +167,11 @@ parse_args(int argc, char **argv, opts *o)
 	int      c;
 	int      level = DTXI_LOG_INFO;
 
-	o->listen    = "tcp://127.0.0.1:7800";
-	o->data_dir  = "dtxd-data";
-	o->contexts  = 1024;
-	o->max_frame = 16u * 1024 * 1024;
+	o->listen      = "tcp://127.0.0.1:7800";
+	o->op_ipc_mode = 0600;
+	o->data_dir    = "dtxd-data";
+	o->contexts    = 1024;
+	o->max_frame   = 16u * 1024 * 1024;
 	dtxd_config_init(&o->cfg);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -189,6 +231,37 @@ parse_args(int argc, char **argv, opts *o)
 			    parse_u64(optarg, 1024, 1024ULL * 1024 * 1024, &v);
 			o->max_frame = (size_t)v;
 			break;
+		case OPT_OP_LISTEN:
+			o->op_listen = optarg;
+			break;
+		case OPT_OP_IPC_MODE: {
+			char *end;
+			long  mode = strtol(optarg, &end, 8);
+			bad        = *end != '\0' || mode <= 0 || mode > 0777;
+			o->op_ipc_mode = (int)mode;
+			break;
+		}
+		case OPT_TLS_CERT:
+			o->tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			o->tls.ca = optarg;
+			break;
+		case OPT_OP_TLS_CA:
+			o->tls.op_ca = optarg;
+			break;
+		case OPT_PART_TLS_CERT:
+			o->tls.part_cert = optarg;
+			break;
+		case OPT_PART_TLS_KEY:
+			o->tls.part_key = optarg;
+			break;
+		case OPT_PART_TLS_CA:
+			o->tls.part_ca = optarg;
+			break;
 		case OPT_VERSION:
 			printf("dtxd %d.%d.%d (protocol %d)\n",
 			    DTX_VERSION_MAJOR, DTX_VERSION_MINOR,
@@ -239,13 +312,22 @@ main(int argc, char **argv)
 	dtxd_dispatcher *disp   = NULL;
 	dtxd_txmgr      *mgr    = NULL;
 	dtxd_server     *server = NULL;
+	dtxd_server     *opsrv  = NULL;
 	dtxd_store_opts  sopts;
+	char             why[DTX_MESSAGE_MAX + 1];
 	uint64_t         recovered = 0;
 	int              status    = 1;
 	int              rv;
 	int              sig;
 
+	memset(&o, 0, sizeof(o));
 	if (parse_args(argc, argv, &o) != 0) {
+		return 1;
+	}
+	// Before anything is opened: a bad or expired file stops dtxd here.
+	if (dtxd_tlsconf_load(
+	        &o.tls, o.listen, o.op_listen, why, sizeof(why)) != 0) {
+		fprintf(stderr, "dtxd: %s\n", why);
 		return 1;
 	}
 	// glibc gives each thread that allocates its own arena, up to eight
@@ -285,12 +367,16 @@ main(int argc, char **argv)
 			    "dtxd: cannot open data directory %s: %s\n",
 			    o.data_dir, dtx_strerror(rv));
 		}
+		dtxd_tlsconf_fini(&o.tls);
 		return 1;
 	}
 	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0 ||
 	    (rv = dtxd_txmgr_open(&mgr, &o.cfg, store, disp)) != 0) {
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
 		goto out;
+	}
+	if (o.tls.part != NULL) {
+		dtxd_dispatcher_set_tls(disp, o.tls.part);
 	}
 	if ((rv = dtxd_recover(store, mgr, &recovered)) != 0) {
 		fprintf(
@@ -301,11 +387,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
 		goto out;
 	}
+	// Roles: with an operator listener, operator commands go there
+	// only; without one, a plain --listen still takes them (local use,
+	// as before TLS), a TLS one does not (server.c refuses them).
 	dtxd_server_opts so = {
 	    .url         = o.listen,
 	    .contexts    = o.contexts,
 	    .max_frame   = o.max_frame,
 	    .max_payload = o.cfg.max_payload,
+	    .tls         = o.tls.listen,
+	    .operator= o.op_listen == NULL && o.tls.listen == NULL,
 	};
 	if ((rv = dtxd_server_open(
 	         &server, &so, dtxd_txmgr_on_request, mgr)) != 0) {
@@ -313,10 +404,26 @@ main(int argc, char **argv)
 		    dtx_strerror(rv));
 		goto out;
 	}
-	DTXI_INFO("dtxd %d.%d.%d listening on %s, data in %s, %llu "
+	if (o.op_listen != NULL) {
+		so.url      = o.op_listen;
+		so.contexts = 64;
+		so.tls      = o.tls.op;
+		so.ipc_mode = o.op_ipc_mode;
+		so.operator= true;
+		if ((rv = dtxd_server_open(
+		         &opsrv, &so, dtxd_txmgr_on_request, mgr)) != 0) {
+			fprintf(stderr, "dtxd: cannot listen on %s: %s\n",
+			    o.op_listen, dtx_strerror(rv));
+			goto out;
+		}
+	}
+	DTXI_INFO("dtxd %d.%d.%d listening on %s%s%s%s, data in %s, %llu "
 	          "transactions recovered",
 	    DTX_VERSION_MAJOR, DTX_VERSION_MINOR, DTX_VERSION_PATCH, o.listen,
-	    o.data_dir, (unsigned long long)recovered);
+	    o.op_listen != NULL ? " (operators: " : "",
+	    o.op_listen != NULL ? o.op_listen : "",
+	    o.op_listen != NULL ? ")" : "", o.data_dir,
+	    (unsigned long long)recovered);
 
 	do {
 		rv = sigwait(&sigs, &sig);
@@ -329,8 +436,10 @@ out:
 	// then the server, then outbound calls; the store drains its queue
 	// last, and only then can the manager drop what completed late.
 	dtxd_txmgr_stop(mgr);
+	dtxd_server_close(opsrv);
 	dtxd_server_close(server);
 	dtxd_dispatcher_close(disp);
+	dtxd_tlsconf_fini(&o.tls);
 	dtxd_store_close(store);
 	if (mgr != NULL) {
 		dtxd_txmgr_stats st;

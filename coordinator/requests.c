@@ -254,6 +254,7 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 	for (uint32_t i = 0; i < s->nbranches; i++) {
 		const dtxi_branch_spec *b = &s->branches[i];
 		dtxd_peer              *peer;
+		char                    reason[DTX_MESSAGE_MAX + 1] = "";
 		if (b->method[0] == '\0') {
 			snprintf(why, cap, "branch %u has no method", i);
 			return DTX_EINVAL;
@@ -268,10 +269,12 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 			return DTX_EINVAL;
 		}
 		if (strstr(b->endpoint, "://") == NULL ||
-		    dtxd_dispatcher_peer(m->disp, b->endpoint, &peer) != 0) {
+		    dtxd_dispatcher_peer(m->disp, b->endpoint, &peer, reason,
+		        sizeof(reason)) != 0) {
 			snprintf(why, cap,
-			    "branch %u: invalid endpoint '%.200s'", i,
-			    b->endpoint);
+			    "branch %u: invalid endpoint '%.100s'%s%.110s", i,
+			    b->endpoint, reason[0] != '\0' ? ": " : "",
+			    reason);
 			return DTX_EINVAL;
 		}
 	}

@@ -10,6 +10,10 @@
 // waits for the outcome, so the number of contexts bounds the number of
 // such clients; everything else is answered within one loop turn.
 //
+// Roles. Operator commands (List, Abort) are served only by a server
+// opened as an operator listener; any other refuses them, at decode, with
+// DTX_EPERM. Who may connect at all is the listener's TLS CA (link.h).
+//
 // Lock order: server->mtx only (a leaf; held for counters, never across an
 // nng call that may run a callback).
 
@@ -19,10 +23,12 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "link.h"
 #include "log.h"
 #include "strs.h"
 #include "transport.h"
@@ -40,6 +46,8 @@ struct dtxd_sreq {
 
 struct dtxd_server {
 	nng_socket      sock;
+	dtxi_watch     *watch; // logs the listener's refused handshakes
+	bool            operator;
 	dtxd_server_fn  fn;
 	void           *arg;
 	size_t          max_frame;
@@ -136,6 +144,20 @@ request_used_size(const dtxi_request *req)
 	}
 }
 
+// The requests only an operator may make: they act on, or reveal, every
+// client's transactions.
+static bool
+operator_only(dtxi_req_kind kind)
+{
+	return kind == DTXI_REQ_LIST || kind == DTXI_REQ_ABORT;
+}
+
+static const char *
+kind_name(dtxi_req_kind kind)
+{
+	return kind == DTXI_REQ_LIST ? "List" : "Abort";
+}
+
 static void
 sctx_on_recv(dtxd_sreq *c)
 {
@@ -156,6 +178,12 @@ sctx_on_recv(dtxd_sreq *c)
 		rv = DTX_EUNSUPPORTED;
 		dtxi_strlcpy(
 		    why, "a branch call sent to the coordinator", sizeof(why));
+	} else if (rv == 0 && !s->operator&& operator_only(req.kind)) {
+		rv = DTX_EPERM;
+		snprintf(why, sizeof(why),
+		    "%s is an operator command: dtxd accepts it only on its "
+		    "operator listener (--operator-listen)",
+		    kind_name(req.kind));
 	}
 	if (rv != 0) {
 		DTXI_INFO("server: rejected a request: %s: %s",
@@ -271,14 +299,22 @@ dtxd_server_open(
 	s->max_frame   = o->max_frame;
 	s->max_payload = o->max_payload;
 	s->nctx        = o->contexts;
+	s->operator= o->operator;
 	pthread_mutex_init(&s->mtx, NULL);
 	if ((s->ctxs = calloc(s->nctx, sizeof(*s->ctxs))) == NULL) {
 		pthread_mutex_destroy(&s->mtx);
 		free(s);
 		return DTX_ENOMEM;
 	}
+	if (dtxi_watch_open(&s->watch, 0) != 0) {
+		free(s->ctxs);
+		pthread_mutex_destroy(&s->mtx);
+		free(s);
+		return DTX_ENOMEM;
+	}
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		DTXI_ERROR("server: cannot open socket: %s", nng_strerror(rv));
+		dtxi_watch_close(s->watch);
 		free(s->ctxs);
 		pthread_mutex_destroy(&s->mtx);
 		free(s);
@@ -301,10 +337,13 @@ dtxd_server_open(
 			return DTX_ENOMEM;
 		}
 	}
-	if ((rv = nng_listen(s->sock, o->url, NULL, 0)) != 0) {
+	char why[DTX_MESSAGE_MAX + 1];
+	if ((rv = dtxi_listen(s->watch, s->sock, o->url, o->tls, o->ipc_mode,
+	         o->operator? "dtxd operator listener" : "dtxd listener", why,
+	         sizeof(why))) != 0) {
+		DTXI_ERROR("server: cannot listen: %s", why);
 		dtxd_server_close(s);
-		return dtxi_transport_addr_err(
-		    rv, "server: listening", o->url);
+		return rv;
 	}
 	for (unsigned i = 0; i < s->nctx; i++) {
 		sctx_recv(&s->ctxs[i]);
@@ -335,6 +374,7 @@ dtxd_server_close(dtxd_server *s)
 		nanosleep(&ts, NULL);
 	}
 	nng_close(s->sock);
+	dtxi_watch_close(s->watch);
 	for (unsigned i = 0; i < s->nctx; i++) {
 		dtxd_sreq *c = &s->ctxs[i];
 		if (c->aio != NULL) {

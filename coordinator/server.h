@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "codec.h"
+#include "tls.h"
 
 typedef struct dtxd_server dtxd_server;
 typedef struct dtxd_sreq   dtxd_sreq; // one received request
@@ -24,13 +25,17 @@ typedef void (*dtxd_server_fn)(void *arg, dtxd_sreq *r);
 
 typedef struct dtxd_server_opts {
 	const char *url;
-	unsigned    contexts;    // requests received concurrently
-	size_t      max_frame;   // larger frames are answered DTX_ETOOBIG
-	size_t      max_payload; // larger payloads are answered DTX_ETOOBIG
+	unsigned    contexts;     // requests received concurrently
+	size_t      max_frame;    // larger frames are answered DTX_ETOOBIG
+	size_t      max_payload;  // larger payloads are answered DTX_ETOOBIG
+	const dtxi_tls *tls;      // for a tls+tcp:// url (required), or NULL
+	int             ipc_mode; // an ipc:// url's file permissions, or 0
+	bool            operator; // serves operator commands (server.c)
 } dtxd_server_opts;
 
 // Opens the socket, listens on o->url and starts receiving. Errors:
-// DTX_EINVAL, DTX_ETRANSPORT (e.g. address in use, logged), DTX_ENOMEM.
+// DTX_EINVAL (also TLS settings missing for a tls+tcp:// url, or given for
+// another), DTX_ETRANSPORT (e.g. address in use), DTX_ENOMEM; logged.
 int dtxd_server_open(
     dtxd_server **sp, const dtxd_server_opts *o, dtxd_server_fn fn, void *arg);
 

@@ -23,6 +23,14 @@ dtxi_transport_err(int rv, const char *what)
 		return DTX_ECLOSED;
 	case NNG_ENOMEM:
 		return DTX_ENOMEM;
+	case NNG_ECRYPTO:
+	case NNG_EPEERAUTH:
+		// A TLS handshake failed; link.c says why, when it can.
+		if (what != NULL) {
+			DTXI_ERROR("%s: %s (%s)", what, nng_strerror(rv),
+			    dtx_strerror(DTX_EAUTH));
+		}
+		return DTX_EAUTH;
 	default:
 		if (what != NULL) {
 			DTXI_ERROR("%s: %s (%s)", what, nng_strerror(rv),

@@ -17,8 +17,9 @@ struct nng_msg;
 // Maps an nng result to dtx's: 0; NNG_ETIMEDOUT -> DTX_ETIMEDOUT;
 // NNG_ECLOSED and NNG_ECANCELED (an operation stopped because its socket,
 // context or aio is closing) -> DTX_ECLOSED; NNG_ENOMEM -> DTX_ENOMEM;
-// anything else -> DTX_ETRANSPORT, logged with what (e.g. "client: sending
-// a request") unless what is NULL.
+// NNG_ECRYPTO and NNG_EPEERAUTH (a TLS handshake failed) -> DTX_EAUTH;
+// anything else -> DTX_ETRANSPORT. The last two are logged with what (e.g.
+// "client: sending a request") unless what is NULL.
 int dtxi_transport_err(int nng_rv, const char *what);
 
 // Maps the result of nng_listen or nng_dial on url: an address nng cannot

@@ -19,8 +19,14 @@
 // 29% more system CPU and made 28% fewer requests per second (medians; the
 // machine was shared and noisy).
 //
-// Lock order: dtx_client.mtx is a leaf (it guards the free lists and the
-// count of ops in use).
+// The connection is a watched link (proto/link.h): a request that finds
+// the link failing (a TLS handshake refused by either side, a TLS
+// coordinator dialed with tcp:// or the reverse) fails at once with the
+// reason, and the link's watch aborts the requests already waiting when it
+// finds such a failure, instead of letting them wait out their timeout.
+//
+// Lock order: dtx_client.mtx is a leaf (it guards the free lists, the list
+// of all ops and the count of ops in use).
 
 #include "client.h"
 
@@ -37,7 +43,10 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "clock.h"
+#include "link.h"
 #include "log.h"
+#include "strs.h"
+#include "tls.h"
 #include "transport.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -48,10 +57,12 @@ typedef struct op op;
 // One request in flight, or a spare on a free list.
 struct op {
 	op              *next; // on the free list
+	op              *all;  // on the client's list of every op
 	dtx_client      *c;
 	nng_ctx          ctx;
 	nng_aio         *aio;
 	bool             blocking; // its aio has no callback: waited for
+	bool             busy;     // taken (guarded by the client's mtx)
 	bool             sending;
 	int64_t          deadline; // dtxi_mono_ms() of the whole exchange
 	dtxi_client_done done;
@@ -60,10 +71,13 @@ struct op {
 
 struct dtx_client {
 	nng_socket      sock;
+	dtxi_watch     *watch;
+	dtxi_link      *link;
 	atomic_int      timeout_ms;
 	pthread_mutex_t mtx;
 	pthread_cond_t  idle_cv;     // signalled when busy drops to 0
 	op             *free_ops[2]; // [blocking]
+	op             *all_ops;     // every op, free or taken
 	unsigned        busy;        // ops taken and not yet back
 };
 
@@ -76,10 +90,29 @@ clamp_ms(int64_t ms)
 	return ms < 1 ? 1 : (int32_t)ms;
 }
 
+// On the link's watch thread: the link fails (link.h). Every request
+// taken ends now with the link's reason instead of waiting for a
+// connection that will not come; an op not in nng (being started or
+// finished) is not affected by the abort.
+static void
+client_link_failed(void *arg)
+{
+	dtx_client *c = arg;
+
+	pthread_mutex_lock(&c->mtx);
+	for (op *o = c->all_ops; o != NULL; o = o->all) {
+		if (o->busy) {
+			nng_aio_abort(o->aio, NNG_EPEERAUTH);
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
 int
-dtx_client_open(dtx_client **cp, const char *url)
+dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t)
 {
 	dtx_client *c;
+	char        why[DTX_MESSAGE_MAX + 1];
 	int         rv;
 
 	if (cp == NULL || url == NULL || url[0] == '\0') {
@@ -98,8 +131,12 @@ dtx_client_open(dtx_client **cp, const char *url)
 		free(c);
 		return DTX_ENOMEM;
 	}
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		rv = dtxi_transport_err(rv, "client: opening the socket");
+	if ((rv = dtxi_watch_open(&c->watch, 0)) != 0 ||
+	    (rv = nng_req0_open(&c->sock)) != 0) {
+		rv = rv == DTX_ENOMEM
+		    ? rv
+		    : dtxi_transport_err(rv, "client: opening the socket");
+		dtxi_watch_close(c->watch);
 		pthread_cond_destroy(&c->idle_cv);
 		pthread_mutex_destroy(&c->mtx);
 		free(c);
@@ -115,8 +152,18 @@ dtx_client_open(dtx_client **cp, const char *url)
 		rv = dtxi_transport_err(rv, "client: setting socket options");
 		goto fail;
 	}
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		rv = dtxi_transport_addr_err(rv, "client: dialing", url);
+	dtxi_link_opts lo = {
+	    .url  = url,
+	    .tls  = t,
+	    .peer = "the coordinator",
+	    .hint = "dtxd's --listen takes --tls-ca's, its operator listener "
+	            "--operator-tls-ca's",
+	    .fail = client_link_failed,
+	    .arg  = c,
+	};
+	if ((rv = dtxi_link_open(
+	         &c->link, c->watch, c->sock, &lo, why, sizeof(why))) != 0) {
+		DTXI_WARN("client: cannot dial: %s", why);
 		goto fail;
 	}
 	*cp = c;
@@ -124,9 +171,36 @@ dtx_client_open(dtx_client **cp, const char *url)
 
 fail:
 	nng_close(c->sock);
+	dtxi_watch_close(c->watch);
 	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
+	return rv;
+}
+
+int
+dtx_client_open(dtx_client **cp, const char *url)
+{
+	return dtxi_client_open(cp, url, NULL);
+}
+
+int
+dtx_client_open_tls(dtx_client **cp, const char *url, const dtx_tls_opts *o)
+{
+	dtxi_tls *t;
+	char      why[DTX_MESSAGE_MAX + 1];
+	int       rv;
+
+	if (cp == NULL || url == NULL || o == NULL) {
+		return DTX_EINVAL;
+	}
+	if ((rv = dtxi_tls_load(&t, o, DTXI_TLS_DIAL, why, sizeof(why))) !=
+	    0) {
+		DTXI_ERROR("client: TLS settings for %s: %s", url, why);
+		return rv;
+	}
+	rv = dtxi_client_open(cp, url, t);
+	dtxi_tls_rele(t); // the link holds its own reference
 	return rv;
 }
 
@@ -160,16 +234,18 @@ dtx_client_close(dtx_client *c)
 		pthread_cond_wait(&c->idle_cv, &c->mtx);
 	}
 	pthread_mutex_unlock(&c->mtx);
-	for (int k = 0; k < 2; k++) {
-		while (c->free_ops[k] != NULL) {
-			op *o          = c->free_ops[k];
-			c->free_ops[k] = o->next;
-			nng_aio_free(o->aio);
-			nng_ctx_close(o->ctx);
-			free(o);
-		}
-	}
+	// Every op is idle. The link goes after the socket (its pipe
+	// notifications name it) and before the ops (its watch may still be
+	// aborting them).
 	nng_close(c->sock);
+	dtxi_link_close(c->link);
+	dtxi_watch_close(c->watch);
+	while (c->all_ops != NULL) {
+		op *o      = c->all_ops;
+		c->all_ops = o->all;
+		nng_aio_free(o->aio);
+		free(o);
+	}
 	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
@@ -185,6 +261,7 @@ op_release(op *o)
 	o->done = NULL;
 	o->arg  = NULL;
 	pthread_mutex_lock(&c->mtx);
+	o->busy                  = false;
 	o->next                  = c->free_ops[o->blocking];
 	c->free_ops[o->blocking] = o;
 	if (--c->busy == 0) {
@@ -202,6 +279,7 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 	pthread_mutex_lock(&c->mtx);
 	if ((o = c->free_ops[blocking]) != NULL) {
 		c->free_ops[blocking] = o->next;
+		o->busy               = true;
 		c->busy++;
 	}
 	pthread_mutex_unlock(&c->mtx);
@@ -224,6 +302,9 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 		return dtxi_transport_err(rv, "client: opening a context");
 	}
 	pthread_mutex_lock(&c->mtx);
+	o->busy    = true;
+	o->all     = c->all_ops;
+	c->all_ops = o;
 	c->busy++;
 	pthread_mutex_unlock(&c->mtx);
 	*op_p = o;
@@ -285,13 +366,9 @@ op_cb(void *arg)
 			// A failed send leaves the message with us.
 			nng_msg_free(nng_aio_get_msg(o->aio));
 			nng_aio_set_msg(o->aio, NULL);
-			snprintf(why, sizeof(why),
-			    "sending to the coordinator: %s",
-			    nng_strerror(rv));
-			op_finish(o,
-			    dtxi_transport_err(
-			        rv, "client: sending a request"),
-			    NULL, why);
+			rv = dtxi_link_err(o->c->link, rv,
+			    "sending to the coordinator", why, sizeof(why));
+			op_finish(o, rv, NULL, why);
 			return;
 		}
 		nng_aio_set_timeout(
@@ -300,11 +377,9 @@ op_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		snprintf(why, sizeof(why), "waiting for the coordinator: %s",
-		    nng_strerror(rv));
-		op_finish(o,
-		    dtxi_transport_err(rv, "client: receiving a reply"), NULL,
-		    why);
+		rv = dtxi_link_err(o->c->link, rv,
+		    "waiting for the coordinator", why, sizeof(why));
+		op_finish(o, rv, NULL, why);
 		return;
 	}
 	op_reply(o, nng_aio_get_msg(o->aio));
@@ -334,6 +409,15 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 	int32_t  tmo = clamp_ms(timeout_ms);
 	int      rv;
 
+	char reason[DTX_MESSAGE_MAX + 1];
+
+	// A request on a link known to fail would only wait: it fails now.
+	if ((rv = dtxi_link_check(c->link, reason, sizeof(reason))) != 0) {
+		if (why != NULL) {
+			dtxi_strlcpy(why, reason, DTX_MESSAGE_MAX + 1);
+		}
+		return rv;
+	}
 	if ((rv = dtxi_transport_encode_request(req, &m)) != 0) {
 		if (why != NULL) {
 			snprintf(why, DTX_MESSAGE_MAX + 1,
@@ -353,6 +437,12 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 	nng_aio_set_timeout(o->aio, tmo);
 	nng_aio_set_msg(o->aio, m);
 	nng_ctx_send(o->ctx, o->aio);
+	// Failed since the check above: the watch's abort may have missed
+	// this request. (If it has ended already, it or its successor on
+	// this op fails with the link anyway.)
+	if (dtxi_link_failing(c->link)) {
+		nng_aio_abort(o->aio, NNG_EPEERAUTH);
+	}
 	return 0;
 }
 
@@ -384,22 +474,18 @@ dtxi_client_call(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 		// A failed send leaves the message with us.
 		nng_msg_free(nng_aio_get_msg(o->aio));
 		nng_aio_set_msg(o->aio, NULL);
-		snprintf(reason, sizeof(reason),
-		    "sending to the coordinator: %s", nng_strerror(rv));
-		return op_finish(o,
-		    dtxi_transport_err(rv, "client: sending a request"), NULL,
-		    reason);
+		rv = dtxi_link_err(c->link, rv, "sending to the coordinator",
+		    reason, sizeof(reason));
+		return op_finish(o, rv, NULL, reason);
 	}
 	o->sending = false;
 	nng_aio_set_timeout(o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
 	nng_ctx_recv(o->ctx, o->aio);
 	nng_aio_wait(o->aio);
 	if ((rv = nng_aio_result(o->aio)) != 0) {
-		snprintf(reason, sizeof(reason),
-		    "waiting for the coordinator: %s", nng_strerror(rv));
-		return op_finish(o,
-		    dtxi_transport_err(rv, "client: receiving a reply"), NULL,
-		    reason);
+		rv = dtxi_link_err(c->link, rv, "waiting for the coordinator",
+		    reason, sizeof(reason));
+		return op_finish(o, rv, NULL, reason);
 	}
 	return op_reply(o, nng_aio_get_msg(o->aio));
 }

@@ -15,6 +15,7 @@
 #include <dtx/dtx.h>
 
 #include "codec.h"
+#include "tls.h"
 
 // Called exactly once when a request ends. rv 0: rep is the decoded reply
 // (its code is 0; its payloads are slices of the received frame, valid only
@@ -47,6 +48,10 @@ int dtxi_client_send(dtx_client *c, const dtxi_request *req,
 // asynchronous request's done, which must not block.
 int dtxi_client_call(dtx_client *c, const dtxi_request *req,
     int64_t timeout_ms, dtxi_client_done done, void *arg, char *why);
+
+// dtx_client_open, or dtx_client_open_tls with a loaded t (held by the
+// client; NULL for a plain URL).
+int dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t);
 
 // The timeout of one request that does not wait for an outcome
 // (dtx_client_set_timeout_ms).

@@ -30,6 +30,7 @@
 #include "resolver.h"
 #include "serve.h"
 #include "strs.h"
+#include "tls.h"
 
 #define DEFAULT_WORKERS  4
 #define MAX_WORKERS      256
@@ -61,6 +62,8 @@ struct dtx_participant {
 	dtxi_resolver *resolver; // the barrier's background work, listening
 	char          *resolver_url; // NULL: no in-doubt resolution
 	uint32_t       resolve_after_ms;
+	dtxi_tls      *tls;          // the listener's, or NULL
+	dtxi_tls      *resolver_tls; // the resolver's client's, or NULL
 	dtxi_crash     crash; // DTX_PARTICIPANT_CRASH_AT, read at listen
 	char message[DTX_MESSAGE_MAX + 1]; // why the last call failed
 };
@@ -333,6 +336,43 @@ dtx_participant_set_resolver(
 	return 0;
 }
 
+// Loads o into *slot (replacing what was there) for dtx_participant_set_tls
+// and dtx_participant_set_resolver_tls.
+static int
+set_tls(dtx_participant *p, const dtx_tls_opts *o, dtxi_tls_role role,
+    dtxi_tls **slot)
+{
+	dtxi_tls *t;
+	char      why[DTX_MESSAGE_MAX + 1];
+	int       rv;
+
+	if (p == NULL || o == NULL) {
+		return DTX_EINVAL;
+	}
+	if (p->listening) {
+		return refuse(p, DTX_ESTATE, "the participant is listening");
+	}
+	if ((rv = dtxi_tls_load(&t, o, role, why, sizeof(why))) != 0) {
+		return refuse(p, rv, "%s", why);
+	}
+	dtxi_tls_rele(*slot);
+	*slot = t;
+	return 0;
+}
+
+int
+dtx_participant_set_tls(dtx_participant *p, const dtx_tls_opts *o)
+{
+	return set_tls(p, o, DTXI_TLS_LISTEN, p != NULL ? &p->tls : NULL);
+}
+
+int
+dtx_participant_set_resolver_tls(dtx_participant *p, const dtx_tls_opts *o)
+{
+	return set_tls(
+	    p, o, DTXI_TLS_DIAL, p != NULL ? &p->resolver_tls : NULL);
+}
+
 static dtx_phase_fn
 phase_fn(const dtx_method_ops *ops, int phase)
 {
@@ -514,19 +554,30 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 		return refuse(p, DTX_ESTATE, "the participant is listening");
 	}
 	p->message[0] = '\0';
+	if (p->resolver_url != NULL &&
+	    dtxi_tls_url(p->resolver_url) != (p->resolver_tls != NULL)) {
+		return refuse(p, DTX_EINVAL,
+		    p->resolver_tls == NULL
+		        ? "the resolver's coordinator %s needs "
+		          "dtx_participant_set_resolver_tls()"
+		        : "resolver TLS settings given but %s is not "
+		          "tls+tcp://",
+		    p->resolver_url);
+	}
 	dtxi_crash_init(&p->crash, DTXI_CRASH_PARTICIPANT,
 	    getenv(DTXI_CRASH_ENV_PARTICIPANT));
 	// The barrier's background work starts first, so that no call is
 	// served while its purge or resolver could still fail to start.
 	if (p->barrier != NULL &&
 	    (rv = dtxi_resolver_start(&p->resolver, p->barrier,
-	         p->resolver_url, p->resolve_after_ms, run_resolved, p,
-	         p->max_payload)) != 0) {
+	         p->resolver_url, p->resolver_tls, p->resolve_after_ms,
+	         run_resolved, p, p->max_payload)) != 0) {
 		return rv;
 	}
 	o.workers     = p->nworkers;
 	o.contexts    = p->ncontexts;
 	o.max_payload = p->max_payload;
+	o.tls         = p->tls;
 	if ((rv = dtxi_serve_start(
 	         &p->serve, url, &o, run_call, p, p->message)) != 0) {
 		dtxi_resolver_stop(p->resolver);
@@ -553,5 +604,7 @@ dtx_participant_close(dtx_participant *p)
 	}
 	free(p->methods);
 	free(p->resolver_url);
+	dtxi_tls_rele(p->tls);
+	dtxi_tls_rele(p->resolver_tls);
 	free(p);
 }

@@ -24,6 +24,7 @@
 #include <rocksdb/c.h>
 
 #include "barrier_impl.h"
+#include "client.h"
 #include "clock.h"
 #include "log.h"
 #include "reply.h"
@@ -37,6 +38,7 @@
 struct dtxi_resolver {
 	dtxi_barrier        *b;
 	char                *url; // NULL: purge only
+	dtxi_tls            *tls; // held for a tls+tcp:// url, or NULL
 	uint32_t             after_ms;
 	dtxi_resolver_runner run;
 	void                *run_arg;
@@ -226,7 +228,7 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 	n = find_doubts(
 	    r->b, dtxi_now_ms() - (int64_t)r->after_ms, d, RESOLVE_PER_PASS);
 	if (n > 0 && *cp == NULL) {
-		if (dtx_client_open(cp, r->url) != 0) {
+		if (dtxi_client_open(cp, r->url, r->tls) != 0) {
 			*cp = NULL;
 		} else {
 			dtx_client_set_timeout_ms(*cp, RESOLVE_TIMEOUT);
@@ -348,7 +350,8 @@ resolver_main(void *arg)
 
 int
 dtxi_resolver_start(dtxi_resolver **rp, dtxi_barrier *b, const char *url,
-    uint32_t after_ms, dtxi_resolver_runner run, void *arg, size_t max_payload)
+    dtxi_tls *tls, uint32_t after_ms, dtxi_resolver_runner run, void *arg,
+    size_t max_payload)
 {
 	dtxi_resolver *r;
 
@@ -371,6 +374,7 @@ dtxi_resolver_start(dtxi_resolver **rp, dtxi_barrier *b, const char *url,
 		return DTX_ENOMEM;
 	}
 	r->b           = b;
+	r->tls         = tls;
 	r->after_ms    = after_ms;
 	r->run         = run;
 	r->run_arg     = arg;
@@ -381,6 +385,9 @@ dtxi_resolver_start(dtxi_resolver **rp, dtxi_barrier *b, const char *url,
 		free(r->url);
 		free(r);
 		return DTX_ENOMEM;
+	}
+	if (tls != NULL) {
+		dtxi_tls_hold(tls);
 	}
 	*rp = r;
 	return 0;
@@ -403,6 +410,7 @@ dtxi_resolver_stop(dtxi_resolver *r)
 	}
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mtx);
+	dtxi_tls_rele(r->tls);
 	free(r->url);
 	free(r);
 }

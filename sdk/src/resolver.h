@@ -13,6 +13,7 @@
 #include <dtx/dtx.h>
 
 #include "barrier.h"
+#include "tls.h"
 
 typedef struct dtxi_resolver dtxi_resolver;
 
@@ -24,11 +25,11 @@ typedef dtx_result (*dtxi_resolver_runner)(
 
 // Starts the background thread over b: the purge always; with url (not
 // NULL) the resolution of branches prepared longer than after_ms ago,
-// asking the coordinator at url and running the decided phase with
-// run(arg, ...); max_payload bounds the replies it makes. Errors:
-// DTX_ENOMEM.
+// asking the coordinator at url (with tls, held, for a tls+tcp:// url) and
+// running the decided phase with run(arg, ...); max_payload bounds the
+// replies it makes. Errors: DTX_ENOMEM.
 int dtxi_resolver_start(dtxi_resolver **rp, dtxi_barrier *b, const char *url,
-    uint32_t after_ms, dtxi_resolver_runner run, void *arg,
+    dtxi_tls *tls, uint32_t after_ms, dtxi_resolver_runner run, void *arg,
     size_t max_payload);
 
 // Stops and joins the thread (waits for a callback it runs), and frees r.

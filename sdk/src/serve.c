@@ -34,6 +34,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "clock.h"
+#include "link.h"
 #include "log.h"
 #include "reply.h"
 #include "strs.h"
@@ -113,6 +114,7 @@ struct dtxi_serve {
 	void           *arg;
 
 	atomic_bool closing;
+	dtxi_watch *watch; // logs the listener's refused handshakes
 	nng_socket  sock;
 	bool        sock_open;
 	pctx       *ctxs;
@@ -508,6 +510,8 @@ serve_stop(dtxi_serve *s)
 		nng_close(s->sock);
 		s->sock_open = false;
 	}
+	dtxi_watch_close(s->watch);
+	s->watch = NULL;
 	pthread_mutex_lock(&s->mtx);
 	s->stop = true;
 	pthread_cond_broadcast(&s->cv);
@@ -571,6 +575,9 @@ dtxi_serve_start(dtxi_serve **sp, const char *url, const dtxi_serve_opts *o,
 	s->arg = arg;
 	atomic_init(&s->closing, false);
 
+	if ((rv = dtxi_watch_open(&s->watch, 0)) != 0) {
+		goto fail;
+	}
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		rv = dtxi_transport_err(rv, "participant: opening the socket");
 		goto fail;
@@ -620,11 +627,12 @@ dtxi_serve_start(dtxi_serve **sp, const char *url, const dtxi_serve_opts *o,
 		}
 		s->nthreads++;
 	}
-	if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
-		snprintf(why, DTX_MESSAGE_MAX + 1, "cannot listen on %s: %s",
-		    url, nng_strerror(rv));
-		rv =
-		    dtxi_transport_addr_err(rv, "participant: listening", url);
+	char reason[DTX_MESSAGE_MAX + 1];
+	if ((rv = dtxi_listen(s->watch, s->sock, url, o->tls, 0,
+	         "participant listener", reason, sizeof(reason))) != 0) {
+		snprintf(
+		    why, DTX_MESSAGE_MAX + 1, "cannot listen: %.240s", reason);
+		DTXI_WARN("participant: %s", why);
 		goto fail;
 	}
 	for (unsigned i = 0; i < s->nctxs; i++) {

@@ -16,6 +16,7 @@
 #include <dtx/dtx.h>
 
 #include "codec.h"
+#include "tls.h"
 
 typedef struct dtxi_serve dtxi_serve;
 
@@ -28,15 +29,18 @@ typedef void (*dtxi_serve_fn)(void *arg, const dtxi_call *call,
     int64_t recv_ms, dtx_reply *reply, dtxi_branch_reply *out);
 
 typedef struct dtxi_serve_opts {
-	unsigned workers;     // threads that run calls
-	unsigned contexts;    // frames received concurrently
-	size_t   max_payload; // of a call, and of a reply
+	unsigned        workers;     // threads that run calls
+	unsigned        contexts;    // frames received concurrently
+	size_t          max_payload; // of a call, and of a reply
+	const dtxi_tls *tls; // for a tls+tcp:// url (required), else NULL
 } dtxi_serve_opts;
 
 // Listens on url and serves calls through run(arg, ...) until
-// dtxi_serve_stop(). Errors: DTX_EINVAL (an address nng cannot use),
-// DTX_ETRANSPORT, DTX_ENOMEM; for a listen that failed, why (room for
-// DTX_MESSAGE_MAX + 1 bytes) says nng's reason.
+// dtxi_serve_stop(). Only peers with a certificate signed by o->tls's CA
+// get through a TLS listener; refused handshakes are logged. Errors:
+// DTX_EINVAL (an address nng cannot use, TLS settings missing or given for
+// a plain URL), DTX_ETRANSPORT, DTX_ENOMEM; for a listen that failed, why
+// (room for DTX_MESSAGE_MAX + 1 bytes) says the reason.
 int dtxi_serve_start(dtxi_serve **sp, const char *url,
     const dtxi_serve_opts *o, dtxi_serve_fn run, void *arg, char *why);
 

@@ -205,7 +205,7 @@ Test(dispatcher, sends_one_pass_of_calls_to_a_peer_as_one_batch)
 	dtxd_peer     *peer;
 	uint64_t       calls, msgs;
 
-	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer), 0);
+	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer, NULL, 0), 0);
 	for (uint32_t i = 0; i < 5; i++) {
 		queue(peer, "g1", i, i == 3 ? "no" : "ok", 5000, &o[i]);
 	}
@@ -233,7 +233,7 @@ Test(dispatcher, sends_a_lone_call_plain)
 	static outcome o;
 	dtxd_peer     *peer;
 
-	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer), 0);
+	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer, NULL, 0), 0);
 	queue(peer, "g2", 7, "ok", 5000, &o);
 	dtxd_dispatcher_flush(D);
 	wait_all(&o, 1);
@@ -249,7 +249,7 @@ Test(dispatcher, falls_back_to_single_calls_for_a_peer_without_batches)
 	dtxd_peer     *peer;
 
 	atomic_store(&P.mode, MODE_NO_BATCH);
-	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer), 0);
+	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer, NULL, 0), 0);
 	for (uint32_t i = 0; i < 3; i++) {
 		queue(peer, "g3", i, "ok", 5000, &o[i]);
 	}
@@ -278,7 +278,7 @@ Test(dispatcher, ends_an_unanswered_call_at_its_timeout)
 	dtxd_peer     *peer;
 
 	atomic_store(&P.mode, MODE_SILENT);
-	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer), 0);
+	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer, NULL, 0), 0);
 	queue(peer, "g5", 0, "ok", 200, &o[0]);
 	queue(peer, "g5", 1, "ok", 200, &o[1]);
 	dtxd_dispatcher_flush(D);
@@ -291,8 +291,10 @@ Test(dispatcher, refuses_an_endpoint_it_cannot_dial)
 {
 	dtxd_peer *peer = NULL;
 
-	cr_assert_eq(dtxd_dispatcher_peer(D, "nosuch://x", &peer), DTX_EINVAL);
-	cr_assert_eq(dtxd_dispatcher_peer(D, "tcp://", &peer), DTX_EINVAL);
+	cr_assert_eq(
+	    dtxd_dispatcher_peer(D, "nosuch://x", &peer, NULL, 0), DTX_EINVAL);
+	cr_assert_eq(
+	    dtxd_dispatcher_peer(D, "tcp://", &peer, NULL, 0), DTX_EINVAL);
 	cr_assert_null(peer);
 }
 
@@ -309,7 +311,7 @@ Test(dispatcher, close_ends_the_calls_in_flight)
 	dtxd_peer     *peer;
 
 	atomic_store(&P.mode, MODE_SILENT);
-	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer), 0);
+	cr_assert_eq(dtxd_dispatcher_peer(D, P.url, &peer, NULL, 0), 0);
 	queue(peer, "g6", 0, "ok", 60000, &o);
 	dtxd_dispatcher_flush(D);
 	// Once the participant holds the call, the dispatcher closes.

@@ -255,3 +255,59 @@ Test(server, refuses_an_address_it_cannot_listen_on)
 	o.contexts = 0;
 	cr_assert_eq(dtxd_server_open(&s2, &o, handler, NULL), DTX_EINVAL);
 }
+
+// A request of kind for gid, encoded.
+static size_t
+gid_frame(uint8_t *buf, size_t cap, dtxi_req_kind kind, const char *gid)
+{
+	dtxi_request req;
+	size_t       len = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.version = DTX_PROTOCOL_VERSION;
+	req.kind    = kind;
+	if (kind == DTXI_REQ_ABORT) {
+		dtxi_strlcpy(req.u.abort.gid, gid, sizeof(req.u.abort.gid));
+	}
+	cr_assert_eq(dtxi_request_encode(&req, buf, cap, &len), 0);
+	return len;
+}
+
+Test(server, refuses_operator_commands_unless_it_is_an_operator_listener)
+{
+	static dtxi_reply rep;
+	uint8_t           f[256];
+	dtxd_server      *op  = NULL;
+	nng_socket        ocl = NNG_SOCKET_INITIALIZER;
+	char              opurl[DTXT_URL_MAX];
+	dtxd_server_opts  o = {.url = opurl,
+	     .contexts              = 2,
+	     .max_frame             = FRAME_MAX,
+	     .max_payload           = 64,
+	     .operator= true };
+
+	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_LIST, ""), &rep);
+	cr_assert_eq(rep.code, DTX_EPERM);
+	cr_assert(strstr(rep.message, "List is an operator command") != NULL,
+	    "%s", rep.message);
+	cr_assert(strstr(rep.message, "--operator-listen") != NULL);
+	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_ABORT, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EPERM);
+	cr_assert(strstr(rep.message, "Abort") != NULL, "%s", rep.message);
+	cr_assert_eq(atomic_load(&calls), 0, "refused before the handler");
+
+	// The operator listener hands both to the handler (which answers
+	// EUNSUPPORTED to anything but Status).
+	cr_assert_eq(dtxt_free_url(opurl, sizeof(opurl)), 0);
+	cr_assert_eq(dtxd_server_open(&op, &o, handler, NULL), 0);
+	cr_assert_eq(nng_req0_open(&ocl), 0);
+	cr_assert_eq(nng_socket_set_ms(ocl, NNG_OPT_RECVTIMEO, 10000), 0);
+	cr_assert_eq(nng_dial(ocl, opurl, NULL, 0), 0);
+	exchange(ocl, f, gid_frame(f, sizeof(f), DTXI_REQ_LIST, ""), &rep);
+	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
+	exchange(ocl, f, gid_frame(f, sizeof(f), DTXI_REQ_ABORT, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
+	cr_assert_eq(atomic_load(&calls), 2);
+	nng_close(ocl);
+	dtxd_server_close(op);
+}

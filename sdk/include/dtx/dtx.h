@@ -64,7 +64,9 @@ extern "C" {
 	XX(ESHUTDOWN, 15, "coordinator shutting down")                        \
 	XX(ENOSPC, 16, "no space left on the storage device")                 \
 	XX(EBUSY, 17, "too many requests in flight")                          \
-	XX(EINTERNAL, 18, "internal error")
+	XX(EINTERNAL, 18, "internal error")                                   \
+	XX(EAUTH, 20, "TLS handshake failed: peer not authenticated")         \
+	XX(EPERM, 21, "not permitted on this listener")
 
 enum dtx_errno {
 #define DTX_ERR_ENUM_(name, num, text) DTX_##name = num,
@@ -135,6 +137,32 @@ DTX_API const char *dtx_mode_name(int mode);
 
 // True for COMMITTED, ABORTED and COMPENSATED.
 DTX_API bool dtx_state_is_terminal(int state);
+
+// ---------------------------------------------------------------------------
+// TLS (tls+tcp:// URLs)
+// ---------------------------------------------------------------------------
+
+// A TLS identity and the CA that the peer's certificate must be signed by,
+// for dtx_client_open_tls(), dtx_participant_set_tls() and
+// dtx_participant_set_resolver_tls(). TLS in dtx is mutual: a listener
+// requires a certificate from every peer, and a dialer checks the
+// server's certificate and its name. Each item is given once, as a PEM file
+// or as PEM text in memory; the function it is passed to reads, checks and
+// copies everything, so o and its strings may be freed afterwards (that
+// the key is the certificate's is not checked there: a wrong key fails
+// every handshake). Which CA signs what (roles): README, "Securing dtx".
+typedef struct dtx_tls_opts {
+	const char *cert_file; // own certificate (PEM; a chain, leaf first)
+	const char *cert_pem;
+	const char *key_file; // its private key (PEM)
+	const char *key_pem;
+	const char *key_password; // for an encrypted key, or NULL
+	const char *ca_file;      // CA certificate(s) a peer must be signed by
+	const char *ca_pem;
+	// Dialing only: the name the server's certificate must carry (a DNS
+	// name of its subjectAltName, or its CN). NULL: the URL's host.
+	const char *server_name;
+} dtx_tls_opts;
 
 // ---------------------------------------------------------------------------
 // Participant
@@ -241,8 +269,28 @@ DTX_API int dtx_participant_register_method(dtx_participant *p,
 // Valid until the next call on p.
 DTX_API const char *dtx_participant_message(const dtx_participant *p);
 
-// Starts serving branch calls on url (tcp://, ipc:// or inproc://). May be
-// called once. Errors: DTX_EINVAL, DTX_ESTATE, DTX_ETRANSPORT, DTX_ENOMEM.
+// Serves branch calls on a tls+tcp:// URL with o's certificate and key,
+// and takes calls only from peers whose certificate is signed by o's CA:
+// give it the coordinator CA (README, "Securing dtx"), so that nobody but
+// dtxd can make a branch call. Refused handshakes are logged. Before listen
+// only. Errors: DTX_EINVAL (o NULL, an item missing, unreadable, malformed
+// or outside its validity dates: dtx_participant_message() names the file
+// and the reason), DTX_ESTATE, DTX_ENOMEM.
+DTX_API int dtx_participant_set_tls(dtx_participant *p, const dtx_tls_opts *o);
+
+// The TLS identity and CA of the resolver's connection to a tls+tcp://
+// coordinator (dtx_participant_set_resolver), as for
+// dtx_client_open_tls(). Before listen only. Errors as
+// dtx_participant_set_tls.
+DTX_API int dtx_participant_set_resolver_tls(
+    dtx_participant *p, const dtx_tls_opts *o);
+
+// Starts serving branch calls on url (tcp://, ipc://, inproc://, or
+// tls+tcp:// after dtx_participant_set_tls). May be called once. Errors:
+// DTX_EINVAL (also a tls+tcp:// URL without TLS settings, TLS settings
+// with another URL, and a resolver coordinator URL that does not match its
+// TLS settings: dtx_participant_message() says which), DTX_ESTATE,
+// DTX_ETRANSPORT, DTX_ENOMEM.
 DTX_API int dtx_participant_listen(dtx_participant *p, const char *url);
 
 // Stops listening, waits for running callbacks to return, frees everything.
@@ -339,11 +387,27 @@ DTX_API rocksdb_writebatch_t *dtx_reply_writebatch(dtx_reply *r);
 typedef struct dtx_client dtx_client; // opaque, thread-safe
 typedef struct dtx_tx     dtx_tx;     // opaque, one thread at a time
 
-// Opens a client of the coordinator at url. On success *cp must be released
-// with dtx_client_close(). The connection is made in the background, so a
-// coordinator that is not up yet is not an error here. Errors: DTX_EINVAL,
-// DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe.
+// Opens a client of the coordinator at url (tcp:// or ipc://). On success
+// *cp must be released with dtx_client_close(). The connection is made in
+// the background, so a coordinator that is not up yet is not an error here.
+// A connection that cannot work (a TLS listener at url, say) fails every
+// request at once with DTX_EAUTH and a message saying why, never a timeout.
+// Errors: DTX_EINVAL (a malformed URL, or a tls+tcp:// one: see
+// dtx_client_open_tls), DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe.
 DTX_API int dtx_client_open(dtx_client **cp, const char *url);
+
+// Opens a client of the coordinator at a tls+tcp:// url with o's identity
+// (the certificate dtxd's listener accepts: README, "Securing dtx") and
+// CA (the one dtxd's certificate is signed by), as dtx_client_open() does.
+// The server's certificate must carry o->server_name or url's host. When
+// the TLS handshake fails, on either side, requests fail with DTX_EAUTH and
+// a message that says what went wrong (unknown CA, no certificate, wrong
+// name, expired, a plain listener), which is also logged. Errors:
+// DTX_EINVAL (o NULL, a URL that is not tls+tcp://, an item missing,
+// unreadable, malformed or outside its validity dates: logged with the file
+// and the reason), DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe.
+DTX_API int dtx_client_open_tls(
+    dtx_client **cp, const char *url, const dtx_tls_opts *o);
 
 // Timeout of one request that does not wait for an outcome (default 10000
 // ms). Errors: DTX_EINVAL.
