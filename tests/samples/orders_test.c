@@ -230,11 +230,12 @@ group_alive(pid_t pgid)
 	return alive;
 }
 
-// Runs "bash demo build" in its own process group, whose id goes to *pgid,
-// collecting stdout and stderr. Returns the wait status, or -1 on timeout
-// (the group is then killed).
+// Runs "bash demo build [flag]" in its own process group, whose id goes to
+// *pgid, collecting stdout and stderr. Returns the wait status, or -1 on
+// timeout (the group is then killed).
 static int
-run_demo(const char *demo, const char *build, output *out, pid_t *pgid)
+run_demo(const char *demo, const char *build, const char *flag, output *out,
+    pid_t *pgid)
 {
 	int     fds[2];
 	pid_t   pid;
@@ -253,7 +254,7 @@ run_demo(const char *demo, const char *build, output *out, pid_t *pgid)
 		dup2(fds[1], STDERR_FILENO);
 		close(fds[0]);
 		close(fds[1]);
-		execlp("bash", "bash", demo, build, (char *)NULL);
+		execlp("bash", "bash", demo, build, flag, (char *)NULL);
 		_exit(127);
 	}
 	cr_assert_gt(pid, 0, "fork: %s", strerror(errno));
@@ -304,8 +305,9 @@ run_demo(const char *demo, const char *build, output *out, pid_t *pgid)
 	return status;
 }
 
-Test(orders, demo_runs_the_four_orders_with_the_expected_outcomes,
-    .timeout = 280)
+// Runs the demo with flag (NULL: none) and checks its outcomes.
+static void
+check_demo(const char *flag)
 {
 	static const char *const expected[] = {
 	    "RESULT 2pc success: COMMITTED (as expected)",
@@ -331,7 +333,7 @@ Test(orders, demo_runs_the_four_orders_with_the_expected_outcomes,
 	cr_assert(find_demo(build, demo, sizeof(demo)),
 	    "cannot find %s (set DTX_ORDERS_DEMO to its path)", DEMO_PATH);
 
-	status = run_demo(demo, build, &out, &pgid);
+	status = run_demo(demo, build, flag, &out, &pgid);
 
 	// Everything the demo started must be gone shortly after it exits.
 	// Orphans are reaped by init, not at once, so allow a few seconds.
@@ -362,4 +364,17 @@ Test(orders, demo_runs_the_four_orders_with_the_expected_outcomes,
 	    "demo.sh failed (wait status 0x%x)", (unsigned)status);
 	cr_assert_eq(missing, 0, "%u expected lines missing", missing);
 	cr_assert_not(survivors, "processes started by demo.sh survived it");
+}
+
+Test(orders, demo_runs_the_four_orders_with_the_expected_outcomes,
+    .timeout = 280)
+{
+	check_demo(NULL);
+}
+
+// The same over mutual TLS on every connection (certificates made by the
+// demo with samples/tls/make-certs.sh).
+Test(orders, demo_runs_the_four_orders_over_mutual_tls, .timeout = 280)
+{
+	check_demo("--tls");
 }

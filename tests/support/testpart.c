@@ -48,7 +48,12 @@
 //            [--seed N] [--refuse-rate R] [--retry-rate R]
 //            [--delay-rate R] [--delay-ms MS] [--timeout-rate R]
 //            [--timeout-ms MS]
+//            [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 //        dtx-testpart --dump --store DIR
+//
+// The TLS settings serve a tls+tcp:// --listen (callers must have a
+// certificate of the CA: the coordinator CA) and, when --coordinator is
+// tls+tcp://, the resolver's connection to it.
 
 #include <dtx/dtx.h>
 
@@ -508,6 +513,7 @@ usage(void)
 	    "           [--seed N] [--refuse-rate R] [--retry-rate R]\n"
 	    "           [--delay-rate R] [--delay-ms MS] [--timeout-rate R]\n"
 	    "           [--timeout-ms MS]   (R: RATE or PHASE=RATE,...)\n"
+	    "           [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
 	    "       dtx-testpart --dump --store DIR\n");
 }
 
@@ -659,6 +665,7 @@ main(int argc, char **argv)
 	const char      *url     = NULL;
 	const char      *logpath = NULL;
 	unsigned         workers = 0;
+	dtx_tls_opts     tls     = {0};
 	dtx_participant *p       = NULL;
 	sigset_t         sigs;
 	int              sig;
@@ -686,6 +693,12 @@ main(int argc, char **argv)
 			tp.name = v;
 		} else if (strcmp(argv[i], "--workers") == 0) {
 			workers = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(argv[i], "--tls-cert") == 0) {
+			tls.cert_file = v;
+		} else if (strcmp(argv[i], "--tls-key") == 0) {
+			tls.key_file = v;
+		} else if (strcmp(argv[i], "--tls-ca") == 0) {
+			tls.ca_file = v;
 		} else {
 			usage();
 			return 1;
@@ -724,9 +737,15 @@ main(int argc, char **argv)
 	        (rv = dtx_participant_set_workers(p, workers)) != 0) ||
 	    (rv = dtx_participant_register(p, "op", &ops, &tp)) != 0 ||
 	    (so.barrier && (rv = use_barrier(p, &tp, &so)) != 0) ||
+	    (tls.ca_file != NULL &&
+	        ((rv = dtx_participant_set_tls(p, &tls)) != 0 ||
+	            (so.coordinator != NULL &&
+	                strncmp(so.coordinator, "tls+", 4) == 0 &&
+	                (rv = dtx_participant_set_resolver_tls(p, &tls)) !=
+	                    0))) ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
-		fprintf(
-		    stderr, "dtx-testpart: %s: %s\n", url, dtx_strerror(rv));
+		fprintf(stderr, "dtx-testpart: %s: %s: %s\n", url,
+		    dtx_strerror(rv), dtx_participant_message(p));
 		dtx_participant_close(p);
 		if (tp.db != NULL) {
 			rocksdb_close(tp.db);
