@@ -35,6 +35,7 @@ typedef struct bench_opts {
 	double      warmup_s;
 	size_t      payload;     // bytes per branch
 	bool        ipc;         // transport: ipc instead of tcp
+	const char *tls_dir;     // --tls: samples/tls/make-certs.sh's output
 	double      refuse_rate; // participant refusals of prepare/execute
 	unsigned    delay_us;    // participant work per prepare/execute
 	unsigned    part_workers;

@@ -34,6 +34,10 @@ usage(FILE *f)
 	    "  --warmup S                unmeasured seconds first (2)\n"
 	    "  --payload BYTES           payload of each branch (64)\n"
 	    "  --transport tcp|ipc       loopback transport (tcp)\n"
+	    "  --tls DIR                 tcp with mutual TLS, certificates "
+	    "from "
+	    "DIR\n"
+	    "                            (made by samples/tls/make-certs.sh)\n"
 	    "participants (started here):\n"
 	    "  --participants K          processes (= branches)\n"
 	    "  --refuse-rate F           prepare/execute refusals, 0..1 (0)\n"
@@ -188,6 +192,8 @@ parse(cli *c, int argc, char **argv)
 		} else if (strcmp(a, "--payload") == 0) {
 			bad = parse_uint(v, DTX_PAYLOAD_MAX_DEFAULT, &u);
 			o->payload = (size_t)u;
+		} else if (strcmp(a, "--tls") == 0) {
+			o->tls_dir = v;
 		} else if (strcmp(a, "--transport") == 0) {
 			bad = strcmp(v, "tcp") != 0 && strcmp(v, "ipc") != 0;
 			o->ipc = strcmp(v, "ipc") == 0;
@@ -280,7 +286,9 @@ print_config(FILE *f, const bench_opts *o)
 	    "%u participant%s (refuse %g, delay %u us), ",
 	    bench_mode_name(o->mode), o->branches,
 	    o->branches == 1 ? "" : "es", o->concurrency, o->payload,
-	    o->ipc ? "ipc" : "tcp",
+	    o->ipc                   ? "ipc"
+	        : o->tls_dir != NULL ? "tls+tcp"
+	                             : "tcp",
 	    o->coord_url ? o->npart_urls : (o->parts ? o->parts : o->branches),
 	    (o->coord_url ? o->npart_urls
 	                  : (o->parts ? o->parts : o->branches)) == 1
@@ -361,7 +369,9 @@ print_text(const bench_opts *o, const bench_result *r)
 	}
 	printf(
 	    "limits        measured just now, %s, %u in flight, %d cores:\n",
-	    o->ipc ? "ipc" : "tcp",
+	    o->ipc                   ? "ipc"
+	        : o->tls_dir != NULL ? "tls+tcp"
+	                             : "tcp",
 	    o->concurrency > 4096 ? 4096 : o->concurrency, r->cores);
 	printf("  nng echo    %.0f round trips/s, %.2f us CPU each (both "
 	       "ends)\n",
@@ -449,7 +459,10 @@ print_json(const bench_opts *o, const bench_result *r)
 
 	printf("{\n  \"config\": {\n");
 	printf("    \"mode\": \"%s\",\n", bench_mode_name(o->mode));
-	printf("    \"transport\": \"%s\",\n", o->ipc ? "ipc" : "tcp");
+	printf("    \"transport\": \"%s\",\n",
+	    o->ipc                   ? "ipc"
+	        : o->tls_dir != NULL ? "tls+tcp"
+	                             : "tcp");
 	json_num("branches", o->branches, false);
 	json_num("saga_group", o->saga_group, false);
 	json_num("concurrency", o->concurrency, false);
@@ -571,7 +584,10 @@ print_recovery(const bench_opts *o, const bench_recovery *r)
 	}
 	printf("dtx-bench recovery: %s, %u branch%s, %s\n",
 	    bench_mode_name(o->mode), o->branches,
-	    o->branches == 1 ? "" : "es", o->ipc ? "ipc" : "tcp");
+	    o->branches == 1 ? "" : "es",
+	    o->ipc                   ? "ipc"
+	        : o->tls_dir != NULL ? "tls+tcp"
+	                             : "tcp");
 	printf("left unfinished  %llu accepted in %.2f s (%llu errors), %llu "
 	       "active when dtxd was killed\n",
 	    (unsigned long long)r->submitted, r->submit_s,

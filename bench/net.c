@@ -417,7 +417,10 @@ bench_wait_listening(const char *url, int timeout_ms, int alive_pid)
 		}
 		rv = nng_dial(s, url, NULL, 0);
 		nng_close(s);
-		if (rv == 0) {
+		// A TLS listener that is up refuses this dial (it has no TLS
+		// settings) rather than the connection.
+		if (rv == 0 ||
+		    (strncmp(url, "tls+", 4) == 0 && rv != NNG_ECONNREFUSED)) {
 			return 0;
 		}
 		if (alive_pid > 0 && !bench_alive(alive_pid)) {

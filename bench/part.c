@@ -29,7 +29,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: dtx-bench-part --listen URL [--refuse-rate F] "
-	    "[--delay-us N] [--workers N] [--contexts N]\n");
+	    "[--delay-us N] [--workers N] [--contexts N]\n"
+	    "                      [--tls DIR]   (tls+tcp://: DIR made by "
+	    "samples/tls/make-certs.sh)\n");
 }
 
 // A cheap, thread-safe pseudo-random draw: a hash of a shared counter, so
@@ -82,11 +84,14 @@ main(int argc, char **argv)
 	    .execute    = forward,
 	    .compensate = backward,
 	};
-	part             pt;
-	const char      *url      = NULL;
-	unsigned         workers  = 4;
-	unsigned         contexts = 256;
-	dtx_participant *p        = NULL;
+	part         pt;
+	const char  *url      = NULL;
+	unsigned     workers  = 4;
+	unsigned     contexts = 256;
+	const char  *tls_dir  = NULL;
+	char         cert[4096], key[4096], ca[4096];
+	dtx_tls_opts tls = {.cert_file = cert, .key_file = key, .ca_file = ca};
+	dtx_participant *p = NULL;
 	sigset_t         stop;
 	int              rv, sig;
 
@@ -114,6 +119,8 @@ main(int argc, char **argv)
 			workers = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "--contexts") == 0) {
 			contexts = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(a, "--tls") == 0) {
+			tls_dir = v;
 		} else {
 			usage(stderr);
 			return 2;
@@ -132,7 +139,14 @@ main(int argc, char **argv)
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+	if (tls_dir != NULL) {
+		snprintf(cert, sizeof(cert), "%s/service.crt", tls_dir);
+		snprintf(key, sizeof(key), "%s/service.key", tls_dir);
+		snprintf(ca, sizeof(ca), "%s/coordinator-ca.crt", tls_dir);
+	}
 	if ((rv = dtx_participant_open(&p)) != 0 ||
+	    (tls_dir != NULL &&
+	        (rv = dtx_participant_set_tls(p, &tls)) != 0) ||
 	    (rv = dtx_participant_set_workers(p, workers)) != 0 ||
 	    (rv = dtx_participant_set_contexts(p, contexts)) != 0 ||
 	    (rv = dtx_participant_register(p, "bench", &ops, &pt)) != 0 ||

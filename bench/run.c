@@ -183,7 +183,8 @@ world_url(const bench_opts *o, const char *dir, const char *name, char *out)
 	if (o->ipc) {
 		snprintf(url, sizeof(url), "ipc://%s/%s.ipc", dir, name);
 	} else {
-		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d",
+		snprintf(url, sizeof(url), "%s://127.0.0.1:%d",
+		    o->tls_dir != NULL ? "tls+tcp" : "tcp",
 		    dtxi_loopback_port());
 	}
 	memcpy(out, url, sizeof(url));
@@ -269,7 +270,8 @@ world_start_dtxd(const bench_opts *o, world *w, const char *const *extra)
 {
 	char  contexts[32];
 	char  log[PATH_MAX_ + 16];
-	char *argv[16 + 2 * BENCH_EXTRA_MAX];
+	char *argv[32 + 2 * BENCH_EXTRA_MAX];
+	char  tls[4][PATH_MAX_ + 32];
 	int   n = 0;
 
 	// Every transaction in flight holds one of dtxd's request contexts
@@ -286,6 +288,18 @@ world_start_dtxd(const bench_opts *o, world *w, const char *const *extra)
 	argv[n++] = "warn";
 	argv[n++] = "--contexts";
 	argv[n++] = contexts;
+	if (o->tls_dir != NULL) {
+		static const char *const flag[] = {"--tls-cert", "--tls-key",
+		    "--tls-ca", "--participant-tls-ca"};
+		static const char *const file[] = {"dtxd.crt", "dtxd.key",
+		    "services-ca.crt", "services-ca.crt"};
+		for (int i = 0; i < 4; i++) {
+			snprintf(tls[i], sizeof(tls[i]), "%s/%s", o->tls_dir,
+			    file[i]);
+			argv[n++] = (char *)flag[i];
+			argv[n++] = tls[i];
+		}
+	}
 	for (unsigned i = 0; extra != NULL && extra[i] != NULL; i++) {
 		argv[n++] = (char *)extra[i];
 	}
@@ -306,6 +320,7 @@ world_start_parts(const bench_opts *o, world *w)
 {
 	char refuse[32], delay[32], workers[32], contexts[32];
 	char log[PATH_MAX_ + 16];
+	char tls[PATH_MAX_ + 16];
 
 	snprintf(refuse, sizeof(refuse), "%g", o->refuse_rate);
 	snprintf(delay, sizeof(delay), "%u", o->delay_us);
@@ -317,7 +332,9 @@ world_start_parts(const bench_opts *o, world *w)
 	for (unsigned i = 0; i < w->nparts; i++) {
 		char *argv[] = {w->part_bin, "--listen", w->parts[i],
 		    "--refuse-rate", refuse, "--delay-us", delay, "--workers",
-		    workers, "--contexts", contexts, NULL};
+		    workers, "--contexts", contexts,
+		    o->tls_dir != NULL ? "--tls" : NULL, tls, NULL};
+		snprintf(tls, sizeof(tls), "%s", o->tls_dir ? o->tls_dir : "");
 		snprintf(log, sizeof(log), "%s/part%u.log", w->dir, i);
 		if ((w->part_pids[i] = bench_spawn(argv, log)) < 0) {
 			fprintf(stderr, "dtx-bench: cannot start %s: %s\n",
@@ -336,6 +353,23 @@ world_start_parts(const bench_opts *o, world *w)
 		}
 	}
 	return 0;
+}
+
+// A client of the world's dtxd, with the service certificate of --tls.
+static int
+open_client(const bench_opts *o, const world *w, dtx_client **cp)
+{
+	char         cert[PATH_MAX_ + 16], key[PATH_MAX_ + 16];
+	char         ca[PATH_MAX_ + 32];
+	dtx_tls_opts t = {.cert_file = cert, .key_file = key, .ca_file = ca};
+
+	if (o->tls_dir == NULL) {
+		return dtx_client_open(cp, w->coord);
+	}
+	snprintf(cert, sizeof(cert), "%s/service.crt", o->tls_dir);
+	snprintf(key, sizeof(key), "%s/service.key", o->tls_dir);
+	snprintf(ca, sizeof(ca), "%s/coordinator-ca.crt", o->tls_dir);
+	return dtx_client_open_tls(cp, w->coord, &t);
 }
 
 // Copies the end of dtxd's log to stderr, to say why it is gone.
@@ -1007,7 +1041,7 @@ bench_run(const bench_opts *o, bench_result *r)
 	        world_start_parts(o, &w) != 0)) {
 		goto out;
 	}
-	if ((rv = dtx_client_open(&c, w.coord)) != 0) {
+	if ((rv = open_client(o, &w, &c)) != 0) {
 		fprintf(
 		    stderr, "dtx-bench: %s: %s\n", w.coord, dtx_strerror(rv));
 		rv = -1;
@@ -1128,7 +1162,7 @@ bench_run_recovery(const bench_opts *o, bench_recovery *r)
 		goto out;
 	}
 	if (world_start_dtxd(o, &w, hold) != 0 ||
-	    dtx_client_open(&c, w.coord) != 0) {
+	    open_client(o, &w, &c) != 0) {
 		goto out;
 	}
 	dtx_client_set_timeout_ms(c, 30000);

@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# demo.sh BUILD_DIR: the orders sample end to end. Starts dtxd, the
+# demo.sh BUILD_DIR [--tls]: the orders sample end to end. Starts dtxd, the
 # inventory service (seeded with widget=3) and the order service on loopback
 # ports, places four orders (2PC that commits, 2PC that aborts for lack of
 # stock, saga that commits, saga that is compensated), stops everything and
 # prints what each service holds. Exits 0 only if the four outcomes and the
 # final state are the expected ones, and every process stopped cleanly.
-# Every process it starts is stopped on exit, whatever happens.
+# Every process it starts is stopped on exit, whatever happens. With --tls,
+# every connection is mutual TLS (tls+tcp://), with certificates made for
+# the run by samples/tls/make-certs.sh (README, "Securing dtx").
 #
 # Environment: DTX_DEMO_KEEP=1 keeps the data directory and logs;
 # DTX_DEMO_LOG_LEVEL sets dtxd's --log-level (default warn).
 
 set -euo pipefail
 
-if [[ $# -ne 1 || ! -d $1 ]]; then
-	echo "usage: $0 BUILD_DIR   (the CMake build directory)" >&2
+if [[ $# -lt 1 || ! -d $1 || $# -gt 2 || ($# -eq 2 && $2 != --tls) ]]; then
+	echo "usage: $0 BUILD_DIR [--tls]   (the CMake build directory)" >&2
 	exit 2
 fi
+TLS=${2:-}
 BUILD=$(cd "$1" && pwd)
 DTXD=$BUILD/coordinator/dtxd
 BIN=$BUILD/samples/orders
@@ -131,7 +134,7 @@ wait_port() {
 	return 1
 }
 
-# start NAME VAR LOG ARGS...: starts ARGS with "--listen tcp://127.0.0.1:PORT"
+# start NAME VAR LOG ARGS...: starts ARGS with "--listen $SCHEME://127.0.0.1:PORT"
 # appended, output to LOG ("-" for ours), and waits until it listens. Retries
 # on another port if the process dies, since a port free when picked may be
 # taken by a parallel test before we bind it. Sets VAR to the URL and
@@ -142,16 +145,16 @@ start() {
 	for ((try = 1; try <= 3; try++)); do
 		pick_port port
 		if [[ $out == - ]]; then
-			"$@" --listen "tcp://127.0.0.1:$port" &
+			"$@" --listen "$SCHEME://127.0.0.1:$port" &
 		else
-			"$@" --listen "tcp://127.0.0.1:$port" >"$out" 2>&1 &
+			"$@" --listen "$SCHEME://127.0.0.1:$port" >"$out" 2>&1 &
 		fi
 		pid=$!
 		PIDS+=("$pid")
 		if wait_port "$port" "$pid"; then
-			printf -v "$var" '%s' "tcp://127.0.0.1:$port"
+			printf -v "$var" '%s' "$SCHEME://127.0.0.1:$port"
 			printf -v "${name}_PID" '%s' "$pid"
-			log "$name is up on tcp://127.0.0.1:$port (pid $pid)"
+			log "$name is up on $SCHEME://127.0.0.1:$port (pid $pid)"
 			return 0
 		fi
 		stop_proc "$name" "$pid" || true
@@ -165,11 +168,25 @@ start() {
 
 mkdir -p "$TMP/dtxd" "$TMP/inventory" "$TMP/order"
 log "data and logs in $TMP"
+SCHEME=tcp
+DTXD_TLS=()
+TLS_ARGS=()
+if [[ $TLS == --tls ]]; then
+	CERTS=$TMP/certs
+	bash "$(dirname "${BASH_SOURCE[0]}")/../tls/make-certs.sh" "$CERTS"
+	log "mutual TLS, certificates in $CERTS"
+	SCHEME=tls+tcp
+	DTXD_TLS=(--tls-cert "$CERTS/dtxd.crt" --tls-key "$CERTS/dtxd.key"
+		--tls-ca "$CERTS/services-ca.crt"
+		--participant-tls-ca "$CERTS/services-ca.crt")
+	TLS_ARGS=(--tls "$CERTS")
+fi
 start dtxd DTXD_URL "$TMP/dtxd.log" "$DTXD" --data-dir "$TMP/dtxd" \
-	--log-level "${DTX_DEMO_LOG_LEVEL:-warn}"
+	--log-level "${DTX_DEMO_LOG_LEVEL:-warn}" "${DTXD_TLS[@]}"
 start inventory INVENTORY_URL - "$BIN/inventory" \
-	--data-dir "$TMP/inventory" --stock widget=3
-start order ORDER_URL - "$BIN/order" --data-dir "$TMP/order"
+	--data-dir "$TMP/inventory" --stock widget=3 "${TLS_ARGS[@]}"
+start order ORDER_URL - "$BIN/order" --data-dir "$TMP/order" \
+	"${TLS_ARGS[@]}"
 
 # run_order LABEL EXPECTED ARGS...: places one order and checks its outcome.
 run_order() {
@@ -181,7 +198,8 @@ run_order() {
 	# story as they happen; pipefail gives the client's exit status.
 	rc=0
 	"$BIN/order-client" --coordinator "$DTXD_URL" --order "$ORDER_URL" \
-		--inventory "$INVENTORY_URL" "$@" 2>&1 | tee "$out" || rc=$?
+		--inventory "$INVENTORY_URL" "${TLS_ARGS[@]}" "$@" 2>&1 |
+		tee "$out" || rc=$?
 	got=$(sed -n 's/^order-client: outcome: \([A-Z]*\).*/\1/p' "$out")
 	if [[ $rc -ne 0 ]]; then
 		log "RESULT $label: order-client failed (exit $rc)," \

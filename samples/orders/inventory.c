@@ -431,14 +431,15 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: " NAME " --listen URL --data-dir DIR [--stock SKU=N ...]\n"
+	    "usage: " NAME
+	    " --listen URL --data-dir DIR [--tls DIR] [--stock SKU=N ...]\n"
 	    "       " NAME " --data-dir DIR --dump\n");
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *url = NULL, *dir = NULL;
+	const char *url = NULL, *dir = NULL, *tls = NULL;
 	char      **stock     = calloc((size_t)argc, sizeof(char *));
 	int         nstock    = 0;
 	bool        dump_only = false;
@@ -456,6 +457,8 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--data-dir") == 0 &&
 		    i + 1 < argc) {
 			dir = argv[++i];
+		} else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) {
+			tls = argv[++i];
 		} else if (strcmp(argv[i], "--stock") == 0 && i + 1 < argc) {
 			stock[nstock++] = argv[++i];
 		} else if (strcmp(argv[i], "--dump") == 0) {
@@ -486,8 +489,8 @@ main(int argc, char **argv)
 	}
 	free(stock);
 	pthread_mutex_init(&inv.mu, NULL);
-	rv = orders_service_run(NAME, url, "Reserve", register_inventory, &inv,
-	    inv.kv, &inv.mu, &stop);
+	rv = orders_service_run(NAME, url, tls, "Reserve", register_inventory,
+	    &inv, inv.kv, &inv.mu, &stop);
 	pthread_mutex_destroy(&inv.mu);
 	orders_kv_close(inv.kv);
 	return rv;

@@ -347,14 +347,14 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: " NAME " --listen URL --data-dir DIR\n"
+	    "usage: " NAME " --listen URL --data-dir DIR [--tls DIR]\n"
 	    "       " NAME " --data-dir DIR --dump\n");
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *url = NULL, *dir = NULL;
+	const char *url = NULL, *dir = NULL, *tls = NULL;
 	bool        dump_only = false;
 	sigset_t    stop;
 	order_svc   svc;
@@ -367,6 +367,8 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--data-dir") == 0 &&
 		    i + 1 < argc) {
 			dir = argv[++i];
+		} else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) {
+			tls = argv[++i];
 		} else if (strcmp(argv[i], "--dump") == 0) {
 			dump_only = true;
 		} else {
@@ -385,8 +387,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&svc.mu, NULL);
-	rv = orders_service_run(NAME, url, "Create", register_orders, &svc,
-	    svc.kv, &svc.mu, &stop);
+	rv = orders_service_run(NAME, url, tls, "Create", register_orders,
+	    &svc, svc.kv, &svc.mu, &stop);
 	pthread_mutex_destroy(&svc.mu);
 	orders_kv_close(svc.kv);
 	return rv;

@@ -21,6 +21,7 @@
 #include <dtx/dtx.h>
 
 #include "orders.dtx.h"
+#include "service.h"
 
 enum {
 	EXIT_USAGE = 2,
@@ -40,6 +41,7 @@ typedef struct args {
 	uint32_t    qty;
 	const char *order_id;
 	long        wait_ms;
+	const char *tls_dir;
 } args;
 
 static void
@@ -50,7 +52,9 @@ usage(void)
 	    "URL\n"
 	    "           --mode 2pc|saga --sku SKU --qty N [--order-id ID]\n"
 	    "           [--wait-ms N]   (wait for the coordinator, default "
-	    "10000)\n");
+	    "10000)\n"
+	    "           [--tls DIR]     (tls+tcp:// URLs: certificates made "
+	    "by samples/tls/make-certs.sh)\n");
 }
 
 static int
@@ -92,6 +96,8 @@ parse_args(int argc, char **argv, args *a)
 			a->qty = (uint32_t)n;
 		} else if (strcmp(opt, "--order-id") == 0) {
 			a->order_id = val;
+		} else if (strcmp(opt, "--tls") == 0) {
+			a->tls_dir = val;
 		} else if (strcmp(opt, "--wait-ms") == 0) {
 			char *end;
 			a->wait_ms = strtol(val, &end, 10);
@@ -209,6 +215,7 @@ main(int argc, char **argv)
 	orders_ReserveRequest reserve = orders_ReserveRequest_init_zero;
 	orders_CreateRequest  create  = orders_CreateRequest_init_zero;
 	const char           *names[2];
+	orders_tls            tls;
 	int                   rv;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -216,7 +223,13 @@ main(int argc, char **argv)
 		usage();
 		return EXIT_USAGE;
 	}
-	if ((rv = dtx_client_open(&c, a.coordinator)) != 0) {
+	if (a.tls_dir != NULL) {
+		orders_tls_init(&tls, a.tls_dir);
+	}
+	rv = a.tls_dir != NULL
+	    ? dtx_client_open_tls(&c, a.coordinator, &tls.opts)
+	    : dtx_client_open(&c, a.coordinator);
+	if (rv != 0) {
 		fprintf(stderr, "order-client: cannot open client of %s: %s\n",
 		    a.coordinator, dtx_strerror(rv));
 		return 1;

@@ -35,18 +35,36 @@ unlock_mu(void *mu)
 	pthread_mutex_unlock(mu);
 }
 
-int
-orders_service_run(const char *name, const char *url, const char *what,
-    orders_register_fn reg, void *arg, orders_kv *kv, pthread_mutex_t *mu,
-    const sigset_t *stop_signals)
+void
+orders_tls_init(orders_tls *t, const char *dir)
 {
+	snprintf(t->cert, sizeof(t->cert), "%s/service.crt", dir);
+	snprintf(t->key, sizeof(t->key), "%s/service.key", dir);
+	snprintf(t->ca, sizeof(t->ca), "%s/coordinator-ca.crt", dir);
+	memset(&t->opts, 0, sizeof(t->opts));
+	t->opts.cert_file = t->cert;
+	t->opts.key_file  = t->key;
+	t->opts.ca_file   = t->ca;
+}
+
+int
+orders_service_run(const char *name, const char *url, const char *tls_dir,
+    const char *what, orders_register_fn reg, void *arg, orders_kv *kv,
+    pthread_mutex_t *mu, const sigset_t *stop_signals)
+{
+	orders_tls       tls;
 	dtx_barrier_opts bo = {
 	    .lock = lock_mu, .unlock = unlock_mu, .lock_arg = mu};
 	dtx_participant *p = NULL;
 	int              rv;
 	int              sig = 0;
 
+	if (tls_dir != NULL) {
+		orders_tls_init(&tls, tls_dir);
+	}
 	if ((rv = dtx_participant_open(&p)) != 0 || (rv = reg(p, arg)) != 0 ||
+	    (tls_dir != NULL &&
+	        (rv = dtx_participant_set_tls(p, &tls.opts)) != 0) ||
 	    (rv = dtx_participant_use_barrier(
 	         p, orders_kv_rocksdb(kv), &bo)) != 0 ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
