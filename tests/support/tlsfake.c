@@ -60,15 +60,21 @@ config(bool server, const char *cert, const char *key, const char *ca,
 	        &c, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT) != 0) {
 		exit(2);
 	}
-	if (cert != NULL &&
-	    (rv = nng_tls_config_own_cert(c, slurp(cert), slurp(key), NULL)) !=
-	        0) {
-		fprintf(
-		    stderr, "dtx-tlsfake: %s: %s\n", cert, nng_strerror(rv));
-		exit(2);
+	if (cert != NULL) {
+		char *c_pem = slurp(cert), *k_pem = slurp(key);
+		rv = nng_tls_config_own_cert(c, c_pem, k_pem, NULL);
+		free(c_pem);
+		free(k_pem);
+		if (rv != 0) {
+			fprintf(stderr, "dtx-tlsfake: %s: %s\n", cert,
+			    nng_strerror(rv));
+			exit(2);
+		}
 	}
 	if (ca != NULL) {
-		nng_tls_config_ca_chain(c, slurp(ca), NULL);
+		char *ca_pem = slurp(ca);
+		nng_tls_config_ca_chain(c, ca_pem, NULL);
+		free(ca_pem);
 	}
 	nng_tls_config_auth_mode(c,
 	    ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
