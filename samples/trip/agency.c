@@ -19,6 +19,10 @@
 // across processes (a saga's compensations in reverse).
 //
 // Usage: agency --service flight|hotel|car --listen URL [--log FILE]
+//               [--tls DIR]
+// With --tls, URL is tls+tcp:// and DIR holds samples/tls/make-certs.sh's
+// certificates: the agency serves with service.crt and takes calls only
+// from certificates of coordinator-ca.crt (dtxd's).
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -242,8 +246,11 @@ register_service(dtx_participant *p, agency *a)
 int
 main(int argc, char **argv)
 {
-	agency           a   = {.logfd = -1};
-	const char      *url = NULL, *log = NULL;
+	agency       a   = {.logfd = -1};
+	const char  *url = NULL, *log = NULL, *tls = NULL;
+	char         cert[4096], key[4096], ca[4096];
+	dtx_tls_opts topts = {
+	    .cert_file = cert, .key_file = key, .ca_file = ca};
 	dtx_participant *p = NULL;
 	sigset_t         stop;
 	int              rv, sig;
@@ -255,6 +262,8 @@ main(int argc, char **argv)
 			url = argv[i + 1];
 		} else if (strcmp(argv[i], "--log") == 0) {
 			log = argv[i + 1];
+		} else if (strcmp(argv[i], "--tls") == 0) {
+			tls = argv[i + 1];
 		}
 	}
 	if (a.name != NULL && strcmp(a.name, "flight") == 0) {
@@ -270,7 +279,7 @@ main(int argc, char **argv)
 	if (a.prefix == NULL || url == NULL || (argc - 1) % 2 != 0) {
 		fprintf(stderr,
 		    "usage: agency --service flight|hotel|car "
-		    "--listen URL [--log FILE]\n");
+		    "--listen URL [--log FILE] [--tls DIR]\n");
 		return 2;
 	}
 	sigemptyset(&stop);
@@ -284,8 +293,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&a.mu, NULL);
+	if (tls != NULL) {
+		snprintf(cert, sizeof(cert), "%s/service.crt", tls);
+		snprintf(key, sizeof(key), "%s/service.key", tls);
+		snprintf(ca, sizeof(ca), "%s/coordinator-ca.crt", tls);
+	}
 	if ((rv = dtx_participant_open(&p)) != 0 ||
 	    (rv = register_service(p, &a)) != 0 ||
+	    (tls != NULL && (rv = dtx_participant_set_tls(p, &topts)) != 0) ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
 		fprintf(stderr, "%s: %s %s\n", a.name, dtx_strerror(rv),
 		    dtx_participant_message(p));

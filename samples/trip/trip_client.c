@@ -11,6 +11,8 @@
 //
 // Usage: trip-client --coordinator URL --flight URL --hotel URL --car URL
 //            [--mode saga|2pc] [--traveller NAME] [--car-class CLASS]
+//            [--tls DIR]   (tls+tcp:// URLs: samples/tls/make-certs.sh's
+//                          certificates, service.crt and coordinator-ca.crt)
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -26,6 +28,7 @@ typedef struct args {
 	dtx_mode    mode;
 	const char *traveller;
 	const char *car_class;
+	const char *tls;
 } args;
 
 static int
@@ -50,6 +53,8 @@ parse_args(int argc, char **argv, args *a)
 			a->traveller = v;
 		} else if (strcmp(o, "--car-class") == 0) {
 			a->car_class = v;
+		} else if (strcmp(o, "--tls") == 0) {
+			a->tls = v;
 		} else {
 			return -1;
 		}
@@ -81,7 +86,10 @@ main(int argc, char **argv)
 	trip_BookRequest         flight, hotel, car;
 	dtx_state                outcome;
 	uint32_t                 total = 0;
-	int                      rv;
+	char                     cert[4096], key[4096], ca[4096];
+	dtx_tls_opts             topts = {
+	                .cert_file = cert, .key_file = key, .ca_file = ca};
+	int rv;
 
 	if (parse_args(argc, argv, &a) != 0) {
 		fprintf(stderr,
@@ -89,13 +97,20 @@ main(int argc, char **argv)
 		    "--hotel "
 		    "URL --car URL\n"
 		    "           [--mode saga|2pc] [--traveller NAME] "
-		    "[--car-class CLASS]\n");
+		    "[--car-class CLASS] [--tls DIR]\n");
 		return 2;
 	}
 	flight = request(&a, "LIS-OSL", 1);
 	hotel  = request(&a, "Hotel Bristol", 3);
 	car    = request(&a, a.car_class, 3);
-	if ((rv = dtx_client_open(&c, a.coordinator)) != 0 ||
+	if (a.tls != NULL) {
+		snprintf(cert, sizeof(cert), "%s/service.crt", a.tls);
+		snprintf(key, sizeof(key), "%s/service.key", a.tls);
+		snprintf(ca, sizeof(ca), "%s/coordinator-ca.crt", a.tls);
+	}
+	if ((rv = a.tls != NULL
+	            ? dtx_client_open_tls(&c, a.coordinator, &topts)
+	            : dtx_client_open(&c, a.coordinator)) != 0 ||
 	    (rv = dtx_tx_begin(&tx, c, a.mode)) != 0 ||
 	    (rv = trip_Flights_Book_add(tx, a.flight, &flight)) != 0 ||
 	    (rv = trip_Hotels_Book_add(tx, a.hotel, &hotel)) != 0 ||
