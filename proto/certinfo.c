@@ -177,7 +177,7 @@ der_time(const tlv *t, int64_t *out)
 	int mon = digits(s, 2), day = digits(s + 2, 2), hh = digits(s + 4, 2);
 	int mm = digits(s + 6, 2), ss = digits(s + 8, 2);
 	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh < 0 || hh > 23 ||
-	    mm < 0 || mm > 59 || ss < 0 || ss > 60 || s[10] != 'Z') {
+	    mm < 0 || mm > 59 || ss < 0 || ss > 59 || s[10] != 'Z') {
 		return -1;
 	}
 	*out = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +

@@ -105,7 +105,7 @@ check_format() {
 fuzz_all() {
 	local t dir=build-fuzz rc=0 secs=$DTX_FUZZ_SECONDS
 	mkdir -p "$dir/corpus" "$dir/artifacts"
-	for t in coord_request part_request reply record spec; do
+	for t in coord_request part_request reply record spec cert; do
 		"$dir/tests/fuzz/dtx-fuzz-seedgen" "$t" "$dir/corpus/$t" ||
 			return 1
 		echo "fuzz $t: ${secs}s"

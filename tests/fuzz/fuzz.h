@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DTXF_MAX_PAYLOAD 1024u
 
 // Names of the targets, as the seed generator and the replay driver know
-// them: coord_request, part_request, reply, record, spec.
+// them: coord_request, part_request, reply, record, spec, cert.
 typedef void (*dtxf_emit)(void *arg, const uint8_t *buf, size_t len);
 
 // Calls emit once for each seed input of target (valid messages of every

@@ -5,6 +5,8 @@
 // it changes and nothing binary is committed for it. Each seed is small:
 // libFuzzer mutates from here, and the replay test runs them all.
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,9 +300,80 @@ seeds_spec(dtxf_emit emit, void *arg)
 	return n;
 }
 
+// A PEM certificate reduced to what certinfo reads: Certificate {
+// tbsCertificate { [0] version (when v3), serial, signature, issuer,
+// validity { notBefore, notAfter } } }, its dates UTCTime before 2050 and
+// GeneralizedTime after, base64 in 64-column lines.
+static size_t
+cert_pem(char *pem, size_t cap, bool v3, const char *nb, const char *na)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint8_t tbs[128], der[160];
+	size_t  t = 0, d = 0, p = 0;
+
+	if (v3) {
+		memcpy(tbs + t, "\xa0\x03\x02\x01\x02", 5); // [0] INTEGER 2
+		t += 5;
+	}
+	memcpy(tbs + t, "\x02\x01\x05\x30\x00\x30\x00", 7);
+	t += 7;
+	tbs[t++] = 0x30;
+	tbs[t++] = (uint8_t)(4 + strlen(nb) + strlen(na));
+	for (const char *s = nb;; s = na) {
+		tbs[t++] = strlen(s) == 13 ? 0x17 : 0x18;
+		tbs[t++] = (uint8_t)strlen(s);
+		memcpy(tbs + t, s, strlen(s));
+		t += strlen(s);
+		if (s == na) {
+			break;
+		}
+	}
+	der[d++] = 0x30;
+	der[d++] = (uint8_t)(t + 2);
+	der[d++] = 0x30;
+	der[d++] = (uint8_t)t;
+	memcpy(der + d, tbs, t);
+	d += t;
+	p += (size_t)snprintf(pem, cap, "-----BEGIN CERTIFICATE-----\n");
+	for (size_t i = 0; i < d; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16;
+		v |= i + 1 < d ? (uint32_t)der[i + 1] << 8 : 0;
+		v |= i + 2 < d ? der[i + 2] : 0;
+		pem[p++] = b64[v >> 18 & 63];
+		pem[p++] = b64[v >> 12 & 63];
+		pem[p++] = i + 1 < d ? b64[v >> 6 & 63] : '=';
+		pem[p++] = i + 2 < d ? b64[v & 63] : '=';
+		if ((i / 3 + 1) % 16 == 0) {
+			pem[p++] = '\n';
+		}
+	}
+	p += (size_t)snprintf(pem + p, cap - p,
+	    "%s-----END CERTIFICATE-----\n", pem[p - 1] == '\n' ? "" : "\n");
+	return p;
+}
+
+static int
+seeds_cert(dtxf_emit emit, void *arg)
+{
+	char   pem[512];
+	size_t len;
+
+	len =
+	    cert_pem(pem, sizeof(pem), true, "200101000000Z", "200131000000Z");
+	emit(arg, (const uint8_t *)pem, len);
+	len = cert_pem(
+	    pem, sizeof(pem), false, "491231235959Z", "20600229120000Z");
+	emit(arg, (const uint8_t *)pem, len);
+	return 2;
+}
+
 int
 dtxf_seeds(const char *target, dtxf_emit emit, void *arg)
 {
+	if (strcmp(target, "cert") == 0) {
+		return seeds_cert(emit, arg);
+	}
 	if (strcmp(target, "coord_request") == 0) {
 		return seeds_coord_request(emit, arg);
 	}

@@ -499,7 +499,9 @@ DTX_API int dtx_tx_add_method(dtx_tx *tx, const char *endpoint,
 // Branch results are then available. Errors: DTX_EINVAL (no branches, or
 // a saga group left open), DTX_EEXIST, DTX_ETIMEDOUT (no outcome within the
 // transaction's timeout plus its phase two; the transaction goes on: use
-// dtx_tx_wait), DTX_ETRANSPORT, DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and
+// dtx_tx_wait), DTX_ETRANSPORT, DTX_EAUTH (the TLS handshake with dtxd
+// fails: dtx_tx_message() says why; so does every request on a client whose
+// connection fails that way), DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and
 // the coordinator's other errors.
 DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
 
@@ -518,7 +520,8 @@ typedef void (*dtx_commit_fn)(
 // Until cb runs, tx must be neither used nor freed, and the client must not
 // be closed. Any number of commits may be in flight on one client; no
 // thread is used per commit. Errors (cb then never runs): DTX_EINVAL (tx or
-// cb NULL, no branches, a saga group open), DTX_ENOMEM, DTX_ETRANSPORT.
+// cb NULL, no branches, a saga group open), DTX_ENOMEM, DTX_ETRANSPORT,
+// DTX_EAUTH (the connection is known to fail its TLS handshake).
 // Thread-safe across transactions.
 DTX_API int dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg);
 
@@ -579,7 +582,10 @@ DTX_API void dtx_tx_free(dtx_tx *tx);
 
 // Asks the coordinator to abort gid: a 2PC transaction still preparing is
 // aborted, a running saga is compensated. *state receives the state after the
-// request. Errors: DTX_ENOTFOUND, DTX_ESTATE (already decided), transport.
+// request. An operator command: a dtxd with TLS or an operator listener
+// takes it only there (README, "Securing dtx"). Errors: DTX_ENOTFOUND,
+// DTX_ESTATE (already decided), DTX_EPERM (not the operator listener),
+// transport.
 DTX_API int dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state);
 
 // Asks the outcome of gid as a participant holding an in-doubt branch does
@@ -604,8 +610,8 @@ typedef struct dtx_tx_info {
 // Lists transactions in gid order after cursor ("" or NULL: from the start),
 // only those in state filter (0: any). Writes up to max (<= 100) entries to
 // out, their number to *n, and the cursor of the next page to next ("" at the
-// end; next has room for DTX_GID_MAX + 1 bytes). Errors: DTX_EINVAL,
-// transport.
+// end; next has room for DTX_GID_MAX + 1 bytes). An operator command, as
+// dtx_client_abort. Errors: DTX_EINVAL, DTX_EPERM, transport.
 DTX_API int dtx_client_list(dtx_client *c, int filter, const char *cursor,
     dtx_tx_info *out, unsigned max, unsigned *n, char *next);
 
