@@ -43,6 +43,15 @@ dtxd_tlsconf_load(dtxd_tlsconf *c, const char *listen_url, const char *op_url,
 		    "--operator-tls-ca is for a tls+tcp:// --operator-listen");
 		return DTX_EINVAL;
 	}
+	if ((c->cert != NULL || c->key != NULL) && !listen_tls && !op_tls &&
+	    c->part_ca == NULL) {
+		snprintf(why, cap,
+		    "--tls-cert and --tls-key are for a tls+tcp:// --listen "
+		    "or "
+		    "--operator-listen, or toward participants "
+		    "(--participant-tls-ca)");
+		return DTX_EINVAL;
+	}
 	if ((c->part_cert != NULL || c->part_key != NULL) &&
 	    c->part_ca == NULL) {
 		snprintf(why, cap,

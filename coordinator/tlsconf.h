@@ -12,7 +12,8 @@
 //                      ipc://      file permissions (--operator-ipc-mode)
 //   participants       tls+tcp://  needs --participant-tls-ca
 //
-// A CA flag given for a door that is not TLS is an error, not ignored.
+// A flag given for a door that is not TLS (or a certificate no door uses)
+// is an error, not ignored.
 
 #ifndef DTXD_TLSCONF_H
 #define DTXD_TLSCONF_H

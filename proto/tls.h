@@ -37,9 +37,9 @@ typedef enum dtxi_tls_role {
 // (file or PEM), the files readable, the PEM parsed by nng, and the
 // certificate and the first CA within their validity dates. nng 1.5.2
 // does not check that the key is the certificate's: a wrong one fails
-// every handshake (the peer refuses our certificate). On success *tp holds a reference (release it with
-// dtxi_tls_rele). Errors: DTX_EINVAL with why (cap bytes) naming the item,
-// the file and what is wrong; DTX_ENOMEM.
+// every handshake (the peer refuses our certificate). On success *tp holds a
+// reference (release it with dtxi_tls_rele). Errors: DTX_EINVAL with why (cap
+// bytes) naming the item, the file and what is wrong; DTX_ENOMEM.
 int dtxi_tls_load(dtxi_tls **tp, const dtx_tls_opts *o, dtxi_tls_role role,
     char *why, size_t cap);
 

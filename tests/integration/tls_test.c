@@ -922,3 +922,56 @@ Test(tls, garbage_at_tls_listeners_leaves_them_serving)
 	dtx_client_close(c);
 	expect_log(w.log, "before the handshake ended");
 }
+
+// ---------------------------------------------------------------------------
+// dtxd's TLS flags
+// ---------------------------------------------------------------------------
+
+// dtxd with args stops at once, exit 1, saying want.
+static void
+dtxd_refuses(const char *want, const char *const args[])
+{
+	char        out[4096];
+	const char *argv[24];
+	int         n = 0;
+
+	argv[n++] = "--data-dir";
+	argv[n++] = w.data;
+	for (int i = 0; args[i] != NULL && n < 23; i++) {
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	CHECK(run_tool(dtxt_dtxd_bin(), argv, out, sizeof(out)) == 1 &&
+	        strstr(out, want) != NULL,
+	    "dtxd did not refuse with '%s':\n%s", want, out);
+}
+
+Test(tls, dtxd_refuses_tls_flags_that_do_not_fit_and_files_that_do_not_do)
+{
+	char        url[DTXT_URL_MAX];
+	const char *dc = cert("dtxd.crt"), *dk = cert("dtxd.key");
+	const char *sca = cert("services-ca.crt");
+
+	tls_url(url, w.url);
+	const char *const ca_plain[] = {"--tls-ca", sca, NULL};
+	dtxd_refuses("--tls-ca is for a tls+tcp:// --listen", ca_plain);
+	const char *const unused[] = {"--tls-cert", dc, "--tls-key", dk, NULL};
+	dtxd_refuses("--tls-cert and --tls-key are for", unused);
+	const char *const opca[] = {"--operator-tls-ca", sca, NULL};
+	dtxd_refuses("--operator-tls-ca is for a tls+tcp://", opca);
+	const char *const nocert[] = {"--listen", url, "--tls-ca", sca, NULL};
+	dtxd_refuses("a TLS listener needs a certificate", nocert);
+	const char *const noca[] = {
+	    "--listen", url, "--tls-cert", dc, "--tls-key", dk, NULL};
+	dtxd_refuses("TLS in dtx is mutual", noca);
+	const char *const expired[] = {"--listen", url, "--tls-cert",
+	    cert("expired.crt"), "--tls-key", cert("expired.key"), "--tls-ca",
+	    sca, NULL};
+	dtxd_refuses("expired.crt expired on 2020-01-31", expired);
+	const char *const missing[] = {"--listen", url, "--tls-cert",
+	    cert("nothing.crt"), "--tls-key", dk, "--tls-ca", sca, NULL};
+	dtxd_refuses("nothing.crt: No such file", missing);
+	const char *const partkey[] = {
+	    "--participant-tls-cert", dc, "--participant-tls-key", dk, NULL};
+	dtxd_refuses("need --participant-tls-ca", partkey);
+}
