@@ -391,12 +391,12 @@ main(int argc, char **argv)
 	// only; without one, a plain --listen still takes them (local use,
 	// as before TLS), a TLS one does not (server.c refuses them).
 	dtxd_server_opts so = {
-	    .url         = o.listen,
-	    .contexts    = o.contexts,
-	    .max_frame   = o.max_frame,
-	    .max_payload = o.cfg.max_payload,
-	    .tls         = o.tls.listen,
-	    .operator= o.op_listen == NULL && o.tls.listen == NULL,
+	    .url           = o.listen,
+	    .contexts      = o.contexts,
+	    .max_frame     = o.max_frame,
+	    .max_payload   = o.cfg.max_payload,
+	    .tls           = o.tls.listen,
+	    .operator_cmds = o.op_listen == NULL && o.tls.listen == NULL,
 	};
 	if ((rv = dtxd_server_open(
 	         &server, &so, dtxd_txmgr_on_request, mgr)) != 0) {
@@ -405,11 +405,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (o.op_listen != NULL) {
-		so.url      = o.op_listen;
-		so.contexts = 64;
-		so.tls      = o.tls.op;
-		so.ipc_mode = o.op_ipc_mode;
-		so.operator= true;
+		so.url           = o.op_listen;
+		so.contexts      = 64;
+		so.tls           = o.tls.op;
+		so.ipc_mode      = o.op_ipc_mode;
+		so.operator_cmds = true;
+		so.name          = "dtxd operator listener";
 		if ((rv = dtxd_server_open(
 		         &opsrv, &so, dtxd_txmgr_on_request, mgr)) != 0) {
 			fprintf(stderr, "dtxd: cannot listen on %s: %s\n",

@@ -47,7 +47,7 @@ struct dtxd_sreq {
 struct dtxd_server {
 	nng_socket      sock;
 	dtxi_watch     *watch; // logs the listener's refused handshakes
-	bool            operator;
+	bool            operator_cmds;
 	dtxd_server_fn  fn;
 	void           *arg;
 	size_t          max_frame;
@@ -178,7 +178,7 @@ sctx_on_recv(dtxd_sreq *c)
 		rv = DTX_EUNSUPPORTED;
 		dtxi_strlcpy(
 		    why, "a branch call sent to the coordinator", sizeof(why));
-	} else if (rv == 0 && !s->operator&& operator_only(req.kind)) {
+	} else if (rv == 0 && !s->operator_cmds && operator_only(req.kind)) {
 		rv = DTX_EPERM;
 		snprintf(why, sizeof(why),
 		    "%s is an operator command: dtxd accepts it only on its "
@@ -294,12 +294,12 @@ dtxd_server_open(
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return DTX_ENOMEM;
 	}
-	s->fn          = fn;
-	s->arg         = arg;
-	s->max_frame   = o->max_frame;
-	s->max_payload = o->max_payload;
-	s->nctx        = o->contexts;
-	s->operator= o->operator;
+	s->fn            = fn;
+	s->arg           = arg;
+	s->max_frame     = o->max_frame;
+	s->max_payload   = o->max_payload;
+	s->nctx          = o->contexts;
+	s->operator_cmds = o->operator_cmds;
 	pthread_mutex_init(&s->mtx, NULL);
 	if ((s->ctxs = calloc(s->nctx, sizeof(*s->ctxs))) == NULL) {
 		pthread_mutex_destroy(&s->mtx);
@@ -339,7 +339,7 @@ dtxd_server_open(
 	}
 	char why[DTX_MESSAGE_MAX + 1];
 	if ((rv = dtxi_listen(s->watch, s->sock, o->url, o->tls, o->ipc_mode,
-	         o->operator? "dtxd operator listener" : "dtxd listener", why,
+	         o->name != NULL ? o->name : "dtxd listener", why,
 	         sizeof(why))) != 0) {
 		DTXI_ERROR("server: cannot listen: %s", why);
 		dtxd_server_close(s);

@@ -30,7 +30,8 @@ typedef struct dtxd_server_opts {
 	size_t      max_payload;  // larger payloads are answered DTX_ETOOBIG
 	const dtxi_tls *tls;      // for a tls+tcp:// url (required), or NULL
 	int             ipc_mode; // an ipc:// url's file permissions, or 0
-	bool            operator; // serves operator commands (server.c)
+	bool            operator_cmds; // serves operator commands (server.c)
+	const char     *name;          // in logs; NULL: "dtxd listener"
 } dtxd_server_opts;
 
 // Opens the socket, listens on o->url and starts receiving. Errors:

@@ -79,6 +79,7 @@ struct dtx_client {
 	op             *free_ops[2]; // [blocking]
 	op             *all_ops;     // every op, free or taken
 	unsigned        busy;        // ops taken and not yet back
+	bool            closing;     // ops being freed: the watch keeps off
 };
 
 static int32_t
@@ -100,7 +101,7 @@ client_link_failed(void *arg)
 	dtx_client *c = arg;
 
 	pthread_mutex_lock(&c->mtx);
-	for (op *o = c->all_ops; o != NULL; o = o->all) {
+	for (op *o = c->all_ops; o != NULL && !c->closing; o = o->all) {
 		if (o->busy) {
 			nng_aio_abort(o->aio, NNG_EPEERAUTH);
 		}
@@ -233,19 +234,22 @@ dtx_client_close(dtx_client *c)
 	while (c->busy > 0) {
 		pthread_cond_wait(&c->idle_cv, &c->mtx);
 	}
+	// From here the link's watch leaves the ops alone
+	// (client_link_failed), so they go first, as they always did: each
+	// aio, then its context, then the socket. The link goes after the
+	// socket, whose pipe notifications name it.
+	c->closing = true;
 	pthread_mutex_unlock(&c->mtx);
-	// Every op is idle. The link goes after the socket (its pipe
-	// notifications name it) and before the ops (its watch may still be
-	// aborting them).
-	nng_close(c->sock);
-	dtxi_link_close(c->link);
-	dtxi_watch_close(c->watch);
 	while (c->all_ops != NULL) {
 		op *o      = c->all_ops;
 		c->all_ops = o->all;
 		nng_aio_free(o->aio);
+		nng_ctx_close(o->ctx);
 		free(o);
 	}
+	nng_close(c->sock);
+	dtxi_link_close(c->link);
+	dtxi_watch_close(c->watch);
 	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);

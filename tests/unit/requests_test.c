@@ -158,7 +158,7 @@ setup(void)
 	dtxd_server_opts o    = {.contexts = 64,
 	       .max_frame                  = 4 * 1024 * 1024,
 	       .max_payload                = DTX_PAYLOAD_MAX_DEFAULT,
-	       .operator= true }; // List and Abort too
+	       .operator_cmds              = true}; // List and Abort too
 
 	// ipc addresses in the test's own directory: no other test can take
 	// them between choosing and listening, as a free TCP port can be.

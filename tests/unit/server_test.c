@@ -284,7 +284,7 @@ Test(server, refuses_operator_commands_unless_it_is_an_operator_listener)
 	     .contexts              = 2,
 	     .max_frame             = FRAME_MAX,
 	     .max_payload           = 64,
-	     .operator= true };
+	     .operator_cmds         = true};
 
 	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_LIST, ""), &rep);
 	cr_assert_eq(rep.code, DTX_EPERM);
