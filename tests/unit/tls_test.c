@@ -17,6 +17,7 @@
 #include <dtx/dtx.h>
 
 #include "harness.h"
+#include "loopback_port.h"
 #include "tls.h"
 
 static const char *
@@ -134,7 +135,7 @@ Test(tls, diagnoses_an_unreachable_server_as_such)
 	dtx_tls_opts o = service();
 	dtxi_tls    *t;
 	char         why[DTX_MESSAGE_MAX + 1];
-	int          port = dtxt_free_port();
+	int          port = dtxi_loopback_port();
 	char         url[64];
 
 	cr_assert_eq(
