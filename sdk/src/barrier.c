@@ -22,8 +22,14 @@
 // cannot both miss the record and both run the callback, and a prepare
 // racing its own abort sees either nothing or the whole abort.
 //
-// What each phase does when it finds no record of its own (the ones with a
-// record replay it):
+// What each phase does with a record of its own: it replays it, except an
+// OK of a prepare or execute whose branch was aborted or compensated here
+// since. That one is answered REFUSED, not recorded (the OK record stays
+// for the commit check): a stale duplicate must not tell a coordinator, or
+// a node that took the transaction over, that the branch holds what its
+// undo already released.
+//
+// What each phase does when it finds no record of its own:
 //
 //   PREPARE     aborted here -> REFUSED, recorded (no hanging reservation)
 //               else run; OK also writes the prepared key
@@ -555,6 +561,36 @@ decide(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn, void *arg,
 	}
 }
 
+// A prepare's or execute's own record is OK, but its branch may have been
+// aborted or compensated here since: then the OK no longer holds, and the
+// call is refused (not recorded). Returns true with reply filled in that
+// case, false to replay, and an error as a storage failure.
+static bool
+undone_since(
+    dtxi_barrier *b, const dtx_call *call, dtx_reply *reply, dtx_result *res)
+{
+	bool   prep = call->phase == DTX_PHASE_PREPARE;
+	record back;
+	char   why[DTX_MESSAGE_MAX + 1];
+	int    rv;
+
+	if ((rv = record_get(b, call->gid, call->branch_id,
+	         prep ? DTX_PHASE_ABORT : DTX_PHASE_COMPENSATE, &back)) != 0) {
+		*res = storage_failed(reply, rv);
+		return true;
+	}
+	if (!back.found) {
+		return false;
+	}
+	record_fini(&back);
+	snprintf(why, sizeof(why),
+	    "branch %s/%u was %s here after this %s answered OK: refused",
+	    call->gid, (unsigned)call->branch_id,
+	    prep ? "aborted" : "compensated", prep ? "prepare" : "execute");
+	*res = answer(reply, DTX_REFUSED, why);
+	return true;
+}
+
 dtx_result
 dtxi_barrier_call(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn,
     void *arg, dtx_reply *reply)
@@ -568,6 +604,11 @@ dtxi_barrier_call(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn,
 	if ((rv = record_get(
 	         b, call->gid, call->branch_id, call->phase, &own)) != 0) {
 		res = storage_failed(reply, rv);
+	} else if (own.found &&
+	    (call->phase == DTX_PHASE_PREPARE ||
+	        call->phase == DTX_PHASE_EXECUTE) &&
+	    own.result == DTX_OK && undone_since(b, call, reply, &res)) {
+		record_fini(&own);
 	} else if (own.found) {
 		replay(&own, reply);
 		res = (dtx_result)own.result;

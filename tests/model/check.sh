@@ -54,6 +54,7 @@ CONFIGS=(
 	"zombie-writes-unfenced|-DCLUSTER -DMUT_NO_FENCE|2|!safe"
 	"prepare-runs-after-abort|-DMUT_NO_HANGING_CHECK|2|!safe"
 	"null-compensation-not-recorded|-DSAGA -DMUT_NO_NULL_RECORD|2|!safe"
+	"forward-ok-replayed-after-undo|-DMUT_REPLAY_AFTER_UNDO|2|!safe"
 	"phase-two-not-retried|-DMUT_NO_RETRY|2|!terminates"
 	"saga-recovery-trusts-sent-bits|-DSAGA -DMUT_RECOVER_TRUSTS_SENT|2|!safe"
 	"saga-status-before-final-record|-DSAGA -DMUT_STATUS_UNSETTLED|2|!safe"

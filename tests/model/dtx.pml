@@ -57,9 +57,10 @@
  *    after its forward effect; without one the undo is a null operation,
  *    recorded. (assertions in the barrier)
  * P3 no hanging: nothing is reserved or executed once its branch's undo was
- *    answered OK (the null record refuses the late call), and an aborted or
- *    compensated outcome has every forward effect undone, for ever.
- *    (assertion in the barrier, ltl safe)
+ *    answered OK (the null record refuses the late call), no forward call
+ *    is even answered OK then (a duplicate does not replay its OK), and an
+ *    aborted or compensated outcome has every forward effect undone, for
+ *    ever. (assertions in the barrier and the delivery, ltl safe)
  * P4 one outcome: dtxd never settles two outcomes (two nodes, or two lives
  *    of one), a client is never told two, and what it is told matches the
  *    effects. (assertions in settle and tell, ltl safe)
@@ -85,6 +86,9 @@
  * MUT_NO_FENCE           writes not conditional on owner and epoch (P1, P5)
  * MUT_NO_HANGING_CHECK   a prepare after its abort runs (P3)
  * MUT_NO_NULL_RECORD     a null undo is answered, not recorded (P3)
+ * MUT_REPLAY_AFTER_UNDO  a forward call's OK record is replayed even after
+ *                        its branch was undone (P3; finding 3, the code as
+ *                        it was)
  * MUT_NO_RETRY           a failed phase-two or COMPENSATE call is not
  *                        retried (P6)
  * MUT_RECOVER_TRUSTS_SENT saga recovery trusts the recorded SENT bits (P1)
@@ -115,6 +119,11 @@
  *   and dtx.h say (dtxd reports it only once synced); the SDK's resolver
  *   used to wait for COMMITTED. sdk/src/resolver.c now acts as the model
  *   does.
+ * - the barrier (finding 3, MUT_REPLAY_AFTER_UNDO) replayed a prepare's or
+ *   execute's OK to a duplicate that arrived after the branch's abort or
+ *   compensation: a coordinator (or a node that took the transaction over)
+ *   was told the branch held what its undo had released. It now answers
+ *   REFUSED; tests/unit/barrier_test.c has the regression test.
  *
  * Not modelled: data values and payloads, business logic beyond OK or
  * REFUSED of a forward call; RETRY, NO_SUCH_METHOD and BAD_REQUEST replies
@@ -128,8 +137,8 @@
  * Abort (it moves the engines as the deadline does) and hand settlement;
  * the stuck flag; the purge of old records (a Resolve for a purged
  * committed gid would say ABORTED); power loss, which also loses writes
- * that reached the store unsynced (then a lost 2PC record plus a
- * resubmitted gid re-runs PREPARE, which the barrier replays OK even after
+ * that reached the store unsynced (dtxd's: then a lost 2PC record plus a
+ * resubmitted gid re-runs PREPARE, which the barrier now refuses after
  * the branch's abort); batching; PostgreSQL's own fail-over (a write, once
  * it succeeded, stays).
  *

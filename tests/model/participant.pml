@@ -13,8 +13,9 @@
  * participant's crash fault drops its queued calls, its replies and the
  * resolver's pending answer, and nothing it wrote.
  *
- * The barrier's per-phase table (a phase with a record of its own replays
- * it; these are the rows for a phase without one):
+ * The barrier's per-phase table. A phase with a record of its own replays
+ * it, except a forward OK once the branch has a back record: REFUSED, not
+ * recorded (finding 3). These are the rows for a phase without one:
  *   FWD (PREPARE, EXECUTE)  back record here -> REFUSED, recorded (no
  *                           hanging); else the callback runs: OK or
  *                           REFUSED (the business decides), recorded
@@ -42,7 +43,13 @@ inline barrier(b, ph, res)
 	:: ph == FWD ->
 		if
 		:: rf[b] != R_NONE ->
+#ifndef MUT_REPLAY_AFTER_UNDO
+			/* Its OK no longer holds once the branch was undone
+			 * here. */
+			res = (rf[b] == R_OK && rb[b] == R_NONE -> OK : REF)
+#else
 			res = (rf[b] == R_OK -> OK : REF)
+#endif
 #ifndef MUT_NO_HANGING_CHECK
 		:: rf[b] == R_NONE && rb[b] != R_NONE ->
 			/* Too late: refused, and recorded (R_LATE is a
@@ -115,6 +122,8 @@ inline barrier(b, ph, res)
 		fi; \
 		barrier(B, PH, res); \
 		printf("branch %d: phase %d from node %d: %d\n", B, PH, N, res); \
+		/* P3: no forward OK once the branch's undo answered OK. */ \
+		assert(PH != FWD || res != OK || !closed[B]); \
 		if \
 		:: alive[N] && has[N] -> \
 			rep[I(N, B)] = rep[I(N, B)] | RBIT(PH, res) \

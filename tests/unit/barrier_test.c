@@ -342,6 +342,54 @@ Test(barrier, null_compensation_is_recorded_and_a_late_execute_is_refused)
 	nng_close(s);
 }
 
+// Finding 3 of the protocol model (tests/model): a duplicate prepare or
+// execute that arrives after its branch was undone must not replay its OK.
+Test(barrier, forward_ok_is_not_replayed_once_its_branch_was_undone)
+{
+	start(0, 4);
+	nng_socket  s = raw_open();
+	dtxt_answer a = dtxt_raw_call(s, "g10", 0, DTX_PHASE_PREPARE, "ok");
+
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	a = dtxt_raw_call(s, "g10", 0, DTX_PHASE_ABORT, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	cr_assert_str_eq(a.message, "ran 1");
+	for (int i = 0; i < 2; i++) {
+		a = dtxt_raw_call(s, "g10", 0, DTX_PHASE_PREPARE, "ok");
+		cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
+		cr_assert(strstr(a.message,
+		              "aborted here after this prepare") != NULL,
+		    "%s", a.message);
+	}
+	cr_assert_eq(runs(DTX_PHASE_PREPARE), 1);
+	// The undo itself still replays, and a commit is still refused.
+	a = dtxt_raw_call(s, "g10", 0, DTX_PHASE_ABORT, "ok");
+	cr_assert_str_eq(a.message, "ran 1");
+	a = dtxt_raw_call(s, "g10", 0, DTX_PHASE_COMMIT, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
+
+	a = dtxt_raw_call(s, "g10", 1, DTX_PHASE_EXECUTE, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	a = dtxt_raw_call(s, "g10", 1, DTX_PHASE_COMPENSATE, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	a = dtxt_raw_call(s, "g10", 1, DTX_PHASE_EXECUTE, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_REFUSED);
+	cr_assert(
+	    strstr(a.message, "compensated here after this execute") != NULL,
+	    "%s", a.message);
+	cr_assert_eq(runs(DTX_PHASE_EXECUTE), 1);
+	cr_assert_eq(runs(DTX_PHASE_COMPENSATE), 1);
+
+	// A prepare committed here replays its OK as before.
+	a = dtxt_raw_call(s, "g10", 2, DTX_PHASE_PREPARE, "ok");
+	a = dtxt_raw_call(s, "g10", 2, DTX_PHASE_COMMIT, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	a = dtxt_raw_call(s, "g10", 2, DTX_PHASE_PREPARE, "ok");
+	cr_assert_eq(a.status, DTX_BRANCH_OK);
+	cr_assert_str_eq(a.message, "ran 2");
+	nng_close(s);
+}
+
 Test(barrier, protocol_violations_are_refused_without_running_the_callback)
 {
 	start(0, 4);
