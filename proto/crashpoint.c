@@ -143,3 +143,9 @@ dtxi_crash_point(dtxi_crash *c, dtxi_crash_pt point)
 	crash_now(point);
 	return false;
 }
+
+bool
+dtxi_crash_armed(const dtxi_crash *c, dtxi_crash_pt point)
+{
+	return c != NULL && point != DTXI_CRASH_NONE && c->point == point;
+}

@@ -78,4 +78,9 @@ void dtxi_crash_init(dtxi_crash *c, dtxi_crash_side side, const char *spec);
 // Accepts NULL (never armed).
 bool dtxi_crash_point(dtxi_crash *c, dtxi_crash_pt point);
 
+// True when c is armed at point (whatever the pass): the caller can make
+// the point mean what the table above says before passing it (the barrier
+// waits for its write to be synced). Accepts NULL.
+bool dtxi_crash_armed(const dtxi_crash *c, dtxi_crash_pt point);
+
 #endif // DTX_CRASHPOINT_H

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "crashpoint.h"
+#include "gcommit.h"
 
 typedef struct dtxi_barrier dtxi_barrier;
 
@@ -30,8 +31,22 @@ void dtxi_barrier_free(dtxi_barrier *b);
 // Runs fn(call, reply, arg) under the barrier, or replays, refuses or
 // answers a null operation without running it, as dtx.h describes. Fills
 // reply and returns the result to send. Storage errors become DTX_RETRY
-// with a message. Thread-safe.
+// with a message. The answer may rest on writes not durable yet: it must
+// not leave before reply->durable is (0: at once), which the caller learns
+// from the group commit (dtxi_barrier_gcommit) or dtxi_barrier_wait().
+// Thread-safe.
 dtx_result dtxi_barrier_call(dtxi_barrier *b, const dtx_call *call,
     dtx_phase_fn fn, void *arg, dtx_reply *reply);
+
+// b's group commit, where a reply waits for its durable ticket; NULL when
+// nothing needs to wait (no barrier, or no_sync).
+dtxi_gcommit *dtxi_barrier_gcommit(dtxi_barrier *b);
+
+// Blocks until the ticket durable (from a reply) is synced. Returns 0 or
+// DTX_ESTORAGE (a sync failed).
+int dtxi_barrier_wait(dtxi_barrier *b, uint64_t durable);
+
+// Calls answered through b, and syncs made for them, so far.
+void dtxi_barrier_counts(dtxi_barrier *b, uint64_t *calls, uint64_t *syncs);
 
 #endif // DTX_BARRIER_H

@@ -10,12 +10,14 @@
 #define DTX_BARRIER_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <rocksdb/c.h>
 
 #include "barrier.h"
+#include "gcommit.h"
 
 #define DTXI_BARRIER_STRIPES    64
 #define DTXI_BARRIER_PREFIX_MAX 64
@@ -26,7 +28,7 @@
 struct dtxi_barrier {
 	rocksdb_t              *db;
 	rocksdb_readoptions_t  *ro;
-	rocksdb_writeoptions_t *wo;       // synced unless no_sync
+	rocksdb_writeoptions_t *wo;       // never synced: gc syncs
 	rocksdb_writeoptions_t *wo_purge; // never synced: a lost purge redoes
 	char                    prefix[DTXI_BARRIER_PREFIX_MAX + 1];
 	size_t                  plen;
@@ -35,6 +37,8 @@ struct dtxi_barrier {
 	void (*unlock)(void *);
 	void           *lock_arg;
 	dtxi_crash     *crash;
+	dtxi_gcommit   *gc;    // group commit; NULL with no_sync
+	atomic_ullong   calls; // answered through the barrier
 	pthread_mutex_t stripes[DTXI_BARRIER_STRIPES];
 };
 

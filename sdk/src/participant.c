@@ -578,6 +578,7 @@ dtx_participant_listen(dtx_participant *p, const char *url)
 	o.contexts    = p->ncontexts;
 	o.max_payload = p->max_payload;
 	o.tls         = p->tls;
+	o.gc          = dtxi_barrier_gcommit(p->barrier);
 	if ((rv = dtxi_serve_start(
 	         &p->serve, url, &o, run_call, p, p->message)) != 0) {
 		dtxi_resolver_stop(p->resolver);

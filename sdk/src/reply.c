@@ -75,6 +75,7 @@ dtxi_reply_reset(dtx_reply *r)
 	r->payload    = NULL;
 	r->len        = 0;
 	r->message[0] = '\0';
+	r->durable    = 0;
 }
 
 void *

@@ -13,6 +13,7 @@
 #include <dtx/dtx.h>
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codec.h"
 
@@ -23,6 +24,9 @@ struct dtx_reply {
 	char   message[DTX_MESSAGE_MAX + 1];
 	// The barrier's batch for the running callback, NULL without one.
 	rocksdb_writebatch_t *wb;
+	// The group commit ticket the reply must wait for before it leaves
+	// (barrier.c's top says why); 0: none.
+	uint64_t durable;
 };
 
 // Forgets what the previous call left in r: frees its payload, empties its

@@ -276,6 +276,11 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		};
 		reply.message[0] = '\0';
 		res              = r->run(r->run_arg, &call, &reply);
+		// Done only once durable, as a reply to dtxd would be.
+		if (res == DTX_OK &&
+		    dtxi_barrier_wait(r->b, reply.durable) != 0) {
+			res = DTX_RETRY;
+		}
 		DTXI_INFO("barrier: in-doubt branch %s/%u is %s at the "
 		          "coordinator: %s %s",
 		    d[i].gid, (unsigned)d[i].branch, dtx_state_name(st),

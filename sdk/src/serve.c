@@ -12,6 +12,12 @@
 // callbacks never decode, never run user code and never block: they only
 // move a context between "receiving", "queued" and "sending".
 //
+// A reply that rests on barrier writes not synced yet (its ticket,
+// dtx_reply.durable; barrier.c says why) is encoded at once and parked on
+// its context in the group commit (gcommit.h), which sends it after the
+// sync that covers it; the worker goes on with the next call. A batch's
+// reply waits for the highest ticket of its calls.
+//
 // Lock order: two locks, never nested. dtxi_serve.mtx guards the work
 // queue and the stop flag; it is never held while calling into nng or user
 // code. dtxi_serve.io_lock (a rwlock) is held for reading around every
@@ -34,6 +40,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "clock.h"
+#include "gcommit.h"
 #include "link.h"
 #include "log.h"
 #include "reply.h"
@@ -72,6 +79,7 @@ typedef struct bitem {
 	char      message[DTX_MESSAGE_MAX + 1];
 	void     *payload; // malloc'd by dtx_reply_set_payload, or NULL
 	size_t    len;
+	uint64_t  durable; // group commit ticket of its reply, 0: none
 } bitem;
 
 // A batch being served. It owns the request frame (the calls' payloads
@@ -87,7 +95,8 @@ struct pbatch {
 };
 
 // One nng context and its aio. While a request is being served it is owned
-// by exactly one party: nng (receive or send posted), the queue, or a worker.
+// by exactly one party: nng (receive or send posted), the queue, a worker,
+// or the group commit (its reply parked until durable).
 typedef struct pctx {
 	dtxi_serve *s;
 	nng_ctx     ctx;
@@ -96,6 +105,8 @@ typedef struct pctx {
 	nng_msg    *req;     // the request, while queued or in a worker
 	int64_t     recv_ms; // monotonic time req was received
 	job         job;     // its place on the queue
+	dtxi_gwait  wait;    // its parked reply's place in the group commit
+	nng_msg    *parked;  // that reply
 } pctx;
 
 typedef struct worker {
@@ -231,11 +242,46 @@ run_call(worker *w)
 	w->s->run(w->s->arg, w->call, w->recv_ms, &w->reply, &w->rep.u.branch);
 }
 
-// Encodes w->rep and sends it on c. A branch reply the codec refuses is
-// replaced by an error reply that says so; with no reply at all the
-// coordinator times out and calls again.
+// The group commit's completion of a parked reply (on its thread): sends
+// it, or, when the sync failed, an error reply instead (the reply may
+// claim a write that is lost): dtxd calls again.
 static void
-send_reply(worker *w, pctx *c)
+parked_done(void *arg, int err)
+{
+	pctx       *c   = arg;
+	nng_msg    *msg = c->parked;
+	dtxi_reply *rep;
+
+	c->parked = NULL;
+	if (err == 0) {
+		pctx_send(c, msg);
+		return;
+	}
+	nng_msg_free(msg);
+	msg = NULL;
+	if ((rep = calloc(1, sizeof(*rep))) != NULL) {
+		rep->version = DTX_PROTOCOL_VERSION;
+		reply_error(rep, err,
+		    "participant barrier: syncing its store failed; restart "
+		    "the participant");
+		if (dtxi_transport_encode_reply(rep, &msg) != 0) {
+			msg = NULL;
+		}
+		free(rep);
+	}
+	if (msg != NULL) {
+		pctx_send(c, msg);
+	} else {
+		pctx_recv(c);
+	}
+}
+
+// Encodes w->rep and sends it on c, at once or, when it rests on writes
+// not durable yet (durable, a group commit ticket), once they are. A
+// branch reply the codec refuses is replaced by an error reply that says
+// so; with no reply at all the coordinator times out and calls again.
+static void
+send_reply(worker *w, pctx *c, uint64_t durable)
 {
 	nng_msg *rep = NULL;
 	int      rv  = dtxi_transport_encode_reply(&w->rep, &rep);
@@ -249,6 +295,16 @@ send_reply(worker *w, pctx *c)
 	if (rv != 0) {
 		pctx_recv(c);
 		return;
+	}
+	if (durable != 0 && w->s->o.gc != NULL) {
+		c->parked      = rep;
+		c->wait.ticket = durable;
+		c->wait.done   = parked_done;
+		c->wait.arg    = c;
+		if (dtxi_gcommit_after(w->s->o.gc, &c->wait)) {
+			return;
+		}
+		c->parked = NULL;
 	}
 	pctx_send(c, rep);
 }
@@ -313,6 +369,21 @@ batch_reply(worker *w, pbatch *b)
 	}
 }
 
+// The ticket a batch's reply waits for: the highest of its calls'. The
+// calls' writes ended before their items did, so all are at or below it.
+static uint64_t
+batch_durable(const pbatch *b)
+{
+	uint64_t t = 0;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (b->items[i].durable > t) {
+			t = b->items[i].durable;
+		}
+	}
+	return t;
+}
+
 // Runs call number i of batch b. The worker that ends the last call sends
 // the batch's reply and frees it.
 static void
@@ -341,6 +412,7 @@ run_item(worker *w, pbatch *b, uint32_t i)
 	    it->message, w->rep.u.branch.message, sizeof(it->message));
 	// The reply payload, if any, is w->reply's: the item takes it over.
 	it->len     = w->rep.u.branch.payload.len;
+	it->durable = w->reply.durable;
 	it->payload = NULL;
 	if (it->len > 0) {
 		size_t len;
@@ -352,7 +424,7 @@ run_item(worker *w, pbatch *b, uint32_t i)
 		return;
 	}
 	batch_reply(w, b);
-	send_reply(w, b->c);
+	send_reply(w, b->c, batch_durable(b));
 	batch_free(b);
 }
 
@@ -386,6 +458,7 @@ start_batch(worker *w, pctx *c, nng_msg *req)
 		it->message[0] = '\0';
 		it->payload    = NULL;
 		it->len        = 0;
+		it->durable    = 0;
 	}
 	if (b->n > 1) {
 		pthread_mutex_lock(&s->mtx);
@@ -456,7 +529,7 @@ serve(worker *w, pctx *c)
 		w->recv_ms = c->recv_ms;
 		run_call(w);
 	}
-	send_reply(w, c);
+	send_reply(w, c, w->reply.durable);
 	dtxi_reply_reset(&w->reply);
 	nng_msg_free(req);
 }
@@ -497,9 +570,10 @@ worker_main(void *arg)
 // Undoes whatever start built, in the only safe order: close the socket
 // (every posted operation completes with NNG_ECLOSED), stop the workers
 // (a running callback is waited for; queued frames and batch calls are
-// dropped), stop every
-// aio (waits for its callback, so nothing can queue any more), free what the
-// queue still holds, then free the aios.
+// dropped), let the group commit complete the replies parked in it (they
+// are dropped, the socket being closed), stop every aio (waits for its
+// callback, so nothing can queue any more), free what the queue still
+// holds, then free the aios.
 static void
 serve_stop(dtxi_serve *s)
 {
@@ -520,6 +594,9 @@ serve_stop(dtxi_serve *s)
 		pthread_join(s->workers[i].thread, NULL);
 	}
 	s->nthreads = 0;
+	if (s->o.gc != NULL) {
+		dtxi_gcommit_flush(s->o.gc);
+	}
 	for (unsigned i = 0; i < s->nctxs; i++) {
 		nng_aio_stop(s->ctxs[i].aio);
 	}

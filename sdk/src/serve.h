@@ -16,6 +16,7 @@
 #include <dtx/dtx.h>
 
 #include "codec.h"
+#include "gcommit.h"
 #include "tls.h"
 
 typedef struct dtxi_serve dtxi_serve;
@@ -23,8 +24,9 @@ typedef struct dtxi_serve dtxi_serve;
 // Runs one branch call on a worker thread and fills out: its status and
 // message, and a payload that may point into reply (the worker's reply
 // object, whose payload and message the previous call left empty, and
-// which lives until out is encoded). recv_ms is the monotonic time the
-// call's frame arrived.
+// which lives until out is encoded; a ticket it leaves in reply->durable
+// holds the reply back until the group commit has synced it). recv_ms is
+// the monotonic time the call's frame arrived.
 typedef void (*dtxi_serve_fn)(void *arg, const dtxi_call *call,
     int64_t recv_ms, dtx_reply *reply, dtxi_branch_reply *out);
 
@@ -33,6 +35,10 @@ typedef struct dtxi_serve_opts {
 	unsigned        contexts;    // frames received concurrently
 	size_t          max_payload; // of a call, and of a reply
 	const dtxi_tls *tls; // for a tls+tcp:// url (required), else NULL
+	// Where a reply whose run left a ticket in dtx_reply.durable waits
+	// to be durable before it is sent (the barrier's); NULL: none do.
+	// Must outlive the serving.
+	dtxi_gcommit *gc;
 } dtxi_serve_opts;
 
 // Listens on url and serves calls through run(arg, ...) until

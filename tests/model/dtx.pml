@@ -139,7 +139,9 @@
  * committed gid would say ABORTED); power loss, which also loses writes
  * that reached the store unsynced (dtxd's: then a lost 2PC record plus a
  * resubmitted gid re-runs PREPARE, which the barrier now refuses after
- * the branch's abort); batching; PostgreSQL's own fail-over (a write, once
+ * the branch's abort; a participant's: a suffix of its barrier writes,
+ * none of them answered yet, as if those calls had not arrived: see
+ * participant.pml); batching; PostgreSQL's own fail-over (a write, once
  * it succeeded, stays).
  *
  * Checks (check.sh; states stored, CPU seconds of the run on this 2-core

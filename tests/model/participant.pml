@@ -6,12 +6,17 @@
  * by asking Resolve.
  *
  * A delivery is one atomic step, as in the code: the barrier holds the
- * (gid, branch) stripe from its first read to the end of the one synced
- * write that carries the business change and the record of the call. A
- * crash of the participant therefore loses either the whole delivery
- * (before the write: the call is gone) or only its reply (after it): the
- * participant's crash fault drops its queued calls, its replies and the
- * resolver's pending answer, and nothing it wrote.
+ * (gid, branch) stripe from its first read to the end of the one write
+ * that carries the business change and the record of the call, and the
+ * reply leaves only once a sync covers that write and everything the
+ * delivery read (group commit, sdk/src/barrier.c). The write is unsynced
+ * until then, but the WAL is recovered as a prefix, so a crash (even a
+ * power loss) loses a suffix of the writes, none of them answered, each
+ * depending only on writes before it: as if those deliveries never
+ * happened. A crash of the participant therefore loses either the whole
+ * delivery (the call is gone) or only its reply: the participant's crash
+ * fault drops its queued calls, its replies and the resolver's pending
+ * answer, and nothing that was answered.
  *
  * The barrier's per-phase table. A phase with a record of its own replays
  * it, except a forward OK once the branch has a back record: REFUSED, not

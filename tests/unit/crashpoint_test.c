@@ -24,6 +24,12 @@ Test(crashpoint, arms_a_point_of_its_own_side_with_a_count)
 	dtxi_crash_init(&c, DTXI_CRASH_PARTICIPANT, "after-business-write:3");
 	cr_assert_eq(c.point, DTXI_CRASH_AFTER_BUSINESS_WRITE);
 	cr_assert_eq(c.nth, 3);
+	// Armed at that point (on whatever pass), at no other.
+	cr_assert(dtxi_crash_armed(&c, DTXI_CRASH_AFTER_BUSINESS_WRITE));
+	cr_assert_not(dtxi_crash_armed(&c, DTXI_CRASH_BEFORE_BUSINESS_WRITE));
+	cr_assert_not(dtxi_crash_armed(NULL, DTXI_CRASH_AFTER_BUSINESS_WRITE));
+	dtxi_crash_init(&c, DTXI_CRASH_PARTICIPANT, NULL);
+	cr_assert_not(dtxi_crash_armed(&c, DTXI_CRASH_NONE));
 }
 
 Test(crashpoint, refuses_unknown_points_other_sides_and_bad_counts)

@@ -316,13 +316,16 @@ typedef struct dtx_barrier_opts {
 	// more: keep it well above the coordinator's longest retry horizon. A
 	// prepared branch that is still undecided is never purged.
 	int64_t retention_ms;
-	// true: barrier writes are not synced (tests and benchmarks only: a
-	// crash may then lose a reply the coordinator already acted on).
+	// true: barrier writes are never synced (tests and benchmarks only:
+	// a power loss may then lose a reply the coordinator already acted
+	// on).
 	bool no_sync;
 	// Optional. When set, lock(lock_arg) is called before a callback runs
-	// and unlock(lock_arg) once its batch is written. Use it when
+	// and unlock(lock_arg) once its batch is written to the store, not
+	// yet synced (see "What a callback may assume" below). Use it when
 	// callbacks read data that other branches change (an account balance):
-	// the reads and the write then happen under one lock, as they must.
+	// the reads and the write then happen under one lock, as they must,
+	// and the lock is not held while the write is synced.
 	void (*lock)(void *lock_arg);
 	void (*unlock)(void *lock_arg);
 	void *lock_arg;
@@ -351,8 +354,40 @@ typedef struct dtx_barrier_opts {
 //   keeps retrying it (the transaction shows as STUCK for an operator).
 // - Deliveries of the same (gid, branch) are serialised, so concurrent
 //   duplicates run the callback at most once.
+// - A prepare or execute answered OK is not replayed once its branch was
+//   aborted or compensated here: a late duplicate is REFUSED.
 // - Records older than the retention are purged in the background, a
 //   bounded number per pass.
+//
+// Group commit. The SDK writes each call's batch (with the barrier's
+// record) unsynced, and sends the call's reply only once a sync covers it.
+// One sync covers every batch written before it began, so concurrent calls
+// share it. No callback waits for a sync, and the user's lock is not held
+// during one.
+//
+// What a callback may assume:
+// - Its reads see every batch this participant's calls wrote before it
+//   ran, synced or not. With the lock hooks, no other callback of this
+//   participant runs between lock and unlock, and its own batch is
+//   written (visible to every later read) before unlock.
+// - A batch it read from that is not synced yet becomes durable before,
+//   or in the same sync as, its own batch, and before either reply is
+//   sent. After a crash, even a power loss, the store holds a prefix of
+//   the batches in the order they were written: a lost batch takes every
+//   later one with it, none of them was answered, and dtxd calls again.
+//   So what the store holds never rests on a lost batch.
+// - What it does outside its batch has no such guarantee. State it keeps
+//   in memory must be rebuilt from the store at start (a crash may lose
+//   the last batches), and an effect outside the store (a message sent)
+//   decided on what it read may outlive a batch that a power loss takes
+//   back. Likewise a reader outside the callbacks may see an effect up to
+//   one sync before it is durable.
+// This relies on RocksDB's defaults for db: the batches go through the
+// WAL, which is recovered as a prefix (wal_recovery_mode point-in-time,
+// the default, or absolute consistency; not skip-any-corrupted-records),
+// and no unordered_write. If a sync fails, every later call is answered
+// RETRY, with a message, until the participant restarts: after a failed
+// fsync, nothing written since the last good one is known to be on disk.
 //
 // A REFUSED prepare or execute must leave nothing to undo (its batch is
 // written, but no abort or compensate callback will run for it). Before
