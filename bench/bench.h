@@ -39,7 +39,9 @@ typedef struct bench_opts {
 	double      refuse_rate; // participant refusals of prepare/execute
 	unsigned    delay_us;    // participant work per prepare/execute
 	unsigned    part_workers;
-	double      limits_s; // per limit measurement; 0: skip
+	bool        barrier;      // participants use the barrier, own store
+	bool        barrier_lock; // ... with its lock hooks
+	double      limits_s;     // per limit measurement; 0: skip
 	bool        json;
 	bool        quiet; // no progress line
 	bool        keep;  // keep the temporary directory

@@ -43,6 +43,12 @@ usage(FILE *f)
 	    "  --refuse-rate F           prepare/execute refusals, 0..1 (0)\n"
 	    "  --delay-us N              work per prepare/execute (0)\n"
 	    "  --part-workers N          callback threads each (4)\n"
+	    "  --barrier                 participants use the barrier, each "
+	    "on a\n"
+	    "                            RocksDB of its own (a 16-byte "
+	    "write per call)\n"
+	    "  --barrier-lock            the same, with the barrier's lock "
+	    "hooks\n"
 	    "targets:\n"
 	    "  --dtxd PATH               dtxd (next to dtx-bench in the "
 	    "build)\n"
@@ -158,6 +164,13 @@ parse(cli *c, int argc, char **argv)
 			c->recovery = true;
 			continue;
 		}
+		if (strcmp(a, "--barrier") == 0 ||
+		    strcmp(a, "--barrier-lock") == 0) {
+			o->barrier      = true;
+			o->barrier_lock = o->barrier_lock ||
+			    strcmp(a, "--barrier-lock") == 0;
+			continue;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "dtx-bench: %s needs a value\n", a);
 			return -1;
@@ -269,6 +282,12 @@ parse(cli *c, int argc, char **argv)
 		    "starts; it cannot fill a running one\n");
 		return -1;
 	}
+	if (o->barrier && o->coord_url != NULL) {
+		fprintf(stderr,
+		    "dtx-bench: --barrier sets up the participants it "
+		    "starts; it cannot change running ones\n");
+		return -1;
+	}
 	if (o->dtxd_pid != 0 && o->coord_url == NULL) {
 		fprintf(stderr,
 		    "dtx-bench: --dtxd-pid is for a running "
@@ -283,7 +302,7 @@ print_config(FILE *f, const bench_opts *o)
 {
 	fprintf(f,
 	    "dtx-bench: %s, %u branch%s, %u in flight, %zu-byte payloads, %s, "
-	    "%u participant%s (refuse %g, delay %u us), ",
+	    "%u participant%s (refuse %g, delay %u us%s), ",
 	    bench_mode_name(o->mode), o->branches,
 	    o->branches == 1 ? "" : "es", o->concurrency, o->payload,
 	    o->ipc                   ? "ipc"
@@ -294,7 +313,10 @@ print_config(FILE *f, const bench_opts *o)
 	                  : (o->parts ? o->parts : o->branches)) == 1
 	        ? ""
 	        : "s",
-	    o->refuse_rate, o->delay_us);
+	    o->refuse_rate, o->delay_us,
+	    o->barrier_lock  ? ", barrier + lock hooks"
+	        : o->barrier ? ", barrier"
+	                     : "");
 	if (o->count > 0) {
 		fprintf(f, "%llu transactions", (unsigned long long)o->count);
 	} else {

@@ -5,23 +5,34 @@
 // own: what is measured is dtx, not a service. Two knobs shape it:
 // --refuse-rate makes prepare and execute refuse that fraction of calls (so
 // 2PC aborts and sagas compensate), --delay-us makes prepare and execute
-// take that long (a service that does real work). It runs until SIGTERM or
-// SIGINT.
+// take that long (a service that does real work). With --store DIR it is a
+// participant as README tells users to write one: the barrier on its own
+// RocksDB (dtx_participant_use_barrier), every callback staging one 16-byte
+// business write in the barrier's batch; --lock adds the barrier's lock
+// hooks, under which each callback also reads, and writes back, a counter
+// shared by all calls (the read-modify-write the hooks are for). It runs
+// until SIGTERM or SIGINT.
 
 #include <dtx/dtx.h>
 
+#include <inttypes.h>
 #include <pthread.h>
+#include <rocksdb/c.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 typedef struct part {
-	double       refuse_rate;
-	unsigned     delay_us;
-	atomic_ulong seq;
+	double                 refuse_rate;
+	unsigned               delay_us;
+	atomic_ulong           seq;
+	rocksdb_t             *db; // --store: the barrier's, NULL without
+	rocksdb_readoptions_t *ro;
+	pthread_mutex_t        mu; // --lock: the barrier's user lock
 } part;
 
 static void
@@ -30,8 +41,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: dtx-bench-part --listen URL [--refuse-rate F] "
 	    "[--delay-us N] [--workers N] [--contexts N]\n"
-	    "                      [--tls DIR]   (tls+tcp://: DIR made by "
-	    "samples/tls/make-certs.sh)\n");
+	    "                      [--store DIR [--lock]] [--tls DIR]   "
+	    "(tls+tcp://: DIR made by samples/tls/make-certs.sh)\n");
 }
 
 // A cheap, thread-safe pseudo-random draw: a hash of a shared counter, so
@@ -47,13 +58,53 @@ draw(part *p)
 	return (double)(x >> 11) / 9007199254740992.0;
 }
 
+// With the barrier: stages the call's business write, 16 bytes under a key
+// of its own, and with the lock hooks reads the shared counter and stages
+// it incremented (the hooks keep that read and the write consistent).
+// false when the store failed.
+static bool
+stage(part *p, const dtx_call *call, dtx_reply *reply)
+{
+	rocksdb_writebatch_t *wb = dtx_reply_writebatch(reply);
+	char                  key[DTX_GID_MAX + 32];
+	char                  val[17];
+	int                   n;
+
+	if (wb == NULL) {
+		return true;
+	}
+	n = snprintf(key, sizeof(key), "b/%s/%" PRIu32 "/%d", call->gid,
+	    call->branch_id, (int)call->phase);
+	snprintf(val, sizeof(val), "%016" PRIx64, (uint64_t)call->attempt);
+	rocksdb_writebatch_put(wb, key, (size_t)n, val, 16);
+	if (p->ro != NULL) {
+		char    *err = NULL;
+		size_t   len = 0;
+		char    *v   = rocksdb_get(p->db, p->ro, "c", 1, &len, &err);
+		uint64_t c   = 0;
+
+		if (err != NULL) {
+			dtx_reply_set_message(reply, err);
+			rocksdb_free(err);
+			return false;
+		}
+		if (v != NULL && len == 16) {
+			memcpy(val, v, 16);
+			val[16] = '\0';
+			c       = strtoull(val, NULL, 16);
+		}
+		rocksdb_free(v);
+		snprintf(val, sizeof(val), "%016" PRIx64, c + 1);
+		rocksdb_writebatch_put(wb, "c", 1, val, 16);
+	}
+	return true;
+}
+
 static dtx_result
 forward(const dtx_call *call, dtx_reply *reply, void *arg)
 {
 	part *p = arg;
 
-	(void)call;
-	(void)reply;
 	if (p->delay_us > 0) {
 		struct timespec ts = {(time_t)(p->delay_us / 1000000),
 		    (long)(p->delay_us % 1000000) * 1000L};
@@ -62,16 +113,45 @@ forward(const dtx_call *call, dtx_reply *reply, void *arg)
 	if (p->refuse_rate > 0 && draw(p) < p->refuse_rate) {
 		return DTX_REFUSED;
 	}
-	return DTX_OK;
+	return stage(p, call, reply) ? DTX_OK : DTX_RETRY;
 }
 
 static dtx_result
 backward(const dtx_call *call, dtx_reply *reply, void *arg)
 {
-	(void)call;
-	(void)reply;
-	(void)arg;
-	return DTX_OK;
+	return stage(arg, call, reply) ? DTX_OK : DTX_RETRY;
+}
+
+static void
+lock_mu(void *arg)
+{
+	pthread_mutex_lock(&((part *)arg)->mu);
+}
+
+static void
+unlock_mu(void *arg)
+{
+	pthread_mutex_unlock(&((part *)arg)->mu);
+}
+
+// Opens (creating) the participant's own store, as a service would.
+static rocksdb_t *
+open_store(const char *dir)
+{
+	rocksdb_options_t *o   = rocksdb_options_create();
+	char              *err = NULL;
+	rocksdb_t         *db;
+
+	rocksdb_options_set_create_if_missing(o, 1);
+	rocksdb_options_set_info_log_level(o, 2); // WARN
+	db = rocksdb_open(o, dir, &err);
+	rocksdb_options_destroy(o);
+	if (err != NULL) {
+		fprintf(stderr, "dtx-bench-part: %s: %s\n", dir, err);
+		rocksdb_free(err);
+		return NULL;
+	}
+	return db;
 }
 
 int
@@ -84,12 +164,15 @@ main(int argc, char **argv)
 	    .execute    = forward,
 	    .compensate = backward,
 	};
-	part         pt;
-	const char  *url      = NULL;
-	unsigned     workers  = 4;
-	unsigned     contexts = 256;
-	const char  *tls_dir  = NULL;
-	char         cert[4096], key[4096], ca[4096];
+	part             pt;
+	dtx_barrier_opts bo       = {0};
+	const char      *url      = NULL;
+	const char      *store    = NULL;
+	bool             lock     = false;
+	unsigned         workers  = 4;
+	unsigned         contexts = 256;
+	const char      *tls_dir  = NULL;
+	char             cert[4096], key[4096], ca[4096];
 	dtx_tls_opts tls = {.cert_file = cert, .key_file = key, .ca_file = ca};
 	dtx_participant *p = NULL;
 	sigset_t         stop;
@@ -97,6 +180,7 @@ main(int argc, char **argv)
 
 	memset(&pt, 0, sizeof(pt));
 	atomic_init(&pt.seq, 0);
+	pthread_mutex_init(&pt.mu, NULL);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +188,10 @@ main(int argc, char **argv)
 		if (strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 0;
+		}
+		if (strcmp(a, "--lock") == 0) {
+			lock = true;
+			continue;
 		}
 		if (v == NULL) {
 			usage(stderr);
@@ -121,15 +209,26 @@ main(int argc, char **argv)
 			contexts = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "--tls") == 0) {
 			tls_dir = v;
+		} else if (strcmp(a, "--store") == 0) {
+			store = v;
 		} else {
 			usage(stderr);
 			return 2;
 		}
 		i++;
 	}
-	if (url == NULL) {
+	if (url == NULL || (lock && store == NULL)) {
 		usage(stderr);
 		return 2;
+	}
+	if (store != NULL && (pt.db = open_store(store)) == NULL) {
+		return 1;
+	}
+	if (lock) {
+		pt.ro       = rocksdb_readoptions_create();
+		bo.lock     = lock_mu;
+		bo.unlock   = unlock_mu;
+		bo.lock_arg = &pt;
 	}
 
 	// Block the stop signals before any thread starts; wait for them
@@ -150,13 +249,21 @@ main(int argc, char **argv)
 	    (rv = dtx_participant_set_workers(p, workers)) != 0 ||
 	    (rv = dtx_participant_set_contexts(p, contexts)) != 0 ||
 	    (rv = dtx_participant_register(p, "bench", &ops, &pt)) != 0 ||
+	    (pt.db != NULL &&
+	        (rv = dtx_participant_use_barrier(p, pt.db, &bo)) != 0) ||
 	    (rv = dtx_participant_listen(p, url)) != 0) {
 		fprintf(
 		    stderr, "dtx-bench-part: %s: %s\n", url, dtx_strerror(rv));
-		dtx_participant_close(p);
-		return 1;
+		rv = 1;
+	} else {
+		sigwait(&stop, &sig);
 	}
-	sigwait(&stop, &sig);
 	dtx_participant_close(p);
-	return 0;
+	if (pt.ro != NULL) {
+		rocksdb_readoptions_destroy(pt.ro);
+	}
+	if (pt.db != NULL) {
+		rocksdb_close(pt.db);
+	}
+	return rv != 0 ? 1 : 0;
 }

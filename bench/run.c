@@ -319,7 +319,7 @@ static int
 world_start_parts(const bench_opts *o, world *w)
 {
 	char refuse[32], delay[32], workers[32], contexts[32];
-	char log[PATH_MAX_ + 16];
+	char log[PATH_MAX_ + 16], store[PATH_MAX_ + 16];
 	char tls[PATH_MAX_ + 16];
 
 	snprintf(refuse, sizeof(refuse), "%g", o->refuse_rate);
@@ -330,12 +330,25 @@ world_start_parts(const bench_opts *o, world *w)
 	snprintf(contexts, sizeof(contexts), "%u",
 	    o->concurrency + 16 > 4096 ? 4096 : o->concurrency + 16);
 	for (unsigned i = 0; i < w->nparts; i++) {
-		char *argv[] = {w->part_bin, "--listen", w->parts[i],
-		    "--refuse-rate", refuse, "--delay-us", delay, "--workers",
-		    workers, "--contexts", contexts,
-		    o->tls_dir != NULL ? "--tls" : NULL, tls, NULL};
+		char    *argv[] = {w->part_bin, "--listen", w->parts[i],
+		       "--refuse-rate", refuse, "--delay-us", delay, "--workers",
+		       workers, "--contexts", contexts, NULL, NULL, NULL, NULL,
+		       NULL, NULL};
+		unsigned n      = 11;
 		snprintf(tls, sizeof(tls), "%s", o->tls_dir ? o->tls_dir : "");
+		if (o->tls_dir != NULL) {
+			argv[n++] = "--tls";
+			argv[n++] = tls;
+		}
 		snprintf(log, sizeof(log), "%s/part%u.log", w->dir, i);
+		snprintf(store, sizeof(store), "%s/part%u.store", w->dir, i);
+		if (o->barrier) {
+			argv[n++] = "--store";
+			argv[n++] = store;
+			if (o->barrier_lock) {
+				argv[n++] = "--lock";
+			}
+		}
 		if ((w->part_pids[i] = bench_spawn(argv, log)) < 0) {
 			fprintf(stderr, "dtx-bench: cannot start %s: %s\n",
 			    w->part_bin, strerror(errno));
