@@ -336,7 +336,8 @@ typedef struct dtx_barrier_opts {
 // dtx_participant_close()) as the store. In a callback,
 // dtx_reply_writebatch() gives a batch where the callback stages its
 // business writes instead of writing them itself; the SDK writes that batch
-// and the barrier's record of the call in one atomic (synced) write. Then:
+// and the barrier's record of the call in one atomic write, synced before
+// the call's reply leaves. Then:
 //
 // - A repeated call answers the first call's reply (status, message,
 //   payload) without running the callback. OK and REFUSED answers are
@@ -346,16 +347,15 @@ typedef struct dtx_barrier_opts {
 //   answered OK here is a null operation: it answers OK without running the
 //   callback, and is recorded.
 // - A prepare or execute that arrives after its branch was aborted or
-//   compensated is REFUSED without running the callback (no hanging
-//   reservation).
+//   compensated here is REFUSED without running the callback (no hanging
+//   reservation), even a duplicate of one that answered OK: its OK is not
+//   replayed once the branch was undone.
 // - A commit of a branch that is not prepared here, a commit after an
 //   abort, or an abort after a commit breaks the protocol: it is answered
 //   REFUSED with a message saying why, the callback does not run, and dtxd
 //   keeps retrying it (the transaction shows as STUCK for an operator).
 // - Deliveries of the same (gid, branch) are serialised, so concurrent
 //   duplicates run the callback at most once.
-// - A prepare or execute answered OK is not replayed once its branch was
-//   aborted or compensated here: a late duplicate is REFUSED.
 // - Records older than the retention are purged in the background, a
 //   bounded number per pass.
 //
