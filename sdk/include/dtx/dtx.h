@@ -376,6 +376,8 @@ typedef struct dtx_barrier_opts {
 //   the batches in the order they were written: a lost batch takes every
 //   later one with it, none of them was answered, and dtxd calls again.
 //   So what the store holds never rests on a lost batch.
+// - It runs on a libdtx thread on which RocksDB's perf counters are off
+//   (rocksdb_set_perf_level): a callback that wants them sets the level.
 // - What it does outside its batch has no such guarantee. State it keeps
 //   in memory must be rebuilt from the store at start (a crash may lose
 //   the last batches), and an effect outside the store (a message sent)
