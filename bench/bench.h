@@ -93,6 +93,10 @@ typedef struct bench_result {
 	double   dtxd_cpu_s;
 	uint64_t dtxd_hwm_kib, dtxd_rss0_kib, dtxd_rss1_kib;
 	double   parts_cpu_s; // -1: unknown
+	// --barrier: the participants' barrier calls and fsyncs over their
+	// whole run (warm-up included).
+	bool     part_stats_ok;
+	uint64_t part_calls, part_syncs;
 	double   client_cpu_s;
 	// Store counters over the window.
 	bool   stats_ok;

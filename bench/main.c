@@ -10,6 +10,7 @@
 // sweep one knob (CSV and a gnuplot PNG), and time a recovery. See usage().
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,16 @@ print_text(const bench_opts *o, const bench_result *r)
 		    r->writes_per_tx, r->batches_per_tx, r->syncs_per_tx,
 		    r->syncs_per_tx > 0 ? 1.0 / r->syncs_per_tx : 0);
 	}
+	if (r->part_stats_ok) {
+		printf("participants  %" PRIu64 " barrier calls, %" PRIu64
+		       " fsyncs: %.3f fsyncs/call, %.1f calls per fsync "
+		       "(group commit; whole run)\n",
+		    r->part_calls, r->part_syncs,
+		    (double)r->part_syncs / (double)r->part_calls,
+		    r->part_syncs > 0
+		        ? (double)r->part_calls / (double)r->part_syncs
+		        : 0);
+	}
 	if (!r->echo.ok || !r->store.ok) {
 		printf("bound         not measured (--limits-seconds 0 or a "
 		       "failed measurement): no ratio\n");
@@ -526,6 +537,17 @@ print_json(const bench_opts *o, const bench_result *r)
 		json_num("records_per_tx", r->writes_per_tx, false);
 		json_num("batches_per_tx", r->batches_per_tx, false);
 		json_num("syncs_per_tx", r->syncs_per_tx, true);
+		printf("  },\n");
+	} else {
+		printf("null,\n");
+	}
+	printf("  \"participant_barrier\": ");
+	if (r->part_stats_ok) {
+		printf("{\n");
+		json_num("calls", (double)r->part_calls, false);
+		json_num("fsyncs", (double)r->part_syncs, false);
+		json_num("fsyncs_per_call",
+		    (double)r->part_syncs / (double)r->part_calls, true);
 		printf("  },\n");
 	} else {
 		printf("null,\n");

@@ -10,8 +10,9 @@
 // RocksDB (dtx_participant_use_barrier), every callback staging one 16-byte
 // business write in the barrier's batch; --lock adds the barrier's lock
 // hooks, under which each callback also reads, and writes back, a counter
-// shared by all calls (the read-modify-write the hooks are for). It runs
-// until SIGTERM or SIGINT.
+// shared by all calls (the read-modify-write the hooks are for); --stats
+// FILE writes the barrier's counters (calls, fsyncs) there when it stops.
+// It runs until SIGTERM or SIGINT.
 
 #include <dtx/dtx.h>
 
@@ -41,8 +42,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: dtx-bench-part --listen URL [--refuse-rate F] "
 	    "[--delay-us N] [--workers N] [--contexts N]\n"
-	    "                      [--store DIR [--lock]] [--tls DIR]   "
-	    "(tls+tcp://: DIR made by samples/tls/make-certs.sh)\n");
+	    "                      [--store DIR [--lock] [--stats FILE]] "
+	    "[--tls DIR]   (tls+tcp://: DIR made by "
+	    "samples/tls/make-certs.sh)\n");
 }
 
 // A cheap, thread-safe pseudo-random draw: a hash of a shared counter, so
@@ -134,6 +136,28 @@ unlock_mu(void *arg)
 	pthread_mutex_unlock(&((part *)arg)->mu);
 }
 
+// Writes the barrier's counters to path: "calls N syncs M".
+static int
+write_stats(dtx_participant *p, const char *path)
+{
+	dtx_barrier_stats st;
+	FILE             *f;
+	int               rv;
+
+	if ((rv = dtx_participant_barrier_stats(p, &st)) != 0) {
+		fprintf(
+		    stderr, "dtx-bench-part: stats: %s\n", dtx_strerror(rv));
+		return -1;
+	}
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		return -1;
+	}
+	fprintf(
+	    f, "calls %" PRIu64 " syncs %" PRIu64 "\n", st.calls, st.syncs);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 // Opens (creating) the participant's own store, as a service would.
 static rocksdb_t *
 open_store(const char *dir)
@@ -168,6 +192,7 @@ main(int argc, char **argv)
 	dtx_barrier_opts bo       = {0};
 	const char      *url      = NULL;
 	const char      *store    = NULL;
+	const char      *stats    = NULL;
 	bool             lock     = false;
 	unsigned         workers  = 4;
 	unsigned         contexts = 256;
@@ -211,13 +236,15 @@ main(int argc, char **argv)
 			tls_dir = v;
 		} else if (strcmp(a, "--store") == 0) {
 			store = v;
+		} else if (strcmp(a, "--stats") == 0) {
+			stats = v;
 		} else {
 			usage(stderr);
 			return 2;
 		}
 		i++;
 	}
-	if (url == NULL || (lock && store == NULL)) {
+	if (url == NULL || ((lock || stats != NULL) && store == NULL)) {
 		usage(stderr);
 		return 2;
 	}
@@ -257,6 +284,9 @@ main(int argc, char **argv)
 		rv = 1;
 	} else {
 		sigwait(&stop, &sig);
+		if (stats != NULL && write_stats(p, stats) != 0) {
+			rv = 1;
+		}
 	}
 	dtx_participant_close(p);
 	if (pt.ro != NULL) {

@@ -321,6 +321,7 @@ world_start_parts(const bench_opts *o, world *w)
 	char refuse[32], delay[32], workers[32], contexts[32];
 	char log[PATH_MAX_ + 16], store[PATH_MAX_ + 16];
 	char tls[PATH_MAX_ + 16];
+	char stats[PATH_MAX_ + 16];
 
 	snprintf(refuse, sizeof(refuse), "%g", o->refuse_rate);
 	snprintf(delay, sizeof(delay), "%u", o->delay_us);
@@ -333,7 +334,7 @@ world_start_parts(const bench_opts *o, world *w)
 		char    *argv[] = {w->part_bin, "--listen", w->parts[i],
 		       "--refuse-rate", refuse, "--delay-us", delay, "--workers",
 		       workers, "--contexts", contexts, NULL, NULL, NULL, NULL,
-		       NULL, NULL};
+		       NULL, NULL, NULL, NULL};
 		unsigned n      = 11;
 		snprintf(tls, sizeof(tls), "%s", o->tls_dir ? o->tls_dir : "");
 		if (o->tls_dir != NULL) {
@@ -342,9 +343,12 @@ world_start_parts(const bench_opts *o, world *w)
 		}
 		snprintf(log, sizeof(log), "%s/part%u.log", w->dir, i);
 		snprintf(store, sizeof(store), "%s/part%u.store", w->dir, i);
+		snprintf(stats, sizeof(stats), "%s/part%u.stats", w->dir, i);
 		if (o->barrier) {
 			argv[n++] = "--store";
 			argv[n++] = store;
+			argv[n++] = "--stats";
+			argv[n++] = stats;
 			if (o->barrier_lock) {
 				argv[n++] = "--lock";
 			}
@@ -383,6 +387,33 @@ open_client(const bench_opts *o, const world *w, dtx_client **cp)
 	snprintf(key, sizeof(key), "%s/service.key", o->tls_dir);
 	snprintf(ca, sizeof(ca), "%s/coordinator-ca.crt", o->tls_dir);
 	return dtx_client_open_tls(cp, w->coord, &t);
+}
+
+// Sums the barrier counters the stopped participants wrote (--stats):
+// their whole run, warm-up included. false when one is missing.
+static bool
+parts_barrier_stats(const world *w, bench_result *r)
+{
+	char               path[sizeof(w->dir) + 32];
+	unsigned long long calls, syncs;
+	FILE              *f;
+	int                n;
+
+	r->part_calls = r->part_syncs = 0;
+	for (unsigned i = 0; i < w->nparts; i++) {
+		snprintf(path, sizeof(path), "%s/part%u.stats", w->dir, i);
+		if ((f = fopen(path, "r")) == NULL) {
+			return false;
+		}
+		n = fscanf(f, "calls %llu syncs %llu", &calls, &syncs);
+		fclose(f);
+		if (n != 2) {
+			return false;
+		}
+		r->part_calls += calls;
+		r->part_syncs += syncs;
+	}
+	return r->part_calls > 0;
 }
 
 // Copies the end of dtxd's log to stderr, to say why it is gone.
@@ -1074,7 +1105,8 @@ bench_run(const bench_opts *o, bench_result *r)
 			w.part_pids[i] = 0;
 		}
 		bench_stop(w.dtxd, 30000);
-		w.dtxd = 0;
+		w.dtxd           = 0;
+		r->part_stats_ok = o->barrier && parts_barrier_stats(&w, r);
 	}
 	if (rv == 0) {
 		measure_limits(o, &w, r);

@@ -316,6 +316,19 @@ dtx_participant_use_barrier(
 }
 
 int
+dtx_participant_barrier_stats(dtx_participant *p, dtx_barrier_stats *out)
+{
+	if (p == NULL || out == NULL) {
+		return DTX_EINVAL;
+	}
+	if (p->barrier == NULL) {
+		return DTX_ESTATE;
+	}
+	dtxi_barrier_counts(p->barrier, &out->calls, &out->syncs);
+	return 0;
+}
+
+int
 dtx_participant_set_resolver(
     dtx_participant *p, const char *url, uint32_t after_ms)
 {

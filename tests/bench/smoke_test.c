@@ -166,6 +166,28 @@ Test(bench, twopc_json_report_is_well_formed_and_counts_add_up)
 	// 1 submit + 2 prepares + 2 commits; create, decision, finish.
 	cr_assert_eq(num(j, "rt_per_tx"), 5, "%s", j);
 	cr_assert_eq(num(j, "writes_per_tx"), 3, "%s", j);
+	cr_assert_not_null(
+	    strstr(j, "\"participant_barrier\": null"), "%s", j);
+	free(out);
+}
+
+// --barrier-lock: participants on the barrier with its lock hooks, and
+// their fsyncs per call in the report.
+Test(bench, barrier_participants_report_their_fsyncs_per_call)
+{
+	static const char *const args[] = {"--mode", "saga", "--barrier-lock",
+	    "--count", "200", "--concurrency", "8", "--warmup", "0",
+	    "--limits-seconds", "0.3", "--json", "--quiet", NULL};
+	char                    *out    = run_bench(args);
+	const char              *j      = json_of(out);
+
+	check_load_report(j, 200);
+	cr_assert_eq(num(j, "committed"), 200, "%s", j);
+	// Two executes per saga, each through a barrier.
+	cr_assert_geq(num(j, "calls"), 400, "%s", j);
+	cr_assert_geq(num(j, "fsyncs"), 1, "%s", j);
+	cr_assert_gt(num(j, "fsyncs_per_call"), 0, "%s", j);
+	cr_assert_leq(num(j, "fsyncs_per_call"), 1, "%s", j);
 	free(out);
 }
 

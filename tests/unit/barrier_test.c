@@ -250,6 +250,14 @@ Test(barrier, duplicate_call_replays_the_first_reply_without_running_again)
 	cr_assert_str_eq(a.message, "ran 1");
 	cr_assert_eq(runs(DTX_PHASE_COMMIT), 1);
 	cr_assert_eq(runs(DTX_PHASE_PREPARE), 2);
+
+	// Seven calls, replays included; each answer waited for a sync
+	// covering what it read or wrote, and one sync may cover several.
+	dtx_barrier_stats st;
+	cr_assert_eq(dtx_participant_barrier_stats(F.p, &st), 0);
+	cr_assert_eq(st.calls, 7);
+	cr_assert(st.syncs >= 1 && st.syncs <= st.calls, "%llu syncs",
+	    (unsigned long long)st.syncs);
 	nng_close(s);
 }
 
@@ -543,18 +551,22 @@ Test(barrier, records_are_purged_after_retention_but_undecided_prepares_stay)
 
 Test(barrier, api_checks_arguments_and_state)
 {
-	dtx_participant *p;
-	dtx_barrier_opts bad         = {.retention_ms = -1};
-	dtx_barrier_opts half        = {.lock = nolock};
-	dtx_barrier_opts long_prefix = {
-	    .prefix = "0123456789012345678901234567890123456789012345678901"
-	              "23456789012345"};
+	dtx_participant  *p;
+	dtx_barrier_stats st;
+	dtx_barrier_opts  bad         = {.retention_ms = -1};
+	dtx_barrier_opts  half        = {.lock = nolock};
+	dtx_barrier_opts  long_prefix = {
+	     .prefix = "0123456789012345678901234567890123456789012345678901"
+	                "23456789012345"};
 
 	snprintf(F.dir, sizeof(F.dir), "/tmp/dtx-barrier-unit.XXXXXX");
 	cr_assert_not_null(mkdtemp(F.dir));
 	F.db = open_db(F.dir);
 	cr_assert_null(dtx_reply_writebatch(NULL));
 	cr_assert_eq(dtx_participant_open(&p), 0);
+	cr_assert_eq(dtx_participant_barrier_stats(p, &st), DTX_ESTATE,
+	    "no barrier, no counters");
+	cr_assert_eq(dtx_participant_barrier_stats(NULL, &st), DTX_EINVAL);
 	cr_assert_eq(
 	    dtx_participant_use_barrier(NULL, F.db, NULL), DTX_EINVAL);
 	cr_assert_eq(dtx_participant_use_barrier(p, NULL, NULL), DTX_EINVAL);
@@ -566,6 +578,9 @@ Test(barrier, api_checks_arguments_and_state)
 	    DTX_ESTATE, "a resolver needs the barrier");
 	cr_assert_eq(dtx_participant_use_barrier(p, F.db, NULL), 0);
 	cr_assert_eq(dtx_participant_use_barrier(p, F.db, NULL), DTX_ESTATE);
+	cr_assert_eq(dtx_participant_barrier_stats(p, NULL), DTX_EINVAL);
+	cr_assert_eq(dtx_participant_barrier_stats(p, &st), 0);
+	cr_assert(st.calls == 0 && st.syncs == 0);
 	cr_assert_eq(dtx_participant_set_resolver(p, NULL, 100), DTX_EINVAL);
 	cr_assert_eq(dtx_participant_set_resolver(p, "tcp://127.0.0.1:1", 0),
 	    DTX_EINVAL);

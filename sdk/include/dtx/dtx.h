@@ -398,6 +398,19 @@ typedef struct dtx_barrier_opts {
 DTX_API int dtx_participant_use_barrier(
     dtx_participant *p, rocksdb_t *db, const dtx_barrier_opts *o);
 
+// The barrier's counters since it was set: calls it decided, and syncs of
+// its store (fsyncs; each covers every batch written before it began).
+// syncs / calls is what a call costs in fsyncs.
+typedef struct dtx_barrier_stats {
+	uint64_t calls;
+	uint64_t syncs;
+} dtx_barrier_stats;
+
+// Reads p's barrier counters. Thread-safe. Errors: DTX_EINVAL, DTX_ESTATE
+// (no barrier set).
+DTX_API int dtx_participant_barrier_stats(
+    dtx_participant *p, dtx_barrier_stats *out);
+
 // Makes p settle its own in-doubt branches: a branch prepared here and not
 // committed or aborted within after_ms is looked up with
 // dtx_client_resolve() at the coordinator at url, and its commit or abort
