@@ -324,7 +324,14 @@ result_from_pb(const dtxp_BranchResult *in, const slot *s, const slot *fwd,
 	out->payload         = s->bytes;
 	out->forward_status  = (int)in->forward_status;
 	out->forward_payload = fwd->bytes;
-	return 0;
+	if (in->error > INT_MAX) {
+		snprintf(why, DTX_MESSAGE_MAX + 1,
+		    "branch result %u has error %u", i, (unsigned)in->error);
+		return DTX_EPROTO;
+	}
+	out->error = (int)in->error;
+	return dtxi_pb_ms_from(
+	    in->settled_ms, &out->settled_ms, "settled_ms", why);
 }
 
 int
@@ -340,6 +347,7 @@ dtxi_pb_txinfo_from(
 		return DTX_EPROTO;
 	}
 	COPY_STR(out->gid, in->gid);
+	COPY_STR(out->traceparent, in->traceparent);
 	out->mode  = (int)in->mode;
 	out->state = (int)in->state;
 	out->stuck = in->stuck;
@@ -375,7 +383,9 @@ submit_from_pb(
 	out->call_timeout_ms = in->call_timeout_ms;
 	out->retries         = in->retries;
 	out->wait            = in->wait;
-	out->nbranches       = in->branches_count;
+	out->decided         = in->decided;
+	COPY_STR(out->traceparent, in->traceparent);
+	out->nbranches = in->branches_count;
 	for (unsigned i = 0; i < in->branches_count; i++) {
 		COPY_STR(out->branches[i].endpoint, in->branches[i].endpoint);
 		COPY_STR(out->branches[i].method, in->branches[i].method);
@@ -401,6 +411,7 @@ call_from_pb(
 	out->payload    = s->bytes;
 	out->attempt    = in->attempt;
 	out->timeout_ms = in->timeout_ms;
+	COPY_STR(out->traceparent, in->traceparent);
 	return dtxi_pb_ms_from(
 	    in->deadline_ms, &out->deadline_ms, "deadline_ms", why);
 }
@@ -461,6 +472,7 @@ request_from_pb(
 		r->u.list.state = (int)m->body.list.state;
 		COPY_STR(r->u.list.cursor, m->body.list.cursor);
 		r->u.list.limit = m->body.list.limit;
+		r->u.list.stuck = m->body.list.stuck;
 		return 0;
 	case dtxp_Request_abort_tag:
 		r->kind = DTXI_REQ_ABORT;
@@ -480,6 +492,16 @@ request_from_pb(
 	case dtxp_Request_call_batch_tag:
 		r->kind = DTXI_REQ_CALL_BATCH;
 		return batch_from_pb(&m->body.call_batch, c, &r->u.batch, why);
+	case dtxp_Request_retry_tag:
+		r->kind = DTXI_REQ_RETRY;
+		COPY_STR(r->u.retry.gid, m->body.retry.gid);
+		return 0;
+	case dtxp_Request_settle_tag:
+		r->kind = DTXI_REQ_SETTLE;
+		COPY_STR(r->u.settle.gid, m->body.settle.gid);
+		r->u.settle.branch = m->body.settle.branch;
+		COPY_STR(r->u.settle.note, m->body.settle.note);
+		return 0;
 	default:
 		// nanopb only sets which_body to a member's tag.
 		snprintf(why, DTX_MESSAGE_MAX + 1, "request body %u unknown",
@@ -744,7 +766,8 @@ result_to_pb(const dtxi_branch_result *in, dtxp_BranchResult *out)
 	int rv;
 
 	if (!status_ok(in->status) || !phase_ok(in->phase) ||
-	    !status_ok(in->forward_status) || !STR_FITS(in->message)) {
+	    !status_ok(in->forward_status) || !STR_FITS(in->message) ||
+	    in->settled_ms < 0 || in->error < 0) {
 		return DTX_EINVAL;
 	}
 	out->branch_id      = in->branch_id;
@@ -752,6 +775,8 @@ result_to_pb(const dtxi_branch_result *in, dtxp_BranchResult *out)
 	out->phase          = (dtxp_Phase)in->phase;
 	out->attempts       = in->attempts;
 	out->forward_status = (dtxp_BranchStatus)in->forward_status;
+	out->settled_ms     = (uint64_t)in->settled_ms;
+	out->error          = (uint32_t)in->error;
 	COPY_STR(out->message, in->message);
 	if ((rv = set_payload(&out->payload, &in->payload)) != 0) {
 		return rv;
@@ -766,10 +791,11 @@ dtxi_pb_txinfo_to(const dtxi_txinfo *in, dtxp_TxInfo *out)
 
 	if (!STR_FITS(in->gid) || !mode_ok(in->mode) || !state_ok(in->state) ||
 	    in->created_ms < 0 || in->updated_ms < 0 ||
-	    in->nbranches > DTX_BRANCHES_MAX) {
+	    in->nbranches > DTX_BRANCHES_MAX || !STR_FITS(in->traceparent)) {
 		return DTX_EINVAL;
 	}
 	COPY_STR(out->gid, in->gid);
+	COPY_STR(out->traceparent, in->traceparent);
 	out->mode           = (dtxp_Mode)in->mode;
 	out->state          = (dtxp_TxState)in->state;
 	out->stuck          = in->stuck;
@@ -803,7 +829,7 @@ submit_to_pb(const dtxi_submit *in, dtxp_SubmitRequest *out)
 	int rv;
 
 	if (!STR_FITS(in->gid) || !mode_ok(in->mode) ||
-	    in->nbranches > DTX_BRANCHES_MAX) {
+	    in->nbranches > DTX_BRANCHES_MAX || !STR_FITS(in->traceparent)) {
 		return DTX_EINVAL;
 	}
 	COPY_STR(out->gid, in->gid);
@@ -812,6 +838,8 @@ submit_to_pb(const dtxi_submit *in, dtxp_SubmitRequest *out)
 	out->call_timeout_ms = in->call_timeout_ms;
 	out->retries         = in->retries;
 	out->wait            = in->wait;
+	out->decided         = in->decided;
+	COPY_STR(out->traceparent, in->traceparent);
 	out->branches_count  = (pb_size_t)in->nbranches;
 	for (unsigned i = 0; i < in->nbranches; i++) {
 		if ((rv = dtxi_pb_spec_to(
@@ -826,10 +854,12 @@ static int
 call_to_pb(const dtxi_call *in, dtxp_BranchCall *out)
 {
 	if (!STR_FITS(in->gid) || !STR_FITS(in->method) ||
-	    !phase_ok(in->phase) || in->deadline_ms < 0) {
+	    !phase_ok(in->phase) || in->deadline_ms < 0 ||
+	    !STR_FITS(in->traceparent)) {
 		return DTX_EINVAL;
 	}
 	COPY_STR(out->gid, in->gid);
+	COPY_STR(out->traceparent, in->traceparent);
 	out->branch_id = in->branch_id;
 	out->phase     = (dtxp_Phase)in->phase;
 	COPY_STR(out->method, in->method);
@@ -874,6 +904,7 @@ request_to_pb(const dtxi_request *r, dtxp_Request *m)
 		m->body.list.state = (dtxp_TxState)r->u.list.state;
 		COPY_STR(m->body.list.cursor, r->u.list.cursor);
 		m->body.list.limit = r->u.list.limit;
+		m->body.list.stuck = r->u.list.stuck;
 		return 0;
 	case DTXI_REQ_ABORT:
 		if (!STR_FITS(r->u.abort.gid)) {
@@ -890,6 +921,24 @@ request_to_pb(const dtxi_request *r, dtxp_Request *m)
 		m->which_body = dtxp_Request_resolve_tag;
 		memset(&m->body.resolve, 0, sizeof(m->body.resolve));
 		COPY_STR(m->body.resolve.gid, r->u.resolve.gid);
+		return 0;
+	case DTXI_REQ_RETRY:
+		if (!STR_FITS(r->u.retry.gid)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_retry_tag;
+		memset(&m->body.retry, 0, sizeof(m->body.retry));
+		COPY_STR(m->body.retry.gid, r->u.retry.gid);
+		return 0;
+	case DTXI_REQ_SETTLE:
+		if (!STR_FITS(r->u.settle.gid) || !STR_FITS(r->u.settle.note)) {
+			return DTX_EINVAL;
+		}
+		m->which_body = dtxp_Request_settle_tag;
+		memset(&m->body.settle, 0, sizeof(m->body.settle));
+		COPY_STR(m->body.settle.gid, r->u.settle.gid);
+		m->body.settle.branch = r->u.settle.branch;
+		COPY_STR(m->body.settle.note, r->u.settle.note);
 		return 0;
 	case DTXI_REQ_CALL:
 		m->which_body = dtxp_Request_call_tag;

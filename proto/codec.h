@@ -18,6 +18,12 @@
 
 #include <dtx/dtx.h>
 
+// Room for a W3C traceparent (trace.h): 55 characters and the NUL.
+#define DTXI_TRACEPARENT_MAX 55
+
+// Longest operator note of a Settle request.
+#define DTXI_NOTE_MAX 200
+
 // Bytes that live elsewhere: in a received frame, or the caller's memory.
 typedef struct dtxi_bytes {
 	const uint8_t *ptr;
@@ -42,6 +48,8 @@ typedef struct dtxi_branch_result {
 	// do not replace: its status (0: none yet) and payload.
 	int        forward_status;
 	dtxi_bytes forward_payload;
+	int64_t    settled_ms; // settled by an operator then; 0: not
+	int        error;      // DTX_E* of a call without answer; 0: answered
 } dtxi_branch_result;
 
 typedef struct dtxi_txinfo {
@@ -53,6 +61,7 @@ typedef struct dtxi_txinfo {
 	int64_t            updated_ms;
 	uint32_t           nbranches;
 	dtxi_branch_result branches[DTX_BRANCHES_MAX];
+	char               traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
 } dtxi_txinfo;
 
 typedef struct dtxi_txsummary {
@@ -74,6 +83,8 @@ typedef struct dtxi_submit {
 	uint32_t         call_timeout_ms; // 0: default
 	uint32_t         retries;         // 0: default
 	bool             wait;
+	bool             decided; // with wait: reply once decided (dtx.proto)
+	char             traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
 	uint32_t         nbranches;
 	dtxi_branch_spec branches[DTX_BRANCHES_MAX];
 } dtxi_submit;
@@ -87,6 +98,7 @@ typedef struct dtxi_call {
 	uint32_t   attempt;
 	int64_t    deadline_ms;
 	uint32_t   timeout_ms; // the coordinator's wait for the reply; 0: none
+	char       traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
 } dtxi_call;
 
 typedef struct dtxi_branch_reply {
@@ -120,6 +132,8 @@ typedef enum dtxi_req_kind {
 	DTXI_REQ_CALL,
 	DTXI_REQ_STATS,
 	DTXI_REQ_CALL_BATCH,
+	DTXI_REQ_RETRY,
+	DTXI_REQ_SETTLE,
 } dtxi_req_kind;
 
 typedef struct dtxi_request {
@@ -135,6 +149,7 @@ typedef struct dtxi_request {
 			int      state; // 0: any
 			char     cursor[DTX_GID_MAX + 1];
 			uint32_t limit;
+			bool     stuck; // only those flagged STUCK
 		} list;
 		struct {
 			char gid[DTX_GID_MAX + 1];
@@ -142,6 +157,14 @@ typedef struct dtxi_request {
 		struct {
 			char gid[DTX_GID_MAX + 1];
 		} resolve;
+		struct {
+			char gid[DTX_GID_MAX + 1];
+		} retry;
+		struct {
+			char     gid[DTX_GID_MAX + 1];
+			uint32_t branch;
+			char     note[DTXI_NOTE_MAX + 1];
+		} settle;
 		dtxi_call       call;
 		dtxi_call_batch batch;
 	} u;
@@ -149,7 +172,7 @@ typedef struct dtxi_request {
 
 typedef enum dtxi_rep_kind {
 	DTXI_REP_NONE = 0, // error replies carry no body
-	DTXI_REP_TX,       // Submit, Status, Abort
+	DTXI_REP_TX,       // Submit, Status, Abort, Retry, Settle
 	DTXI_REP_LIST,
 	DTXI_REP_RESOLVE,
 	DTXI_REP_BRANCH, // participant's answer to a BranchCall

@@ -4,6 +4,11 @@
 
 #include "transport.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
@@ -195,6 +200,87 @@ dtxi_transport_encode_reply(const dtxi_reply *r, nng_msg **mp)
 		return DTX_EINVAL;
 	}
 	return encode_msg(reply_enc, r, reply_bound(r), mp);
+}
+
+struct dtxi_probe {
+	nng_stream_dialer *dialer;
+	nng_aio           *aio;
+	atomic_bool        running;
+	atomic_int         result; // -1 until a dial ended
+};
+
+static void
+probe_cb(void *arg)
+{
+	dtxi_probe *p  = arg;
+	int         rv = nng_aio_result(p->aio);
+
+	if (rv == 0) {
+		nng_stream_free(nng_aio_get_output(p->aio, 0));
+	}
+	atomic_store(&p->result, rv);
+	atomic_store(&p->running, false);
+}
+
+int
+dtxi_probe_open(dtxi_probe **pp, const char *url)
+{
+	dtxi_probe *p = calloc(1, sizeof(*p));
+	int         rv;
+
+	if (p == NULL) {
+		return DTX_ENOMEM;
+	}
+	atomic_init(&p->running, false);
+	atomic_init(&p->result, -1);
+	if ((rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {
+		free(p);
+		return rv == NNG_ENOMEM ? DTX_ENOMEM : DTX_EINVAL;
+	}
+	if ((rv = nng_aio_alloc(&p->aio, probe_cb, p)) != 0) {
+		nng_stream_dialer_free(p->dialer);
+		free(p);
+		return DTX_ENOMEM;
+	}
+	*pp = p;
+	return 0;
+}
+
+void
+dtxi_probe_start(dtxi_probe *p, int32_t timeout_ms)
+{
+	if (p == NULL || atomic_exchange(&p->running, true)) {
+		return;
+	}
+	nng_aio_set_timeout(p->aio, timeout_ms > 0 ? timeout_ms : 1);
+	nng_stream_dialer_dial(p->dialer, p->aio);
+}
+
+int
+dtxi_probe_result(dtxi_probe *p, char *why, size_t cap)
+{
+	int rv = p != NULL ? atomic_load(&p->result) : -1;
+
+	if (why != NULL && cap > 0) {
+		snprintf(why, cap, "%s",
+		    rv < 0        ? "not tried yet"
+		        : rv == 0 ? "it accepts connections"
+		                  : nng_strerror(rv));
+	}
+	return rv;
+}
+
+void
+dtxi_probe_close(dtxi_probe *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	nng_stream_dialer_close(p->dialer);
+	nng_aio_stop(p->aio);
+	nng_aio_free(p->aio);
+	nng_stream_dialer_free(p->dialer);
+	free(p);
 }
 
 void

@@ -10,6 +10,9 @@
 #ifndef DTX_TRANSPORT_H
 #define DTX_TRANSPORT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "codec.h"
 
 struct nng_msg;
@@ -39,6 +42,29 @@ const char *dtxi_transport_strerror(int nng_rv);
 // only on success.
 int dtxi_transport_encode_request(const dtxi_request *r, struct nng_msg **mp);
 int dtxi_transport_encode_reply(const dtxi_reply *r, struct nng_msg **mp);
+
+// A connection test of one address, for saying why a peer cannot be
+// reached: nng's sockets redial in the background and report nothing but
+// a timeout, so a probe dials the address once as a plain stream (no
+// protocol: the peer sees a connection that closes at once) and keeps what
+// happened: "Connection refused", "No route to host", a timeout. One dial
+// runs at a time; the result of the last one stays until the next ends.
+// Thread-safe.
+typedef struct dtxi_probe dtxi_probe;
+
+// Errors: DTX_EINVAL (an address nng cannot dial), DTX_ENOMEM.
+int dtxi_probe_open(dtxi_probe **pp, const char *url);
+
+// Starts a dial bounded by timeout_ms unless one is running.
+void dtxi_probe_start(dtxi_probe *p, int32_t timeout_ms);
+
+// The last finished dial: 0 connected, -1 none yet, else nng's error, with
+// its text in why (cap bytes): "Connection refused", or "not tried yet".
+int dtxi_probe_result(dtxi_probe *p, char *why, size_t cap);
+
+// Stops a running dial and frees the probe. Accepts NULL. Not from the
+// probe's own completion.
+void dtxi_probe_close(dtxi_probe *p);
 
 // Releases nng's global resources at process exit (LeakSanitizer reports
 // them otherwise). Nothing of nng may be used afterwards.

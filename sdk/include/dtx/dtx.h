@@ -65,6 +65,7 @@ extern "C" {
 	XX(ENOSPC, 16, "no space left on the storage device")                 \
 	XX(EBUSY, 17, "too many requests in flight")                          \
 	XX(EINTERNAL, 18, "internal error")                                   \
+	XX(EUNREACHABLE, 19, "peer unreachable")                              \
 	XX(EAUTH, 20, "TLS handshake failed: peer not authenticated")         \
 	XX(EPERM, 21, "not permitted on this listener")
 
