@@ -201,6 +201,37 @@ on_timer(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 	}
 }
 
+// An operator settles a branch of a decided transaction: it counts as
+// acknowledged. A commit decision still being written is not decided yet
+// for anyone outside (presumed abort would undo it after a crash), so it
+// cannot be settled either.
+static void
+on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
+{
+	const dtxd_branch *br;
+	int                final;
+
+	if (ev->branch >= tx->nbranches ||
+	    (tx->state != DTX_STATE_ABORTING &&
+	        (tx->state != DTX_STATE_COMMITTING || tx->persisting))) {
+		out->rv = DTX_ESTATE;
+		return;
+	}
+	br = &tx->br[ev->branch];
+	if ((br->done & DTXD_DONE_FINAL) != 0) {
+		if ((br->done & DTXD_DONE_SETTLED) == 0) {
+			out->rv = DTX_ESTATE;
+		}
+		return;
+	}
+	final = tx->state == DTX_STATE_ABORTING ? DTX_STATE_ABORTED
+	                                        : DTX_STATE_COMMITTED;
+	dtxd_tx_settle(tx, ev->branch, out);
+	if (all_done(tx, DTXD_DONE_FINAL)) {
+		dtxd_tx_finish(tx, final, out);
+	}
+}
+
 static void
 on_abort(dtxd_txcore *tx, dtxd_actions *out)
 {
@@ -228,8 +259,9 @@ dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		return;
 	}
 	if (dtxd_tx_is_terminal(tx->state)) {
-		if (ev->kind == DTXD_EV_ABORT &&
-		    tx->state == DTX_STATE_COMMITTED) {
+		if ((ev->kind == DTXD_EV_ABORT &&
+		        tx->state == DTX_STATE_COMMITTED) ||
+		    ev->kind == DTXD_EV_SETTLE) {
 			out->rv = DTX_ESTATE;
 		}
 		tx->wake_ms = 0;
@@ -267,6 +299,13 @@ dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		break;
 	case DTXD_EV_ABORT:
 		on_abort(tx, out);
+		break;
+	case DTXD_EV_REDRIVE:
+		dtxd_tx_redrive(tx, ev->now_ms);
+		on_timer(tx, ev, out);
+		break;
+	case DTXD_EV_SETTLE:
+		on_settle(tx, ev, out);
 		break;
 	default:
 		break;

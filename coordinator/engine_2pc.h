@@ -24,6 +24,14 @@
 //   REPLY OK to ABORT, or NO_SUCH_METHOD for a branch that never prepared:
 //   DONE_FINAL; all DONE_FINAL: FINISH(ABORTED). Else retry for ever.
 //   ABORT: rv 0.
+// SETTLE (operator) in ABORTING, or COMMITTING once the decision is
+//   written, of a branch not DONE_FINAL: DONE_FINAL | DONE_SETTLED, its
+//   call forgotten, PERSIST{sync, no wait}; all DONE_FINAL: FINISH. A
+//   settled branch again: rv 0, nothing. Otherwise (PREPARING, a commit
+//   decision being written, a branch acknowledged, terminal): rv
+//   DTX_ESTATE.
+// REDRIVE (operator), any unfinished state: every scheduled retry is due
+//   now with its backoff restarted; then as TIMER.
 // RECOVER: PREPARING decides abort (the coordinator may have lost votes);
 //   COMMITTING sends COMMIT, ABORTING sends ABORT to every branch not
 //   DONE_FINAL; a terminal state emits FINISH again.

@@ -293,6 +293,38 @@ on_recover(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 	}
 }
 
+// An operator settles a step's compensation by hand: only once the saga
+// has turned back (durably) and for a step that ran or may have run and is
+// not compensated yet. The cursor moves on past it as if it had answered.
+static void
+on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
+{
+	const dtxd_branch *br;
+
+	if (ev->branch >= tx->nbranches ||
+	    tx->state != DTX_STATE_COMPENSATING || tx->persisting) {
+		out->rv = DTX_ESTATE;
+		return;
+	}
+	br = &tx->br[ev->branch];
+	if ((br->done & DTXD_DONE_FINAL) != 0) {
+		if ((br->done & DTXD_DONE_SETTLED) == 0) {
+			out->rv = DTX_ESTATE;
+		}
+		return;
+	}
+	if ((br->done & DTXD_DONE_SENT) == 0) {
+		out->rv = DTX_ESTATE; // never ran: nothing to undo
+		return;
+	}
+	dtxd_tx_settle(tx, ev->branch, out);
+	// Settled in the group being undone: once the group has nothing
+	// left to undo, compensation goes on down.
+	if (in_group(tx, ev->branch)) {
+		compensate_next(tx, out);
+	}
+}
+
 static void
 on_timer(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 {
@@ -324,8 +356,9 @@ dtxd_saga_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		return;
 	}
 	if (dtxd_tx_is_terminal(tx->state)) {
-		if (ev->kind == DTXD_EV_ABORT &&
-		    tx->state == DTX_STATE_COMMITTED) {
+		if ((ev->kind == DTXD_EV_ABORT &&
+		        tx->state == DTX_STATE_COMMITTED) ||
+		    ev->kind == DTXD_EV_SETTLE) {
 			out->rv = DTX_ESTATE;
 		}
 		tx->wake_ms = 0;
@@ -362,6 +395,13 @@ dtxd_saga_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		if (tx->state == DTX_STATE_RUNNING) {
 			turn_back(tx, out);
 		}
+		break;
+	case DTXD_EV_REDRIVE:
+		dtxd_tx_redrive(tx, ev->now_ms);
+		on_timer(tx, ev, out);
+		break;
+	case DTXD_EV_SETTLE:
+		on_settle(tx, ev, out);
 		break;
 	default:
 		break;

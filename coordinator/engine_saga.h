@@ -39,7 +39,15 @@
 //   The end of an EXECUTE still in flight: COMPENSATE that step.
 //   Anything else: retry for ever with backoff, stuck after stuck_after.
 //   ABORT: rv 0.
-// COMMITTED: ABORT gives rv DTX_ESTATE.
+//   SETTLE (operator) of a step that was sent and is not compensated,
+//   once the turn-back is written: DONE_FINAL | DONE_SETTLED, its call
+//   forgotten, PERSIST{sync, no wait}; if it is in the cursor's group, go
+//   on as after its REPLY OK (down once the group is undone). Anything
+//   else: rv DTX_ESTATE (a settled step again: rv 0, nothing).
+// REDRIVE (operator), any unfinished state: every scheduled retry is due
+//   now with its backoff restarted; then as TIMER.
+// COMMITTED: ABORT gives rv DTX_ESTATE. RUNNING, terminal: SETTLE gives
+//   rv DTX_ESTATE (the outcome is not decided, or nothing is left).
 // RECOVER: RUNNING marks every step from the cursor's group up DONE_SENT
 //   (an EXECUTE may have left after the record was written), then sends
 //   EXECUTE to the steps of the cursor's group not DONE_FWD (or turns back

@@ -62,7 +62,8 @@ dtxd_tx_send(dtxd_txcore *tx, uint32_t b, int phase, dtxd_actions *out)
 	// attempt 1 for the first COMMIT even after three PREPAREs, and the
 	// forward retry budget and the stuck threshold each start afresh.
 	if (br->phase != phase) {
-		br->attempts = 1;
+		br->attempts     = 1;
+		br->backoff_from = 0;
 	} else {
 		br->attempts++;
 	}
@@ -175,7 +176,7 @@ dtxd_tx_retry_forward(
 	if ((uint64_t)br->attempts >= 1 + (uint64_t)tx->retries) {
 		return false;
 	}
-	at = now + dtxd_tx_backoff(tx, p, br->attempts);
+	at = now + dtxd_tx_backoff(tx, p, br->attempts - br->backoff_from);
 	// A retry that could only start once the deadline has passed would
 	// be given up at once: give up now and save the participant a call.
 	if (tx->deadline_ms != 0 && at >= tx->deadline_ms) {
@@ -198,7 +199,8 @@ dtxd_tx_retry_final(dtxd_txcore *tx, const dtxd_policy *p, uint32_t b,
 		tx->stuck = true;
 		dtxd_tx_persist(tx, false, false, out);
 	}
-	br->retry_at_ms = now + dtxd_tx_backoff(tx, p, br->attempts);
+	br->retry_at_ms =
+	    now + dtxd_tx_backoff(tx, p, br->attempts - br->backoff_from);
 }
 
 void
@@ -222,6 +224,33 @@ dtxd_tx_clear_retries(dtxd_txcore *tx)
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
 		tx->br[i].retry_at_ms = 0;
 	}
+}
+
+// Attempts stay as they are (they count the calls the participant saw);
+// only the backoff's exponent starts again.
+void
+dtxd_tx_redrive(dtxd_txcore *tx, int64_t now)
+{
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		dtxd_branch *br = &tx->br[i];
+		br->backoff_from = br->attempts;
+		if (!br->inflight && br->retry_at_ms != 0) {
+			br->retry_at_ms = now;
+		}
+	}
+}
+
+// A call in flight is forgotten (inflight cleared), so its late end is a
+// stale result the engines ignore: the operator's word replaces it.
+void
+dtxd_tx_settle(dtxd_txcore *tx, uint32_t b, dtxd_actions *out)
+{
+	dtxd_branch *br = &tx->br[b];
+
+	br->done |= DTXD_DONE_FINAL | DTXD_DONE_SETTLED;
+	br->inflight    = false;
+	br->retry_at_ms = 0;
+	dtxd_tx_persist(tx, true, false, out);
 }
 
 bool

@@ -26,6 +26,11 @@
 //   ABORT) and COMPENSATE are retried for ever; after stuck_after calls to
 //   one branch the transaction is flagged stuck (and a PERSIST is emitted so
 //   the flag is visible and survives restart).
+// - An operator may re-drive a transaction (REDRIVE: every waiting retry
+//   is due now, and the backoff of each branch starts again from its base)
+//   and settle a branch by hand once the outcome is decided (SETTLE: the
+//   branch counts as done, DONE_SETTLED records why, and the settlement is
+//   written synced before anything that depends on it).
 
 #ifndef DTXD_ENGINE_UTIL_H
 #define DTXD_ENGINE_UTIL_H
@@ -40,6 +45,7 @@
 #define DTXD_DONE_FINAL   0x2u // COMMIT / ABORT / COMPENSATE completed
 #define DTXD_DONE_SENT    0x4u // a forward call was sent (may have run)
 #define DTXD_DONE_REFUSED 0x8u // the forward call was refused
+#define DTXD_DONE_SETTLED 0x10u // an operator settled it (with FINAL)
 
 typedef struct dtxd_branch {
 	uint32_t done;        // DTXD_DONE_* bits
@@ -49,6 +55,7 @@ typedef struct dtxd_branch {
 	int64_t  retry_at_ms; // resend at this time; 0: none scheduled
 	int      last_status; // dtx_branch_status of the last reply, 0: none
 	bool     same_group;  // saga: in the group of the step before it
+	uint32_t backoff_from; // attempts when the backoff last restarted
 } dtxd_branch;
 
 typedef struct dtxd_txcore {
@@ -91,12 +98,18 @@ typedef enum dtxd_ev_kind {
 	DTXD_EV_PERSISTED,
 	// An operator (or the client) asked to abort.
 	DTXD_EV_ABORT,
+	// An operator asked to re-drive the transaction now.
+	DTXD_EV_REDRIVE,
+	// An operator settled branch by hand: rv DTX_ESTATE unless the
+	// outcome is decided (and durable) and the branch still needs its
+	// phase two or compensation (or was settled before: then nothing).
+	DTXD_EV_SETTLE,
 } dtxd_ev_kind;
 
 typedef struct dtxd_event {
 	dtxd_ev_kind kind;
 	int64_t      now_ms;
-	uint32_t     branch; // REPLY, FAILED
+	uint32_t     branch; // REPLY, FAILED, SETTLE
 	int          phase;  // REPLY, FAILED: phase of the call
 	int          status; // REPLY: dtx_branch_status
 } dtxd_event;
@@ -128,7 +141,7 @@ typedef struct dtxd_action {
 
 typedef struct dtxd_actions {
 	uint32_t    n;
-	int         rv; // EV_ABORT: 0 or DTX_ESTATE; otherwise 0
+	int         rv; // ABORT, SETTLE: 0 or DTX_ESTATE; otherwise 0
 	dtxd_action v[DTXD_ACTIONS_MAX];
 } dtxd_actions;
 
@@ -182,6 +195,16 @@ void dtxd_tx_send_due(
 
 // Cancels every scheduled retry.
 void dtxd_tx_clear_retries(dtxd_txcore *tx);
+
+// REDRIVE's bookkeeping: every scheduled retry is due at now, and each
+// branch's backoff starts again from its base. The engine then sends what
+// is due as on a TIMER.
+void dtxd_tx_redrive(dtxd_txcore *tx, int64_t now);
+
+// SETTLE's bookkeeping for branch b, once the engine allowed it: DONE_FINAL
+// and DONE_SETTLED, its call (if any) forgotten, no retry, and a
+// PERSIST{sync} so the settlement is durable before what follows it.
+void dtxd_tx_settle(dtxd_txcore *tx, uint32_t b, dtxd_actions *out);
 
 // True for COMMITTED, ABORTED and COMPENSATED (dtx_state_is_terminal
 // without linking libdtx).
