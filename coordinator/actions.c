@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "strs.h"
+#include "txlog.h"
 
 // ---------------------------------------------------------------------
 // Waiters and replies
@@ -71,6 +72,39 @@ dtxd_waiters_reply(dtxd_txmgr *m, txn *tx, int kind)
 }
 
 void
+dtxd_waiters_reply_outcome(dtxd_txmgr *m, txn *tx)
+{
+	waiter **pp = &tx->waiters;
+	while (*pp != NULL) {
+		waiter *w = *pp;
+		if (w->kind != WAIT_SYNCED) {
+			*pp = w->next;
+			dtxd_act_reply_tx(m, w->r, tx);
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+// Settles waiting for their record to be synced, once it is.
+static void
+waiters_reply_synced(dtxd_txmgr *m, txn *tx)
+{
+	waiter **pp = &tx->waiters;
+	while (*pp != NULL) {
+		waiter *w = *pp;
+		if (w->kind == WAIT_SYNCED && w->seq <= tx->synced_seq) {
+			*pp = w->next;
+			dtxd_act_reply_tx(m, w->r, tx);
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+void
 dtxd_waiters_fail(txn *tx, int code, const char *msg)
 {
 	while (tx->waiters != NULL) {
@@ -95,6 +129,70 @@ dtxd_waiter_add(txn *tx, dtxd_sreq *r, int kind, int64_t deadline_ms)
 	w->next        = tx->waiters;
 	tx->waiters    = w;
 	return 0;
+}
+
+// ---------------------------------------------------------------------
+// The decided reply (see actions.h)
+// ---------------------------------------------------------------------
+
+// True when tx's outcome is decided and nothing can undo it: a 2PC commit
+// or a saga's turn-back once synced, a 2PC abort at once (presumed abort).
+static bool
+decided_durable(const txn *tx)
+{
+	switch (tx->core.state) {
+	case DTX_STATE_COMMITTING:
+		return !tx->core.persisting && tx->core.mode == DTX_2PC;
+	case DTX_STATE_COMPENSATING:
+		return !tx->core.persisting;
+	case DTX_STATE_ABORTING:
+		return true;
+	default:
+		return false;
+	}
+}
+
+// When a client waiting for the decision is told at the latest: the
+// deadline of the forward phase plus one call timeout (a call in flight
+// at the deadline ends by then).
+static int64_t
+decided_budget(const txn *tx)
+{
+	return tx->core.deadline_ms + (int64_t)tx->core.call_timeout_ms;
+}
+
+static bool
+has_waiter(const txn *tx, int kind)
+{
+	for (const waiter *w = tx->waiters; w != NULL; w = w->next) {
+		if (w->kind == kind) {
+			return true;
+		}
+	}
+	return false;
+}
+
+// Tells the clients waiting with `decided` the state, once the outcome is
+// decided and durable and its delivery is held up.
+static void
+tell_decided(dtxd_txmgr *m, txn *tx, int64_t now)
+{
+	if (tx->finishing || !has_waiter(tx, WAIT_DECIDED) ||
+	    !decided_durable(tx)) {
+		return;
+	}
+	if (tx->delivery_failed || now >= decided_budget(tx)) {
+		dtxd_txlog(DTXI_LOG_DEBUG, "tx_decided_reply", tx, -1,
+		    "the client is told %s while delivery goes on",
+		    dtx_state_name(tx->core.state));
+		dtxd_waiters_reply(m, tx, WAIT_DECIDED);
+	}
+}
+
+void
+dtxd_act_tell_decided(dtxd_txmgr *m, txn *tx)
+{
+	tell_decided(m, tx, dtxi_now_ms());
 }
 
 // ---------------------------------------------------------------------
@@ -123,6 +221,12 @@ dtxd_act_wake(dtxd_txmgr *m, txn *tx)
 				when = earliest(when, w->deadline_ms);
 			}
 		}
+		// The decided reply's time limit, while it is ahead: once
+		// past, the reply waits for the decision's own event.
+		if (has_waiter(tx, WAIT_DECIDED) &&
+		    decided_budget(tx) > dtxi_now_ms()) {
+			when = earliest(when, decided_budget(tx));
+		}
 	}
 	dtxd_txtable_timer_set(&m->tab, tx, when);
 }
@@ -134,6 +238,10 @@ dtxd_act_forget(dtxd_txmgr *m, txn *tx)
 	if (tx->recovering) {
 		tx->recovering = false;
 		m->resuming--;
+	}
+	if (tx->stuck_counted) {
+		tx->stuck_counted = false;
+		dtxd_metrics_stuck_add(m->cfg.metrics, -1);
 	}
 	dtxd_txtable_remove(&m->tab, tx);
 }
@@ -182,6 +290,10 @@ do_send(dtxd_txmgr *m, txn *tx, const dtxd_action *a)
 	    ? tx->core.deadline_ms
 	    : 0;
 	call.timeout_ms = a->timeout_ms;
+	dtxi_strlcpy(call.traceparent, tx->traceparent, sizeof(call.traceparent));
+	if (a->attempt > 1) {
+		dtxd_metrics_retry(m->cfg.metrics, a->phase);
+	}
 
 	if (mb->peer == NULL) {
 		rv = dtxd_dispatcher_peer(
@@ -290,6 +402,7 @@ dtxd_act_write(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 	w->tx          = tx;
 	w->purpose     = purpose;
 	w->wait        = wait;
+	w->seq         = tx->wseq + 1;
 	tx->updated_ms = dtxi_now_ms();
 	if ((rv = dtxd_txrec_encode(&m->rb, tx, -1, &w->rec, &len)) != 0) {
 		dtxd_act_free_write(w);
@@ -335,6 +448,7 @@ dtxd_act_write(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 		dtxd_act_free_write(w);
 		return rv;
 	}
+	tx->wseq = w->seq;
 	return 0;
 }
 
@@ -359,7 +473,8 @@ write_or_redo(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 {
 	int rv = dtxd_act_write(m, tx, purpose, sync, wait);
 	if (rv != 0) {
-		DTXI_ERROR("actions: cannot write %s: %s; retrying", tx->gid,
+		dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx, -1,
+		    "cannot queue the record: %s; retrying in a second",
 		    dtx_strerror(rv));
 		schedule_redo(m, tx, purpose, sync, wait);
 	}
@@ -368,6 +483,29 @@ write_or_redo(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 // ---------------------------------------------------------------------
 // Events into the engine, actions out
 // ---------------------------------------------------------------------
+
+// A transaction reached its outcome: counted, logged, and out of the
+// STUCK gauge.
+static void
+finished(dtxd_txmgr *m, txn *tx)
+{
+	bool settled = false;
+
+	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
+		settled = settled || tx->mb[i].settled_ms != 0;
+	}
+	dtxd_metrics_tx_finished(m->cfg.metrics, tx->core.mode,
+	    tx->core.state, dtxi_now_ms() - tx->created_ms);
+	dtxd_txlog(tx->stuck_counted || settled ? DTXI_LOG_INFO
+	                                        : DTXI_LOG_DEBUG,
+	    "tx_finished", tx, -1, "%s%s%s", dtx_state_name(tx->core.state),
+	    tx->stuck_counted ? " after being stuck" : "",
+	    settled ? " (a branch settled by an operator)" : "");
+	if (tx->stuck_counted) {
+		tx->stuck_counted = false;
+		dtxd_metrics_stuck_add(m->cfg.metrics, -1);
+	}
+}
 
 static void
 run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
@@ -384,8 +522,9 @@ run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
 		case DTXD_ACT_FINISH:
 			if (!tx->finishing) {
 				tx->finishing = true;
+				finished(m, tx);
 				if (outcome_settled(tx)) {
-					dtxd_waiters_reply(m, tx, 0);
+					dtxd_waiters_reply_outcome(m, tx);
 				}
 				if (dtxi_crash_point(&m->crash,
 				        DTXI_CRASH_BEFORE_FINAL_RECORD)) {
@@ -420,9 +559,22 @@ dtxd_act_event(
 			    &m->crash, DTXI_CRASH_BEFORE_COMPENSATE_DECISION);
 		}
 	}
+	if (tx->core.stuck && !tx->stuck_counted &&
+	    !dtxd_tx_is_terminal(tx->core.state)) {
+		tx->stuck_counted = true;
+		dtxd_metrics_stuck_add(m->cfg.metrics, 1);
+		dtxd_txlog(DTXI_LOG_WARN, "tx_stuck", tx,
+		    ev->kind == DTXD_EV_REPLY || ev->kind == DTXD_EV_FAILED
+		        ? (int)ev->branch
+		        : -1,
+		    "STUCK: %s keeps failing (still retried; dtxctl retry or "
+		    "settle)",
+		    tx->core.mode == DTX_SAGA ? "compensation" : "phase two");
+	}
 	// The actions buffer is reused by nested work only through the
 	// queue, never re-entrantly, so it can be carried out in place.
 	run_actions(m, tx, acts);
+	tell_decided(m, tx, ev->now_ms);
 	dtxd_act_wake(m, tx);
 }
 
@@ -453,6 +605,107 @@ keep_reply(txn_branch *mb, mcall *mc)
 	mc->payload = NULL;
 }
 
+// How a call ended, for the metrics.
+static dtxd_call_result
+call_result(const mcall *mc)
+{
+	if (mc->rv == 0) {
+		switch (mc->status) {
+		case DTX_BRANCH_OK:
+			return DTXD_CALL_OK;
+		case DTX_BRANCH_REFUSED:
+			return DTXD_CALL_REFUSED;
+		case DTX_BRANCH_RETRY:
+			return DTXD_CALL_RETRY;
+		case DTX_BRANCH_NO_SUCH_METHOD:
+			return DTXD_CALL_NO_SUCH_METHOD;
+		default:
+			return DTXD_CALL_BAD_REQUEST;
+		}
+	}
+	return mc->rv == DTX_ETIMEDOUT ? DTXD_CALL_TIMEOUT
+	    : mc->rv == DTX_EUNREACHABLE ? DTXD_CALL_UNREACHABLE
+	                                 : DTXD_CALL_ERROR;
+}
+
+static bool
+phase_is_final(int phase)
+{
+	return phase == DTX_PHASE_COMMIT || phase == DTX_PHASE_ABORT ||
+	    phase == DTX_PHASE_COMPENSATE;
+}
+
+// The message of a call that got no answer: it names the participant and
+// says whether it could not be reached or did not answer in time.
+static void
+no_answer_message(dtxd_txmgr *m, const txn *tx, const txn_branch *mb,
+    const mcall *mc, char *msg, size_t cap)
+{
+	char why[64];
+
+	if (mc->rv == DTX_EUNREACHABLE && mb->peer != NULL) {
+		dtxd_dispatcher_peer_reason(mb->peer, why, sizeof(why));
+		snprintf(msg, cap, "participant %.160s unreachable: %s",
+		    mb->endpoint, why);
+	} else if (mc->rv == DTX_ETIMEDOUT) {
+		snprintf(msg, cap,
+		    "participant %.180s did not answer within %u ms",
+		    mb->endpoint, (unsigned)tx->core.call_timeout_ms);
+	} else {
+		snprintf(msg, cap, "no answer from %.180s: %s", mb->endpoint,
+		    dtx_strerror(mc->rv));
+	}
+	(void)m;
+}
+
+// Logs the end of branch b's call once the engine has taken it: a failure
+// (no answer, RETRY, anything but OK from phase two or compensation) is a
+// WARN the first time in a row, then INFO at the 2nd, 4th, 8th... failure
+// and DEBUG in between, so a participant that is down for an hour costs a
+// dozen lines per branch; an answer after failures is an INFO. A refused
+// forward call is the business saying no, not a failure.
+static void
+log_call_end(txn *tx, uint32_t b, const mcall *mc)
+{
+	txn_branch *mb   = &tx->mb[b];
+	bool        done = (tx->core.br[b].done & DTXD_DONE_FINAL) != 0;
+	bool        ok;
+	int         level;
+
+	if (phase_is_final(mc->phase)) {
+		ok = done;
+	} else {
+		ok = mc->rv == 0 &&
+		    (mc->status == DTX_BRANCH_OK ||
+		        mc->status == DTX_BRANCH_REFUSED);
+	}
+	if (ok) {
+		if (mb->fails > 0) {
+			dtxd_txlog(DTXI_LOG_INFO, "branch_call_recovered", tx,
+			    (int)b, "answered after %u failed calls",
+			    (unsigned)mb->fails);
+		}
+		mb->fails = 0;
+		return;
+	}
+	mb->fails++;
+	level = mb->fails == 1                     ? DTXI_LOG_WARN
+	    : (mb->fails & (mb->fails - 1)) == 0 ? DTXI_LOG_INFO
+	                                         : DTXI_LOG_DEBUG;
+	if (mc->rv != 0) {
+		dtxd_txlog(level, "branch_call_failed", tx, (int)b,
+		    "%s (%u in a row)", mb->message != NULL ? mb->message : "",
+		    (unsigned)mb->fails);
+	} else {
+		dtxd_txlog(level, "branch_call_failed", tx, (int)b,
+		    "answered %s%s%s (%u in a row)",
+		    dtx_branch_status_name(mc->status),
+		    mb->message != NULL ? ": " : "",
+		    mb->message != NULL ? mb->message : "",
+		    (unsigned)mb->fails);
+	}
+}
+
 void
 dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 {
@@ -461,7 +714,11 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 	dtxi_crash_pt crash = DTXI_CRASH_NONE;
 	dtxd_event    ev;
 
-	if (tx->in_table && !tx->finishing) {
+	dtxd_metrics_call(m->cfg.metrics, mc->phase, call_result(mc));
+	// A settled branch's call ending late is a stale result: the
+	// branch's message stays the operator's note.
+	if (tx->in_table && !tx->finishing &&
+	    (tx->core.br[mc->branch].done & DTXD_DONE_SETTLED) == 0) {
 		memset(&ev, 0, sizeof(ev));
 		ev.now_ms = dtxi_now_ms();
 		ev.branch = mc->branch;
@@ -471,6 +728,7 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 			ev.status       = mc->status;
 			mb->last_status = mc->status;
 			mb->last_phase  = mc->phase;
+			mb->error       = 0;
 			free(mb->message);
 			mb->message = mc->message;
 			mc->message = NULL;
@@ -485,12 +743,12 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 				    : DTXI_CRASH_NONE;
 			}
 		} else {
+			char msg[DTX_MESSAGE_MAX + 1];
 			ev.kind         = DTXD_EV_FAILED;
 			mb->last_status = DTX_BRANCH_NONE;
 			mb->last_phase  = mc->phase;
-			char msg[DTX_MESSAGE_MAX + 1];
-			snprintf(msg, sizeof(msg), "no answer from %s: %s",
-			    mb->endpoint, dtx_strerror(mc->rv));
+			mb->error       = mc->rv;
+			no_answer_message(m, tx, mb, mc, msg, sizeof(msg));
 			free(mb->message);
 			// The dispatcher's reason, when it has one, names the
 			// endpoint itself.
@@ -499,6 +757,12 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 			mc->message = NULL;
 		}
 		dtxd_act_event(m, tx, &ev, crash);
+		log_call_end(tx, mc->branch, mc);
+		if (phase_is_final(mc->phase) &&
+		    (tx->core.br[mc->branch].done & DTXD_DONE_FINAL) == 0) {
+			tx->delivery_failed = true;
+			tell_decided(m, tx, ev.now_ms);
+		}
 	}
 	dtxd_act_free_call(mc);
 	dtxd_txn_release(tx);
@@ -510,6 +774,9 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 	txn *tx = w->tx;
 	char msg[DTX_MESSAGE_MAX + 1];
 
+	if (w->rv == 0 && w->op.sync && w->seq > tx->synced_seq) {
+		tx->synced_seq = w->seq;
+	}
 	switch (w->purpose) {
 	case W_CREATE:
 		if (w->rv != 0) {
@@ -523,6 +790,9 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		}
 		tx->created = true;
 		atomic_fetch_add(&m->stats.started, 1);
+		dtxd_metrics_tx_started(m->cfg.metrics, tx->core.mode);
+		dtxd_txlog(DTXI_LOG_DEBUG, "tx_accepted", tx, -1,
+		    "%u branches", (unsigned)tx->core.nbranches);
 		dtxd_waiters_reply(m, tx, WAIT_ACCEPT);
 		dtxd_event ev = {
 		    .kind = DTXD_EV_START, .now_ms = dtxi_now_ms()};
@@ -530,11 +800,14 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		break;
 	case W_PERSIST:
 		if (w->rv != 0) {
-			DTXI_ERROR("actions: write of %s failed: %s; retrying",
-			    tx->gid, dtx_strerror(w->rv));
+			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx, -1,
+			    "writing the record failed: %s; retrying in a "
+			    "second",
+			    dtx_strerror(w->rv));
 			schedule_redo(m, tx, W_PERSIST, w->op.sync, w->wait);
 			break;
 		}
+		waiters_reply_synced(m, tx);
 		if (w->wait && tx->in_table && !tx->finishing) {
 			if (tx->core.state == DTX_STATE_COMMITTING) {
 				dtxi_crash_point(&m->crash,
@@ -550,15 +823,14 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		break;
 	case W_FINISH:
 		if (w->rv != 0) {
-			DTXI_ERROR("actions: final write of %s failed: %s; "
-			           "retrying",
-			    tx->gid, dtx_strerror(w->rv));
+			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx, -1,
+			    "writing the final record failed: %s; retrying in "
+			    "a second",
+			    dtx_strerror(w->rv));
 			schedule_redo(m, tx, W_FINISH, false, false);
 			break;
 		}
 		atomic_fetch_add(&m->stats.finished, 1);
-		DTXI_DEBUG(
-		    "actions: %s %s", tx->gid, dtx_state_name(tx->core.state));
 		tx->final = true;
 		dtxd_waiters_reply(m, tx, 0);
 		if (tx->in_table) {

@@ -33,6 +33,17 @@
 // waits for the outcome (dtx_tx_wait) or a waiting Submit waits on.
 // A write that fails (a full disk, say) is retried every second; the
 // transaction waits, nothing is lost, and the error is logged.
+//
+// The decided reply (fail fast). A client that submits with `decided`
+// (dtx_tx_commit does) is told the outcome as soon as it is reached, as
+// any other, but also earlier, with the state it is in (COMMITTING,
+// ABORTING, COMPENSATING), once the outcome is decided and durable (a 2PC
+// commit or a saga's turn-back once synced, a 2PC abort at once: presumed
+// abort) and its delivery is held up: a phase-two or compensation call
+// failed, or the deadline of the forward phase plus one call timeout has
+// passed. So a commit against a dead participant returns within the
+// transaction's timeout plus one call timeout, with each branch's reason,
+// while dtxd goes on delivering; a healthy one still returns its outcome.
 
 #ifndef DTXD_ACTIONS_H
 #define DTXD_ACTIONS_H
@@ -88,6 +99,14 @@ int dtxd_waiter_add(txn *tx, dtxd_sreq *r, int kind, int64_t deadline_ms);
 
 // Answers tx's waiters of kind (0: all) with its status.
 void dtxd_waiters_reply(dtxd_txmgr *m, txn *tx, int kind);
+
+// Answers every waiter but those of WAIT_SYNCED (whose write may not be
+// synced yet) with tx's status: its outcome is reached.
+void dtxd_waiters_reply_outcome(dtxd_txmgr *m, txn *tx);
+
+// Answers the clients waiting with `decided` if they may be told now (see
+// the top of this file).
+void dtxd_act_tell_decided(dtxd_txmgr *m, txn *tx);
 
 // Answers all of tx's waiters with an error.
 void dtxd_waiters_fail(txn *tx, int code, const char *msg);

@@ -67,6 +67,9 @@
 // Pending calls a peer's queue keeps room for between passes.
 #define PEND_KEEP 256u
 
+// How long a probe of an unreachable participant may try to connect.
+#define PROBE_TIMEOUT_MS 2000
+
 typedef struct dcall dcall;
 
 // A call waiting for the end of the loop's pass (and, in a batch, kept
@@ -86,6 +89,7 @@ struct dtxd_peer {
 	dcall            *all;  // every call object of the peer
 	dcall            *idle; // finished calls, their ctx and aio reusable
 	atomic_bool       nobatch; // answered a batch with EUNSUPPORTED
+	dtxi_probe       *probe;   // why it cannot be reached; flushing thread
 	// Flushing thread only.
 	ditem            *pend;
 	uint32_t          npend;
@@ -201,6 +205,7 @@ dtxd_dispatcher_close(dtxd_dispatcher *d)
 	while (d->peers != NULL) {
 		dtxd_peer *p = d->peers;
 		d->peers     = p->next;
+		dtxi_probe_close(p->probe);
 		while (p->all != NULL) {
 			dcall *c = p->all;
 			p->all   = c->all;
@@ -498,6 +503,9 @@ dcall_fail(dcall *c, int rv)
 	memset(&br, 0, sizeof(br));
 	rv = dtxi_link_err(c->peer->link, rv, "calling the participant",
 	    br.message, sizeof(br.message));
+	if (rv != DTX_EAUTH && !dtxi_link_up(c->peer->link)) {
+		rv = DTX_EUNREACHABLE;
+	}
 	dcall_end(c, rv, rv == DTX_EAUTH ? &br : NULL);
 }
 
@@ -789,6 +797,15 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 		npend = 0;
 	}
 
+	// Calls to a participant that is not connected will time out; a
+	// probe learns why meanwhile, for the message they end with.
+	if (!dtxi_link_up(p->link) && !dtxi_link_failing(p->link)) {
+		if (p->probe == NULL && dtxi_probe_open(&p->probe, p->url) != 0) {
+			p->probe = NULL;
+		}
+		dtxi_probe_start(p->probe, PROBE_TIMEOUT_MS);
+	}
+
 	// Sending never queues to this peer again (a failed call's callback
 	// only posts to the loop), so the array is stable during the pass.
 	for (uint32_t i = 0; i < npend; i++) {
@@ -816,6 +833,16 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 		free(p->pend);
 		p->pend    = NULL;
 		p->cappend = 0;
+	}
+}
+
+void
+dtxd_dispatcher_peer_reason(dtxd_peer *p, char *why, size_t cap)
+{
+	if (dtxi_link_up(p->link)) {
+		snprintf(why, cap, "connected");
+	} else if (dtxi_probe_result(p->probe, why, cap) <= 0) {
+		snprintf(why, cap, "no connection");
 	}
 }
 

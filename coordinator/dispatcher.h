@@ -38,11 +38,13 @@ int dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint,
 
 // Called once per call on an nng thread (or the flushing thread). rv 0: rep
 // is the participant's answer (a participant's error reply arrives as
-// status BAD_REQUEST with its message). rv DTX_ETIMEDOUT, DTX_ETRANSPORT,
-// DTX_EAUTH (the TLS handshake with the participant fails: rep->message
-// says why, status NONE), DTX_EPROTO (undecodable answer) or DTX_ECLOSED:
-// no answer, rep NULL unless it carries such a message. rep and its
-// payload are valid only during the callback.
+// status BAD_REQUEST with its message). No answer: rv DTX_EUNREACHABLE (no
+// connection to the participant when the call ended), DTX_ETIMEDOUT
+// (connected, no answer in time), DTX_ETRANSPORT, DTX_EAUTH (the TLS
+// handshake with the participant fails: rep->message says why, status
+// NONE), DTX_EPROTO (undecodable answer) or DTX_ECLOSED; rep NULL unless
+// it carries such a message. rep and its payload are valid only during
+// the callback.
 typedef void (*dtxd_call_fn)(void *arg, int rv, const dtxi_branch_reply *rep);
 
 // Sends call to peer; fn runs exactly once unless an error is returned.
@@ -60,6 +62,11 @@ int dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
 // Queue and flush belong to one thread (dtxd's loop thread).
 int dtxd_dispatcher_queue(dtxd_dispatcher *d, dtxd_peer *peer,
     const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
+
+// Why peer cannot be reached, for a message: nng's reason from the last
+// connection attempt ("Connection refused"), "no connection" when none is
+// known yet, "connected" once it is. Thread-safe.
+void dtxd_dispatcher_peer_reason(dtxd_peer *peer, char *why, size_t cap);
 
 // Branch calls sent so far, and the frames that carried them (a batch is one
 // frame). Thread-safe.

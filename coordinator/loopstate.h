@@ -27,7 +27,7 @@
 #include "txtable.h"
 
 // The kinds of event on the queue.
-enum { MEV_REQUEST = 1, MEV_CALL, MEV_WRITE, MEV_READ };
+enum { MEV_REQUEST = 1, MEV_CALL, MEV_WRITE, MEV_READ, MEV_SNAPSHOT };
 
 // A request from the server.
 typedef struct mreq {
@@ -60,6 +60,7 @@ typedef struct mwrite {
 	txn        *tx;
 	int         purpose; // W_*
 	bool        wait;
+	uint64_t    seq; // the transaction's wseq for this write
 	int         rv;
 	uint8_t    *rec;
 	uint32_t    nspecs;
@@ -76,6 +77,14 @@ typedef struct mread {
 	txn        *tx;
 	dtxd_read   rd;
 } mread;
+
+// A status page's question (HTTP thread -> loop).
+typedef struct msnap {
+	dtxd_ev             ev;
+	dtxd_snapshot_query q;
+	dtxd_snapshot_fn    fn;
+	void               *arg;
+} msnap;
 
 typedef struct dtxd_txstats {
 	_Atomic uint64_t started;
@@ -104,6 +113,8 @@ struct dtxd_txmgr {
 	txn         *adopted; // recovered, not yet resumed (FIFO)
 	txn         *adopted_tail;
 	uint32_t     resuming; // resumed and not yet finished
+	uint64_t     resumed_total; // adopted transactions resumed so far
+	bool         recovery_done; // all of them resumed (logged once)
 
 	dtxd_txstats stats;
 };

@@ -16,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "crashpoint.h"
 #include "dispatcher.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "recovery.h"
 #include "server.h"
 #include "store.h"
@@ -30,6 +33,7 @@ typedef struct opts {
 	const char  *listen;
 	const char  *op_listen;   // --operator-listen, or NULL
 	int          op_ipc_mode; // --operator-ipc-mode
+	const char  *http_listen; // NULL: no HTTP listener
 	dtxd_tlsconf tls;
 	const char  *data_dir;
 	unsigned     contexts;
@@ -68,6 +72,11 @@ usage(FILE *f)
 	    "(default 86400)\n"
 	    "  --log-level LEVEL       error, warn, info or debug "
 	    "(default info)\n"
+	    "  --log-format FORMAT     logfmt or json (default logfmt)\n"
+	    "  --http-listen URL       serve /metrics, /healthz, /readyz and "
+	    "the status page\n"
+	    "                          (e.g. http://127.0.0.1:7880; default "
+	    "off)\n"
 	    "  --timeout-ms N          default 2PC prepare / saga forward "
 	    "timeout (30000)\n"
 	    "  --call-timeout-ms N     default timeout of one branch call "
@@ -87,17 +96,27 @@ usage(FILE *f)
 	    "  --version, --help\n");
 }
 
+// Parses s as an integer of [min, max] for flag; says what is wrong, with
+// the flag and the range, and returns -1 otherwise.
 static int
-parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max,
+    uint64_t *out)
 {
 	char              *end;
-	unsigned long long v;
-	if (s == NULL || *s == '\0' || *s == '-') {
-		return -1;
+	unsigned long long v = 0;
+	bool               ok = s != NULL && *s != '\0' && *s != '-';
+
+	if (ok) {
+		errno = 0;
+		v     = strtoull(s, &end, 10);
+		ok    = errno == 0 && *end == '\0' && v >= min && v <= max;
 	}
-	errno = 0;
-	v     = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max) {
+	if (!ok) {
+		fprintf(stderr,
+		    "dtxd: %s: invalid value '%s' (an integer from %llu to "
+		    "%llu)\n",
+		    flag, s != NULL ? s : "", (unsigned long long)min,
+		    (unsigned long long)max);
 		return -1;
 	}
 	*out = v;
@@ -106,6 +125,8 @@ parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum {
 	OPT_LISTEN = 1,
+	OPT_HTTP_LISTEN,
+	OPT_LOG_FORMAT,
 	OPT_DATA_DIR,
 	OPT_RETENTION,
 	OPT_LOG_LEVEL,
@@ -137,6 +158,8 @@ parse_args(int argc, char **argv, opts *o)
 {
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"http-listen", required_argument, NULL, OPT_HTTP_LISTEN},
+	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
 	    {"retention", required_argument, NULL, OPT_RETENTION},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -165,7 +188,8 @@ parse_args(int argc, char **argv, opts *o)
 	};
 	uint64_t v;
 	int      c;
-	int      level = DTXI_LOG_INFO;
+	int      level  = DTXI_LOG_INFO;
+	int      format = DTXI_LOG_LOGFMT;
 
 	o->listen      = "tcp://127.0.0.1:7800";
 	o->op_ipc_mode = 0600;
@@ -174,61 +198,84 @@ parse_args(int argc, char **argv, opts *o)
 	o->max_frame   = 16u * 1024 * 1024;
 	dtxd_config_init(&o->cfg);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	// ":" first: a long option without its value is ':', not '?'.
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		const char *name =
 		    optind > 0 && optind <= argc ? argv[optind - 1] : "?";
 		int bad = 0;
+		// The flag's own name, without an "=value" glued to it.
+		char flag[64];
+		snprintf(flag, sizeof(flag), "%.*s", (int)strcspn(name, "="),
+		    name);
 		switch (c) {
 		case OPT_LISTEN:
 			o->listen = optarg;
+			break;
+		case OPT_HTTP_LISTEN:
+			o->http_listen = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			if ((format = dtxi_log_format_parse(optarg)) < 0) {
+				fprintf(stderr,
+				    "dtxd: %s: unknown format '%s' (logfmt or "
+				    "json)\n",
+				    flag, optarg);
+				bad = 1;
+			}
 			break;
 		case OPT_DATA_DIR:
 			o->data_dir = optarg;
 			break;
 		case OPT_RETENTION:
-			bad = parse_u64(optarg, 0, 10ULL * 365 * 86400, &v);
+			bad = parse_u64(
+			    flag, optarg, 0, 10ULL * 365 * 86400, &v);
 			o->cfg.retention_ms = (int64_t)v * 1000;
 			break;
 		case OPT_LOG_LEVEL:
-			level = dtxi_log_level_parse(optarg);
-			bad   = level < 0;
+			if ((level = dtxi_log_level_parse(optarg)) < 0) {
+				fprintf(stderr,
+				    "dtxd: %s: unknown level '%s' (error, warn, "
+				    "info or debug)\n",
+				    flag, optarg);
+				bad = 1;
+			}
 			break;
 		case OPT_TIMEOUT:
-			bad = parse_u64(optarg, 1, DTX_TIMEOUT_MS_MAX, &v);
+			bad = parse_u64(flag, optarg, 1, DTX_TIMEOUT_MS_MAX, &v);
 			o->cfg.timeout_ms = (uint32_t)v;
 			break;
 		case OPT_CALL_TIMEOUT:
-			bad =
-			    parse_u64(optarg, 1, DTX_CALL_TIMEOUT_MS_MAX, &v);
+			bad = parse_u64(
+			    flag, optarg, 1, DTX_CALL_TIMEOUT_MS_MAX, &v);
 			o->cfg.call_timeout_ms = (uint32_t)v;
 			break;
 		case OPT_RETRIES:
-			bad = parse_u64(optarg, 0, DTX_RETRIES_MAX, &v);
+			bad = parse_u64(flag, optarg, 0, DTX_RETRIES_MAX, &v);
 			o->cfg.retries = (uint32_t)v;
 			break;
 		case OPT_BACKOFF_BASE:
-			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			bad = parse_u64(flag, optarg, 1, 3600ULL * 1000, &v);
 			o->cfg.policy.backoff_base_ms = (uint32_t)v;
 			break;
 		case OPT_BACKOFF_MAX:
-			bad = parse_u64(optarg, 1, 3600ULL * 1000, &v);
+			bad = parse_u64(flag, optarg, 1, 3600ULL * 1000, &v);
 			o->cfg.policy.backoff_max_ms = (uint32_t)v;
 			break;
 		case OPT_STUCK_AFTER:
-			bad = parse_u64(optarg, 1, 1000000, &v);
+			bad = parse_u64(flag, optarg, 1, 1000000, &v);
 			o->cfg.policy.stuck_after = (uint32_t)v;
 			break;
 		case OPT_CONTEXTS:
-			bad         = parse_u64(optarg, 1, 65536, &v);
+			bad         = parse_u64(flag, optarg, 1, 65536, &v);
 			o->contexts = (unsigned)v;
 			break;
 		case OPT_MAX_PAYLOAD:
-			bad = parse_u64(optarg, 1, 256ULL * 1024 * 1024, &v);
+			bad = parse_u64(flag, optarg, 1, 256ULL * 1024 * 1024, &v);
 			o->cfg.max_payload = (size_t)v;
 			break;
 		case OPT_MAX_FRAME:
 			bad =
-			    parse_u64(optarg, 1024, 1024ULL * 1024 * 1024, &v);
+			    parse_u64(flag, optarg, 1024, 1024ULL * 1024 * 1024, &v);
 			o->max_frame = (size_t)v;
 			break;
 		case OPT_OP_LISTEN:
@@ -270,16 +317,17 @@ parse_args(int argc, char **argv, opts *o)
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
+		case ':':
+			fprintf(stderr, "dtxd: %s needs a value\n", flag);
+			usage(stderr);
+			return 1;
 		default:
-			fprintf(stderr,
-			    "dtxd: unknown or incomplete option %s\n", name);
+			fprintf(stderr, "dtxd: unknown option '%s'\n", name);
 			usage(stderr);
 			return 1;
 		}
 		if (bad) {
-			fprintf(stderr, "dtxd: invalid value '%s' for %s\n",
-			    optarg, name);
-			usage(stderr);
+			fprintf(stderr, "(dtxd --help lists every option)\n");
 			return 1;
 		}
 	}
@@ -291,16 +339,26 @@ parse_args(int argc, char **argv, opts *o)
 	}
 	if (o->cfg.policy.backoff_max_ms < o->cfg.policy.backoff_base_ms) {
 		fprintf(stderr,
-		    "dtxd: --backoff-max-ms is below "
-		    "--backoff-base-ms\n");
+		    "dtxd: --backoff-max-ms (%u) is below --backoff-base-ms "
+		    "(%u)\n",
+		    (unsigned)o->cfg.policy.backoff_max_ms,
+		    (unsigned)o->cfg.policy.backoff_base_ms);
 		return 1;
 	}
 	if (o->max_frame < o->cfg.max_payload) {
 		o->max_frame = o->cfg.max_payload + 64 * 1024;
 	}
 	dtxi_log_set_level(level);
+	dtxi_log_set_format(format);
 	o->cfg.crash_at = getenv(DTXI_CRASH_ENV_COORDINATOR);
 	return 0;
+}
+
+// The store's report of each batch, on its writer thread.
+static void
+on_store_batch(void *arg, uint64_t n, bool sync, int64_t us, int rv)
+{
+	dtxd_metrics_store_batch(arg, n, sync, us, rv);
 }
 
 int
@@ -313,9 +371,12 @@ main(int argc, char **argv)
 	dtxd_txmgr      *mgr    = NULL;
 	dtxd_server     *server = NULL;
 	dtxd_server     *opsrv  = NULL;
+	dtxd_http       *http   = NULL;
+	dtxd_metrics    *metrics = NULL;
 	dtxd_store_opts  sopts;
 	char             why[DTX_MESSAGE_MAX + 1];
 	uint64_t         recovered = 0;
+	int64_t          start_ms  = dtxi_mono_ms();
 	int              status    = 1;
 	int              rv;
 	int              sig;
@@ -330,6 +391,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "dtxd: %s\n", why);
 		return 1;
 	}
+	if (dtxd_metrics_alloc(&metrics) != 0) {
+		fprintf(stderr, "dtxd: out of memory\n");
+		dtxd_tlsconf_fini(&o.tls);
+		return 1;
+	}
+	o.cfg.metrics = metrics;
 	// glibc gives each thread that allocates its own arena, up to eight
 	// per core, and an arena keeps what was freed in it. dtxd allocates
 	// on nng's dozen task threads, RocksDB's and its own: at 10,000
@@ -356,6 +423,8 @@ main(int argc, char **argv)
 
 	dtxd_store_opts_init(&sopts);
 	sopts.retention_ms = o.cfg.retention_ms;
+	sopts.on_batch     = on_store_batch;
+	sopts.on_batch_arg = metrics;
 	if ((rv = dtxd_store_open(&store, o.data_dir, &sopts)) != 0) {
 		if (rv == DTX_ELOCKED) {
 			fprintf(stderr,
@@ -368,6 +437,7 @@ main(int argc, char **argv)
 			    o.data_dir, dtx_strerror(rv));
 		}
 		dtxd_tlsconf_fini(&o.tls);
+		dtxd_metrics_free(metrics);
 		return 1;
 	}
 	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0 ||
@@ -377,6 +447,23 @@ main(int argc, char **argv)
 	}
 	if (o.tls.part != NULL) {
 		dtxd_dispatcher_set_tls(disp, o.tls.part);
+	}
+	// The HTTP listener comes up before recovery, so /readyz says
+	// "recovering" while it runs (and /healthz that the process lives).
+	if (o.http_listen != NULL) {
+		dtxd_http_opts ho = {
+		    .url      = o.http_listen,
+		    .metrics  = metrics,
+		    .mgr      = mgr,
+		    .disp     = disp,
+		    .start_ms = start_ms,
+		};
+		if ((rv = dtxd_http_open(&http, &ho)) != 0) {
+			fprintf(stderr,
+			    "dtxd: --http-listen: cannot serve on %s: %s\n",
+			    o.http_listen, dtx_strerror(rv));
+			goto out;
+		}
 	}
 	if ((rv = dtxd_recover(store, mgr, &recovered)) != 0) {
 		fprintf(
@@ -418,8 +505,16 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	DTXI_INFO("dtxd %d.%d.%d listening on %s%s%s%s, data in %s, %llu "
-	          "transactions recovered",
+	dtxi_log_event(DTXI_LOG_INFO, "dtxd_started",
+	    DTXI_FIELDS(DTXI_F_STR("listen", o.listen),
+	        DTXI_F_STR("operator_listen",
+	            o.op_listen != NULL ? o.op_listen : ""),
+	        DTXI_F_STR("http_listen",
+	            o.http_listen != NULL ? o.http_listen : ""),
+	        DTXI_F_STR("data_dir", o.data_dir),
+	        DTXI_F_NUM("recovered", recovered)),
+	    "dtxd %d.%d.%d listening on %s%s%s%s, data in %s, %llu "
+	    "transactions recovered",
 	    DTX_VERSION_MAJOR, DTX_VERSION_MINOR, DTX_VERSION_PATCH, o.listen,
 	    o.op_listen != NULL ? " (operators: " : "",
 	    o.op_listen != NULL ? o.op_listen : "",
@@ -429,14 +524,19 @@ main(int argc, char **argv)
 	do {
 		rv = sigwait(&sigs, &sig);
 	} while (rv != 0);
-	DTXI_INFO("dtxd: signal %d, shutting down", sig);
+	dtxi_log_event(DTXI_LOG_INFO, "dtxd_stopping",
+	    DTXI_FIELDS(DTXI_F_NUM("signal", sig)),
+	    "signal %d, shutting down", sig);
 	status = 0;
 
 out:
-	// Order matters: the loop stops first (answering waiting clients),
-	// then the server, then outbound calls; the store drains its queue
-	// last, and only then can the manager drop what completed late.
+	// Order matters: /readyz says so first; the loop stops (answering
+	// waiting clients and the status page), then the HTTP listener and
+	// the server, then outbound calls; the store drains its queue last,
+	// and only then can the manager drop what completed late.
+	dtxd_metrics_set_stopping(metrics);
 	dtxd_txmgr_stop(mgr);
+	dtxd_http_close(http);
 	dtxd_server_close(opsrv);
 	dtxd_server_close(server);
 	dtxd_dispatcher_close(disp);
@@ -445,13 +545,21 @@ out:
 	if (mgr != NULL) {
 		dtxd_txmgr_stats st;
 		dtxd_txmgr_get_stats(mgr, &st);
-		DTXI_INFO("dtxd: stopped (%llu started, %llu finished, %llu "
-		          "still unfinished)",
+		dtxi_log_event(DTXI_LOG_INFO, "dtxd_stopped",
+		    DTXI_FIELDS(DTXI_F_NUM("started", st.started),
+		        DTXI_F_NUM("finished", st.finished),
+		        DTXI_F_NUM("unfinished", st.active)),
+		    "stopped (%llu started, %llu finished, %llu still "
+		    "unfinished)",
 		    (unsigned long long)st.started,
 		    (unsigned long long)st.finished,
 		    (unsigned long long)st.active);
 	}
 	dtxd_txmgr_close(mgr);
-	dtxi_transport_fini();
+	dtxd_metrics_free(metrics);
+	// nng_fini() after an HTTP server can hang or crash (nng#918).
+	if (http == NULL) {
+		dtxi_transport_fini();
+	}
 	return status;
 }

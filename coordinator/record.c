@@ -35,6 +35,8 @@ void
 dtxd_txrec_info(const txn *tx, dtxi_txinfo *info)
 {
 	dtxi_strlcpy(info->gid, tx->gid, sizeof(info->gid));
+	dtxi_strlcpy(
+	    info->traceparent, tx->traceparent, sizeof(info->traceparent));
 	info->mode       = tx->core.mode;
 	info->state      = tx->core.state;
 	info->stuck      = tx->core.stuck;
@@ -58,6 +60,8 @@ dtxd_txrec_info(const txn *tx, dtxi_txinfo *info)
 		b->forward_status      = mb->fwd_status;
 		b->forward_payload.ptr = mb->fpayload;
 		b->forward_payload.len = mb->fpayload_len;
+		b->settled_ms          = mb->settled_ms;
+		b->error               = mb->error;
 	}
 }
 
@@ -117,6 +121,8 @@ dtxd_txrec_load(txn *tx, const dtxd_record *rec, const uint8_t *const *specs,
 	int                rv;
 
 	dtxi_strlcpy(tx->gid, info->gid, sizeof(tx->gid));
+	dtxi_strlcpy(
+	    tx->traceparent, info->traceparent, sizeof(tx->traceparent));
 	for (uint32_t i = 0; i < info->nbranches; i++) {
 		const dtxi_branch_result *b  = &info->branches[i];
 		txn_branch               *mb = &tx->mb[i];
@@ -130,6 +136,8 @@ dtxd_txrec_load(txn *tx, const dtxd_record *rec, const uint8_t *const *specs,
 		}
 		mb->last_status = b->status;
 		mb->last_phase  = b->phase;
+		mb->settled_ms  = b->settled_ms;
+		mb->error       = b->error;
 		if (b->message[0] != '\0' &&
 		    (mb->message = dup_bytes(
 		         b->message, strlen(b->message))) == NULL) {

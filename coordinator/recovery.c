@@ -63,6 +63,10 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
 		dtxd_txn_release(tx);
 		return rv;
 	}
+	if (tx->core.stuck && !dtxd_tx_is_terminal(tx->core.state)) {
+		tx->stuck_counted = true;
+		dtxd_metrics_stuck_add(m->cfg.metrics, 1);
+	}
 	// Into the table now (the loop is not running yet, so this thread
 	// owns it), and onto the list of those to resume.
 	dtxd_txtable_insert(&m->tab, tx);
@@ -122,18 +126,21 @@ dtxd_recover(dtxd_store *st, dtxd_txmgr *m, uint64_t *count)
 	if ((rc.rec = malloc(sizeof(*rc.rec))) == NULL) {
 		return DTX_ENOMEM;
 	}
+	dtxi_log_event(DTXI_LOG_INFO, "recovery_start", NULL, 0,
+	    "loading unfinished transactions");
 	rv = dtxd_store_scan_unfinished(st, recover_one, &rc);
 	free(rc.rec);
 	if (rv != 0) {
 		return rv;
 	}
-	if (rc.count > 0 || rc.skipped > 0) {
-		DTXI_INFO("recovery: %llu unfinished transactions loaded in "
-		          "%lld ms (%llu skipped)",
-		    (unsigned long long)rc.count,
-		    (long long)(dtxi_mono_ms() - t0),
-		    (unsigned long long)rc.skipped);
-	}
+	int64_t ms = dtxi_mono_ms() - t0;
+	dtxi_log_event(DTXI_LOG_INFO, "recovery_loaded",
+	    DTXI_FIELDS(DTXI_F_NUM("loaded", rc.count),
+	        DTXI_F_NUM("skipped", rc.skipped), DTXI_F_NUM("ms", ms)),
+	    "%llu unfinished transactions loaded in %lld ms (%llu skipped)",
+	    (unsigned long long)rc.count, (long long)ms,
+	    (unsigned long long)rc.skipped);
+	dtxd_metrics_recovery_loaded(m->cfg.metrics, rc.count, rc.skipped, ms);
 	*count = rc.count;
 	return 0;
 }
@@ -150,6 +157,7 @@ dtxd_recovery_resume(dtxd_txmgr *m, txn *tx)
 	tx->to_resume  = false;
 	tx->recovering = true;
 	m->resuming++;
+	m->resumed_total++;
 	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
 		tx->core.br[i].inflight    = false;
 		tx->core.br[i].retry_at_ms = 0;
@@ -177,5 +185,18 @@ dtxd_recovery_resume_some(dtxd_txmgr *m)
 			n++;
 		}
 		dtxd_txn_release(tx); // the list's reference
+	}
+	if (m->adopted == NULL && !m->recovery_done) {
+		// Every recovered transaction is back with its engine: the
+		// end of recovery, as far as readiness is concerned (some
+		// may still take long to finish).
+		int64_t ms       = dtxi_mono_ms() - m->start_ms;
+		m->recovery_done = true;
+		dtxi_log_event(DTXI_LOG_INFO, "recovery_end",
+		    DTXI_FIELDS(DTXI_F_NUM("resumed", m->resumed_total),
+		        DTXI_F_NUM("ms", ms)),
+		    "%llu recovered transactions resumed in %lld ms",
+		    (unsigned long long)m->resumed_total, (long long)ms);
+		dtxd_metrics_recovery_resumed(m->cfg.metrics, ms);
 	}
 }

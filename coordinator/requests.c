@@ -19,6 +19,11 @@
 // that came into memory meanwhile is answered from memory. A List page is
 // different (it holds gids that were in memory while it was scanned): see
 // on_list.
+//
+// Operator requests. Abort, Retry and Settle change a live transaction;
+// every unfinished one is in memory (recovery loads them all at start), so
+// one that is not is finished or unknown, and is only looked up to say
+// which. Each is logged at INFO (WARN for a settlement) with its gid.
 
 #include "requests.h"
 
@@ -33,6 +38,8 @@
 #include "log.h"
 #include "recovery.h"
 #include "strs.h"
+#include "trace.h"
+#include "txlog.h"
 
 static void handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd);
 
@@ -203,15 +210,16 @@ defer(txn *tx, dtxd_sreq *r)
 // Submit
 // ---------------------------------------------------------------------
 
+// Gids and method names: 1..max printable characters, no space.
 static bool
-gid_valid(const char *gid)
+name_valid(const char *name, size_t max)
 {
-	size_t n = strlen(gid);
-	if (n == 0 || n > DTX_GID_MAX) {
+	size_t n = strlen(name);
+	if (n == 0 || n > max) {
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (gid[i] < 0x21 || gid[i] > 0x7e) {
+		if (name[i] < 0x21 || name[i] > 0x7e) {
 			return false;
 		}
 	}
@@ -229,9 +237,13 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 		snprintf(why, cap, "a transaction needs at least one branch");
 		return DTX_EINVAL;
 	}
-	if (s->gid[0] != '\0' && !gid_valid(s->gid)) {
+	if (s->gid[0] != '\0' && !name_valid(s->gid, DTX_GID_MAX)) {
 		snprintf(why, cap, "gid must be 1..%d printable characters",
 		    DTX_GID_MAX);
+		return DTX_EINVAL;
+	}
+	if (s->traceparent[0] != '\0' &&
+	    !dtxi_traceparent_check(s->traceparent, NULL, why, cap)) {
 		return DTX_EINVAL;
 	}
 	// The limits are dtx.h's, so that the SDK's setters refuse the same.
@@ -259,6 +271,13 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 			snprintf(why, cap, "branch %u has no method", i);
 			return DTX_EINVAL;
 		}
+		if (!name_valid(b->method, DTX_METHOD_MAX)) {
+			snprintf(why, cap,
+			    "branch %u: method '%.128s' has a space or a "
+			    "control character",
+			    i, b->method);
+			return DTX_EINVAL;
+		}
 		if (b->same_group && (s->mode != DTX_SAGA || i == 0)) {
 			snprintf(why, cap, "branch %u: same_group %s", i,
 			    s->mode != DTX_SAGA
@@ -281,6 +300,13 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 	return 0;
 }
 
+// What a Submit waits for.
+static int
+wait_kind(const dtxi_submit *s)
+{
+	return !s->wait ? WAIT_ACCEPT : s->decided ? WAIT_DECIDED : WAIT_OUTCOME;
+}
+
 // A Submit of a transaction already in memory. Idempotency: the same gid
 // with the same content is the same transaction.
 static void
@@ -292,9 +318,10 @@ submit_again(
 		    "gid %s already used with different content", tx->gid);
 	} else if (s->wait &&
 	    !dtx_state_is_terminal(dtxd_act_told_state(tx))) {
-		if (dtxd_waiter_add(tx, r, WAIT_OUTCOME, 0) != 0) {
+		if (dtxd_waiter_add(tx, r, wait_kind(s), 0) != 0) {
 			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 		}
+		dtxd_act_tell_decided(m, tx);
 	} else if (!tx->created) {
 		if (dtxd_waiter_add(tx, r, WAIT_ACCEPT, 0) != 0) {
 			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
@@ -360,6 +387,7 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	int64_t now      = dtxi_now_ms();
 	tx->content_hash = hash;
 	tx->wait         = s->wait;
+	dtxi_strlcpy(tx->traceparent, s->traceparent, sizeof(tx->traceparent));
 	tx->created_ms   = now;
 	tx->updated_ms   = now;
 	tx->timeout_ms   = s->timeout_ms ? s->timeout_ms : m->cfg.timeout_ms;
@@ -380,8 +408,7 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	bool fresh  = s->gid[0] == '\0';
 	tx->loading = !fresh;
 	dtxd_txtable_insert(&m->tab, tx);
-	if (dtxd_waiter_add(tx, r, s->wait ? WAIT_OUTCOME : WAIT_ACCEPT, 0) !=
-	    0) {
+	if (dtxd_waiter_add(tx, r, wait_kind(s), 0) != 0) {
 		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 		dtxd_act_forget(m, tx);
 		dtxd_txn_release(tx);
@@ -528,6 +555,68 @@ list_recheck(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 	return true;
 }
 
+static int
+gid_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const txn *const *)a)->gid, (*(const txn *const *)b)->gid);
+}
+
+// List of the STUCK transactions: all of them are unfinished, so in
+// memory, and answered from there in gid order, a page after cursor.
+static void
+list_stuck(dtxd_txmgr *m, dtxd_sreq *r, int state)
+{
+	const dtxi_request *req   = dtxd_sreq_request(r);
+	uint32_t            limit = req->u.list.limit;
+	size_t              n = 0, cap = 64;
+	txn               **v = malloc(cap * sizeof(*v));
+	dtxi_reply         *rep;
+
+	if (limit == 0 || limit > DTXI_LIST_MAX) {
+		limit = DTXI_LIST_MAX;
+	}
+	for (txn *tx = m->tab.all; tx != NULL && v != NULL; tx = tx->anext) {
+		if (!tx->core.stuck || !tx->created || tx->loading ||
+		    !tx->in_table || (state != 0 && tx->core.state != state) ||
+		    strcmp(tx->gid, req->u.list.cursor) <= 0) {
+			continue;
+		}
+		if (n == cap) {
+			txn **nv = realloc(v, 2 * cap * sizeof(*v));
+			if (nv == NULL) {
+				break;
+			}
+			v = nv;
+			cap *= 2;
+		}
+		v[n++] = tx;
+	}
+	if (v == NULL) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		return;
+	}
+	qsort(v, n, sizeof(*v), gid_cmp);
+	rep                        = dtxd_act_reply_init(m, DTXI_REP_LIST);
+	rep->u.list.n              = 0;
+	rep->u.list.next_cursor[0] = '\0';
+	for (size_t i = 0; i < n && i < limit; i++) {
+		dtxi_txsummary *sum = &rep->u.list.items[rep->u.list.n++];
+		dtxi_strlcpy(sum->gid, v[i]->gid, sizeof(sum->gid));
+		sum->mode       = v[i]->core.mode;
+		sum->state      = v[i]->core.state;
+		sum->stuck      = true;
+		sum->created_ms = v[i]->created_ms;
+		sum->updated_ms = v[i]->updated_ms;
+		sum->nbranches  = v[i]->core.nbranches;
+	}
+	if (n > limit) {
+		dtxi_strlcpy(rep->u.list.next_cursor, v[limit - 1]->gid,
+		    sizeof(rep->u.list.next_cursor));
+	}
+	free(v);
+	dtxd_server_reply(r, rep);
+}
+
 static void
 on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 {
@@ -536,6 +625,10 @@ on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 
 	if (state < 0 || state > DTX_STATE_COMPENSATED) {
 		dtxd_server_reply_error(r, DTX_EINVAL, "unknown state filter");
+		return;
+	}
+	if (req->u.list.stuck) {
+		list_stuck(m, r, state);
 		return;
 	}
 	if (!have_read(m, r, rd, DTXD_READ_LIST, req->u.list.cursor)) {
@@ -599,6 +692,8 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 			    "%s has already decided to commit", gid);
 			return;
 		}
+		dtxd_txlog(DTXI_LOG_INFO, "tx_abort_requested", tx, -1,
+		    "abort asked: now %s", dtx_state_name(tx->core.state));
 		dtxd_act_reply_tx(m, r, tx);
 		return;
 	}
@@ -655,10 +750,179 @@ on_resolve(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 		dtxd_server_reply_error(r, rv, "cannot read the store");
 		return;
 	}
-	DTXI_DEBUG("requests: resolve %s: %s", gid, dtx_state_name(state));
+	dtxd_metrics_resolve(m->cfg.metrics, state);
+	dtxi_log_event(DTXI_LOG_DEBUG, "resolve",
+	    DTXI_FIELDS(DTXI_F_STR("gid", gid),
+	        DTXI_F_STR("answer", dtx_state_name(state))),
+	    "resolve %s: %s", gid, dtx_state_name(state));
 	rep                  = dtxd_act_reply_init(m, DTXI_REP_RESOLVE);
 	rep->u.resolve.state = state;
 	dtxd_server_reply(r, rep);
+}
+
+// For Retry and Settle of a transaction not in memory: it has finished
+// (its record says how) or never was.
+static void
+not_live(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd, const char *gid,
+    const char *what)
+{
+	char msg[DTX_MESSAGE_MAX + 1];
+
+	if (!have_stored(m, r, rd, gid)) {
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%.128s has finished (%s): nothing to %s",
+	    gid, dtx_state_name(m->rb.rec->info.state), what);
+	dtxd_server_reply_error(r, DTX_ESTATE, msg);
+}
+
+// A live transaction an operator request may change: false (r answered)
+// while it is still being accepted. One not yet resumed after a restart is
+// resumed now, so that no event reaches its engine before RECOVER.
+static bool
+operable(dtxd_txmgr *m, dtxd_sreq *r, txn *tx)
+{
+	if (!tx->created || tx->finishing) {
+		reply_code(r, DTX_ESTATE,
+		    tx->finishing ? "%s is finishing"
+		                  : "%s is still being accepted; ask again",
+		    tx->gid);
+		return false;
+	}
+	if (tx->to_resume) {
+		dtxd_recovery_resume(m, tx);
+	}
+	return true;
+}
+
+static void
+on_retry(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
+{
+	txn *tx = dtxd_txtable_find(&m->tab, gid);
+
+	if (tx == NULL) {
+		not_live(m, r, rd, gid, "retry");
+		return;
+	}
+	if (!operable(m, r, tx)) {
+		return;
+	}
+	dtxd_event ev = {.kind = DTXD_EV_REDRIVE, .now_ms = dtxi_now_ms()};
+	dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+	dtxd_txlog(DTXI_LOG_INFO, "tx_redriven", tx, -1,
+	    "an operator re-drove it: waiting calls sent now, backoff reset");
+	dtxd_act_reply_tx(m, r, tx);
+}
+
+// Why SETTLE would be refused for branch b of tx, or NULL: said here in
+// words, enforced by the engine.
+static const char *
+settle_refusal(const txn *tx, uint32_t b)
+{
+	const dtxd_txcore *c = &tx->core;
+
+	if (c->state == DTX_STATE_PREPARING || c->state == DTX_STATE_RUNNING) {
+		return "its outcome is not decided yet (the forward phase "
+		       "runs): abort it first, or wait";
+	}
+	if (c->persisting) {
+		return "its decision is being written; ask again";
+	}
+	if ((c->br[b].done & DTXD_DONE_FINAL) != 0 &&
+	    (c->br[b].done & DTXD_DONE_SETTLED) == 0) {
+		return "that branch is done already";
+	}
+	if (c->mode == DTX_SAGA && (c->br[b].done & DTXD_DONE_SENT) == 0) {
+		return "that step never ran: there is nothing to undo";
+	}
+	return NULL;
+}
+
+static void
+on_settle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
+{
+	const dtxi_request *req = dtxd_sreq_request(r);
+	char                gid[DTX_GID_MAX + 1];
+	char                msg[DTX_MESSAGE_MAX + 1];
+	uint32_t            b = req->u.settle.branch;
+	txn                *tx;
+	txn_branch         *mb;
+	char               *old_message;
+	int64_t             old_settled;
+	bool                again;
+	const char         *why;
+
+	dtxi_strlcpy(gid, req->u.settle.gid, sizeof(gid));
+	if (req->u.settle.note[0] == '\0') {
+		dtxd_server_reply_error(r, DTX_EINVAL,
+		    "a settlement needs a note saying what was done by hand");
+		return;
+	}
+	if ((tx = dtxd_txtable_find(&m->tab, gid)) == NULL) {
+		not_live(m, r, rd, gid, "settle");
+		return;
+	}
+	if (!operable(m, r, tx)) {
+		return;
+	}
+	if (b >= tx->core.nbranches) {
+		snprintf(msg, sizeof(msg), "%.128s has no branch %u (it has %u)",
+		    gid, (unsigned)b, (unsigned)tx->core.nbranches);
+		dtxd_server_reply_error(r, DTX_EINVAL, msg);
+		return;
+	}
+	if ((why = settle_refusal(tx, b)) != NULL) {
+		snprintf(msg, sizeof(msg), "cannot settle branch %u of %.128s: %s",
+		    (unsigned)b, gid, why);
+		dtxd_server_reply_error(r, DTX_ESTATE, msg);
+		return;
+	}
+	// The note and time are in place before the engine's PERSIST
+	// encodes the record; if the engine refuses after all, they go.
+	mb          = &tx->mb[b];
+	again       = (tx->core.br[b].done & DTXD_DONE_SETTLED) != 0;
+	old_message = mb->message;
+	old_settled = mb->settled_ms;
+	if (!again) {
+		char *note = malloc(strlen(req->u.settle.note) + 1);
+		if (note == NULL) {
+			dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+			return;
+		}
+		strcpy(note, req->u.settle.note);
+		mb->message    = note;
+		mb->settled_ms = dtxi_now_ms();
+		mb->error      = 0;
+	}
+	uint64_t   need = tx->wseq + 1;
+	dtxd_event ev   = {.kind = DTXD_EV_SETTLE,
+	      .now_ms          = dtxi_now_ms(),
+	      .branch          = b};
+	dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+	if (m->acts.rv != 0) {
+		if (!again) {
+			free(mb->message);
+			mb->message    = old_message;
+			mb->settled_ms = old_settled;
+		}
+		snprintf(msg, sizeof(msg),
+		    "cannot settle branch %u of %.128s in state %s",
+		    (unsigned)b, gid, dtx_state_name(tx->core.state));
+		dtxd_server_reply_error(r, m->acts.rv, msg);
+		return;
+	}
+	if (again) {
+		dtxd_act_reply_tx(m, r, tx);
+		return;
+	}
+	free(old_message);
+	dtxd_txlog(DTXI_LOG_WARN, "branch_settled", tx, (int)b,
+	    "an operator settled it by hand: %s", mb->message);
+	if (dtxd_waiter_add(tx, r, WAIT_SYNCED, 0) != 0) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
+		return;
+	}
+	tx->waiters->seq = need;
 }
 
 static void
@@ -697,6 +961,10 @@ request_gid(const dtxi_request *req)
 		return req->u.abort.gid;
 	case DTXI_REQ_RESOLVE:
 		return req->u.resolve.gid;
+	case DTXI_REQ_RETRY:
+		return req->u.retry.gid;
+	case DTXI_REQ_SETTLE:
+		return req->u.settle.gid;
 	default:
 		return NULL; // Submit defers by itself, after validation
 	}
@@ -733,6 +1001,12 @@ handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 	case DTXI_REQ_STATS:
 		on_stats(m, r);
 		break;
+	case DTXI_REQ_RETRY:
+		on_retry(m, r, req->u.retry.gid, rd);
+		break;
+	case DTXI_REQ_SETTLE:
+		on_settle(m, r, rd);
+		break;
 	default:
 		dtxd_server_reply_error(
 		    r, DTX_EUNSUPPORTED, "not a coordinator request");
@@ -743,6 +1017,7 @@ handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 void
 dtxd_requests_handle(dtxd_txmgr *m, dtxd_sreq *r)
 {
+	dtxd_metrics_request(m->cfg.metrics, dtxd_sreq_request(r)->kind);
 	handle(m, r, NULL);
 }
 

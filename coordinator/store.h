@@ -53,6 +53,11 @@ typedef struct dtxd_store_opts {
 	// writers pile up and group commit becomes observable. 0 in
 	// production.
 	uint32_t sync_delay_ms;
+	// Called on the writer thread after each batch with its number of
+	// operations, whether it was synced, how long the write took (us) and
+	// its result; must not block. NULL: none. (dtxd's metrics.)
+	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
+	void *on_batch_arg;
 } dtxd_store_opts;
 
 void dtxd_store_opts_init(dtxd_store_opts *o);

@@ -147,6 +147,8 @@ typedef struct rdb_store {
 	rocksdb_readoptions_t          *ro;
 	rocksdb_writebatch_t           *batch; // the writer thread's own
 	uint32_t                        sync_delay_ms;
+	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
+	void *on_batch_arg;
 	uint32_t                        purge_every_ms;
 	char                           *dir;
 
@@ -333,6 +335,14 @@ sleep_ms(uint32_t ms)
 	}
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 // Adds one operation's puts and deletes to the batch. Operations were
 // validated when queued, so this cannot fail. The specs are framed as
 // (u32 BE length, bytes) pairs in one value, gathered by putv without a
@@ -430,10 +440,15 @@ store_writer(void *arg)
 		if (sync && s->sync_delay_ms > 0) {
 			sleep_ms(s->sync_delay_ms);
 		}
+		int64_t t0 = mono_us();
 		rocksdb_write(
 		    s->db, sync ? s->wo_sync : s->wo_nosync, s->batch, &err);
 		if (err != NULL) {
 			rv = store_error(err, "write", false);
+		}
+		if (s->on_batch != NULL) {
+			s->on_batch(
+			    s->on_batch_arg, n, sync, mono_us() - t0, rv);
 		}
 
 		pthread_mutex_lock(&s->mtx);
@@ -799,6 +814,8 @@ dtxd_store_rocksdb_open(
 	s->base.ops       = &rdb_ops;
 	s->sync_delay_ms  = o->sync_delay_ms;
 	s->purge_every_ms = o->purge_every_ms;
+	s->on_batch       = o->on_batch;
+	s->on_batch_arg   = o->on_batch_arg;
 	if ((s->dir = strdup(dir)) == NULL) {
 		free(s);
 		return DTX_ENOMEM;

@@ -29,6 +29,7 @@
 #include "loopstate.h"
 #include "recovery.h"
 #include "requests.h"
+#include "snapshot.h"
 
 void
 dtxd_config_init(dtxd_config *c)
@@ -80,7 +81,32 @@ dispatch(dtxd_txmgr *m, dtxd_ev *ev)
 	case MEV_READ:
 		dtxd_requests_on_read(m, (mread *)ev);
 		break;
+	case MEV_SNAPSHOT:
+		dtxd_snapshot_answer(m, &((msnap *)ev)->q, ((msnap *)ev)->fn,
+		    ((msnap *)ev)->arg);
+		free(ev);
+		break;
 	}
+}
+
+int
+dtxd_txmgr_snapshot(dtxd_txmgr *m, const dtxd_snapshot_query *q,
+    dtxd_snapshot_fn fn, void *arg)
+{
+	msnap *ms = calloc(1, sizeof(*ms));
+
+	if (ms == NULL) {
+		return DTX_ENOMEM;
+	}
+	ms->ev.kind = MEV_SNAPSHOT;
+	ms->q       = *q;
+	ms->fn      = fn;
+	ms->arg     = arg;
+	if (!dtxd_evq_post(&m->q, &ms->ev)) {
+		free(ms);
+		return DTX_ESHUTDOWN;
+	}
+	return 0;
 }
 
 static void
@@ -104,8 +130,9 @@ idle_ms(dtxd_txmgr *m)
 	int64_t next = dtxd_txtable_next_wake(&m->tab);
 	int64_t wait = 1000;
 
-	if (dtxd_recovery_ready(m)) {
-		return 0;
+	if (dtxd_recovery_ready(m) ||
+	    (m->adopted == NULL && !m->recovery_done)) {
+		return 0; // resume, or say that recovery is over, at once
 	}
 	if (next != 0) {
 		wait = next - dtxi_now_ms();
@@ -215,6 +242,9 @@ dtxd_txmgr_stop(dtxd_txmgr *m)
 			free(ev);
 		} else if (ev->kind == MEV_READ) {
 			dtxd_requests_drop_read((mread *)ev);
+		} else if (ev->kind == MEV_SNAPSHOT) {
+			((msnap *)ev)->fn(((msnap *)ev)->arg, NULL, 0);
+			free(ev);
 		} else {
 			ev->next = m->late;
 			m->late  = ev;

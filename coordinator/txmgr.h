@@ -15,11 +15,13 @@
 #ifndef DTXD_TXMGR_H
 #define DTXD_TXMGR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dispatcher.h"
 #include "engine.h"
+#include "metrics.h"
 #include "server.h"
 #include "store.h"
 
@@ -34,6 +36,8 @@ typedef struct dtxd_config {
 	// ("<point>[:<n>]", see crashpoint.h and DTXD_CRASH_AT in the
 	// README). NULL: never.
 	const char *crash_at;
+	// Where the loop counts what it does (not owned); NULL: nowhere.
+	dtxd_metrics *metrics;
 } dtxd_config;
 
 void dtxd_config_init(dtxd_config *c);
@@ -62,6 +66,26 @@ void dtxd_txmgr_stop(dtxd_txmgr *m);
 // Frees everything; the dispatcher and store must be closed first (their
 // late completions are queued here and dropped). Accepts NULL.
 void dtxd_txmgr_close(dtxd_txmgr *m);
+
+// What the status page asks of the live transactions: those in state (0:
+// any), only the STUCK ones, at most limit of them (STUCK first, then the
+// oldest).
+typedef struct dtxd_snapshot_query {
+	int      state;
+	bool     stuck;
+	uint32_t limit;
+} dtxd_snapshot_query;
+
+// Receives the JSON (snapshot.h describes it) on the loop thread, or NULL
+// (len 0) on the stopping thread when the loop stopped first. json is valid
+// during the call only.
+typedef void (*dtxd_snapshot_fn)(void *arg, const char *json, size_t len);
+
+// Asks the loop for a JSON view of the live transactions; fn runs exactly
+// once unless an error is returned. Never blocks. Errors: DTX_ENOMEM,
+// DTX_ESHUTDOWN (the loop has stopped). Thread-safe.
+int dtxd_txmgr_snapshot(dtxd_txmgr *m, const dtxd_snapshot_query *q,
+    dtxd_snapshot_fn fn, void *arg);
 
 typedef struct dtxd_txmgr_stats {
 	uint64_t active;    // transactions in memory

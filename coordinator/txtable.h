@@ -22,19 +22,24 @@
 
 #include <dtx/dtx.h>
 
+#include "codec.h"
 #include "engine.h"
 
 struct dtxd_peer;
 struct dtxd_sreq;
 
-// A request parked on a transaction until it can be answered.
-enum { WAIT_ACCEPT = 1, WAIT_OUTCOME, WAIT_STATUS };
+// A request parked on a transaction until it can be answered: a Submit
+// until the transaction is accepted, until its outcome, or until its
+// outcome is decided (actions.h says when); a long-polling Status; a
+// Settle until its record is synced.
+enum { WAIT_ACCEPT = 1, WAIT_OUTCOME, WAIT_STATUS, WAIT_DECIDED, WAIT_SYNCED };
 
 typedef struct waiter {
 	struct waiter    *next;
 	struct dtxd_sreq *r;
 	int               kind;        // WAIT_*
 	int64_t           deadline_ms; // WAIT_STATUS
+	uint64_t          seq;         // WAIT_SYNCED: the write it waits for
 } waiter;
 
 // What the loop keeps of one branch beyond the engine's dtxd_branch.
@@ -60,6 +65,9 @@ typedef struct txn_branch {
 	uint8_t *fpayload;
 	size_t   fpayload_len;
 	bool     last_is_fwd;
+	int      error;      // DTX_E* of the last call without answer, or 0
+	uint32_t fails;      // failed calls in a row (for the log)
+	int64_t  settled_ms; // settled by an operator then (note: message)
 } txn_branch;
 
 // One live transaction, as the loop sees it.
@@ -95,6 +103,12 @@ struct txn {
 	bool    redo_wait;
 	waiter *waiters;
 	waiter *deferred; // requests held while loading, handled after
+	// Writes issued for it, and the last one known synced (WAIT_SYNCED).
+	uint64_t wseq;
+	uint64_t synced_seq;
+	bool     delivery_failed; // a phase-two or compensation call failed
+	bool     stuck_counted;   // counted in the STUCK gauge
+	char     traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
 };
 
 #define NO_HEAP SIZE_MAX

@@ -329,6 +329,12 @@ dtxi_link_failing(dtxi_link *l)
 	return failing;
 }
 
+bool
+dtxi_link_up(dtxi_link *l)
+{
+	return atomic_load(&l->npipes) > 0;
+}
+
 int
 dtxi_link_err(dtxi_link *l, int rv, const char *what, char *why, size_t cap)
 {

@@ -81,6 +81,9 @@ int dtxi_link_check(dtxi_link *l, char *why, size_t cap);
 // owner aborts the request itself. Thread-safe.
 bool dtxi_link_failing(dtxi_link *l);
 
+// True while the link has a connection (an nng pipe). Thread-safe.
+bool dtxi_link_up(dtxi_link *l);
+
 // Maps the nng result rv of a request on the link to dtx's, with why (cap
 // bytes): the link's failure when the request was aborted for it
 // (NNG_EPEERAUTH) or timed out while it lasts, else "what: <nng's words>"

@@ -233,6 +233,12 @@ dtxi_probe_open(dtxi_probe **pp, const char *url)
 	}
 	atomic_init(&p->running, false);
 	atomic_init(&p->result, -1);
+	// A TLS address is probed as plain TCP: the question is whether
+	// anything listens, and a handshake without the peer's CA would only
+	// be logged there as a refused one.
+	if (strncmp(url, "tls+", 4) == 0) {
+		url += 4;
+	}
 	if ((rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {
 		free(p);
 		return rv == NNG_ENOMEM ? DTX_ENOMEM : DTX_EINVAL;

@@ -47,7 +47,8 @@ int dtxi_transport_encode_reply(const dtxi_reply *r, struct nng_msg **mp);
 // reached: nng's sockets redial in the background and report nothing but
 // a timeout, so a probe dials the address once as a plain stream (no
 // protocol: the peer sees a connection that closes at once) and keeps what
-// happened: "Connection refused", "No route to host", a timeout. One dial
+// happened: "Connection refused", "No route to host", a timeout (a
+// tls+tcp:// address as plain TCP: link.h diagnoses handshakes). One dial
 // runs at a time; the result of the last one stays until the next ends.
 // Thread-safe.
 typedef struct dtxi_probe dtxi_probe;

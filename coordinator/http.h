@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+//
+// http: dtxd's operations listener (--http-listen), on nng's HTTP server,
+// read-only:
+//
+//   GET /metrics   the Prometheus text (metrics.h)
+//   GET /healthz   200 "ok": the process is alive and serving HTTP
+//   GET /readyz    200 "ready", or 503 with why: recovering, shutting down,
+//                  or the store failing
+//   GET /          the status page (status_page.html, served as is)
+//   GET /api/txs   the live transactions as JSON, for the page
+//                  (?state=NAME, ?stuck=1, ?limit=N; see snapshot.h)
+//
+// Handlers run on nng's threads and never block: the metrics and the
+// readiness are atomics, and /api/txs is answered by the loop (its JSON
+// is built there from the transactions it owns) and completed from the
+// loop's thread, so a scrape neither waits for the loop nor holds it up.
+//
+// nng_fini() must not be called in a process that used an HTTP server
+// (nng#918): main skips it when this was opened.
+
+#ifndef DTXD_HTTP_H
+#define DTXD_HTTP_H
+
+#include <stdint.h>
+
+#include "dispatcher.h"
+#include "metrics.h"
+#include "txmgr.h"
+
+typedef struct dtxd_http dtxd_http;
+
+typedef struct dtxd_http_opts {
+	const char      *url;     // http://HOST:PORT
+	dtxd_metrics    *metrics; // not owned
+	dtxd_txmgr      *mgr;     // not owned
+	dtxd_dispatcher *disp;    // not owned
+	int64_t          start_ms; // monotonic, for the uptime
+} dtxd_http_opts;
+
+// Starts serving. Errors: DTX_EINVAL (not an http:// URL with a port,
+// named in the log), DTX_ETRANSPORT (cannot listen: address in use, ...),
+// DTX_ENOMEM.
+int dtxd_http_open(dtxd_http **hp, const dtxd_http_opts *o);
+
+// Stops serving. The manager must have stopped first (it answers the
+// page's requests still queued). Accepts NULL.
+void dtxd_http_close(dtxd_http *h);
+
+#endif // DTXD_HTTP_H
