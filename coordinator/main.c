@@ -188,25 +188,34 @@ parse_args(int argc, char **argv, opts *o)
 	};
 	uint64_t v;
 	int      c;
+	int      idx    = -1;
 	int      level  = DTXI_LOG_INFO;
 	int      format = DTXI_LOG_LOGFMT;
 
 	o->listen      = "tcp://127.0.0.1:7800";
 	o->op_ipc_mode = 0600;
+	o->http_listen = NULL;
 	o->data_dir    = "dtxd-data";
 	o->contexts    = 1024;
 	o->max_frame   = 16u * 1024 * 1024;
 	dtxd_config_init(&o->cfg);
 	opterr = 0;
 	// ":" first: a long option without its value is ':', not '?'.
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", longopts, &idx)) != -1) {
+		// What the user typed (for an unknown option), and the flag
+		// it was: getopt names the option it matched, even when the
+		// value came as the next argument or after "=".
 		const char *name =
 		    optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-		int bad = 0;
-		// The flag's own name, without an "=value" glued to it.
+		int  bad = 0;
 		char flag[64];
-		snprintf(flag, sizeof(flag), "%.*s", (int)strcspn(name, "="),
-		    name);
+		if (idx >= 0) {
+			snprintf(flag, sizeof(flag), "--%s", longopts[idx].name);
+		} else {
+			snprintf(flag, sizeof(flag), "%.*s",
+			    (int)strcspn(name, "="), name);
+		}
+		idx = -1;
 		switch (c) {
 		case OPT_LISTEN:
 			o->listen = optarg;

@@ -144,6 +144,7 @@ dtx_client_list(dtx_client *c, int filter, const char *cursor,
 	}
 	r->u.list.state = filter;
 	r->u.list.limit = max;
+	r->u.list.stuck = false;
 	dtxi_strlcpy(r->u.list.cursor, cursor, sizeof(r->u.list.cursor));
 	rv = dtxi_client_call(
 	    c, r, dtxi_client_timeout_ms(c), list_done, &l, NULL);

@@ -136,15 +136,29 @@ Test(daemon, second_dtxd_on_the_same_data_dir_exits_1_saying_it_is_in_use)
 	CHECK_RV(dtxt_wait_dtxd(w.dtxd, w.url, 2000));
 }
 
-Test(daemon, bad_flags_exit_1_with_usage)
+// A bad flag stops dtxd at once with exit status 1 and a line that names
+// the flag and says what it takes: the range of a number, the words a
+// level or format may be.
+Test(daemon, bad_flags_exit_1_naming_the_flag_and_what_it_takes)
 {
-	static const char *const bad[][3] = {
-	    {"--no-such-flag", NULL, NULL},
-	    {"--retries", "many", NULL},
-	    {"--log-level", "loud", NULL},
-	    {"--timeout-ms", "-5", NULL},
-	    {"--listen", NULL, NULL},
-	    {"stray-argument", NULL, NULL},
+	static const char *const bad[][4] = {
+	    // argument, its value (or NULL), two texts the message must have
+	    {"--no-such-flag", NULL, "unknown option", "--no-such-flag"},
+	    {"--retries", "many", "--retries: invalid value 'many'",
+	        "from 0 to 1000"},
+	    {"--retries=-1", NULL, "--retries: invalid value '-1'",
+	        "from 0 to 1000"},
+	    {"--log-level", "loud", "--log-level: unknown level 'loud'",
+	        "error, warn, info or debug"},
+	    {"--log-format", "xml", "--log-format: unknown format 'xml'",
+	        "logfmt or json"},
+	    {"--timeout-ms", "-5", "--timeout-ms: invalid value '-5'",
+	        "from 1 to 86400000"},
+	    {"--listen", NULL, "--listen needs a value", "usage"},
+	    {"stray-argument", NULL, "unexpected argument 'stray-argument'",
+	        "usage"},
+	    {"--http-listen", "tcp://127.0.0.1:1", "--http-listen",
+	        "http://HOST:PORT"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -156,8 +170,9 @@ Test(daemon, bad_flags_exit_1_with_usage)
 		snprintf(log, sizeof(log), "%s/bad%zu.log", w.dir, i);
 		args[n++] = "--data-dir";
 		args[n++] = w.data;
-		for (size_t k = 0; k < 3 && bad[i][k] != NULL; k++) {
-			args[n++] = (char *)bad[i][k];
+		args[n++] = (char *)bad[i][0];
+		if (bad[i][1] != NULL) {
+			args[n++] = (char *)bad[i][1];
 		}
 		args[n] = NULL;
 		how     = run_dtxd(args, log);
@@ -165,9 +180,10 @@ Test(daemon, bad_flags_exit_1_with_usage)
 		    "dtxd %s: %s %d, expected exit code 1", bad[i][0],
 		    how.exited ? "exit code" : "signal",
 		    how.exited ? how.code : how.signo);
-		CHECK(file_mentions(log, "usage"),
-		    "dtxd %s printed no usage:\n%s", bad[i][0],
-		    dtxt_read_file(log));
+		CHECK(file_mentions(log, bad[i][2]) &&
+		        file_mentions(log, bad[i][3]),
+		    "dtxd %s: expected \"%s\" and \"%s\" in:\n%s",
+		    bad[i][0], bad[i][2], bad[i][3], dtxt_read_file(log));
 	}
 }
 
