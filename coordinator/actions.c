@@ -758,7 +758,9 @@ dtxd_act_on_call(dtxd_txmgr *m, mcall *mc)
 		}
 		dtxd_act_event(m, tx, &ev, crash);
 		log_call_end(tx, mc->branch, mc);
-		if (phase_is_final(mc->phase) &&
+		// A participant that answers (RETRY, say) is alive and is
+		// given the time budget; one that does not is not waited for.
+		if (phase_is_final(mc->phase) && mc->rv != 0 &&
 		    (tx->core.br[mc->branch].done & DTXD_DONE_FINAL) == 0) {
 			tx->delivery_failed = true;
 			tell_decided(m, tx, ev.now_ms);

@@ -39,8 +39,9 @@
 // any other, but also earlier, with the state it is in (COMMITTING,
 // ABORTING, COMPENSATING), once the outcome is decided and durable (a 2PC
 // commit or a saga's turn-back once synced, a 2PC abort at once: presumed
-// abort) and its delivery is held up: a phase-two or compensation call
-// failed, or the deadline of the forward phase plus one call timeout has
+// abort) and its delivery is held up: a phase-two or compensation call got
+// no answer (a participant that answers, even RETRY, is alive and gets the
+// time), or the deadline of the forward phase plus one call timeout has
 // passed. So a commit against a dead participant returns within the
 // transaction's timeout plus one call timeout, with each branch's reason,
 // while dtxd goes on delivering; a healthy one still returns its outcome.

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // admin: the client's requests that are not about one transaction being
-// built: abort, resolve (a participant's in-doubt question), list and the
-// coordinator's counters. Each is one synchronous request on the client's
+// built: abort, retry and settle (an operator's), resolve (a participant's
+// in-doubt question), list and the coordinator's counters. Each is one synchronous request on the client's
 // exchange engine (client.h); the reply is copied out in its done, while
 // the caller waits.
 
 #include <dtx/dtx.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ gid_done(void *arg, int rv, const dtxi_reply *rep, const char *why)
 	if (rv != 0) {
 		return rv;
 	}
-	if (g->kind == DTXI_REQ_ABORT && rep->kind == DTXI_REP_TX) {
+	if (g->kind != DTXI_REQ_RESOLVE && rep->kind == DTXI_REP_TX) {
 		g->state = (dtx_state)rep->u.tx.state;
 	} else if (g->kind == DTXI_REQ_RESOLVE &&
 	    rep->kind == DTXI_REP_RESOLVE) {
@@ -42,24 +43,53 @@ gid_done(void *arg, int rv, const dtxi_reply *rep, const char *why)
 	return 0;
 }
 
+// Checks an operator request's gid; false (c's message says why) if bad.
+static bool
+gid_checked(dtx_client *c, const char *gid)
+{
+	char why[DTX_MESSAGE_MAX + 1];
+
+	if (dtxi_gid_ok(gid)) {
+		return true;
+	}
+	snprintf(why, sizeof(why),
+	    "a gid is 1..%d printable ASCII characters, without spaces",
+	    DTX_GID_MAX);
+	dtxi_client_set_message(c, why);
+	return false;
+}
+
+// A request about one gid; settle's branch and note ride along.
 static int
-client_gid_request(
-    dtx_client *c, dtxi_req_kind kind, const char *gid, dtx_state *state)
+client_gid_request(dtx_client *c, dtxi_req_kind kind, const char *gid,
+    unsigned branch, const char *note, dtx_state *state)
 {
 	gidreply      g = {.kind = kind};
 	dtxi_request *r;
 	int           rv;
 
-	if (c == NULL || !dtxi_gid_ok(gid) || state == NULL) {
+	if (c == NULL || state == NULL || !gid_checked(c, gid)) {
 		return DTX_EINVAL;
 	}
 	if ((r = dtxi_client_request(kind)) == NULL) {
 		return DTX_ENOMEM;
 	}
-	if (kind == DTXI_REQ_ABORT) {
+	switch (kind) {
+	case DTXI_REQ_ABORT:
 		dtxi_strlcpy(r->u.abort.gid, gid, sizeof(r->u.abort.gid));
-	} else {
+		break;
+	case DTXI_REQ_RETRY:
+		dtxi_strlcpy(r->u.retry.gid, gid, sizeof(r->u.retry.gid));
+		break;
+	case DTXI_REQ_SETTLE:
+		dtxi_strlcpy(r->u.settle.gid, gid, sizeof(r->u.settle.gid));
+		r->u.settle.branch = branch;
+		dtxi_strlcpy(
+		    r->u.settle.note, note, sizeof(r->u.settle.note));
+		break;
+	default:
 		dtxi_strlcpy(r->u.resolve.gid, gid, sizeof(r->u.resolve.gid));
+		break;
 	}
 	rv = dtxi_client_call(
 	    c, r, dtxi_client_timeout_ms(c), gid_done, &g, NULL);
@@ -73,13 +103,42 @@ client_gid_request(
 int
 dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state)
 {
-	return client_gid_request(c, DTXI_REQ_ABORT, gid, state);
+	return client_gid_request(c, DTXI_REQ_ABORT, gid, 0, NULL, state);
+}
+
+int
+dtx_client_retry(dtx_client *c, const char *gid, dtx_state *state)
+{
+	return client_gid_request(c, DTXI_REQ_RETRY, gid, 0, NULL, state);
+}
+
+int
+dtx_client_settle(dtx_client *c, const char *gid, unsigned branch,
+    const char *note, dtx_state *state)
+{
+	char why[DTX_MESSAGE_MAX + 1];
+
+	if (c == NULL) {
+		return DTX_EINVAL;
+	}
+	if (note == NULL || note[0] == '\0' ||
+	    strnlen(note, DTXI_NOTE_MAX + 1) > DTXI_NOTE_MAX) {
+		snprintf(why, sizeof(why),
+		    "a settlement needs a note of 1..%d bytes saying what was "
+		    "done by hand",
+		    DTXI_NOTE_MAX);
+		dtxi_client_set_message(c, why);
+		return DTX_EINVAL;
+	}
+	// The settlement is written synced before dtxd answers.
+	return client_gid_request(
+	    c, DTXI_REQ_SETTLE, gid, branch, note, state);
 }
 
 int
 dtx_client_resolve(dtx_client *c, const char *gid, dtx_state *state)
 {
-	return client_gid_request(c, DTXI_REQ_RESOLVE, gid, state);
+	return client_gid_request(c, DTXI_REQ_RESOLVE, gid, 0, NULL, state);
 }
 
 // A List page, copied into the caller's arrays.
@@ -128,6 +187,9 @@ dtx_client_list(dtx_client *c, int filter, const char *cursor,
 	dtxi_request *r;
 	int           rv;
 
+	bool stuck = (filter & DTX_LIST_STUCK) != 0;
+
+	filter &= ~DTX_LIST_STUCK;
 	if (c == NULL || out == NULL || max == 0 || max > DTXI_LIST_MAX ||
 	    n == NULL || next == NULL || filter < 0 ||
 	    filter > DTX_STATE_COMPENSATED) {
@@ -144,7 +206,7 @@ dtx_client_list(dtx_client *c, int filter, const char *cursor,
 	}
 	r->u.list.state = filter;
 	r->u.list.limit = max;
-	r->u.list.stuck = false;
+	r->u.list.stuck = stuck;
 	dtxi_strlcpy(r->u.list.cursor, cursor, sizeof(r->u.list.cursor));
 	rv = dtxi_client_call(
 	    c, r, dtxi_client_timeout_ms(c), list_done, &l, NULL);

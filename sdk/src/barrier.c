@@ -559,6 +559,7 @@ decide(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn, void *arg,
 		}
 		if (other.found) {
 			record_fini(&other);
+			dtxi_pstats_inc(DTXI_BSTAT(b, hanging));
 			snprintf(why, sizeof(why),
 			    "branch %s/%u was %s before this %s arrived: "
 			    "refused",
@@ -623,6 +624,7 @@ decide(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn, void *arg,
 		}
 		if (!other.found || other.result != DTX_OK) {
 			record_fini(&other);
+			dtxi_pstats_inc(DTXI_BSTAT(b, null_ops));
 			snprintf(why, sizeof(why),
 			    "null %s: branch %s/%u never %s here",
 			    abrt ? "abort" : "compensation", call->gid,
@@ -718,6 +720,7 @@ dtxi_barrier_call(dtxi_barrier *b, const dtx_call *call, dtx_phase_fn fn,
 	    own.result == DTX_OK && undone_since(b, call, reply, &res)) {
 		record_fini(&own);
 	} else if (own.found) {
+		dtxi_pstats_inc(DTXI_BSTAT(b, replays));
 		replay(&own, reply);
 		res = (dtx_result)own.result;
 		record_fini(&own);
@@ -763,7 +766,7 @@ dtxi_barrier_counts(dtxi_barrier *b, uint64_t *calls, uint64_t *syncs)
 
 int
 dtxi_barrier_alloc(dtxi_barrier **bp, rocksdb_t *db, const dtx_barrier_opts *o,
-    dtxi_crash *crash)
+    dtxi_crash *crash, dtxi_pstats *stats)
 {
 	dtxi_barrier *b;
 	const char   *prefix = DEFAULT_PREFIX;
@@ -793,6 +796,7 @@ dtxi_barrier_alloc(dtxi_barrier **bp, rocksdb_t *db, const dtx_barrier_opts *o,
 		b->lock_arg = o->lock_arg;
 	}
 	b->crash    = crash;
+	b->stats    = stats;
 	b->ro       = rocksdb_readoptions_create();
 	b->wo       = rocksdb_writeoptions_create();
 	b->wo_purge = rocksdb_writeoptions_create();

@@ -17,13 +17,16 @@
 
 #include "crashpoint.h"
 #include "gcommit.h"
+#include "pstats.h"
 
 typedef struct dtxi_barrier dtxi_barrier;
 
-// Creates a barrier over db (not owned) with o (NULL: defaults). crash may
-// be NULL. Errors: DTX_EINVAL, DTX_ENOMEM.
+// Creates a barrier over db (not owned) with o (NULL: defaults). crash and
+// stats (where replays, null operations, refusals of hanging calls and the
+// resolver's work are counted; not owned) may be NULL. Errors: DTX_EINVAL,
+// DTX_ENOMEM.
 int dtxi_barrier_alloc(dtxi_barrier **bp, rocksdb_t *db,
-    const dtx_barrier_opts *o, dtxi_crash *crash);
+    const dtx_barrier_opts *o, dtxi_crash *crash, dtxi_pstats *stats);
 
 // Frees b. Accepts NULL. Its resolver (resolver.h) must be stopped first.
 void dtxi_barrier_free(dtxi_barrier *b);

@@ -39,8 +39,12 @@ struct dtxi_barrier {
 	dtxi_crash     *crash;
 	dtxi_gcommit   *gc;    // group commit; NULL with no_sync
 	atomic_ullong   calls; // answered through the barrier
+	dtxi_pstats    *stats; // may be NULL
 	pthread_mutex_t stripes[DTXI_BARRIER_STRIPES];
 };
+
+// The counter f of b's stats, or NULL without stats.
+#define DTXI_BSTAT(b, f) ((b)->stats != NULL ? &(b)->stats->f : NULL)
 
 // Big-endian integers in keys and values.
 void     dtxi_barrier_put_be32(unsigned char *p, uint32_t v);

@@ -19,14 +19,26 @@
 // 29% more system CPU and made 28% fewer requests per second (medians; the
 // machine was shared and noisy).
 //
-// The connection is a watched link (proto/link.h): a request that finds
-// the link failing (a TLS handshake refused by either side, a TLS
-// coordinator dialed with tcp:// or the reverse) fails at once with the
-// reason, and the link's watch aborts the requests already waiting when it
-// finds such a failure, instead of letting them wait out their timeout.
+// Fail fast. The connection is a watched link (proto/link.h): a request
+// that finds the link failing (a TLS handshake refused by either side, a
+// TLS coordinator dialed with tcp:// or the reverse) fails at once with
+// the reason, and the link's watch aborts the requests already waiting
+// when it finds such a failure, instead of letting them wait out their
+// timeout. A REQ socket dials in the background and queues a request
+// until a connection is up, so a coordinator that is down used to cost the
+// whole request timeout and a "Timed out" that blamed nobody. A request
+// that starts without a connection (the link counts nng's connections)
+// may wait for one only the connect timeout (default a second), and then
+// fails with DTX_EUNREACHABLE, naming the URL and the reason a probe
+// (transport.h) found, "Connection refused" say. A request that went out
+// and got no answer in time is DTX_ETIMEDOUT, "did not answer within".
 //
-// Lock order: dtx_client.mtx is a leaf (it guards the free lists, the list
-// of all ops and the count of ops in use).
+// Close. Requests still in flight when the client is closed are cancelled:
+// each ends with DTX_ECLOSED (its done runs, so an asynchronous commit's
+// callback does), and close waits for the last one.
+//
+// Lock order: dtx_client.mtx is a leaf (it guards the free lists, the ops
+// in use, the closing flag and the last message).
 
 #include "client.h"
 
@@ -38,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -49,22 +62,26 @@
 #include "tls.h"
 #include "transport.h"
 
-#define DEFAULT_TIMEOUT_MS 10000
-#define RECV_MAX           (128u * 1024u * 1024u)
+#define DEFAULT_TIMEOUT_MS         10000
+#define DEFAULT_CONNECT_TIMEOUT_MS 1000
+#define RECV_MAX                   (128u * 1024u * 1024u)
 
 typedef struct op op;
 
 // One request in flight, or a spare on a free list.
 struct op {
-	op              *next; // on the free list
-	op              *all;  // on the client's list of every op
+	op              *next;          // on the free list
+	op              *bnext, *bprev; // among the ops in use
 	dtx_client      *c;
 	nng_ctx          ctx;
 	nng_aio         *aio;
 	bool             blocking; // its aio has no callback: waited for
-	bool             busy;     // taken (guarded by the client's mtx)
 	bool             sending;
-	int64_t          deadline; // dtxi_mono_ms() of the whole exchange
+	bool             unconnected; // started without a connection
+	bool             probed;      // a probe was started for it
+	int64_t          start_ms;    // dtxi_mono_ms() when it started
+	int64_t          deadline;    // dtxi_mono_ms() of the whole exchange
+	int32_t          send_ms;     // the send's own time limit
 	dtxi_client_done done;
 	void            *arg;
 };
@@ -73,13 +90,17 @@ struct dtx_client {
 	nng_socket      sock;
 	dtxi_watch     *watch;
 	dtxi_link      *link;
+	char           *url;
 	atomic_int      timeout_ms;
+	atomic_int      connect_ms;
+	dtxi_probe     *probe; // why the coordinator cannot be reached
 	pthread_mutex_t mtx;
 	pthread_cond_t  idle_cv;     // signalled when busy drops to 0
 	op             *free_ops[2]; // [blocking]
-	op             *all_ops;     // every op, free or taken
+	op             *busy_ops;    // in use
 	unsigned        busy;        // ops taken and not yet back
-	bool            closing;     // ops being freed: the watch keeps off
+	bool            closing;
+	char            message[DTX_MESSAGE_MAX + 1]; // the last failure's
 };
 
 static int32_t
@@ -92,7 +113,7 @@ clamp_ms(int64_t ms)
 }
 
 // On the link's watch thread: the link fails (link.h). Every request
-// taken ends now with the link's reason instead of waiting for a
+// in use ends now with the link's reason instead of waiting for a
 // connection that will not come; an op not in nng (being started or
 // finished) is not affected by the abort.
 static void
@@ -101,12 +122,23 @@ client_link_failed(void *arg)
 	dtx_client *c = arg;
 
 	pthread_mutex_lock(&c->mtx);
-	for (op *o = c->all_ops; o != NULL && !c->closing; o = o->all) {
-		if (o->busy) {
-			nng_aio_abort(o->aio, NNG_EPEERAUTH);
-		}
+	for (op *o = c->busy_ops; o != NULL; o = o->bnext) {
+		nng_aio_abort(o->aio, NNG_EPEERAUTH);
 	}
 	pthread_mutex_unlock(&c->mtx);
+}
+
+// After the socket is closed (its pipe notifications name the link).
+static void
+client_free(dtx_client *c)
+{
+	dtxi_link_close(c->link);
+	dtxi_watch_close(c->watch);
+	dtxi_probe_close(c->probe);
+	pthread_cond_destroy(&c->idle_cv);
+	pthread_mutex_destroy(&c->mtx);
+	free(c->url);
+	free(c);
 }
 
 int
@@ -123,12 +155,19 @@ dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t)
 		return DTX_ENOMEM;
 	}
 	atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
+	atomic_init(&c->connect_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+	if ((c->url = strdup(url)) == NULL) {
+		free(c);
+		return DTX_ENOMEM;
+	}
 	if (pthread_mutex_init(&c->mtx, NULL) != 0) {
+		free(c->url);
 		free(c);
 		return DTX_ENOMEM;
 	}
 	if (pthread_cond_init(&c->idle_cv, NULL) != 0) {
 		pthread_mutex_destroy(&c->mtx);
+		free(c->url);
 		free(c);
 		return DTX_ENOMEM;
 	}
@@ -137,10 +176,7 @@ dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t)
 		rv = rv == DTX_ENOMEM
 		    ? rv
 		    : dtxi_transport_err(rv, "client: opening the socket");
-		dtxi_watch_close(c->watch);
-		pthread_cond_destroy(&c->idle_cv);
-		pthread_mutex_destroy(&c->mtx);
-		free(c);
+		client_free(c);
 		return rv;
 	}
 	// No resend timer: a Submit that waits for its outcome may take
@@ -167,15 +203,17 @@ dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t)
 		DTXI_WARN("client: cannot dial: %s", why);
 		goto fail;
 	}
+	// Without a probe (an address a stream cannot dial, inproc://) an
+	// unreachable coordinator is reported without a reason.
+	if (dtxi_probe_open(&c->probe, url) != 0) {
+		c->probe = NULL;
+	}
 	*cp = c;
 	return 0;
 
 fail:
 	nng_close(c->sock);
-	dtxi_watch_close(c->watch);
-	pthread_cond_destroy(&c->idle_cv);
-	pthread_mutex_destroy(&c->mtx);
-	free(c);
+	client_free(c);
 	return rv;
 }
 
@@ -215,10 +253,43 @@ dtx_client_set_timeout_ms(dtx_client *c, int32_t ms)
 	return 0;
 }
 
+int
+dtx_client_set_connect_timeout_ms(dtx_client *c, int32_t ms)
+{
+	if (c == NULL || ms <= 0) {
+		return DTX_EINVAL;
+	}
+	atomic_store(&c->connect_ms, ms);
+	return 0;
+}
+
 int32_t
 dtxi_client_timeout_ms(dtx_client *c)
 {
 	return atomic_load(&c->timeout_ms);
+}
+
+void
+dtxi_client_set_message(dtx_client *c, const char *why)
+{
+	pthread_mutex_lock(&c->mtx);
+	dtxi_strlcpy(c->message, why, sizeof(c->message));
+	pthread_mutex_unlock(&c->mtx);
+}
+
+void
+dtx_client_message(dtx_client *c, char *buf, size_t cap)
+{
+	if (buf == NULL || cap == 0) {
+		return;
+	}
+	if (c == NULL) {
+		buf[0] = '\0';
+		return;
+	}
+	pthread_mutex_lock(&c->mtx);
+	dtxi_strlcpy(buf, c->message, cap);
+	pthread_mutex_unlock(&c->mtx);
 }
 
 void
@@ -227,32 +298,40 @@ dtx_client_close(dtx_client *c)
 	if (c == NULL) {
 		return;
 	}
-	// Every request has ended (the header's rule for asynchronous
-	// commits), but its op goes back on the free list only after its
-	// done returned: a close right after the last callback must wait.
+	// Requests still in flight end now with DTX_ECLOSED: their aios are
+	// cancelled, again every few milliseconds, since one may have been
+	// taken just before closing was set and be started only after the
+	// first round. An op goes back on the free list only after its done
+	// returned, so the wait ends after the last callback.
 	pthread_mutex_lock(&c->mtx);
-	while (c->busy > 0) {
-		pthread_cond_wait(&c->idle_cv, &c->mtx);
-	}
-	// From here the link's watch leaves the ops alone
-	// (client_link_failed), so they go first, as they always did: each
-	// aio, then its context, then the socket. The link goes after the
-	// socket, whose pipe notifications name it.
 	c->closing = true;
+	while (c->busy > 0) {
+		struct timespec ts;
+		for (op *o = c->busy_ops; o != NULL; o = o->bnext) {
+			nng_aio_cancel(o->aio);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->idle_cv, &c->mtx, &ts);
+	}
 	pthread_mutex_unlock(&c->mtx);
-	while (c->all_ops != NULL) {
-		op *o      = c->all_ops;
-		c->all_ops = o->all;
-		nng_aio_free(o->aio);
-		nng_ctx_close(o->ctx);
-		free(o);
+	// Each aio, then its context, then the socket; the link goes after
+	// the socket (client_free).
+	for (int k = 0; k < 2; k++) {
+		while (c->free_ops[k] != NULL) {
+			op *o          = c->free_ops[k];
+			c->free_ops[k] = o->next;
+			nng_aio_free(o->aio);
+			nng_ctx_close(o->ctx);
+			free(o);
+		}
 	}
 	nng_close(c->sock);
-	dtxi_link_close(c->link);
-	dtxi_watch_close(c->watch);
-	pthread_cond_destroy(&c->idle_cv);
-	pthread_mutex_destroy(&c->mtx);
-	free(c);
+	client_free(c);
 }
 
 static void op_cb(void *arg);
@@ -265,13 +344,39 @@ op_release(op *o)
 	o->done = NULL;
 	o->arg  = NULL;
 	pthread_mutex_lock(&c->mtx);
-	o->busy                  = false;
+	if (o->bprev != NULL) {
+		o->bprev->bnext = o->bnext;
+	} else {
+		c->busy_ops = o->bnext;
+	}
+	if (o->bnext != NULL) {
+		o->bnext->bprev = o->bprev;
+	}
+	o->bnext                 = NULL;
+	o->bprev                 = NULL;
 	o->next                  = c->free_ops[o->blocking];
 	c->free_ops[o->blocking] = o;
 	if (--c->busy == 0) {
 		pthread_cond_broadcast(&c->idle_cv);
 	}
 	pthread_mutex_unlock(&c->mtx);
+}
+
+// Counts o in use; false (nothing counted) once the client is closing.
+static bool
+op_hold(dtx_client *c, op *o)
+{
+	if (c->closing) {
+		return false;
+	}
+	o->bprev = NULL;
+	o->bnext = c->busy_ops;
+	if (c->busy_ops != NULL) {
+		c->busy_ops->bprev = o;
+	}
+	c->busy_ops = o;
+	c->busy++;
+	return true;
 }
 
 static int
@@ -281,10 +386,13 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 	int rv;
 
 	pthread_mutex_lock(&c->mtx);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->mtx);
+		return DTX_ECLOSED;
+	}
 	if ((o = c->free_ops[blocking]) != NULL) {
 		c->free_ops[blocking] = o->next;
-		o->busy               = true;
-		c->busy++;
+		op_hold(c, o);
 	}
 	pthread_mutex_unlock(&c->mtx);
 	if (o != NULL) {
@@ -306,20 +414,28 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 		return dtxi_transport_err(rv, "client: opening a context");
 	}
 	pthread_mutex_lock(&c->mtx);
-	o->busy    = true;
-	o->all     = c->all_ops;
-	c->all_ops = o;
-	c->busy++;
+	if (!op_hold(c, o)) {
+		pthread_mutex_unlock(&c->mtx);
+		nng_aio_free(o->aio);
+		nng_ctx_close(o->ctx);
+		free(o);
+		return DTX_ECLOSED;
+	}
 	pthread_mutex_unlock(&c->mtx);
 	*op_p = o;
 	return 0;
 }
 
 // Ends the request: its done, then the op is reusable. Returns what done
-// returned.
+// returned. A failure's reason is kept as the client's last message.
 static int
 op_finish(op *o, int rv, const dtxi_reply *rep, const char *why)
 {
+	dtx_client *c = o->c;
+
+	if (rv != 0 && why != NULL) {
+		dtxi_client_set_message(c, why);
+	}
 	rv = o->done(o->arg, rv, rep, why);
 	op_release(o);
 	return rv;
@@ -355,35 +471,140 @@ op_reply(op *o, nng_msg *m)
 	return rv;
 }
 
+// A send that started without a connection waits for one half of its
+// time first; if there is still none then, a probe starts learning why
+// and the send goes on for the other half (true: it was posted again with
+// its message). A coordinator that is merely slow to connect is never
+// probed: a connection closed before nng's handshake was seen to stall an
+// nng 1.5.2 listener.
+static bool
+resend_once(op *o, int rv)
+{
+	int64_t left = o->start_ms + o->send_ms - dtxi_mono_ms();
+
+	if (rv != NNG_ETIMEDOUT || !o->unconnected || o->probed || left < 1) {
+		return false;
+	}
+	o->probed = true;
+	if (!dtxi_link_up(o->c->link)) {
+		dtxi_probe_start(o->c->probe, o->send_ms);
+	}
+	nng_aio_set_timeout(o->aio, clamp_ms(left));
+	nng_ctx_send(o->ctx, o->aio);
+	return true;
+}
+
+// A request aborted by the link's watch, or timed out while the link is
+// known to fail: DTX_EAUTH with the link's reason in why, else 0.
+static int
+link_failure(op *o, int rv, const char *what, char *why, size_t cap)
+{
+	if (rv != NNG_EPEERAUTH && !dtxi_link_failing(o->c->link)) {
+		return 0;
+	}
+	rv = dtxi_link_err(o->c->link, rv, what, why, cap);
+	return rv == DTX_EAUTH ? rv : 0;
+}
+
+// The end of a send that failed (rv from nng): the message is still ours.
+// Says why in words: a failing link is DTX_EAUTH with its reason; no
+// connection within the connect timeout is DTX_EUNREACHABLE with the
+// probe's reason; a close is DTX_ECLOSED.
+static int
+send_failed(op *o, int rv)
+{
+	dtx_client *c = o->c;
+	char        why[DTX_MESSAGE_MAX + 1];
+	char        reason[64];
+	int         code;
+
+	nng_msg_free(nng_aio_get_msg(o->aio));
+	nng_aio_set_msg(o->aio, NULL);
+	if ((code = link_failure(o, rv, "sending to the coordinator", why,
+	         sizeof(why))) != 0) {
+		return op_finish(o, code, NULL, why);
+	}
+	if (rv == NNG_ETIMEDOUT && o->unconnected &&
+	    !dtxi_link_up(c->link)) {
+		if (dtxi_probe_result(c->probe, reason, sizeof(reason)) <= 0) {
+			snprintf(reason, sizeof(reason), "no connection");
+		}
+		snprintf(why, sizeof(why),
+		    "coordinator %.120s unreachable: %s (no connection "
+		    "within %d ms)",
+		    c->url, reason, (int)o->send_ms);
+		DTXI_INFO("client: %s", why);
+		return op_finish(o, DTX_EUNREACHABLE, NULL, why);
+	}
+	code = dtxi_transport_err(rv, "client: sending a request");
+	if (code == DTX_ECLOSED) {
+		snprintf(why, sizeof(why), "the client was closed");
+	} else if (code == DTX_ETIMEDOUT) {
+		snprintf(why, sizeof(why),
+		    "coordinator %.150s did not take the request within %d ms",
+		    c->url, (int)o->send_ms);
+	} else {
+		snprintf(why, sizeof(why), "sending to coordinator %.150s: %s",
+		    c->url, nng_strerror(rv));
+	}
+	return op_finish(o, code, NULL, why);
+}
+
+// The end of a receive that failed.
+static int
+recv_failed(op *o, int rv, int64_t waited_ms)
+{
+	char why[DTX_MESSAGE_MAX + 1];
+	int  code;
+
+	if ((code = link_failure(o, rv, "waiting for the coordinator", why,
+	         sizeof(why))) != 0) {
+		return op_finish(o, code, NULL, why);
+	}
+	code = dtxi_transport_err(rv, "client: receiving a reply");
+	if (code == DTX_ECLOSED) {
+		snprintf(why, sizeof(why), "the client was closed");
+	} else if (code == DTX_ETIMEDOUT) {
+		snprintf(why, sizeof(why),
+		    "coordinator %.150s did not answer within %lld ms",
+		    o->c->url, (long long)waited_ms);
+	} else {
+		snprintf(why, sizeof(why),
+		    "waiting for coordinator %.150s: %s", o->c->url,
+		    nng_strerror(rv));
+	}
+	return op_finish(o, code, NULL, why);
+}
+
+// Posts the receive of the reply, with what is left of the time.
+static void
+start_recv(op *o)
+{
+	o->sending = false;
+	nng_aio_set_timeout(o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
+	nng_ctx_recv(o->ctx, o->aio);
+}
+
 // The op's aio callback, on an nng thread: a finished send posts the
 // receive, a finished receive (or any failure) ends the request.
 static void
 op_cb(void *arg)
 {
-	op  *o  = arg;
-	int  rv = nng_aio_result(o->aio);
-	char why[DTX_MESSAGE_MAX + 1];
+	op *o  = arg;
+	int rv = nng_aio_result(o->aio);
 
 	if (o->sending) {
-		o->sending = false;
 		if (rv != 0) {
-			// A failed send leaves the message with us.
-			nng_msg_free(nng_aio_get_msg(o->aio));
-			nng_aio_set_msg(o->aio, NULL);
-			rv = dtxi_link_err(o->c->link, rv,
-			    "sending to the coordinator", why, sizeof(why));
-			op_finish(o, rv, NULL, why);
+			if (!resend_once(o, rv)) {
+				send_failed(o, rv);
+			}
 			return;
 		}
-		nng_aio_set_timeout(
-		    o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
-		nng_ctx_recv(o->ctx, o->aio);
+		start_recv(o);
 		return;
 	}
 	if (rv != 0) {
-		rv = dtxi_link_err(o->c->link, rv,
-		    "waiting for the coordinator", why, sizeof(why));
-		op_finish(o, rv, NULL, why);
+		recv_failed(o, rv, dtxi_mono_ms() - o->start_ms);
 		return;
 	}
 	op_reply(o, nng_aio_get_msg(o->aio));
@@ -411,12 +632,13 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 	nng_msg *m   = NULL;
 	op      *o   = NULL;
 	int32_t  tmo = clamp_ms(timeout_ms);
+	int32_t  cto = atomic_load(&c->connect_ms);
 	int      rv;
-
-	char reason[DTX_MESSAGE_MAX + 1];
+	char     reason[DTX_MESSAGE_MAX + 1];
 
 	// A request on a link known to fail would only wait: it fails now.
 	if ((rv = dtxi_link_check(c->link, reason, sizeof(reason))) != 0) {
+		dtxi_client_set_message(c, reason);
 		if (why != NULL) {
 			dtxi_strlcpy(why, reason, DTX_MESSAGE_MAX + 1);
 		}
@@ -431,14 +653,25 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 	}
 	if ((rv = op_get(c, blocking, &o)) != 0) {
 		nng_msg_free(m);
+		if (why != NULL && rv == DTX_ECLOSED) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "the client is being closed");
+		}
 		return rv;
 	}
-	o->done     = done;
-	o->arg      = arg;
-	o->sending  = true;
-	o->deadline = dtxi_mono_ms() + tmo;
-	*op_p       = o;
-	nng_aio_set_timeout(o->aio, tmo);
+	o->done        = done;
+	o->arg         = arg;
+	o->sending     = true;
+	o->start_ms    = dtxi_mono_ms();
+	o->deadline    = o->start_ms + tmo;
+	o->unconnected = !dtxi_link_up(c->link);
+	o->probed      = false;
+	// Without a connection the send waits for one only the connect
+	// timeout, in two halves (resend_once).
+	o->send_ms = o->unconnected && cto < tmo ? cto : tmo;
+	*op_p      = o;
+	nng_aio_set_timeout(
+	    o->aio, o->unconnected ? clamp_ms(o->send_ms / 2) : o->send_ms);
 	nng_aio_set_msg(o->aio, m);
 	nng_ctx_send(o->ctx, o->aio);
 	// Failed since the check above: the watch's abort may have missed
@@ -464,32 +697,25 @@ int
 dtxi_client_call(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
     dtxi_client_done done, void *arg, char *why)
 {
-	op  *o;
-	char reason[DTX_MESSAGE_MAX + 1];
-	int  rv;
+	op *o;
+	int rv;
 
 	if ((rv = op_start(c, req, timeout_ms, true, done, arg, why, &o)) !=
 	    0) {
 		return rv;
 	}
 	// op_cb's steps, with a wait before each.
-	nng_aio_wait(o->aio);
-	if ((rv = nng_aio_result(o->aio)) != 0) {
-		// A failed send leaves the message with us.
-		nng_msg_free(nng_aio_get_msg(o->aio));
-		nng_aio_set_msg(o->aio, NULL);
-		rv = dtxi_link_err(c->link, rv, "sending to the coordinator",
-		    reason, sizeof(reason));
-		return op_finish(o, rv, NULL, reason);
+	do {
+		nng_aio_wait(o->aio);
+		rv = nng_aio_result(o->aio);
+	} while (rv != 0 && resend_once(o, rv));
+	if (rv != 0) {
+		return send_failed(o, rv);
 	}
-	o->sending = false;
-	nng_aio_set_timeout(o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
-	nng_ctx_recv(o->ctx, o->aio);
+	start_recv(o);
 	nng_aio_wait(o->aio);
 	if ((rv = nng_aio_result(o->aio)) != 0) {
-		rv = dtxi_link_err(c->link, rv, "waiting for the coordinator",
-		    reason, sizeof(reason));
-		return op_finish(o, rv, NULL, reason);
+		return recv_failed(o, rv, dtxi_mono_ms() - o->start_ms);
 	}
 	return op_reply(o, nng_aio_get_msg(o->aio));
 }

@@ -52,6 +52,9 @@ int dtxi_client_call(dtx_client *c, const dtxi_request *req,
 // dtx_client_open, or dtx_client_open_tls with a loaded t (held by the
 // client; NULL for a plain URL).
 int dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t);
+// Keeps why (a request refused before it was sent) as c's last message,
+// as dtx_client_message() reports it.
+void dtxi_client_set_message(dtx_client *c, const char *why);
 
 // The timeout of one request that does not wait for an outcome
 // (dtx_client_set_timeout_ms).

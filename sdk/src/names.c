@@ -40,7 +40,7 @@ dtxi_gid_ok(const char *gid)
 bool
 dtxi_method_ok(const char *method)
 {
-	return printable(method, DTX_METHOD_MAX, 0x20);
+	return printable(method, DTX_METHOD_MAX, 0x21);
 }
 
 bool

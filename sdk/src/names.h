@@ -12,7 +12,8 @@
 // 1..DTX_GID_MAX printable ASCII bytes other than space (0x21..0x7e).
 bool dtxi_gid_ok(const char *gid);
 
-// 1..DTX_METHOD_MAX printable ASCII bytes (0x20..0x7e).
+// 1..DTX_METHOD_MAX printable ASCII bytes other than space (0x21..0x7e), as
+// dtxd checks them (a space would split a log line's method= field).
 bool dtxi_method_ok(const char *method);
 
 // 1..DTX_ENDPOINT_MAX bytes of 0x21..0x7e with a "scheme://".

@@ -26,11 +26,13 @@
 #include "crashpoint.h"
 #include "log.h"
 #include "names.h"
+#include "pstats.h"
 #include "reply.h"
 #include "resolver.h"
 #include "serve.h"
 #include "strs.h"
 #include "tls.h"
+#include "trace.h"
 
 #define DEFAULT_WORKERS  4
 #define MAX_WORKERS      256
@@ -66,6 +68,7 @@ struct dtx_participant {
 	dtxi_tls      *resolver_tls; // the resolver's client's, or NULL
 	dtxi_crash     crash; // DTX_PARTICIPANT_CRASH_AT, read at listen
 	char message[DTX_MESSAGE_MAX + 1]; // why the last call failed
+	dtxi_pstats stats;
 };
 
 // Binary search; *at receives the insertion point when not found.
@@ -303,6 +306,29 @@ dtx_participant_message(const dtx_participant *p)
 }
 
 int
+dtx_participant_stats_get(dtx_participant *p, dtx_participant_stats *out)
+{
+	if (p == NULL || out == NULL) {
+		return DTX_EINVAL;
+	}
+	for (int ph = 0; ph <= DTX_PHASE_COMPENSATE; ph++) {
+		for (int st = 0; st <= DTX_BRANCH_BAD_REQUEST; st++) {
+			out->calls[ph][st] = atomic_load_explicit(
+			    &p->stats.calls[ph][st], memory_order_relaxed);
+		}
+	}
+	out->shed             = atomic_load(&p->stats.shed);
+	out->replays          = atomic_load(&p->stats.replays);
+	out->null_ops         = atomic_load(&p->stats.null_ops);
+	out->hanging          = atomic_load(&p->stats.hanging);
+	out->resolve_asks     = atomic_load(&p->stats.resolve_asks);
+	out->resolve_commits  = atomic_load(&p->stats.resolve_commits);
+	out->resolve_aborts   = atomic_load(&p->stats.resolve_aborts);
+	out->resolve_failures = atomic_load(&p->stats.resolve_failures);
+	return 0;
+}
+
+int
 dtx_participant_use_barrier(
     dtx_participant *p, rocksdb_t *db, const dtx_barrier_opts *o)
 {
@@ -312,7 +338,7 @@ dtx_participant_use_barrier(
 	if (p->listening || p->barrier != NULL) {
 		return DTX_ESTATE;
 	}
-	return dtxi_barrier_alloc(&p->barrier, db, o, &p->crash);
+	return dtxi_barrier_alloc(&p->barrier, db, o, &p->crash, &p->stats);
 }
 
 int
@@ -442,6 +468,35 @@ run_resolved(void *arg, const dtx_call *dc, dtx_reply *reply)
 	return dtxi_barrier_call(p->barrier, dc, fn, m->arg, reply);
 }
 
+// Logs event about call with its gid, branch, phase, attempt and trace id.
+static void call_log(int level, const char *event, const dtxi_call *call,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+call_log(int level, const char *event, const dtxi_call *call,
+    const char *fmt, ...)
+{
+	char    msg[DTX_MESSAGE_MAX + 1];
+	char    trace_id[33];
+	va_list ap;
+
+	if (level > dtxi_log_get_level()) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dtxi_traceparent_trace_id(call->traceparent, trace_id);
+	dtxi_log_event(level, event,
+	    DTXI_FIELDS(DTXI_F_STR("gid", call->gid),
+	        DTXI_F_NUM("branch", call->branch_id),
+	        DTXI_F_STR("phase", dtx_phase_name(call->phase)),
+	        DTXI_F_NUM("attempt", call->attempt),
+	        DTXI_F_STR("method", call->method),
+	        DTXI_F_STR("trace_id", trace_id)),
+	    "%s", msg);
+}
+
 // Load shedding: a call that waited for a worker longer than dtxd waits
 // for its reply is answered RETRY without running (true, with out filled).
 // Running it would only occupy a worker with an answer nobody reads while
@@ -464,8 +519,7 @@ shed_if_late(const dtxi_call *call, int64_t recv_ms, dtxi_branch_reply *out)
 	    "not run: waited %lld ms for a worker, past the coordinator's %u "
 	    "ms call timeout",
 	    (long long)waited, (unsigned)call->timeout_ms);
-	DTXI_WARN("participant: %s %u %s: %s", call->gid,
-	    (unsigned)call->branch_id, dtx_phase_name(call->phase), why);
+	call_log(DTXI_LOG_WARN, "call_shed", call, "%s", why);
 	dtxi_reply_answer(out, DTX_BRANCH_RETRY, why, NULL, 0);
 	return true;
 }
@@ -473,9 +527,26 @@ shed_if_late(const dtxi_call *call, int64_t recv_ms, dtxi_branch_reply *out)
 // Runs one decoded BranchCall (serve.h's run function) and fills out. The
 // reply's payload points into reply, which serve keeps alive until the
 // reply is encoded. Single and batched calls both come through here.
+static void run_call_counted(void *arg, const dtxi_call *call,
+    int64_t recv_ms, dtx_reply *reply, dtxi_branch_reply *out);
+
 static void
 run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
     dtxi_branch_reply *out)
+{
+	dtx_participant *p = arg;
+
+	run_call_counted(arg, call, recv_ms, reply, out);
+	if (call->phase >= DTX_PHASE_PREPARE &&
+	    call->phase <= DTX_PHASE_COMPENSATE && out->status >= 0 &&
+	    out->status <= DTX_BRANCH_BAD_REQUEST) {
+		dtxi_pstats_inc(&p->stats.calls[call->phase][out->status]);
+	}
+}
+
+static void
+run_call_counted(void *arg, const dtxi_call *call, int64_t recv_ms,
+    dtx_reply *reply, dtxi_branch_reply *out)
 {
 	dtx_participant *p = arg;
 	const method    *m;
@@ -513,6 +584,7 @@ run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
 		return;
 	}
 	if (shed_if_late(call, recv_ms, out)) {
+		dtxi_pstats_inc(&p->stats.shed);
 		return;
 	}
 
@@ -524,6 +596,7 @@ run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
 	dc.payload_len = call->payload.len;
 	dc.attempt     = call->attempt;
 	dc.deadline_ms = call->deadline_ms;
+	dc.traceparent = call->traceparent;
 
 	res = run_guarded(p, &dc, fn, m->arg, reply);
 	switch ((int)res) {
@@ -547,7 +620,8 @@ run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
 		snprintf(why, sizeof(why),
 		    "%s callback of %s returned %d, not a dtx_result",
 		    dtx_phase_name(call->phase), call->method, (int)res);
-		DTXI_WARN("participant: %s", why);
+		call_log(DTXI_LOG_WARN, "callback_invalid_result", call, "%s",
+		    why);
 		dtxi_reply_answer(
 		    out, DTX_BRANCH_RETRY, why, reply->payload, reply->len);
 		break;

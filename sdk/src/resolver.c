@@ -8,6 +8,10 @@
 // through the barrier as if dtxd had called. The only barrier code that
 // needs a dtx_client; it reads the keys barrier.c writes (barrier_impl.h).
 //
+// Every decision is logged (event resolver_decision, INFO when it acts,
+// DEBUG when it waits) with the gid, the branch, the coordinator's answer
+// and what was done, and counted in the participant's stats.
+//
 // Lock order: dtxi_resolver.mtx guards only the stop flag and is never
 // held with another lock; the callbacks it runs take the barrier's.
 
@@ -245,9 +249,18 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		if (*cp == NULL || stopping(r)) {
 			break;
 		}
+		dtxi_pstats_inc(DTXI_BSTAT(r->b, resolve_asks));
 		if ((rv = dtx_client_resolve(*cp, d[i].gid, &st)) != 0) {
-			DTXI_INFO("barrier: cannot resolve %s: %s", d[i].gid,
-			    dtx_strerror(rv));
+			char why[DTX_MESSAGE_MAX + 1];
+			dtx_client_message(*cp, why, sizeof(why));
+			dtxi_pstats_inc(DTXI_BSTAT(r->b, resolve_failures));
+			dtxi_log_event(DTXI_LOG_WARN, "resolver_ask_failed",
+			    DTXI_FIELDS(DTXI_F_STR("gid", d[i].gid),
+			        DTXI_F_NUM("branch", d[i].branch),
+			        DTXI_F_STR("coordinator", r->url)),
+			    "cannot ask the coordinator about an in-doubt "
+			    "branch: %s (%s); next pass",
+			    dtx_strerror(rv), why);
 			break; // the coordinator is down: next pass
 		}
 		// The Resolve rule, stated once in dtxd's
@@ -262,7 +275,16 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		    st == DTX_STATE_ABORTED) {
 			phase = DTX_PHASE_ABORT;
 		} else {
-			continue; // undecided, or decided but not durably yet
+			// Undecided, or decided but not durably yet.
+			dtxi_log_event(DTXI_LOG_DEBUG, "resolver_decision",
+			    DTXI_FIELDS(DTXI_F_STR("gid", d[i].gid),
+			        DTXI_F_NUM("branch", d[i].branch),
+			        DTXI_F_STR("answer", dtx_state_name(st)),
+			        DTXI_F_STR("action", "wait")),
+			    "in-doubt branch is %s at the coordinator: left "
+			    "for now",
+			    dtx_state_name(st));
+			continue;
 		}
 		dtx_call call = {
 		    .gid         = d[i].gid,
@@ -273,6 +295,7 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		    .payload_len = d[i].payload_len,
 		    .attempt     = 0,
 		    .deadline_ms = 0,
+		    .traceparent = "",
 		};
 		reply.message[0] = '\0';
 		res              = r->run(r->run_arg, &call, &reply);
@@ -281,10 +304,24 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		    dtxi_barrier_wait(r->b, reply.durable) != 0) {
 			res = DTX_RETRY;
 		}
-		DTXI_INFO("barrier: in-doubt branch %s/%u is %s at the "
-		          "coordinator: %s %s",
-		    d[i].gid, (unsigned)d[i].branch, dtx_state_name(st),
-		    dtx_phase_name(phase),
+		if (res == DTX_OK) {
+			dtxi_pstats_inc(phase == DTX_PHASE_COMMIT
+			        ? DTXI_BSTAT(r->b, resolve_commits)
+			        : DTXI_BSTAT(r->b, resolve_aborts));
+		} else {
+			dtxi_pstats_inc(DTXI_BSTAT(r->b, resolve_failures));
+		}
+		dtxi_log_event(res == DTX_OK ? DTXI_LOG_INFO : DTXI_LOG_WARN,
+		    "resolver_decision",
+		    DTXI_FIELDS(DTXI_F_STR("gid", d[i].gid),
+		        DTXI_F_NUM("branch", d[i].branch),
+		        DTXI_F_STR("phase", dtx_phase_name(phase)),
+		        DTXI_F_STR("answer", dtx_state_name(st)),
+		        DTXI_F_STR("action", dtx_phase_name(phase)),
+		        DTXI_F_STR("result", res == DTX_OK ? "done" : "failed")),
+		    "in-doubt branch is %s at the coordinator: ran its %s "
+		    "here: %s",
+		    dtx_state_name(st), dtx_phase_name(phase),
 		    res == DTX_OK ? "done" : "failed, will retry");
 		dtx_reply_set_payload(&reply, NULL, 0);
 	}

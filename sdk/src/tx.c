@@ -8,6 +8,13 @@
 // copied into the tx, so that what dtx_tx_branch_result hands out lives as
 // long as the header says, and a reply arriving on an nng thread never
 // points into a frame that is gone.
+//
+// Fail fast. dtx_tx_commit asks dtxd for the decided reply (dtx.proto's
+// SubmitRequest.decided): the outcome as soon as it is reached, or, when a
+// participant holds up its delivery, the decided state with each branch's
+// reason, by the transaction's deadline plus one call timeout. The client
+// waits that long plus its own request timeout, the coordinator's margin
+// for its own work, and no more.
 
 #include <dtx/dtx.h>
 
@@ -23,9 +30,14 @@
 #include "gid.h"
 #include "names.h"
 #include "strs.h"
+#include "trace.h"
 
-#define DEFAULT_TX_TIMEOUT 30000
-// Time allowed for phase two on top of the transaction's own timeout.
+// dtxd's defaults (dtxd --timeout-ms, --call-timeout-ms) for a transaction
+// that leaves its own at 0.
+#define DEFAULT_TX_TIMEOUT   30000
+#define DEFAULT_CALL_TIMEOUT 5000
+// Time allowed for phase two on top of the transaction's own timeout, when
+// the client waits for every acknowledgement (dtx_tx_set_wait_all).
 #define PHASE_TWO_MS 60000
 // Longest single long-poll of dtx_tx_wait (dtxd holds the request that long).
 #define WAIT_POLL_MS 5000
@@ -48,6 +60,8 @@ typedef struct txresult {
 	dtx_branch_status fstatus;  // the forward phase's reply
 	void             *fpayload; // heap copy or NULL
 	size_t            flen;
+	int               error;      // DTX_E* of a call without answer
+	int64_t           settled_ms; // settled by an operator then
 } txresult;
 
 struct dtx_tx {
@@ -58,6 +72,8 @@ struct dtx_tx {
 	uint32_t    call_timeout_ms;
 	uint32_t    retries;
 	bool        sent; // commit or submit was attempted (or attached)
+	bool        wait_all; // commit waits for every acknowledgement
+	char        traceparent[DTXI_TRACEPARENT_MAX + 1];
 	txbranch   *branches;
 	unsigned    nbranches;
 	bool        group_open;  // between saga_group_begin and _end
@@ -65,6 +81,8 @@ struct dtx_tx {
 	txresult   *results;
 	unsigned    nresults;
 	bool        stuck;
+	bool        reported; // info below is the coordinator's
+	dtx_tx_info info;
 	char        message[DTX_MESSAGE_MAX + 1];
 	// The asynchronous commit in flight: tx is not to be touched until
 	// it ends, so its callback can live here.
@@ -125,8 +143,10 @@ results_copy(dtx_tx *tx, const dtxi_txinfo *info)
 			memcpy(r->fpayload, b->forward_payload.ptr,
 			    b->forward_payload.len);
 		}
-		r->flen     = b->forward_payload.len;
-		r->fstatus  = (dtx_branch_status)b->forward_status;
+		r->flen       = b->forward_payload.len;
+		r->fstatus    = (dtx_branch_status)b->forward_status;
+		r->error      = b->error;
+		r->settled_ms = b->settled_ms;
 		r->len      = b->payload.len;
 		r->status   = (dtx_branch_status)b->status;
 		r->phase    = (dtx_phase)b->phase;
@@ -136,6 +156,18 @@ results_copy(dtx_tx *tx, const dtxi_txinfo *info)
 	tx->results  = rs;
 	tx->nresults = n;
 	tx->stuck    = info->stuck;
+	tx->reported = true;
+	dtxi_strlcpy(tx->info.gid, info->gid, sizeof(tx->info.gid));
+	tx->info.mode         = (dtx_mode)info->mode;
+	tx->info.state        = (dtx_state)info->state;
+	tx->info.stuck        = info->stuck;
+	tx->info.created_ms   = info->created_ms;
+	tx->info.updated_ms   = info->updated_ms;
+	tx->info.branch_count = info->nbranches;
+	if (info->traceparent[0] != '\0') {
+		dtxi_strlcpy(tx->traceparent, info->traceparent,
+		    sizeof(tx->traceparent));
+	}
 	return 0;
 
 fail:
@@ -203,7 +235,15 @@ dtx_tx_attach(dtx_tx **txp, dtx_client *c, const char *gid)
 int
 dtx_tx_set_gid(dtx_tx *tx, const char *gid)
 {
-	if (tx == NULL || !dtxi_gid_ok(gid)) {
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (!dtxi_gid_ok(gid)) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "a gid is 1..%d printable ASCII characters, without "
+		    "spaces",
+		    DTX_GID_MAX);
 		return DTX_EINVAL;
 	}
 	if (tx->sent) {
@@ -264,6 +304,45 @@ dtx_tx_set_retries(dtx_tx *tx, uint32_t n)
 }
 
 int
+dtx_tx_set_traceparent(dtx_tx *tx, const char *traceparent)
+{
+	char norm[DTXI_TRACEPARENT_MAX + 1];
+
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	tx->message[0] = '\0';
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	if (!dtxi_traceparent_check(
+	        traceparent, norm, tx->message, sizeof(tx->message))) {
+		return DTX_EINVAL;
+	}
+	memcpy(tx->traceparent, norm, sizeof(norm));
+	return 0;
+}
+
+const char *
+dtx_tx_traceparent(const dtx_tx *tx)
+{
+	return tx != NULL ? tx->traceparent : "";
+}
+
+int
+dtx_tx_set_wait_all(dtx_tx *tx, bool wait_all)
+{
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (tx->sent) {
+		return DTX_ESTATE;
+	}
+	tx->wait_all = wait_all;
+	return 0;
+}
+
+int
 dtx_tx_add_method(dtx_tx *tx, const char *endpoint, const dtx_method_desc *m,
     const void *payload, size_t len)
 {
@@ -296,8 +375,24 @@ dtx_tx_add(dtx_tx *tx, const char *endpoint, const char *method,
 	txbranch *b;
 	void     *copy = NULL;
 
-	if (tx == NULL || !dtxi_endpoint_ok(endpoint) ||
-	    !dtxi_method_ok(method) || (payload == NULL && len > 0)) {
+	if (tx == NULL) {
+		return DTX_EINVAL;
+	}
+	if (!dtxi_endpoint_ok(endpoint)) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "an endpoint is a URL (tcp://host:port, ipc://path) of "
+		    "1..%d printable characters without spaces",
+		    DTX_ENDPOINT_MAX);
+		return DTX_EINVAL;
+	}
+	if (!dtxi_method_ok(method)) {
+		snprintf(tx->message, sizeof(tx->message),
+		    "a method name is 1..%d printable ASCII characters, "
+		    "without spaces",
+		    DTX_METHOD_MAX);
+		return DTX_EINVAL;
+	}
+	if (payload == NULL && len > 0) {
 		return DTX_EINVAL;
 	}
 	if (tx->sent) {
@@ -395,13 +490,19 @@ tx_complete(dtx_tx *tx)
 
 // Fills r's Submit from tx (payloads are borrowed from tx) and returns the
 // timeout of the whole exchange, following the rule in the header: a
-// waiting submit may take the transaction's timeout, the client's own
-// timeout and phase two.
+// commit may take the transaction's timeout and one call timeout (dtxd
+// answers by then; see the top of the file), or, waiting for every
+// acknowledgement, its timeout and phase two; and the client's own
+// request timeout on top.
 static int64_t
 submit_fill(dtx_tx *tx, dtxi_request *r, bool wait)
 {
 	dtxi_submit *s = &r->u.submit;
 	int64_t      tmo;
+	int64_t      fwd = tx->timeout_ms != 0 ? tx->timeout_ms
+	                                       : DEFAULT_TX_TIMEOUT;
+	int64_t      call = tx->call_timeout_ms != 0 ? tx->call_timeout_ms
+	                                             : DEFAULT_CALL_TIMEOUT;
 
 	memset(s, 0, offsetof(dtxi_submit, branches));
 	dtxi_strlcpy(s->gid, tx->gid, sizeof(s->gid));
@@ -410,7 +511,9 @@ submit_fill(dtx_tx *tx, dtxi_request *r, bool wait)
 	s->call_timeout_ms = tx->call_timeout_ms;
 	s->retries         = tx->retries;
 	s->wait            = wait;
-	s->nbranches       = tx->nbranches;
+	s->decided         = wait && !tx->wait_all;
+	dtxi_strlcpy(s->traceparent, tx->traceparent, sizeof(s->traceparent));
+	s->nbranches = tx->nbranches;
 	for (unsigned i = 0; i < tx->nbranches; i++) {
 		dtxi_branch_spec *b = &s->branches[i];
 
@@ -423,21 +526,47 @@ submit_fill(dtx_tx *tx, dtxi_request *r, bool wait)
 	}
 	tmo = dtxi_client_timeout_ms(tx->c);
 	if (wait) {
-		tmo += (tx->timeout_ms != 0 ? tx->timeout_ms
-		                            : DEFAULT_TX_TIMEOUT) +
-		    PHASE_TWO_MS;
+		tmo += fwd + (tx->wait_all ? PHASE_TWO_MS : call);
 	}
 	return tmo;
 }
 
 // A reply that carries a transaction (Submit, Status): copies its branch
 // results into tx and its state to *state; with wait, insists on a
-// terminal state. A failed request leaves its reason in tx's message.
+// terminal state, or with decided on a decided one. A failed request
+// leaves its reason in tx's message.
 typedef struct txreply {
 	dtx_tx   *tx;
 	bool      wait;
+	bool      decided;
 	dtx_state state;
 } txreply;
+
+static bool
+state_is_decided(int state)
+{
+	return state == DTX_STATE_COMMITTING || state == DTX_STATE_ABORTING ||
+	    state == DTX_STATE_COMPENSATING;
+}
+
+// For a decided reply: says which branch holds up the delivery and why.
+static void
+held_up_message(dtx_tx *tx, int state)
+{
+	for (unsigned i = 0; i < tx->nresults; i++) {
+		const txresult *r = &tx->results[i];
+		if (r->error != 0 ||
+		    (r->status != DTX_BRANCH_OK &&
+		        r->status != DTX_BRANCH_NONE)) {
+			snprintf(tx->message, sizeof(tx->message),
+			    "%s; dtxd goes on delivering it: branch %u: %.180s",
+			    dtx_state_name(state), i, r->message);
+			return;
+		}
+	}
+	snprintf(tx->message, sizeof(tx->message),
+	    "%s; dtxd goes on delivering it", dtx_state_name(state));
+}
 
 static int
 txreply_done(void *arg, int rv, const dtxi_reply *rep, const char *why)
@@ -459,6 +588,10 @@ txreply_done(void *arg, int rv, const dtxi_reply *rep, const char *why)
 		return rv;
 	}
 	t->state = (dtx_state)rep->u.tx.state;
+	if (t->decided && state_is_decided(rep->u.tx.state)) {
+		held_up_message(tx, rep->u.tx.state);
+		return 0;
+	}
 	if (t->wait && !dtx_state_is_terminal(rep->u.tx.state)) {
 		snprintf(tx->message, sizeof(tx->message),
 		    "no outcome yet: transaction is %s",
@@ -481,6 +614,7 @@ tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
 	if (tx == NULL) {
 		return DTX_EINVAL;
 	}
+	t.decided = wait && !tx->wait_all;
 	tx->message[0] = '\0';
 	if ((rv = tx_complete(tx)) != 0) {
 		return rv;
@@ -519,7 +653,7 @@ static int
 commit_done(void *arg, int rv, const dtxi_reply *rep, const char *why)
 {
 	dtx_tx       *tx = arg;
-	txreply       t  = {.tx = tx, .wait = true};
+	txreply       t  = {.tx = tx, .wait = true, .decided = !tx->wait_all};
 	dtx_commit_fn cb = tx->async_cb;
 
 	rv = txreply_done(&t, rv, rep, why);
@@ -631,6 +765,19 @@ dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state)
 	}
 }
 
+int
+dtx_tx_info_get(const dtx_tx *tx, dtx_tx_info *out)
+{
+	if (tx == NULL || out == NULL) {
+		return DTX_EINVAL;
+	}
+	if (!tx->reported) {
+		return DTX_ESTATE;
+	}
+	*out = tx->info;
+	return 0;
+}
+
 bool
 dtx_tx_stuck(const dtx_tx *tx)
 {
@@ -679,6 +826,8 @@ dtx_tx_branch_result(const dtx_tx *tx, unsigned i, dtx_branch_result *out)
 		out->forward_status      = r->fstatus;
 		out->forward_payload     = r->fpayload;
 		out->forward_payload_len = r->flen;
+		out->error               = r->error;
+		out->settled_ms          = r->settled_ms;
 	} else {
 		out->status              = DTX_BRANCH_NONE;
 		out->phase               = 0;
@@ -689,6 +838,8 @@ dtx_tx_branch_result(const dtx_tx *tx, unsigned i, dtx_branch_result *out)
 		out->forward_status      = DTX_BRANCH_NONE;
 		out->forward_payload     = NULL;
 		out->forward_payload_len = 0;
+		out->error               = 0;
+		out->settled_ms          = 0;
 	}
 	return 0;
 }

@@ -848,8 +848,9 @@ Test(client, argument_errors)
 	cr_assert_eq(dtx_tx_set_call_timeout_ms(tx, 100), 0);
 	cr_assert_eq(dtx_tx_set_retries(tx, 1), 0);
 
-	// Nobody listens: the submit times out, and the tx is then sent.
-	cr_assert_eq(dtx_tx_submit(tx), DTX_ETIMEDOUT);
+	// Nobody listens: the submit finds no coordinator, and the tx is
+	// then sent.
+	cr_assert_eq(dtx_tx_submit(tx), DTX_EUNREACHABLE);
 	cr_assert_neq(dtx_tx_message(tx)[0], '\0');
 	cr_assert_eq(dtx_tx_set_gid(tx, "other"), DTX_ESTATE);
 	cr_assert_eq(dtx_tx_set_timeout_ms(tx, 1), DTX_ESTATE);
@@ -868,7 +869,9 @@ Test(client, argument_errors)
 	dtx_client_close(NULL);
 }
 
-Test(client, times_out_when_nothing_listens)
+// Nothing listens: every request says the coordinator is unreachable
+// once the request timeout (here below the connect timeout) is over.
+Test(client, unreachable_when_nothing_listens)
 {
 	char        url[64];
 	dtx_client *c;
@@ -883,16 +886,19 @@ Test(client, times_out_when_nothing_listens)
 	cr_assert_eq(dtx_tx_attach(&tx, c, "some-gid"), 0);
 
 	t0 = dtxi_mono_ms();
-	cr_assert_eq(dtx_tx_status(tx, &st), DTX_ETIMEDOUT);
+	cr_assert_eq(dtx_tx_status(tx, &st), DTX_EUNREACHABLE);
 	el = dtxi_mono_ms() - t0;
 	cr_assert_geq(el, 250);
 	cr_assert_lt(el, 3000);
 	cr_assert_eq(st, 0); // not written on error
+	cr_assert(strstr(dtx_tx_message(tx), url) != NULL, "%s",
+	    dtx_tx_message(tx));
 
 	t0 = dtxi_mono_ms();
-	cr_assert_eq(dtx_client_resolve(c, "some-gid", &st), DTX_ETIMEDOUT);
+	cr_assert_eq(
+	    dtx_client_resolve(c, "some-gid", &st), DTX_EUNREACHABLE);
 	cr_assert_lt(dtxi_mono_ms() - t0, 3000);
-	cr_assert_eq(dtx_tx_wait(tx, 200, &st), DTX_ETIMEDOUT);
+	cr_assert_eq(dtx_tx_wait(tx, 200, &st), DTX_EUNREACHABLE);
 	dtx_tx_free(tx);
 	dtx_client_close(c);
 }

@@ -7,7 +7,8 @@
 // ok | refuse | retry:N (RETRY for the first N calls of that gid, branch and
 // phase, counted here) | sleep:MS (then ok); a phase not named is ok. Every
 // callback appends "CALL <phase> <gid> <branch> <attempt> <result>" to the
-// call log (one write() per line on an O_APPEND file, so lines never mix).
+// call log (one write() per line on an O_APPEND file, so lines never mix),
+// and "TRACE <phase> <gid> <branch> <traceparent>" when the call carries one.
 // An in-memory effect set keyed by (gid, branch) stands for the business
 // data: COMMIT or EXECUTE answering OK applies the effect once ("APPLY <gid>
 // <branch>" when newly applied), ABORT or COMPENSATE takes it back once
@@ -469,6 +470,10 @@ on_call(const dtx_call *call, dtx_reply *reply, void *arg)
 	log_line(tp, "CALL %s %s %u %u %s", dtx_phase_name(call->phase),
 	    call->gid, (unsigned)call->branch_id, (unsigned)call->attempt,
 	    result_name(r));
+	if (call->traceparent != NULL && call->traceparent[0] != '\0') {
+		log_line(tp, "TRACE %s %s %u %s", dtx_phase_name(call->phase),
+		    call->gid, (unsigned)call->branch_id, call->traceparent);
+	}
 	if (r == DTX_OK) {
 		switch (call->phase) {
 		case DTX_PHASE_COMMIT:

@@ -57,7 +57,7 @@ extern "C" {
 	XX(EVERSION, 8, "unsupported protocol version")                       \
 	XX(ESTORAGE, 9, "storage error")                                      \
 	XX(ENOTFOUND, 10, "no such transaction")                              \
-	XX(EEXIST, 11, "gid already used with different content")             \
+	XX(EEXIST, 11, "already exists (a gid with other content, a name)")   \
 	XX(ESTATE, 12, "not allowed in the current state")                    \
 	XX(ELOCKED, 13, "data directory in use by another process")           \
 	XX(EUNSUPPORTED, 14, "unsupported request")                           \
@@ -76,8 +76,43 @@ enum dtx_errno {
 };
 
 // Returns a constant description of err (0 gives "no error"; an unknown code
-// gives "unknown error"). Never allocates. Thread-safe.
+// gives "unknown error"). Never allocates. Thread-safe. Where a code alone
+// is ambiguous, the object the call was made on says more:
+// dtx_tx_message(), dtx_participant_message(), dtx_client_message().
 DTX_API const char *dtx_strerror(int err);
+
+// ---------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------
+
+// libdtx logs one line per event, logfmt by default:
+//   ts=2026-12-01T02:06:18.123Z level=warn pid=4242 event=resolver_decision
+//   gid=... branch=0 answer=ABORTED action=ABORT msg="..."
+// (one line), or JSON ({"ts":...,"level":...}) when DTX_LOG_FORMAT=json.
+// Lines go to stderr unless a handler is set. The level comes from
+// DTX_LOG_LEVEL (error, warn, info or debug; default warn) unless
+// dtx_set_log_level() sets it. A burst of one event is rate-limited (the
+// next line that gets through says suppressed=N).
+typedef enum dtx_log_level {
+	DTX_LOG_ERROR = 0,
+	DTX_LOG_WARN  = 1,
+	DTX_LOG_INFO  = 2,
+	DTX_LOG_DEBUG = 3,
+} dtx_log_level;
+
+// Receives each line (without its newline) with its level. It may run on
+// any libdtx or nng thread, several at once; it must not block for long
+// and must not call into libdtx.
+typedef void (*dtx_log_fn)(void *arg, int level, const char *line);
+
+// Routes libdtx's lines to fn(arg, ...) instead of stderr; NULL restores
+// stderr. Once it returns, the previous handler is not running and will
+// not be called again. Process-wide. Thread-safe.
+DTX_API void dtx_set_log_handler(dtx_log_fn fn, void *arg);
+
+// Sets the process-wide level (a dtx_log_level; out-of-range values are
+// clamped). Thread-safe.
+DTX_API void dtx_set_log_level(int level);
 
 // How a transaction is run.
 typedef enum dtx_mode {
@@ -183,6 +218,10 @@ typedef struct dtx_call {
 	size_t      payload_len; //
 	uint32_t    attempt;     // 1 for the first call of this phase
 	int64_t     deadline_ms; // wall clock (ms since epoch) or 0 for none
+	// The W3C traceparent the client gave the transaction
+	// (dtx_tx_set_traceparent), or "": pass it to your own tracing so
+	// the participant's spans join the client's trace.
+	const char *traceparent;
 } dtx_call;
 
 // A phase callback. It runs on one of the participant's worker threads and
@@ -285,6 +324,26 @@ DTX_API int dtx_participant_set_tls(dtx_participant *p, const dtx_tls_opts *o);
 // dtx_participant_set_tls.
 DTX_API int dtx_participant_set_resolver_tls(
     dtx_participant *p, const dtx_tls_opts *o);
+
+// What a participant has done since it was opened.
+typedef struct dtx_participant_stats {
+	// Calls answered, by phase and by the status answered:
+	// calls[DTX_PHASE_COMMIT][DTX_BRANCH_OK], say. Index 0 of each is
+	// unused (no phase 0; status NONE is never answered).
+	uint64_t calls[DTX_PHASE_COMPENSATE + 1][DTX_BRANCH_BAD_REQUEST + 1];
+	uint64_t shed;    // answered RETRY unrun: waited past the call timeout
+	uint64_t replays; // barrier: duplicates answered from the record
+	uint64_t null_ops;  // barrier: aborts/compensations of nothing
+	uint64_t hanging;   // barrier: prepares/executes refused as too late
+	uint64_t resolve_asks;     // resolver: in-doubt branches asked about
+	uint64_t resolve_commits;  // resolver: commits it ran
+	uint64_t resolve_aborts;   // resolver: aborts it ran
+	uint64_t resolve_failures; // resolver: questions or runs that failed
+} dtx_participant_stats;
+
+// Copies p's counters into *out. Errors: DTX_EINVAL. Thread-safe.
+DTX_API int dtx_participant_stats_get(
+    dtx_participant *p, dtx_participant_stats *out);
 
 // Starts serving branch calls on url (tcp://, ipc://, inproc://, or
 // tls+tcp:// after dtx_participant_set_tls). May be called once. Errors:
@@ -461,11 +520,26 @@ DTX_API int dtx_client_open_tls(
     dtx_client **cp, const char *url, const dtx_tls_opts *o);
 
 // Timeout of one request that does not wait for an outcome (default 10000
-// ms). Errors: DTX_EINVAL.
+// ms): a coordinator that takes longer is reported as DTX_ETIMEDOUT, "did
+// not answer in time". Errors: DTX_EINVAL.
 DTX_API int dtx_client_set_timeout_ms(dtx_client *c, int32_t ms);
 
+// How long a request waits for a connection to the coordinator before it
+// fails with DTX_EUNREACHABLE (default 1000 ms); the message then names the
+// URL and the reason ("Connection refused"). Errors: DTX_EINVAL.
+DTX_API int dtx_client_set_connect_timeout_ms(dtx_client *c, int32_t ms);
+
+// Copies the coordinator's (or the transport's) explanation of the last
+// request on c that failed into buf (cap bytes; "" when none): for the
+// calls without a dtx_tx (abort, resolve, list, stats, retry, settle).
+// When several threads share c, it is one of theirs. Thread-safe.
+DTX_API void dtx_client_message(dtx_client *c, char *buf, size_t cap);
+
 // Closes the client. Accepts NULL. Transactions begun on it must be freed
-// first, and every asynchronous commit on it must have ended.
+// first (or from their callbacks): every asynchronous commit still in
+// flight ends now, its callback getting DTX_ECLOSED (on an nng thread or
+// this one), and a request started meanwhile fails with DTX_ECLOSED.
+// Must not be called from a callback of the client.
 DTX_API void dtx_client_close(dtx_client *c);
 
 // Begins a transaction of the given mode with a fresh unique gid (its first
@@ -500,9 +574,29 @@ DTX_API const char *dtx_tx_gid(const dtx_tx *tx);
 //   --retries 0.)
 // Before commit/submit only. Errors: DTX_EINVAL (out of range:
 // dtx_tx_message() names the setter and the range), DTX_ESTATE.
+// (dtx_tx_commit counts on dtxd's defaults being 30000 and 5000 ms for
+// the timeouts left at 0.)
 DTX_API int dtx_tx_set_timeout_ms(dtx_tx *tx, uint32_t ms);
 DTX_API int dtx_tx_set_call_timeout_ms(dtx_tx *tx, uint32_t ms);
 DTX_API int dtx_tx_set_retries(dtx_tx *tx, uint32_t n);
+
+// Sets the W3C traceparent ("00-<32 hex trace id>-<16 hex parent id>-<2 hex
+// flags>") the transaction carries: dtxd stores it, sends it with every
+// branch call (dtx_call.traceparent) and writes its trace id in every log
+// line about the transaction. dtx exports no spans itself. Before
+// commit/submit only. Errors: DTX_EINVAL (not a valid traceparent:
+// dtx_tx_message() says why), DTX_ESTATE.
+DTX_API int dtx_tx_set_traceparent(dtx_tx *tx, const char *traceparent);
+
+// The transaction's traceparent, or "" (for an attached handle: as the
+// coordinator last reported it). Valid until dtx_tx_free().
+DTX_API const char *dtx_tx_traceparent(const dtx_tx *tx);
+
+// true: dtx_tx_commit (and _async) waits for every branch to acknowledge,
+// as long as that takes (within the transaction's timeout plus a minute of
+// phase two), instead of returning once the outcome is decided (the
+// default). Before commit only. Errors: DTX_EINVAL, DTX_ESTATE.
+DTX_API int dtx_tx_set_wait_all(dtx_tx *tx, bool wait_all);
 
 // Adds a branch: call method on the participant at endpoint with payload
 // (copied). Branches run in the order added (saga; the steps of a group in
@@ -545,21 +639,32 @@ DTX_API int dtx_tx_saga_group_end(dtx_tx *tx);
 DTX_API int dtx_tx_add_method(dtx_tx *tx, const char *endpoint,
     const dtx_method_desc *m, const void *payload, size_t len);
 
-// Runs the transaction and waits for its outcome, which is written to
-// *outcome (DTX_STATE_COMMITTED, DTX_STATE_ABORTED or DTX_STATE_COMPENSATED).
-// Branch results are then available. Errors: DTX_EINVAL (no branches, or
-// a saga group left open), DTX_EEXIST, DTX_ETIMEDOUT (no outcome within the
-// transaction's timeout plus its phase two; the transaction goes on: use
-// dtx_tx_wait), DTX_ETRANSPORT, DTX_EAUTH (the TLS handshake with dtxd
-// fails: dtx_tx_message() says why; so does every request on a client whose
-// connection fails that way), DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and
-// the coordinator's other errors.
+// Runs the transaction and returns once its outcome is decided and durable,
+// which is written to *outcome: DTX_STATE_COMMITTED, DTX_STATE_ABORTED or
+// DTX_STATE_COMPENSATED when it is reached; DTX_STATE_COMMITTING,
+// DTX_STATE_ABORTING or DTX_STATE_COMPENSATING when the outcome is decided
+// (a 2PC commit decision synced, an abort, a saga turned back and synced)
+// but its delivery is held up, because a participant cannot be reached or
+// does not answer: dtxd goes on delivering it (follow it with dtx_tx_wait),
+// and each branch's result says why (its error and message). So it returns
+// within the transaction's timeout plus one call timeout even with a
+// participant down (dtx_tx_set_wait_all() waits for every acknowledgement
+// instead). A refused transaction is an outcome, not an error. Errors:
+// DTX_EINVAL (no branches, or a saga group left open), DTX_EEXIST,
+// DTX_EUNREACHABLE (no connection to the coordinator within the connect
+// timeout; dtx_tx_message() names its URL and the reason), DTX_ETIMEDOUT
+// (the coordinator did not answer in time; the transaction may go on: use
+// dtx_tx_wait), DTX_EAUTH (the TLS handshake with dtxd fails:
+// dtx_tx_message() says why; so does every request on a client whose
+// connection fails that way), DTX_ECLOSED (the client was closed),
+// DTX_ETRANSPORT, DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the
+// coordinator's other errors.
 DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
 
 // Called exactly once when an asynchronous commit ends: rv is 0 or an error
-// as dtx_tx_commit returns it, and outcome (DTX_STATE_COMMITTED, _ABORTED
-// or _COMPENSATED) is valid only when rv is 0; branch results and the
-// message are then in tx. It runs on an nng thread with no libdtx lock
+// as dtx_tx_commit returns it (DTX_ECLOSED when the client is closed
+// first), and outcome (as dtx_tx_commit writes it) is valid only when rv is
+// 0; branch results and the message are then in tx. It runs on an nng thread with no libdtx lock
 // held, must not block, and may free tx and begin and commit (also
 // asynchronously) other transactions on the same client; it must not close
 // the client.
@@ -568,8 +673,8 @@ typedef void (*dtx_commit_fn)(
 
 // Runs the transaction as dtx_tx_commit does without waiting for it: returns
 // once the request is on its way, and cb(tx, rv, outcome, arg) runs later.
-// Until cb runs, tx must be neither used nor freed, and the client must not
-// be closed. Any number of commits may be in flight on one client; no
+// Until cb runs, tx must be neither used nor freed (closing the client ends
+// it: see dtx_client_close). Any number of commits may be in flight on one client; no
 // thread is used per commit. Errors (cb then never runs): DTX_EINVAL (tx or
 // cb NULL, no branches, a saga group open), DTX_ENOMEM, DTX_ETRANSPORT,
 // DTX_EAUTH (the connection is known to fail its TLS handshake).
@@ -591,6 +696,13 @@ DTX_API int dtx_tx_wait(dtx_tx *tx, int32_t timeout_ms, dtx_state *state);
 // True when the coordinator flags the transaction STUCK: its compensation or
 // phase two keeps failing (it is still retried).
 DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
+
+// The transaction as the coordinator last reported it (after a commit,
+// submit, status or wait): gid, mode, state, STUCK flag, creation and last
+// update times (ms since the epoch) and branch count. Errors: DTX_EINVAL,
+// DTX_ESTATE (nothing reported yet).
+typedef struct dtx_tx_info dtx_tx_info;
+DTX_API int dtx_tx_info_get(const dtx_tx *tx, dtx_tx_info *out);
 
 // The coordinator's readable message for the last failed call, or why
 // dtx_tx_add_method() or a dtx_tx_set_* setter refused, or "".
@@ -614,6 +726,14 @@ typedef struct dtx_branch_result {
 	dtx_branch_status forward_status; // DTX_BRANCH_NONE: not answered yet
 	const void       *forward_payload;
 	size_t            forward_payload_len;
+	// Why the last call got no answer: DTX_EUNREACHABLE (no connection
+	// to the participant; message names it and the reason),
+	// DTX_ETIMEDOUT (it did not answer within the call timeout), another
+	// code; 0 when it answered.
+	int error;
+	// When an operator settled the branch by hand (dtxctl settle), ms
+	// since the epoch, its note being the message; 0 otherwise.
+	int64_t settled_ms;
 } dtx_branch_result;
 
 DTX_API unsigned dtx_tx_branch_count(const dtx_tx *tx);
@@ -636,8 +756,29 @@ DTX_API void dtx_tx_free(dtx_tx *tx);
 // request. An operator command: a dtxd with TLS or an operator listener
 // takes it only there (README, "Securing dtx"). Errors: DTX_ENOTFOUND,
 // DTX_ESTATE (already decided), DTX_EPERM (not the operator listener),
-// transport.
+// transport; dtx_client_message() says more.
 DTX_API int dtx_client_abort(dtx_client *c, const char *gid, dtx_state *state);
+
+// Re-drives gid now, as an operator does for a STUCK transaction: every
+// branch call waiting for its retry is made at once and the backoff starts
+// again from its base. *state receives the state after the request. An
+// operator command, as dtx_client_abort. Errors: DTX_EINVAL,
+// DTX_ENOTFOUND, DTX_ESTATE (finished), DTX_EPERM, transport;
+// dtx_client_message() says more.
+DTX_API int dtx_client_retry(dtx_client *c, const char *gid, dtx_state *state);
+
+// Records that an operator did branch's phase two (commit, abort or
+// compensation) by hand, for a participant that is gone for good: dtxd
+// counts the branch done, keeps note (1..200 bytes, required) as its
+// message with the time (dtx_branch_result.settled_ms), logs it, and the
+// transaction can finish. Returns once the record is synced; *state
+// receives the state after it. Settling a settled branch again is a no-op.
+// An operator command, as dtx_client_abort. Errors: DTX_EINVAL (no such
+// branch, no note), DTX_ENOTFOUND, DTX_ESTATE (the outcome is not decided
+// yet, the branch is done, or the transaction finished), DTX_EPERM,
+// transport; dtx_client_message() says why.
+DTX_API int dtx_client_settle(dtx_client *c, const char *gid,
+    unsigned branch, const char *note, dtx_state *state);
 
 // Asks the outcome of gid as a participant holding an in-doubt branch does
 // (the rule is stated once, in dtxd's coordinator/requests.c, on_resolve):
@@ -659,10 +800,12 @@ typedef struct dtx_tx_info {
 } dtx_tx_info;
 
 // Lists transactions in gid order after cursor ("" or NULL: from the start),
-// only those in state filter (0: any). Writes up to max (<= 100) entries to
+// only those in state filter (0: any), and, with DTX_LIST_STUCK or'ed into
+// filter, only those flagged STUCK. Writes up to max (<= 100) entries to
 // out, their number to *n, and the cursor of the next page to next ("" at the
 // end; next has room for DTX_GID_MAX + 1 bytes). An operator command, as
 // dtx_client_abort. Errors: DTX_EINVAL, DTX_EPERM, transport.
+#define DTX_LIST_STUCK 0x100
 DTX_API int dtx_client_list(dtx_client *c, int filter, const char *cursor,
     dtx_tx_info *out, unsigned max, unsigned *n, char *next);
 
