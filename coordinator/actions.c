@@ -290,7 +290,8 @@ do_send(dtxd_txmgr *m, txn *tx, const dtxd_action *a)
 	    ? tx->core.deadline_ms
 	    : 0;
 	call.timeout_ms = a->timeout_ms;
-	dtxi_strlcpy(call.traceparent, tx->traceparent, sizeof(call.traceparent));
+	dtxi_strlcpy(
+	    call.traceparent, tx->traceparent, sizeof(call.traceparent));
 	if (a->attempt > 1) {
 		dtxd_metrics_retry(m->cfg.metrics, a->phase);
 	}
@@ -494,10 +495,10 @@ finished(dtxd_txmgr *m, txn *tx)
 	for (uint32_t i = 0; i < tx->core.nbranches; i++) {
 		settled = settled || tx->mb[i].settled_ms != 0;
 	}
-	dtxd_metrics_tx_finished(m->cfg.metrics, tx->core.mode,
-	    tx->core.state, dtxi_now_ms() - tx->created_ms);
-	dtxd_txlog(tx->stuck_counted || settled ? DTXI_LOG_INFO
-	                                        : DTXI_LOG_DEBUG,
+	dtxd_metrics_tx_finished(m->cfg.metrics, tx->core.mode, tx->core.state,
+	    dtxi_now_ms() - tx->created_ms);
+	dtxd_txlog(
+	    tx->stuck_counted || settled ? DTXI_LOG_INFO : DTXI_LOG_DEBUG,
 	    "tx_finished", tx, -1, "%s%s%s", dtx_state_name(tx->core.state),
 	    tx->stuck_counted ? " after being stuck" : "",
 	    settled ? " (a branch settled by an operator)" : "");
@@ -623,7 +624,7 @@ call_result(const mcall *mc)
 			return DTXD_CALL_BAD_REQUEST;
 		}
 	}
-	return mc->rv == DTX_ETIMEDOUT ? DTXD_CALL_TIMEOUT
+	return mc->rv == DTX_ETIMEDOUT   ? DTXD_CALL_TIMEOUT
 	    : mc->rv == DTX_EUNREACHABLE ? DTXD_CALL_UNREACHABLE
 	                                 : DTXD_CALL_ERROR;
 }
@@ -689,7 +690,7 @@ log_call_end(txn *tx, uint32_t b, const mcall *mc)
 		return;
 	}
 	mb->fails++;
-	level = mb->fails == 1                     ? DTXI_LOG_WARN
+	level = mb->fails == 1                   ? DTXI_LOG_WARN
 	    : (mb->fails & (mb->fails - 1)) == 0 ? DTXI_LOG_INFO
 	                                         : DTXI_LOG_DEBUG;
 	if (mc->rv != 0) {
@@ -802,7 +803,8 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		break;
 	case W_PERSIST:
 		if (w->rv != 0) {
-			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx, -1,
+			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx,
+			    -1,
 			    "writing the record failed: %s; retrying in a "
 			    "second",
 			    dtx_strerror(w->rv));
@@ -825,7 +827,8 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 		break;
 	case W_FINISH:
 		if (w->rv != 0) {
-			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx, -1,
+			dtxd_txlog(DTXI_LOG_ERROR, "store_write_failed", tx,
+			    -1,
 			    "writing the final record failed: %s; retrying in "
 			    "a second",
 			    dtx_strerror(w->rv));

@@ -153,8 +153,8 @@ iso(int64_t ms, char *buf, size_t cap)
 	}
 	gmtime_r(&secs, &tm);
 	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, (int)(ms % 1000));
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 	return buf;
 }
 
@@ -402,8 +402,8 @@ cmd_stats(dtx_client *c, const opts *o)
 	    "store_writes", "store_batches", "store_syncs", "store_errors",
 	    "uptime_ms", "branch_calls", "call_messages"};
 	uint64_t    vals[]  = {s.active, s.started, s.finished, s.recovered,
-            s.store_writes, s.store_batches, s.store_syncs, s.store_errors,
-            s.uptime_ms, s.branch_calls, s.call_messages};
+	        s.store_writes, s.store_batches, s.store_syncs, s.store_errors,
+	        s.uptime_ms, s.branch_calls, s.call_messages};
 	if (o->json) {
 		printf("{");
 	}
@@ -445,7 +445,8 @@ parse(int argc, char **argv, opts *o)
 	static const struct option longopts[] = {
 	    {"coordinator", required_argument, NULL, OPT_COORDINATOR},
 	    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
-	    {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	    {"connect-timeout-ms", required_argument, NULL,
+	        OPT_CONNECT_TIMEOUT},
 	    {"wait-ms", required_argument, NULL, OPT_WAIT},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"stuck", no_argument, NULL, OPT_STUCK},
@@ -465,7 +466,8 @@ parse(int argc, char **argv, opts *o)
 	while ((c = getopt_long(argc, argv, ":", longopts, &idx)) != -1) {
 		char flag[64];
 		if (idx >= 0) {
-			snprintf(flag, sizeof(flag), "--%s", longopts[idx].name);
+			snprintf(
+			    flag, sizeof(flag), "--%s", longopts[idx].name);
 		} else {
 			snprintf(flag, sizeof(flag), "%s",
 			    optind > 0 && optind <= argc ? argv[optind - 1]
@@ -558,7 +560,8 @@ run(dtx_client *c, const opts *o, const char *cmd, int n, char **w)
 	if (strcmp(cmd, "list") == 0) {
 		int filter = 0;
 		if (n > 1) {
-			fprintf(stderr, "dtxctl: list takes at most a STATE\n");
+			fprintf(
+			    stderr, "dtxctl: list takes at most a STATE\n");
 			return EXIT_USAGE;
 		}
 		if (n == 1 && (filter = state_by_name(w[0])) < 0) {
@@ -588,7 +591,8 @@ run(dtx_client *c, const opts *o, const char *cmd, int n, char **w)
 			    "done by hand\n");
 			return EXIT_USAGE;
 		}
-		rv = dtx_client_settle(c, w[0], (unsigned)branch, o->note, &st);
+		rv =
+		    dtx_client_settle(c, w[0], (unsigned)branch, o->note, &st);
 	} else if (strcmp(cmd, "abort") == 0 || strcmp(cmd, "retry") == 0 ||
 	    strcmp(cmd, "resolve") == 0) {
 		if (!words(cmd, n, 1, "GID")) {

@@ -232,7 +232,7 @@ void
 dtxd_tx_redrive(dtxd_txcore *tx, int64_t now)
 {
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
-		dtxd_branch *br = &tx->br[i];
+		dtxd_branch *br  = &tx->br[i];
 		br->backoff_from = br->attempts;
 		if (!br->inflight && br->retry_at_ms != 0) {
 			br->retry_at_ms = now;

@@ -41,10 +41,10 @@
 #include <dtx/dtx.h>
 
 // Progress bits of one branch; persisted in the record.
-#define DTXD_DONE_FWD     0x1u // PREPARE / EXECUTE answered OK
-#define DTXD_DONE_FINAL   0x2u // COMMIT / ABORT / COMPENSATE completed
-#define DTXD_DONE_SENT    0x4u // a forward call was sent (may have run)
-#define DTXD_DONE_REFUSED 0x8u // the forward call was refused
+#define DTXD_DONE_FWD     0x1u  // PREPARE / EXECUTE answered OK
+#define DTXD_DONE_FINAL   0x2u  // COMMIT / ABORT / COMPENSATE completed
+#define DTXD_DONE_SENT    0x4u  // a forward call was sent (may have run)
+#define DTXD_DONE_REFUSED 0x8u  // the forward call was refused
 #define DTXD_DONE_SETTLED 0x10u // an operator settled it (with FINAL)
 
 typedef struct dtxd_branch {

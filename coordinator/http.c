@@ -118,7 +118,8 @@ on_metrics(nng_aio *aio)
 		g.in_flight = st.active;
 	}
 	if (h->o.disp != NULL) {
-		dtxd_dispatcher_get_counts(h->o.disp, &calls, &g.call_messages);
+		dtxd_dispatcher_get_counts(
+		    h->o.disp, &calls, &g.call_messages);
 	}
 	g.uptime_ms = dtxi_mono_ms() - h->o.start_ms;
 	dtxd_textbuf_init(&t);
@@ -182,7 +183,7 @@ on_snapshot(void *arg, const char *json, size_t len)
 static bool
 query_get(const char *uri, const char *key, char *out, size_t cap)
 {
-	const char *q = strchr(uri, '?');
+	const char *q    = strchr(uri, '?');
 	size_t      klen = strlen(key);
 
 	while (q != NULL) {
@@ -204,8 +205,8 @@ query_get(const char *uri, const char *key, char *out, size_t cap)
 static void
 on_api_txs(nng_aio *aio)
 {
-	const char         *uri = nng_http_req_get_uri(nng_aio_get_input(aio, 0));
-	dtxd_snapshot_query q   = {0, false, 200};
+	const char *uri = nng_http_req_get_uri(nng_aio_get_input(aio, 0));
+	dtxd_snapshot_query q = {0, false, 200};
 	char                v[32];
 	dtxd_http          *h;
 
@@ -225,7 +226,7 @@ on_api_txs(nng_aio *aio)
 		q.stuck = strcmp(v, "0") != 0;
 	}
 	if (query_get(uri, "limit", v, sizeof(v))) {
-		long n = strtol(v, NULL, 10);
+		long n  = strtol(v, NULL, 10);
 		q.limit = n < 1 ? 1 : n > 1000 ? 1000 : (uint32_t)n;
 	}
 	if ((h = enter(aio)) == NULL) {
@@ -305,8 +306,8 @@ dtxd_http_open(dtxd_http **hp, const dtxd_http_opts *o)
 	    (rv = add(h, "/api/txs", on_api_txs)) != 0 ||
 	    (rv = add(h, "/", on_page)) != 0 ||
 	    (rv = nng_http_server_start(h->server)) != 0) {
-		DTXI_ERROR("http: cannot listen on %s: %s", o->url,
-		    nng_strerror(rv));
+		DTXI_ERROR(
+		    "http: cannot listen on %s: %s", o->url, nng_strerror(rv));
 		nng_http_server_release(h->server);
 		unref(h);
 		return rv == NNG_ENOMEM ? DTX_ENOMEM : DTX_ETRANSPORT;

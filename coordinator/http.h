@@ -31,10 +31,10 @@
 typedef struct dtxd_http dtxd_http;
 
 typedef struct dtxd_http_opts {
-	const char      *url;     // http://HOST:PORT
-	dtxd_metrics    *metrics; // not owned
-	dtxd_txmgr      *mgr;     // not owned
-	dtxd_dispatcher *disp;    // not owned
+	const char      *url;      // http://HOST:PORT
+	dtxd_metrics    *metrics;  // not owned
+	dtxd_txmgr      *mgr;      // not owned
+	dtxd_dispatcher *disp;     // not owned
 	int64_t          start_ms; // monotonic, for the uptime
 } dtxd_http_opts;
 

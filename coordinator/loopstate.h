@@ -112,7 +112,7 @@ struct dtxd_txmgr {
 	dtxd_recbuf  rb;      // scratch record and encoding buffer
 	txn         *adopted; // recovered, not yet resumed (FIFO)
 	txn         *adopted_tail;
-	uint32_t     resuming; // resumed and not yet finished
+	uint32_t     resuming;      // resumed and not yet finished
 	uint64_t     resumed_total; // adopted transactions resumed so far
 	bool         recovery_done; // all of them resumed (logged once)
 

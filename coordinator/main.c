@@ -99,11 +99,11 @@ usage(FILE *f)
 // Parses s as an integer of [min, max] for flag; says what is wrong, with
 // the flag and the range, and returns -1 otherwise.
 static int
-parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max,
-    uint64_t *out)
+parse_u64(
+    const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char              *end;
-	unsigned long long v = 0;
+	unsigned long long v  = 0;
 	bool               ok = s != NULL && *s != '\0' && *s != '-';
 
 	if (ok) {
@@ -210,7 +210,8 @@ parse_args(int argc, char **argv, opts *o)
 		int  bad = 0;
 		char flag[64];
 		if (idx >= 0) {
-			snprintf(flag, sizeof(flag), "--%s", longopts[idx].name);
+			snprintf(
+			    flag, sizeof(flag), "--%s", longopts[idx].name);
 		} else {
 			snprintf(flag, sizeof(flag), "%.*s",
 			    (int)strcspn(name, "="), name);
@@ -243,7 +244,8 @@ parse_args(int argc, char **argv, opts *o)
 		case OPT_LOG_LEVEL:
 			if ((level = dtxi_log_level_parse(optarg)) < 0) {
 				fprintf(stderr,
-				    "dtxd: %s: unknown level '%s' (error, warn, "
+				    "dtxd: %s: unknown level '%s' (error, "
+				    "warn, "
 				    "info or debug)\n",
 				    flag, optarg);
 				bad = 1;
@@ -279,12 +281,13 @@ parse_args(int argc, char **argv, opts *o)
 			o->contexts = (unsigned)v;
 			break;
 		case OPT_MAX_PAYLOAD:
-			bad = parse_u64(flag, optarg, 1, 256ULL * 1024 * 1024, &v);
+			bad = parse_u64(
+			    flag, optarg, 1, 256ULL * 1024 * 1024, &v);
 			o->cfg.max_payload = (size_t)v;
 			break;
 		case OPT_MAX_FRAME:
-			bad =
-			    parse_u64(flag, optarg, 1024, 1024ULL * 1024 * 1024, &v);
+			bad = parse_u64(
+			    flag, optarg, 1024, 1024ULL * 1024 * 1024, &v);
 			o->max_frame = (size_t)v;
 			break;
 		case OPT_OP_LISTEN:
@@ -534,8 +537,8 @@ main(int argc, char **argv)
 		rv = sigwait(&sigs, &sig);
 	} while (rv != 0);
 	dtxi_log_event(DTXI_LOG_INFO, "dtxd_stopping",
-	    DTXI_FIELDS(DTXI_F_NUM("signal", sig)),
-	    "signal %d, shutting down", sig);
+	    DTXI_FIELDS(DTXI_F_NUM("signal", sig)), "signal %d, shutting down",
+	    sig);
 	status = 0;
 
 out:

@@ -61,27 +61,27 @@
 typedef atomic_ullong counter;
 
 // Bucket bounds in microseconds; the last bucket (+Inf) is implicit.
-static const uint64_t tx_bounds[] = {1000, 2500, 5000, 10000, 25000, 50000,
-    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
-    60000000, 300000000};
-static const uint64_t sync_bounds[] = {100, 250, 500, 1000, 2500, 5000,
-    10000, 25000, 50000, 100000, 250000, 1000000};
+static const uint64_t tx_bounds[]   = {1000, 2500, 5000, 10000, 25000, 50000,
+      100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+      60000000, 300000000};
+static const uint64_t sync_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000,
+    25000, 50000, 100000, 250000, 1000000};
 
 #define TX_NB   (sizeof(tx_bounds) / sizeof(tx_bounds[0]))
 #define SYNC_NB (sizeof(sync_bounds) / sizeof(sync_bounds[0]))
 
 typedef struct histo {
-	counter count; // observations
-	counter sum;   // microseconds
+	counter count;             // observations
+	counter sum;               // microseconds
 	counter bucket[TX_NB + 1]; // non-cumulative; [nb] is +Inf
 } histo;
 
 struct dtxd_metrics {
-	counter started[NMODES];
-	counter finished[NMODES][NOUT];
-	histo   duration[NMODES];
-	counter calls[NPHASES][DTXD_CALL_RESULTS];
-	counter retries[NPHASES];
+	counter      started[NMODES];
+	counter      finished[NMODES][NOUT];
+	histo        duration[NMODES];
+	counter      calls[NPHASES][DTXD_CALL_RESULTS];
+	counter      retries[NPHASES];
 	atomic_llong stuck;
 	counter      store_records;
 	counter      store_batches;
@@ -313,14 +313,14 @@ dtxd_metrics_ready(dtxd_metrics *m, char *why, size_t cap)
 // Rendering
 // ---------------------------------------------------------------------
 
-static const char *const mode_names[NMODES]  = {"2pc", "saga"};
-static const char *const out_names[NOUT]     = {
-    "committed", "aborted", "compensated"};
+static const char *const mode_names[NMODES] = {"2pc", "saga"};
+static const char *const out_names[NOUT]    = {
+       "committed", "aborted", "compensated"};
 static const char *const phase_names[NPHASES] = {
     "prepare", "commit", "abort", "execute", "compensate"};
-static const char *const result_names[DTXD_CALL_RESULTS] = {"ok",
-    "refused", "retry", "no_such_method", "bad_request", "timeout",
-    "unreachable", "error"};
+static const char *const result_names[DTXD_CALL_RESULTS] = {"ok", "refused",
+    "retry", "no_such_method", "bad_request", "timeout", "unreachable",
+    "error"};
 static const char *const kind_names[NKINDS] = {"none", "submit", "status",
     "list", "abort", "resolve", "call", "stats", "call_batch", "retry",
     "settle"};
@@ -494,8 +494,9 @@ dtxd_metrics_render(
 		if (k == DTXI_REQ_CALL || k == DTXI_REQ_CALL_BATCH) {
 			continue; // participant requests, never dtxd's
 		}
-		dtxd_textbuf_printf(t, "dtxd_requests_total{kind=\"%s\"} %llu\n",
-		    kind_names[k], (unsigned long long)get(&m->requests[k]));
+		dtxd_textbuf_printf(t,
+		    "dtxd_requests_total{kind=\"%s\"} %llu\n", kind_names[k],
+		    (unsigned long long)get(&m->requests[k]));
 	}
 	head(t, "dtxd_resolve_requests_total", "counter",
 	    "Resolve requests (participants' in-doubt questions) by answer");

@@ -304,7 +304,9 @@ validate_submit(dtxd_txmgr *m, const dtxi_submit *s, char *why, size_t cap)
 static int
 wait_kind(const dtxi_submit *s)
 {
-	return !s->wait ? WAIT_ACCEPT : s->decided ? WAIT_DECIDED : WAIT_OUTCOME;
+	return !s->wait  ? WAIT_ACCEPT
+	    : s->decided ? WAIT_DECIDED
+	                 : WAIT_OUTCOME;
 }
 
 // A Submit of a transaction already in memory. Idempotency: the same gid
@@ -388,10 +390,10 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	tx->content_hash = hash;
 	tx->wait         = s->wait;
 	dtxi_strlcpy(tx->traceparent, s->traceparent, sizeof(tx->traceparent));
-	tx->created_ms   = now;
-	tx->updated_ms   = now;
-	tx->timeout_ms   = s->timeout_ms ? s->timeout_ms : m->cfg.timeout_ms;
-	tx->core.mode    = s->mode;
+	tx->created_ms = now;
+	tx->updated_ms = now;
+	tx->timeout_ms = s->timeout_ms ? s->timeout_ms : m->cfg.timeout_ms;
+	tx->core.mode  = s->mode;
 	tx->core.state =
 	    s->mode == DTX_2PC ? DTX_STATE_PREPARING : DTX_STATE_RUNNING;
 	tx->core.deadline_ms = now + tx->timeout_ms;
@@ -558,7 +560,8 @@ list_recheck(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 static int
 gid_cmp(const void *a, const void *b)
 {
-	return strcmp((*(const txn *const *)a)->gid, (*(const txn *const *)b)->gid);
+	return strcmp(
+	    (*(const txn *const *)a)->gid, (*(const txn *const *)b)->gid);
 }
 
 // List of the STUCK transactions: all of them are unfinished, so in
@@ -866,14 +869,16 @@ on_settle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 		return;
 	}
 	if (b >= tx->core.nbranches) {
-		snprintf(msg, sizeof(msg), "%.128s has no branch %u (it has %u)",
-		    gid, (unsigned)b, (unsigned)tx->core.nbranches);
+		snprintf(msg, sizeof(msg),
+		    "%.128s has no branch %u (it has %u)", gid, (unsigned)b,
+		    (unsigned)tx->core.nbranches);
 		dtxd_server_reply_error(r, DTX_EINVAL, msg);
 		return;
 	}
 	if ((why = settle_refusal(tx, b)) != NULL) {
-		snprintf(msg, sizeof(msg), "cannot settle branch %u of %.128s: %s",
-		    (unsigned)b, gid, why);
+		snprintf(msg, sizeof(msg),
+		    "cannot settle branch %u of %.128s: %s", (unsigned)b, gid,
+		    why);
 		dtxd_server_reply_error(r, DTX_ESTATE, msg);
 		return;
 	}
@@ -895,9 +900,8 @@ on_settle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd)
 		mb->error      = 0;
 	}
 	uint64_t   need = tx->wseq + 1;
-	dtxd_event ev   = {.kind = DTXD_EV_SETTLE,
-	      .now_ms          = dtxi_now_ms(),
-	      .branch          = b};
+	dtxd_event ev   = {
+	      .kind = DTXD_EV_SETTLE, .now_ms = dtxi_now_ms(), .branch = b};
 	dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
 	if (m->acts.rv != 0) {
 		if (!again) {

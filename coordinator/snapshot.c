@@ -33,18 +33,20 @@ branch_json(dtxd_textbuf *t, const txn *tx, uint32_t i)
 	const dtxd_branch *br = &tx->core.br[i];
 	const txn_branch  *mb = &tx->mb[i];
 
-	dtxd_textbuf_printf(t, "%s{\"id\":%u,\"endpoint\":", i > 0 ? "," : "",
-	    (unsigned)i);
+	dtxd_textbuf_printf(
+	    t, "%s{\"id\":%u,\"endpoint\":", i > 0 ? "," : "", (unsigned)i);
 	dtxd_textbuf_json_str(t, mb->endpoint);
 	dtxd_textbuf_puts(t, ",\"method\":");
 	dtxd_textbuf_json_str(t, mb->method);
 	dtxd_textbuf_puts(t, ",\"phase\":");
-	dtxd_textbuf_json_str(t, br->phase != 0 ? dtx_phase_name(br->phase) : "");
+	dtxd_textbuf_json_str(
+	    t, br->phase != 0 ? dtx_phase_name(br->phase) : "");
 	dtxd_textbuf_puts(t, ",\"status\":");
 	dtxd_textbuf_json_str(t, dtx_branch_status_name(mb->last_status));
-	dtxd_textbuf_printf(t, ",\"attempts\":%u,\"error\":",
-	    (unsigned)br->attempts);
-	dtxd_textbuf_json_str(t, mb->error != 0 ? dtx_strerror(mb->error) : "");
+	dtxd_textbuf_printf(
+	    t, ",\"attempts\":%u,\"error\":", (unsigned)br->attempts);
+	dtxd_textbuf_json_str(
+	    t, mb->error != 0 ? dtx_strerror(mb->error) : "");
 	dtxd_textbuf_puts(t, ",\"message\":");
 	dtxd_textbuf_json_str(t, mb->message != NULL ? mb->message : "");
 	dtxd_textbuf_printf(
@@ -56,9 +58,10 @@ tx_json(dtxd_textbuf *t, const txn *tx, bool first)
 {
 	dtxd_textbuf_puts(t, first ? "{\"gid\":" : ",{\"gid\":");
 	dtxd_textbuf_json_str(t, tx->gid);
-	dtxd_textbuf_printf(t, ",\"mode\":\"%s\",\"state\":\"%s\",\"stuck\":%s,"
-	                       "\"created_ms\":%lld,\"updated_ms\":%lld,"
-	                       "\"traceparent\":",
+	dtxd_textbuf_printf(t,
+	    ",\"mode\":\"%s\",\"state\":\"%s\",\"stuck\":%s,"
+	    "\"created_ms\":%lld,\"updated_ms\":%lld,"
+	    "\"traceparent\":",
 	    dtx_mode_name(tx->core.mode), dtx_state_name(tx->core.state),
 	    tx->core.stuck ? "true" : "false", (long long)tx->created_ms,
 	    (long long)tx->updated_ms);
@@ -75,7 +78,7 @@ dtxd_snapshot_build(
     dtxd_txmgr *m, const dtxd_snapshot_query *q, dtxd_textbuf *t)
 {
 	size_t   n = 0, cap = 0, live = 0, stuck = 0, shown;
-	txn    **v = NULL;
+	txn    **v     = NULL;
 	uint32_t limit = q->limit == 0 ? 200 : q->limit;
 
 	for (txn *tx = m->tab.all; tx != NULL; tx = tx->anext) {

@@ -106,9 +106,9 @@ struct txn {
 	// Writes issued for it, and the last one known synced (WAIT_SYNCED).
 	uint64_t wseq;
 	uint64_t synced_seq;
-	bool     delivery_failed; // a phase-two/compensation call got no answer
-	bool     stuck_counted;   // counted in the STUCK gauge
-	char     traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
+	bool delivery_failed; // a phase-two/compensation call got no answer
+	bool stuck_counted;   // counted in the STUCK gauge
+	char traceparent[DTXI_TRACEPARENT_MAX + 1]; // or ""
 };
 
 #define NO_HEAP SIZE_MAX

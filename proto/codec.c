@@ -840,7 +840,7 @@ submit_to_pb(const dtxi_submit *in, dtxp_SubmitRequest *out)
 	out->wait            = in->wait;
 	out->decided         = in->decided;
 	COPY_STR(out->traceparent, in->traceparent);
-	out->branches_count  = (pb_size_t)in->nbranches;
+	out->branches_count = (pb_size_t)in->nbranches;
 	for (unsigned i = 0; i < in->nbranches; i++) {
 		if ((rv = dtxi_pb_spec_to(
 		         &in->branches[i], &out->branches[i])) != 0) {
@@ -931,7 +931,8 @@ request_to_pb(const dtxi_request *r, dtxp_Request *m)
 		COPY_STR(m->body.retry.gid, r->u.retry.gid);
 		return 0;
 	case DTXI_REQ_SETTLE:
-		if (!STR_FITS(r->u.settle.gid) || !STR_FITS(r->u.settle.note)) {
+		if (!STR_FITS(r->u.settle.gid) ||
+		    !STR_FITS(r->u.settle.note)) {
 			return DTX_EINVAL;
 		}
 		m->which_body = dtxp_Request_settle_tag;

@@ -154,8 +154,8 @@ put_s(out *o, const char *s)
 	}
 }
 
-static void
-put_fmt(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put_fmt(out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 put_fmt(out *o, const char *fmt, ...)
@@ -180,7 +180,8 @@ needs_quotes(const char *s)
 	}
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f) {
+		if (c <= ' ' || c == '=' || c == '"' || c == '\\' ||
+		    c == 0x7f) {
 			return true;
 		}
 	}
@@ -242,9 +243,9 @@ put_num_field(out *o, bool json, const char *key, long long v)
 }
 
 size_t
-dtxi_log_format_line(char *buf, size_t cap, int format, long long ms,
-    int pid, int level, const char *event, const dtxi_field *fields,
-    size_t n, unsigned long suppressed, const char *msg)
+dtxi_log_format_line(char *buf, size_t cap, int format, long long ms, int pid,
+    int level, const char *event, const dtxi_field *fields, size_t n,
+    unsigned long suppressed, const char *msg)
 {
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
 	bool                     json     = format == DTXI_LOG_JSON;

@@ -73,9 +73,10 @@ typedef struct dtxi_field {
 } dtxi_field;
 
 #define DTXI_F_STR(k, v)                                                      \
-	((dtxi_field){.key = (k), .type = DTXI_FIELD_STR, .str = (v)})
+	((dtxi_field) {.key = (k), .type = DTXI_FIELD_STR, .str = (v)})
 #define DTXI_F_NUM(k, v)                                                      \
-	((dtxi_field){.key = (k), .type = DTXI_FIELD_NUM, .num = (long long)(v)})
+	((dtxi_field) {                                                       \
+	    .key = (k), .type = DTXI_FIELD_NUM, .num = (long long)(v)})
 
 // Writes an event line when level is enabled: event (a name of
 // [a-z_]), the n fields, and the message made from fmt. Rate-limited per
@@ -90,8 +91,8 @@ void dtxi_log(int level, const char *fmt, ...)
 // The fields of an event as a literal array and its length, for
 // dtxi_log_event: DTXI_FIELDS(DTXI_F_STR("gid", g), DTXI_F_NUM("n", 3)).
 #define DTXI_FIELDS(...)                                                      \
-	((const dtxi_field[]){__VA_ARGS__}),                                  \
-	    (sizeof((const dtxi_field[]){__VA_ARGS__}) / sizeof(dtxi_field))
+	((const dtxi_field[]) {__VA_ARGS__}),                                 \
+	    (sizeof((const dtxi_field[]) {__VA_ARGS__}) / sizeof(dtxi_field))
 
 #define DTXI_ERROR(...) dtxi_log(DTXI_LOG_ERROR, __VA_ARGS__)
 #define DTXI_WARN(...)  dtxi_log(DTXI_LOG_WARN, __VA_ARGS__)
@@ -103,7 +104,7 @@ void dtxi_log(int level, const char *fmt, ...)
 // format; suppressed > 0 adds that field. Returns the length. For tests,
 // and the writer itself.
 size_t dtxi_log_format_line(char *buf, size_t cap, int format, long long ms,
-    int pid, int level, const char *event, const dtxi_field *fields,
-    size_t n, unsigned long suppressed, const char *msg);
+    int pid, int level, const char *event, const dtxi_field *fields, size_t n,
+    unsigned long suppressed, const char *msg);
 
 #endif // DTX_LOG_H

@@ -48,7 +48,8 @@ dtxi_traceparent_check(const char *s, char *norm, char *why, size_t cap)
 		    "characters)");
 	}
 	if (!lower_hex(s, 2, &zero) || s[2] != '-') {
-		return fail(why, cap, "version is not two lowercase hex digits");
+		return fail(
+		    why, cap, "version is not two lowercase hex digits");
 	}
 	if (strncmp(s, "ff", 2) == 0) {
 		return fail(why, cap, "version ff is forbidden");
@@ -74,7 +75,8 @@ dtxi_traceparent_check(const char *s, char *norm, char *why, size_t cap)
 		return fail(why, cap, "parent id is all zero");
 	}
 	if (!lower_hex(s + 53, 2, &zero)) {
-		return fail(why, cap, "flags are not two lowercase hex digits");
+		return fail(
+		    why, cap, "flags are not two lowercase hex digits");
 	}
 	if (norm != NULL) {
 		memcpy(norm, s, DTXI_TRACEPARENT_LEN);

@@ -23,8 +23,7 @@
 // characters to norm (DTXI_TRACEPARENT_LEN + 1 bytes; may be NULL) and
 // returns true; otherwise writes why (cap bytes; may be NULL), e.g.
 // "trace id is all zero".
-bool dtxi_traceparent_check(
-    const char *s, char *norm, char *why, size_t cap);
+bool dtxi_traceparent_check(const char *s, char *norm, char *why, size_t cap);
 
 // The trace id of a checked traceparent (32 hex digits) into out (33
 // bytes), or "" for "".

@@ -2,9 +2,9 @@
 //
 // admin: the client's requests that are not about one transaction being
 // built: abort, retry and settle (an operator's), resolve (a participant's
-// in-doubt question), list and the coordinator's counters. Each is one synchronous request on the client's
-// exchange engine (client.h); the reply is copied out in its done, while
-// the caller waits.
+// in-doubt question), list and the coordinator's counters. Each is one
+// synchronous request on the client's exchange engine (client.h); the reply is
+// copied out in its done, while the caller waits.
 
 #include <dtx/dtx.h>
 
@@ -84,8 +84,7 @@ client_gid_request(dtx_client *c, dtxi_req_kind kind, const char *gid,
 	case DTXI_REQ_SETTLE:
 		dtxi_strlcpy(r->u.settle.gid, gid, sizeof(r->u.settle.gid));
 		r->u.settle.branch = branch;
-		dtxi_strlcpy(
-		    r->u.settle.note, note, sizeof(r->u.settle.note));
+		dtxi_strlcpy(r->u.settle.note, note, sizeof(r->u.settle.note));
 		break;
 	default:
 		dtxi_strlcpy(r->u.resolve.gid, gid, sizeof(r->u.resolve.gid));

@@ -67,7 +67,7 @@ struct dtx_participant {
 	dtxi_tls      *tls;          // the listener's, or NULL
 	dtxi_tls      *resolver_tls; // the resolver's client's, or NULL
 	dtxi_crash     crash; // DTX_PARTICIPANT_CRASH_AT, read at listen
-	char message[DTX_MESSAGE_MAX + 1]; // why the last call failed
+	char        message[DTX_MESSAGE_MAX + 1]; // why the last call failed
 	dtxi_pstats stats;
 };
 
@@ -473,8 +473,8 @@ static void call_log(int level, const char *event, const dtxi_call *call,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-call_log(int level, const char *event, const dtxi_call *call,
-    const char *fmt, ...)
+call_log(
+    int level, const char *event, const dtxi_call *call, const char *fmt, ...)
 {
 	char    msg[DTX_MESSAGE_MAX + 1];
 	char    trace_id[33];
@@ -527,8 +527,8 @@ shed_if_late(const dtxi_call *call, int64_t recv_ms, dtxi_branch_reply *out)
 // Runs one decoded BranchCall (serve.h's run function) and fills out. The
 // reply's payload points into reply, which serve keeps alive until the
 // reply is encoded. Single and batched calls both come through here.
-static void run_call_counted(void *arg, const dtxi_call *call,
-    int64_t recv_ms, dtx_reply *reply, dtxi_branch_reply *out);
+static void run_call_counted(void *arg, const dtxi_call *call, int64_t recv_ms,
+    dtx_reply *reply, dtxi_branch_reply *out);
 
 static void
 run_call(void *arg, const dtxi_call *call, int64_t recv_ms, dtx_reply *reply,
@@ -620,8 +620,8 @@ run_call_counted(void *arg, const dtxi_call *call, int64_t recv_ms,
 		snprintf(why, sizeof(why),
 		    "%s callback of %s returned %d, not a dtx_result",
 		    dtx_phase_name(call->phase), call->method, (int)res);
-		call_log(DTXI_LOG_WARN, "callback_invalid_result", call, "%s",
-		    why);
+		call_log(
+		    DTXI_LOG_WARN, "callback_invalid_result", call, "%s", why);
 		dtxi_reply_answer(
 		    out, DTX_BRANCH_RETRY, why, reply->payload, reply->len);
 		break;

@@ -13,7 +13,8 @@
 #include <dtx/dtx.h>
 
 typedef struct dtxi_pstats {
-	atomic_ullong calls[DTX_PHASE_COMPENSATE + 1][DTX_BRANCH_BAD_REQUEST + 1];
+	atomic_ullong calls[DTX_PHASE_COMPENSATE + 1]
+	                   [DTX_BRANCH_BAD_REQUEST + 1];
 	atomic_ullong shed;
 	atomic_ullong replays;
 	atomic_ullong null_ops;

@@ -318,7 +318,8 @@ resolve_pass(dtxi_resolver *r, dtx_client **cp)
 		        DTXI_F_STR("phase", dtx_phase_name(phase)),
 		        DTXI_F_STR("answer", dtx_state_name(st)),
 		        DTXI_F_STR("action", dtx_phase_name(phase)),
-		        DTXI_F_STR("result", res == DTX_OK ? "done" : "failed")),
+		        DTXI_F_STR(
+		            "result", res == DTX_OK ? "done" : "failed")),
 		    "in-doubt branch is %s at the coordinator: ran its %s "
 		    "here: %s",
 		    dtx_state_name(st), dtx_phase_name(phase),

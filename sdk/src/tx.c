@@ -71,7 +71,7 @@ struct dtx_tx {
 	uint32_t    timeout_ms;
 	uint32_t    call_timeout_ms;
 	uint32_t    retries;
-	bool        sent; // commit or submit was attempted (or attached)
+	bool        sent;     // commit or submit was attempted (or attached)
 	bool        wait_all; // commit waits for every acknowledgement
 	char        traceparent[DTXI_TRACEPARENT_MAX + 1];
 	txbranch   *branches;
@@ -147,10 +147,10 @@ results_copy(dtx_tx *tx, const dtxi_txinfo *info)
 		r->fstatus    = (dtx_branch_status)b->forward_status;
 		r->error      = b->error;
 		r->settled_ms = b->settled_ms;
-		r->len      = b->payload.len;
-		r->status   = (dtx_branch_status)b->status;
-		r->phase    = (dtx_phase)b->phase;
-		r->attempts = b->attempts;
+		r->len        = b->payload.len;
+		r->status     = (dtx_branch_status)b->status;
+		r->phase      = (dtx_phase)b->phase;
+		r->attempts   = b->attempts;
 	}
 	results_clear(tx);
 	tx->results  = rs;
@@ -499,10 +499,10 @@ submit_fill(dtx_tx *tx, dtxi_request *r, bool wait)
 {
 	dtxi_submit *s = &r->u.submit;
 	int64_t      tmo;
-	int64_t      fwd = tx->timeout_ms != 0 ? tx->timeout_ms
-	                                       : DEFAULT_TX_TIMEOUT;
-	int64_t      call = tx->call_timeout_ms != 0 ? tx->call_timeout_ms
-	                                             : DEFAULT_CALL_TIMEOUT;
+	int64_t      fwd =
+            tx->timeout_ms != 0 ? tx->timeout_ms : DEFAULT_TX_TIMEOUT;
+	int64_t call = tx->call_timeout_ms != 0 ? tx->call_timeout_ms
+	                                        : DEFAULT_CALL_TIMEOUT;
 
 	memset(s, 0, offsetof(dtxi_submit, branches));
 	dtxi_strlcpy(s->gid, tx->gid, sizeof(s->gid));
@@ -559,7 +559,8 @@ held_up_message(dtx_tx *tx, int state)
 		    (r->status != DTX_BRANCH_OK &&
 		        r->status != DTX_BRANCH_NONE)) {
 			snprintf(tx->message, sizeof(tx->message),
-			    "%s; dtxd goes on delivering it: branch %u: %.180s",
+			    "%s; dtxd goes on delivering it: branch %u: "
+			    "%.180s",
 			    dtx_state_name(state), i, r->message);
 			return;
 		}
@@ -614,7 +615,7 @@ tx_submit(dtx_tx *tx, bool wait, dtx_state *state)
 	if (tx == NULL) {
 		return DTX_EINVAL;
 	}
-	t.decided = wait && !tx->wait_all;
+	t.decided      = wait && !tx->wait_all;
 	tx->message[0] = '\0';
 	if ((rv = tx_complete(tx)) != 0) {
 		return rv;

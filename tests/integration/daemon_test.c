@@ -182,8 +182,8 @@ Test(daemon, bad_flags_exit_1_naming_the_flag_and_what_it_takes)
 		    how.exited ? how.code : how.signo);
 		CHECK(file_mentions(log, bad[i][2]) &&
 		        file_mentions(log, bad[i][3]),
-		    "dtxd %s: expected \"%s\" and \"%s\" in:\n%s",
-		    bad[i][0], bad[i][2], bad[i][3], dtxt_read_file(log));
+		    "dtxd %s: expected \"%s\" and \"%s\" in:\n%s", bad[i][0],
+		    bad[i][2], bad[i][3], dtxt_read_file(log));
 	}
 }
 

@@ -891,12 +891,11 @@ Test(client, unreachable_when_nothing_listens)
 	cr_assert_geq(el, 250);
 	cr_assert_lt(el, 3000);
 	cr_assert_eq(st, 0); // not written on error
-	cr_assert(strstr(dtx_tx_message(tx), url) != NULL, "%s",
-	    dtx_tx_message(tx));
+	cr_assert(
+	    strstr(dtx_tx_message(tx), url) != NULL, "%s", dtx_tx_message(tx));
 
 	t0 = dtxi_mono_ms();
-	cr_assert_eq(
-	    dtx_client_resolve(c, "some-gid", &st), DTX_EUNREACHABLE);
+	cr_assert_eq(dtx_client_resolve(c, "some-gid", &st), DTX_EUNREACHABLE);
 	cr_assert_lt(dtxi_mono_ms() - t0, 3000);
 	cr_assert_eq(dtx_tx_wait(tx, 200, &st), DTX_EUNREACHABLE);
 	dtx_tx_free(tx);

@@ -333,8 +333,8 @@ typedef struct dtx_participant_stats {
 	uint64_t calls[DTX_PHASE_COMPENSATE + 1][DTX_BRANCH_BAD_REQUEST + 1];
 	uint64_t shed;    // answered RETRY unrun: waited past the call timeout
 	uint64_t replays; // barrier: duplicates answered from the record
-	uint64_t null_ops;  // barrier: aborts/compensations of nothing
-	uint64_t hanging;   // barrier: prepares/executes refused as too late
+	uint64_t null_ops; // barrier: aborts/compensations of nothing
+	uint64_t hanging;  // barrier: prepares/executes refused as too late
 	uint64_t resolve_asks;     // resolver: in-doubt branches asked about
 	uint64_t resolve_commits;  // resolver: commits it ran
 	uint64_t resolve_aborts;   // resolver: aborts it ran
@@ -664,10 +664,10 @@ DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
 // Called exactly once when an asynchronous commit ends: rv is 0 or an error
 // as dtx_tx_commit returns it (DTX_ECLOSED when the client is closed
 // first), and outcome (as dtx_tx_commit writes it) is valid only when rv is
-// 0; branch results and the message are then in tx. It runs on an nng thread with no libdtx lock
-// held, must not block, and may free tx and begin and commit (also
-// asynchronously) other transactions on the same client; it must not close
-// the client.
+// 0; branch results and the message are then in tx. It runs on an nng thread
+// with no libdtx lock held, must not block, and may free tx and begin and
+// commit (also asynchronously) other transactions on the same client; it must
+// not close the client.
 typedef void (*dtx_commit_fn)(
     dtx_tx *tx, int rv, dtx_state outcome, void *arg);
 
@@ -702,7 +702,7 @@ DTX_API bool dtx_tx_stuck(const dtx_tx *tx);
 // update times (ms since the epoch) and branch count. Errors: DTX_EINVAL,
 // DTX_ESTATE (nothing reported yet).
 typedef struct dtx_tx_info dtx_tx_info;
-DTX_API int dtx_tx_info_get(const dtx_tx *tx, dtx_tx_info *out);
+DTX_API int                dtx_tx_info_get(const dtx_tx *tx, dtx_tx_info *out);
 
 // The coordinator's readable message for the last failed call, or why
 // dtx_tx_add_method() or a dtx_tx_set_* setter refused, or "".
