@@ -113,6 +113,7 @@ dtxf_check_request(
 		break;
 	case DTXI_REQ_SUBMIT:
 		STR_OK(r->u.submit.gid);
+		STR_OK(r->u.submit.traceparent);
 		DTXF_CHECK(mode_ok(r->u.submit.mode));
 		DTXF_CHECK(r->u.submit.nbranches <= DTX_BRANCHES_MAX);
 		for (uint32_t i = 0; i < r->u.submit.nbranches; i++) {
@@ -135,6 +136,13 @@ dtxf_check_request(
 		break;
 	case DTXI_REQ_RESOLVE:
 		STR_OK(r->u.resolve.gid);
+		break;
+	case DTXI_REQ_RETRY:
+		STR_OK(r->u.retry.gid);
+		break;
+	case DTXI_REQ_SETTLE:
+		STR_OK(r->u.settle.gid);
+		STR_OK(r->u.settle.note);
 		break;
 	case DTXI_REQ_CALL:
 		check_call(&r->u.call, buf, len, max_payload);
@@ -226,6 +234,7 @@ same_call(const dtxi_call *a, const dtxi_call *b)
 	DTXF_CHECK(a->phase == b->phase);
 	DTXF_CHECK(a->attempt == b->attempt);
 	DTXF_CHECK(a->deadline_ms == b->deadline_ms);
+	SAME_STR(a->traceparent, b->traceparent);
 	same_bytes(a->payload, b->payload);
 }
 
@@ -242,6 +251,7 @@ static void
 same_txinfo(const dtxi_txinfo *a, const dtxi_txinfo *b)
 {
 	SAME_STR(a->gid, b->gid);
+	SAME_STR(a->traceparent, b->traceparent);
 	DTXF_CHECK(a->mode == b->mode && a->state == b->state);
 	DTXF_CHECK(a->stuck == b->stuck);
 	DTXF_CHECK(a->created_ms == b->created_ms);
@@ -254,6 +264,8 @@ same_txinfo(const dtxi_txinfo *a, const dtxi_txinfo *b)
 		DTXF_CHECK(x->branch_id == y->branch_id);
 		DTXF_CHECK(x->status == y->status && x->phase == y->phase);
 		DTXF_CHECK(x->attempts == y->attempts);
+		DTXF_CHECK(x->settled_ms == y->settled_ms);
+		DTXF_CHECK(x->error == y->error);
 		SAME_STR(x->message, y->message);
 		same_bytes(x->payload, y->payload);
 	}
@@ -273,6 +285,8 @@ dtxf_same_request(const dtxi_request *a, const dtxi_request *b)
 		    b->u.submit.call_timeout_ms);
 		DTXF_CHECK(a->u.submit.retries == b->u.submit.retries);
 		DTXF_CHECK(a->u.submit.wait == b->u.submit.wait);
+		DTXF_CHECK(a->u.submit.decided == b->u.submit.decided);
+		SAME_STR(a->u.submit.traceparent, b->u.submit.traceparent);
 		DTXF_CHECK(a->u.submit.nbranches == b->u.submit.nbranches);
 		for (uint32_t i = 0; i < a->u.submit.nbranches; i++) {
 			dtxf_same_spec(&a->u.submit.branches[i],
@@ -291,6 +305,15 @@ dtxf_same_request(const dtxi_request *a, const dtxi_request *b)
 		DTXF_CHECK(a->u.list.state == b->u.list.state);
 		SAME_STR(a->u.list.cursor, b->u.list.cursor);
 		DTXF_CHECK(a->u.list.limit == b->u.list.limit);
+		DTXF_CHECK(a->u.list.stuck == b->u.list.stuck);
+		break;
+	case DTXI_REQ_RETRY:
+		SAME_STR(a->u.retry.gid, b->u.retry.gid);
+		break;
+	case DTXI_REQ_SETTLE:
+		SAME_STR(a->u.settle.gid, b->u.settle.gid);
+		DTXF_CHECK(a->u.settle.branch == b->u.settle.branch);
+		SAME_STR(a->u.settle.note, b->u.settle.note);
 		break;
 	case DTXI_REQ_ABORT:
 		SAME_STR(a->u.abort.gid, b->u.abort.gid);

@@ -73,7 +73,13 @@ fill_txinfo(dtxi_txinfo *t, unsigned nbranches, int mode, int state)
 		t->branches[i].phase     = DTX_PHASE_PREPARE + (int)(i % 5);
 		t->branches[i].attempts  = 1 + i;
 		strcpy(t->branches[i].message, i % 2 ? "" : "prepared");
-		t->branches[i].payload = payload(i, i * 3);
+		t->branches[i].payload    = payload(i, i * 3);
+		t->branches[i].error      = i % 3 == 1 ? DTX_EUNREACHABLE : 0;
+		t->branches[i].settled_ms = i % 4 == 3 ? 1700000000900 : 0;
+	}
+	if (nbranches > 1) {
+		strcpy(t->traceparent,
+		    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 	}
 }
 
@@ -88,6 +94,10 @@ fill_call(dtxi_call *c, unsigned i)
 	c->deadline_ms = i % 2 ? 0 : 1700000003000;
 	strcpy(c->method, i % 3 ? "inventory.reserve" : "pay");
 	c->payload = payload(i, 5 + i);
+	if (i % 2 == 1) {
+		strcpy(c->traceparent,
+		    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+	}
 }
 
 static int
@@ -114,7 +124,13 @@ seeds_coord_request(dtxf_emit emit, void *arg)
 		s->call_timeout_ms = k * 100;
 		s->retries         = k;
 		s->wait            = k == 0;
+		s->decided         = k == 0;
 		s->nbranches       = k == 0 ? 1 : 4;
+		if (k == 1) {
+			strcpy(s->traceparent,
+			    "00-4bf92f3577b34da6a3ce929d0e0e"
+			    "4736-00f067aa0ba902b7-01");
+		}
 		for (unsigned i = 0; i < s->nbranches; i++) {
 			strcpy(
 			    s->branches[i].endpoint, "tcp://127.0.0.1:7001");
@@ -146,6 +162,23 @@ seeds_coord_request(dtxf_emit emit, void *arg)
 	memset(&req, 0, sizeof(req));
 	req.kind = DTXI_REQ_RESOLVE;
 	strcpy(req.u.resolve.gid, "order-17");
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind         = DTXI_REQ_LIST;
+	req.u.list.stuck = true;
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = DTXI_REQ_RETRY;
+	strcpy(req.u.retry.gid, "order-17");
+	n += emit_req(emit, arg);
+
+	memset(&req, 0, sizeof(req));
+	req.kind            = DTXI_REQ_SETTLE;
+	req.u.settle.branch = 1;
+	strcpy(req.u.settle.gid, "order-17");
+	strcpy(req.u.settle.note, "refunded by hand, ticket 42");
 	n += emit_req(emit, arg);
 
 	// A request without a body: dtxd answers EUNSUPPORTED after decoding.

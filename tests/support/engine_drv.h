@@ -51,5 +51,7 @@ const char *drv_wake(struct drv *d);
 #define REPLY(d, b, ph, st)                                                   \
 	drv_ev(d, DTXD_EV_REPLY, b, DTX_PHASE_##ph, DTX_BRANCH_##st)
 #define FAILED(d, b, ph) drv_ev(d, DTXD_EV_FAILED, b, DTX_PHASE_##ph, 0)
+#define REDRIVE(d)       drv_ev(d, DTXD_EV_REDRIVE, 0, 0, 0)
+#define SETTLE(d, b)     drv_ev(d, DTXD_EV_SETTLE, b, 0, 0)
 
 #endif // DTX_TEST_ENGINE_DRV_H

@@ -1078,3 +1078,77 @@ Test(codec, survives_every_prefix_of_a_batch_frame)
 		    "prefix %zu: %d", i, rv);
 	}
 }
+
+// ---------------------------------------------------------------------------
+// Operations: Retry, Settle, the STUCK list, trace context, branch errors
+// ---------------------------------------------------------------------------
+
+#define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+Test(codec, round_trips_retry_settle_and_a_stuck_list)
+{
+	new_req(DTXI_REQ_RETRY);
+	strcpy(req.u.retry.gid, "stuck-1");
+	decode_req_ok(encode_req(&req));
+	cr_assert_eq(req2.kind, DTXI_REQ_RETRY);
+	cr_assert_str_eq(req2.u.retry.gid, "stuck-1");
+
+	new_req(DTXI_REQ_SETTLE);
+	strcpy(req.u.settle.gid, "stuck-1");
+	req.u.settle.branch = 63;
+	memset(req.u.settle.note, 'n', DTXI_NOTE_MAX);
+	decode_req_ok(encode_req(&req));
+	cr_assert_eq(req2.kind, DTXI_REQ_SETTLE);
+	cr_assert_str_eq(req2.u.settle.gid, "stuck-1");
+	cr_assert_eq(req2.u.settle.branch, 63);
+	cr_assert_eq(strlen(req2.u.settle.note), DTXI_NOTE_MAX);
+
+	new_req(DTXI_REQ_LIST);
+	req.u.list.stuck = true;
+	decode_req_ok(encode_req(&req));
+	cr_assert(req2.u.list.stuck);
+}
+
+Test(codec, round_trips_the_trace_context_and_the_decided_wait)
+{
+	new_req(DTXI_REQ_SUBMIT);
+	fill_submit(&req.u.submit, 2);
+	strcpy(req.u.submit.traceparent, TP);
+	req.u.submit.wait    = true;
+	req.u.submit.decided = true;
+	decode_req_ok(encode_req(&req));
+	cr_assert_str_eq(req2.u.submit.traceparent, TP);
+	cr_assert(req2.u.submit.wait && req2.u.submit.decided);
+
+	new_req(DTXI_REQ_CALL);
+	req.u.call.phase = DTX_PHASE_COMMIT;
+	strcpy(req.u.call.traceparent, TP);
+	decode_req_ok(encode_req(&req));
+	cr_assert_str_eq(req2.u.call.traceparent, TP);
+}
+
+Test(codec, round_trips_settled_branches_and_call_errors)
+{
+	new_rep(DTXI_REP_TX);
+	strcpy(rep.u.tx.gid, "g");
+	strcpy(rep.u.tx.traceparent, TP);
+	rep.u.tx.mode                   = DTX_2PC;
+	rep.u.tx.state                  = DTX_STATE_COMMITTING;
+	rep.u.tx.nbranches              = 2;
+	rep.u.tx.branches[0].error      = DTX_EUNREACHABLE;
+	rep.u.tx.branches[1].settled_ms = 1796093233859LL;
+	rep.u.tx.branches[1].status     = DTX_BRANCH_NONE;
+	strcpy(rep.u.tx.branches[1].message, "refunded by hand");
+	decode_rep_ok(encode_rep(&rep));
+	cr_assert_str_eq(rep2.u.tx.traceparent, TP);
+	cr_assert_eq(rep2.u.tx.branches[0].error, DTX_EUNREACHABLE);
+	cr_assert_eq(rep2.u.tx.branches[0].settled_ms, 0);
+	cr_assert_eq(rep2.u.tx.branches[1].settled_ms, 1796093233859LL);
+	cr_assert_str_eq(rep2.u.tx.branches[1].message, "refunded by hand");
+
+	// Values a struct cannot carry are refused when encoding.
+	rep.u.tx.branches[0].error = -1;
+	cr_assert_eq(
+	    dtxi_reply_encode(&rep, frame, sizeof(frame), &(size_t) {0}),
+	    DTX_EINVAL);
+}

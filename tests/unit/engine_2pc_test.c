@@ -566,3 +566,98 @@ Test(engine_2pc, replays_the_same_history_for_the_same_seed)
 	cr_assert_str_eq(a, b);
 	cr_assert_str_neq(a, c, "jitter does not depend on the seed");
 }
+
+// --- An operator re-drives and settles ----------------------------------
+
+Test(engine_2pc, redrive_sends_waiting_retries_now_and_restarts_backoff)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	commit_all(&d);
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "");
+	for (int i = 0; i < 6; i++) {
+		FAILED(&d, 0, COMMIT);
+		drv_wake(&d);
+	}
+	cr_assert_str_eq(FAILED(&d, 0, COMMIT), "");
+	cr_assert_gt(d.br[0].retry_at_ms - d.now, 1000, "grown backoff");
+	cr_assert_str_eq(REDRIVE(&d), "commit(0)#8");
+	cr_assert_eq(d.out.rv, 0);
+	// The next failure waits no longer than the first backoff did.
+	cr_assert_str_eq(FAILED(&d, 0, COMMIT), "");
+	cr_assert_leq(d.br[0].retry_at_ms - d.now, 100);
+	// Nothing waiting: nothing sent.
+	cr_assert_str_eq(drv_wake(&d), "commit(0)#9");
+	cr_assert_str_eq(REDRIVE(&d), "");
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, OK), "finish");
+}
+
+Test(engine_2pc, settle_is_refused_while_the_outcome_is_undecided)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(SETTLE(&d, 0), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "persist(sync,wait)");
+	// Decided in memory, not durable yet: still refused.
+	cr_assert_str_eq(SETTLE(&d, 0), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_eq(d.br[0].done & DTXD_DONE_SETTLED, 0);
+}
+
+Test(engine_2pc, settle_of_the_last_unacknowledged_branch_commits)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	commit_all(&d);
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "");
+	cr_assert_str_eq(FAILED(&d, 0, COMMIT), "");
+	cr_assert_str_eq(SETTLE(&d, 0), "persist(sync) finish");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_eq(d.tx.state, DTX_STATE_COMMITTED);
+	cr_assert_eq(d.br[0].done & (DTXD_DONE_FINAL | DTXD_DONE_SETTLED),
+	    DTXD_DONE_FINAL | DTXD_DONE_SETTLED);
+}
+
+Test(engine_2pc, settle_forgets_the_call_in_flight_and_waits_for_the_others)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	commit_all(&d);
+	cr_assert_str_eq(SETTLE(&d, 0), "persist(sync)");
+	cr_assert(!d.br[0].inflight);
+	// Its call ending late is stale; settling again is a no-op.
+	cr_assert_str_eq(REPLY(&d, 0, COMMIT, RETRY), "");
+	cr_assert_str_eq(SETTLE(&d, 0), "");
+	cr_assert_eq(d.out.rv, 0);
+	// An acknowledged branch cannot be settled.
+	cr_assert_str_eq(REPLY(&d, 1, COMMIT, OK), "finish");
+	cr_assert_str_eq(SETTLE(&d, 1), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+}
+
+Test(engine_2pc, settle_while_aborting_finishes_the_abort)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, REFUSED), "persist abort(0)");
+	// Branch 1's prepare is still in flight; it is settled by hand.
+	cr_assert_str_eq(SETTLE(&d, 1), "persist(sync)");
+	cr_assert_str_eq(FAILED(&d, 1, PREPARE), "");
+	cr_assert_str_eq(SETTLE(&d, 7), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, a_settled_branch_stays_settled_after_recovery)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	commit_all(&d);
+	cr_assert_str_eq(SETTLE(&d, 0), "persist(sync)");
+	cr_assert_str_eq(drv_recover(&d), "commit(1)#2");
+}

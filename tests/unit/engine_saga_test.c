@@ -828,3 +828,98 @@ Test(engine_saga, recovery_while_compensating_a_group_undoes_what_is_left)
 	cr_assert_str_eq(drv_recover(&d), "compensate(0)#2");
 	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
 }
+
+// --- An operator re-drives and settles ----------------------------------
+
+// Runs steps 0..n-2 OK and refuses step n-1: the saga turns back and asks
+// step n-1 to compensate (it may have partly run).
+static void
+turn_back_at_last(struct drv *d, uint32_t n)
+{
+	char want[32];
+
+	START(d);
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		snprintf(want, sizeof(want), "persist execute(%u)", i + 1);
+		cr_assert_str_eq(REPLY(d, i, EXECUTE, OK), want);
+	}
+	cr_assert_str_eq(
+	    REPLY(d, n - 1, EXECUTE, REFUSED), "persist(sync,wait)");
+	// Settling is refused until the turn-back is written.
+	cr_assert_str_eq(SETTLE(d, 0), "");
+	cr_assert_eq(d->out.rv, DTX_ESTATE);
+	snprintf(want, sizeof(want), "compensate(%u)", n - 1);
+	cr_assert_str_eq(PERSISTED(d), want);
+}
+
+Test(engine_saga, settle_is_refused_while_running)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	cr_assert_str_eq(START(&d), "execute(0)");
+	cr_assert_str_eq(SETTLE(&d, 0), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+}
+
+Test(engine_saga, settle_of_a_failing_compensation_moves_on_down)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	turn_back_at_last(&d, 2);
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, RETRY), "");
+	cr_assert_str_eq(SETTLE(&d, 1), "persist(sync) compensate(0)");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_COMPENSATED);
+}
+
+Test(engine_saga, settle_of_a_lower_step_is_skipped_when_reached)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	turn_back_at_last(&d, 3);
+	cr_assert_str_eq(SETTLE(&d, 0), "persist(sync)");
+	cr_assert_str_eq(
+	    REPLY(&d, 2, COMPENSATE, OK), "persist compensate(1)");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "persist finish");
+}
+
+Test(engine_saga, settle_of_a_step_that_never_ran_is_refused)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 3);
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 0, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_str_eq(PERSISTED(&d), "compensate(0)");
+	cr_assert_str_eq(SETTLE(&d, 2), "");
+	cr_assert_eq(d.out.rv, DTX_ESTATE);
+	cr_assert_str_eq(SETTLE(&d, 0), "persist(sync) finish");
+}
+
+Test(engine_saga, redrive_sends_a_waiting_compensation_now)
+{
+	struct drv d;
+	drv_init(&d, DTX_SAGA, 2);
+	turn_back_at_last(&d, 2);
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, RETRY), "");
+	cr_assert_str_eq(REDRIVE(&d), "compensate(1)#2");
+	cr_assert_str_eq(
+	    REPLY(&d, 1, COMPENSATE, OK), "persist compensate(0)");
+}
+
+Test(engine_saga, settle_in_a_group_goes_down_once_the_group_is_undone)
+{
+	struct drv d;
+	run_to_group(&d);
+	cr_assert_str_eq(REPLY(&d, 1, EXECUTE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 3, EXECUTE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, EXECUTE, REFUSED), "persist(sync,wait)");
+	cr_assert_str_eq(
+	    PERSISTED(&d), "compensate(1) compensate(2) compensate(3)");
+	cr_assert_str_eq(REPLY(&d, 2, COMPENSATE, RETRY), "");
+	// Settled while 1 and 3 are still being undone: nothing more yet.
+	cr_assert_str_eq(SETTLE(&d, 2), "persist(sync)");
+	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "");
+	cr_assert_str_eq(REPLY(&d, 3, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
+}
