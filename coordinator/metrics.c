@@ -218,13 +218,16 @@ dtxd_metrics_store_batch(
 		atomic_store(&m->store_failing, true);
 		return;
 	}
+	atomic_store(&m->store_failing, false);
+	if (n == 0) {
+		return; // the store says it takes writes again
+	}
 	inc(&m->store_records, n);
 	inc(&m->store_batches, 1);
 	if (sync) {
 		inc(&m->store_syncs, 1);
 		observe(&m->store_sync, sync_bounds, SYNC_NB, us);
 	}
-	atomic_store(&m->store_failing, false);
 }
 
 void

@@ -62,6 +62,10 @@ typedef struct dtxd_store_opts {
 
 void dtxd_store_opts_init(dtxd_store_opts *o);
 
+// A write that fails (a full disk) breaks the store until it is repaired;
+// the RocksDB backend reopens itself once the disk has room again (see
+// store_rocksdb.c); meanwhile writes fail and reads go on.
+//
 // Opens (creating if needed) the store of backend o->backend at where (see
 // dtxd_store_backend) and starts its writer and purge threads. Errors:
 // DTX_EINVAL, DTX_ELOCKED (RocksDB: another process has the directory

@@ -43,8 +43,23 @@
 // transaction from the loop thread, in one call: 20-60k records stalled
 // every transaction for 5-10 s, and at 10k tx/s it never caught up.
 //
+// A full disk. After a failed write (no space left, or any I/O error)
+// RocksDB refuses every later write until it is reopened (its C API has no
+// resume), so dtxd used to stay read-only until restarted. Now the writer
+// marks the store broken and, once the file system has room again
+// (STORE_REOPEN_FREE_BYTES free), closes and reopens the database by
+// itself, then goes on with what is queued. Nothing accepted is lost: the
+// failed batch was not written (its callers were told, and dtxd's loop
+// writes its records again a second later), and RocksDB's log recovery on
+// open keeps every write it had acknowledged. While the disk is still
+// full, the old handle stays open, so Status and List keep reading.
+//
 // Lock order: store->mtx is a leaf lock. It guards only the queue, the
 // closing flags and the stats; no RocksDB call and no callback runs under it.
+// store->dblock (a rwlock) guards the database and family handles: every
+// read, scan, purge, flush and ingest holds it for reading while it uses
+// them (the ops take it around an rdb_* body: the held_* functions), and only
+// the writer takes it for writing, to reopen. It is never taken under mtx.
 
 #include <ctype.h>
 #include <errno.h>
@@ -54,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -126,6 +142,13 @@ typedef struct cf_shape {
 	bool        bloom; // lookups may miss (a new gid)
 } cf_shape;
 
+// A broken store is reopened only when its file system has this much room:
+// the log's preallocation and a memtable flushed at open, with some to
+// spare. With less, opening could fail and leave nothing to read from.
+// Tried every STORE_REOPEN_EVERY_MS meanwhile.
+#define STORE_REOPEN_FREE_BYTES (16u * 1024u * 1024u)
+#define STORE_REOPEN_EVERY_MS   1000
+
 static const cf_shape cf_shapes[CF_COUNT] = {
     [CF_DEFAULT]    = {"default", 1u << 20, 1u << 20, 4u << 20, false},
     [CF_UNFINISHED] = {"unfinished", 4u << 20, 4u << 20, 16u << 20, true},
@@ -148,9 +171,11 @@ typedef struct rdb_store {
 	rocksdb_writebatch_t           *batch; // the writer thread's own
 	uint32_t                        sync_delay_ms;
 	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
-	void *on_batch_arg;
-	uint32_t                        purge_every_ms;
-	char                           *dir;
+	void            *on_batch_arg;
+	pthread_rwlock_t dblock; // see the top of the file
+	bool             broken; // the writer's: a write failed, reopen
+	uint32_t         purge_every_ms;
+	char            *dir;
 
 	// Finished records whose expiry is at or before this are purged:
 	// reads skip them and the compaction filters drop them.
@@ -171,7 +196,7 @@ typedef struct rdb_store {
 	bool             purger_started;
 } rdb_store;
 
-static int  rdb_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp);
+static int  held_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp);
 static void rdb_get_stats(dtxd_store *base, dtxd_store_stats *st);
 
 // Maps a RocksDB error string to our code, logs it with what we were doing,
@@ -399,6 +424,84 @@ batch_add(rdb_store *s, rocksdb_writebatch_t *b, const dtxd_wop *op)
 	}
 }
 
+// The database handles for a read, scan, purge, flush or ingest: false
+// (nothing held) when the store is between a failed reopen and the next.
+static bool
+db_enter(rdb_store *s)
+{
+	pthread_rwlock_rdlock(&s->dblock);
+	if (s->db == NULL) {
+		pthread_rwlock_unlock(&s->dblock);
+		return false;
+	}
+	return true;
+}
+
+static void
+db_leave(rdb_store *s)
+{
+	pthread_rwlock_unlock(&s->dblock);
+}
+
+static bool
+has_room(const char *dir)
+{
+	struct statvfs v;
+
+	return statvfs(dir, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize >= STORE_REOPEN_FREE_BYTES;
+}
+
+// The writer's repair of a broken store (see the top of the file): once
+// there is room, the database is closed and opened again with the same
+// options and families. A failed open leaves no handle (reads fail with
+// DTX_ESTORAGE) and is tried again.
+static void
+store_reopen(rdb_store *s)
+{
+	const char *names[CF_COUNT];
+	char       *err = NULL;
+
+	if (s->db != NULL && !has_room(s->dir)) {
+		return;
+	}
+	for (int i = 0; i < CF_COUNT; i++) {
+		names[i] = cf_shapes[i].name;
+	}
+	pthread_rwlock_wrlock(&s->dblock);
+	if (s->db != NULL) {
+		for (int i = 0; i < CF_COUNT; i++) {
+			if (s->cf[i] != NULL) {
+				rocksdb_column_family_handle_destroy(s->cf[i]);
+			}
+		}
+		rocksdb_close(s->db);
+	}
+	memset(s->cf, 0, sizeof(s->cf));
+	s->db = rocksdb_open_column_families(s->opts, s->dir, CF_COUNT, names,
+	    (const rocksdb_options_t *const *)s->cfopts, s->cf, &err);
+	if (err != NULL) {
+		s->db = NULL;
+		memset(s->cf, 0, sizeof(s->cf));
+	}
+	pthread_rwlock_unlock(&s->dblock);
+	if (err != NULL) {
+		int rv = store_error(err, "reopen", false);
+		dtxi_log_event(DTXI_LOG_ERROR, "store_reopen_failed",
+		    DTXI_FIELDS(DTXI_F_STR("dir", s->dir)),
+		    "cannot reopen the store: %s; trying again",
+		    dtx_strerror(rv));
+		return;
+	}
+	s->broken = false;
+	dtxi_log_event(DTXI_LOG_INFO, "store_reopened",
+	    DTXI_FIELDS(DTXI_F_STR("dir", s->dir)),
+	    "the store takes writes again");
+	if (s->on_batch != NULL) {
+		s->on_batch(s->on_batch_arg, 0, false, 0, 0);
+	}
+}
+
 // The writer thread. Each round takes the whole queue at once, so the
 // operations that arrived while the previous batch was being fsynced all
 // ride on the next single write: that is the group commit. Callbacks run
@@ -418,17 +521,36 @@ store_writer(void *arg)
 		uint64_t  n    = 0;
 		char     *err  = NULL;
 		int       rv   = 0;
+		bool      closing;
 
 		pthread_mutex_lock(&s->mtx);
 		while (s->head == NULL && !s->closing) {
-			pthread_cond_wait(&s->cv, &s->mtx);
+			if (!s->broken) {
+				pthread_cond_wait(&s->cv, &s->mtx);
+				continue;
+			}
+			// Broken and idle: try the repair now and then.
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += STORE_REOPEN_EVERY_MS / 1000;
+			if (pthread_cond_timedwait(&s->cv, &s->mtx, &ts) ==
+			    ETIMEDOUT) {
+				break;
+			}
 		}
 		list    = s->head;
 		s->head = NULL;
 		s->tail = NULL;
+		closing = s->closing;
 		pthread_mutex_unlock(&s->mtx);
-		if (list == NULL) {
+		if (list == NULL && closing) {
 			break; // Closing and drained.
+		}
+		if (s->broken && !closing) {
+			store_reopen(s);
+		}
+		if (list == NULL) {
+			continue; // a repair attempt while idle
 		}
 
 		rocksdb_writebatch_clear(s->batch);
@@ -441,10 +563,22 @@ store_writer(void *arg)
 			sleep_ms(s->sync_delay_ms);
 		}
 		int64_t t0 = mono_us();
-		rocksdb_write(
-		    s->db, sync ? s->wo_sync : s->wo_nosync, s->batch, &err);
+		if (s->db == NULL) {
+			rv = DTX_ESTORAGE; // between failed reopens
+		} else {
+			rocksdb_write(s->db, sync ? s->wo_sync : s->wo_nosync,
+			    s->batch, &err);
+		}
 		if (err != NULL) {
 			rv = store_error(err, "write", false);
+		}
+		if (rv != 0 && !s->broken) {
+			s->broken = true;
+			dtxi_log_event(DTXI_LOG_WARN, "store_failing",
+			    DTXI_FIELDS(DTXI_F_STR("dir", s->dir)),
+			    "a write failed (%s): the store is reopened once "
+			    "there is room",
+			    dtx_strerror(rv));
 		}
 		if (s->on_batch != NULL) {
 			s->on_batch(
@@ -524,9 +658,10 @@ store_purger(void *arg)
 		uint64_t        n;
 
 		pthread_mutex_unlock(&s->mtx);
-		(void)rdb_purge(&s->base, dtxi_now_ms(), &n);
-		if (dtxi_mono_ms() >= next_log) {
+		(void)held_purge(&s->base, dtxi_now_ms(), &n);
+		if (dtxi_mono_ms() >= next_log && db_enter(s)) {
 			log_usage(s);
+			db_leave(s);
 			next_log = dtxi_mono_ms() + STORE_USAGE_LOG_MS;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -588,6 +723,7 @@ store_free(rdb_store *s)
 	if (s->cache != NULL) {
 		rocksdb_cache_destroy(s->cache);
 	}
+	pthread_rwlock_destroy(&s->dblock);
 	free(s->dir);
 	free(s);
 }
@@ -816,7 +952,12 @@ dtxd_store_rocksdb_open(
 	s->purge_every_ms = o->purge_every_ms;
 	s->on_batch       = o->on_batch;
 	s->on_batch_arg   = o->on_batch_arg;
+	if (pthread_rwlock_init(&s->dblock, NULL) != 0) {
+		free(s);
+		return DTX_ENOMEM;
+	}
 	if ((s->dir = strdup(dir)) == NULL) {
+		pthread_rwlock_destroy(&s->dblock);
 		free(s);
 		return DTX_ENOMEM;
 	}
@@ -1726,16 +1867,138 @@ rdb_get_stats(dtxd_store *base, dtxd_store_stats *st)
 	st->purged += atomic_load(&s->filtered);
 }
 
+// The ops that use the database handle hold it (db_enter) around the
+// rdb_* body, so a reopen never pulls it from under them (see the top of
+// the file); between a failed reopen and the next they fail with
+// DTX_ESTORAGE. The writer is the only one that reopens, so write needs
+// no lock.
+
+static int
+held_get_record(dtxd_store *base, const char *gid, uint8_t **val, size_t *len)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_get_record(base, gid, val, len);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_get_spec(
+    dtxd_store *base, const char *gid, uint32_t i, uint8_t **val, size_t *len)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_get_spec(base, gid, i, val, len);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_scan_unfinished(dtxd_store *base,
+    int (*fn)(void *arg, const dtxd_store_unfinished *u), void *arg)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_scan_unfinished(base, fn, arg);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_scan_records(dtxd_store *base, const char *cursor,
+    int (*fn)(void *arg, const char *gid, const uint8_t *rec, size_t len),
+    void *arg)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_scan_records(base, cursor, fn, arg);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_purge(base, now_ms, purgedp);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_ingest_finished(dtxd_store *base, const dtxd_store_finished *f, size_t n)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_ingest_finished(base, f, n);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_flush(dtxd_store *base)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_flush(base);
+	db_leave(s);
+	return rv;
+}
+
+static int
+held_compact(dtxd_store *base)
+{
+	rdb_store *s = (rdb_store *)base;
+	int        rv;
+
+	if (!db_enter(s)) {
+		return DTX_ESTORAGE;
+	}
+	rv = rdb_compact(base);
+	db_leave(s);
+	return rv;
+}
+
 static const dtxd_store_ops rdb_ops = {
     .close           = rdb_close,
     .write           = rdb_write,
-    .get_record      = rdb_get_record,
-    .get_spec        = rdb_get_spec,
-    .scan_unfinished = rdb_scan_unfinished,
-    .scan_records    = rdb_scan_records,
-    .purge           = rdb_purge,
-    .ingest_finished = rdb_ingest_finished,
-    .flush           = rdb_flush,
-    .compact         = rdb_compact,
+    .get_record      = held_get_record,
+    .get_spec        = held_get_spec,
+    .scan_unfinished = held_scan_unfinished,
+    .scan_records    = held_scan_records,
+    .purge           = held_purge,
+    .ingest_finished = held_ingest_finished,
+    .flush           = held_flush,
+    .compact         = held_compact,
     .get_stats       = rdb_get_stats,
 };

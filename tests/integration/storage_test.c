@@ -8,7 +8,10 @@
 // skipped with the reason otherwise): submits are refused with DTX_ENOSPC or
 // DTX_ESTORAGE and a message, Status and List keep working, and after space
 // is freed and dtxd restarted every transaction accepted before is there
-// and finishes, in agreement with the participant's call log.
+// and finishes, in agreement with the participant's call log. And without
+// a restart: once space is back dtxd reopens its store by itself, takes
+// new work and finishes what it had accepted, /readyz saying "store
+// failing" (503) meanwhile.
 
 #include <criterion/criterion.h>
 
@@ -25,6 +28,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "httpc.h"
+#include "logparse.h"
 #include "strs.h"
 #include "world_suite.h"
 
@@ -278,4 +283,127 @@ Test(storage, a_full_disk_refuses_new_work_and_loses_nothing_accepted)
 	    dtxt_log_count(&log, DTXT_CALL, refused_gid, -1, NULL, NULL) == 0,
 	    "refused %s reached the participant", refused_gid);
 	dtxt_log_fini(&log);
+}
+
+static int
+ready_again(void *arg)
+{
+	dtxt_http_res r;
+	int           ok =
+	    dtxt_http_get(arg, "/readyz", 2000, &r) == 0 && r.status == 200;
+
+	dtxt_http_res_fini(&r);
+	return ok;
+}
+
+typedef struct commit_cond {
+	const char *endpoint;
+	dtx_state   st;
+	int         rv;
+} commit_cond;
+
+static int
+commits_again(void *arg)
+{
+	commit_cond *c = arg;
+	dtx_tx      *tx;
+
+	if (dtx_tx_begin(&tx, w.client, DTX_2PC) != 0) {
+		return 0;
+	}
+	dtx_tx_add(tx, c->endpoint, "op", "", 0);
+	c->rv = dtx_tx_commit(tx, &c->st);
+	dtx_tx_free(tx);
+	return c->rv == 0 && c->st == DTX_STATE_COMMITTED;
+}
+
+// The same full disk, but nobody restarts dtxd: once space is back it
+// reopens its store by itself, takes new work again and finishes what it
+// had accepted; /readyz says 503 "store failing" meanwhile and 200 after.
+Test(storage, a_full_disk_heals_by_itself_when_space_returns)
+{
+	static char    payload[FULL_BYTES];
+	static char    gids[FULL_MAX][DTX_GID_MAX + 1];
+	char           disk[1024], filler[1024 + 16], http[64];
+	dtxt_dtxd_opts o = {0};
+	dtxt_part     *part;
+	dtxt_http_res  r;
+	unsigned       accepted = 0;
+	commit_cond    cc;
+	dtxt_log       log;
+	dtx_tx        *tx;
+	dtx_state      st;
+	int            rv = 0;
+
+	snprintf(disk, sizeof(disk), "%s/disk", w.dir);
+	if (geteuid() != 0) {
+		cr_skip_test("needs root to mount a small tmpfs for dtxd");
+	}
+	// Room for RocksDB to reopen once the filler is gone.
+	if ((rv = mount_tmpfs(disk, 64, false)) != 0) {
+		cr_skip_test(
+		    "cannot mount a tmpfs on %s: %s", disk, strerror(rv));
+	}
+	snprintf(w.data, sizeof(w.data), "%s/data", disk);
+	snprintf(filler, sizeof(filler), "%s/filler", disk);
+	memset(payload, 'x', sizeof(payload));
+	CHECK(dtxt_free_http_url(http, sizeof(http)) == 0, "no port");
+	o.extra[0] = "--http-listen";
+	o.extra[1] = http;
+
+	part = dtxt_world_part(&w, "p");
+	CHECK(part != NULL && dtxt_part_start(part) == 0, "no participant");
+	CHECK(dtxt_world_start_dtxd(&w, &o) == 0, "dtxd did not start");
+	CHECK(
+	    dtxt_wait_until(ready_again, http, 20, 10000) == 0, "never ready");
+	CHECK(fill(filler, disk, 3072) == 0, "cannot fill %s", disk);
+
+	for (accepted = 0; accepted < FULL_MAX; accepted++) {
+		snprintf(
+		    gids[accepted], DTX_GID_MAX + 1, "heal-%03u", accepted);
+		CHECK_RV(dtx_tx_begin(&tx, w.client, DTX_SAGA));
+		CHECK_RV(dtx_tx_set_gid(tx, gids[accepted]));
+		CHECK_RV(
+		    dtx_tx_add(tx, part->url, "op", payload, sizeof(payload)));
+		rv = dtx_tx_submit(tx);
+		dtx_tx_free(tx);
+		if (rv != 0) {
+			break;
+		}
+	}
+	CHECK(rv == DTX_ENOSPC || rv == DTX_ESTORAGE,
+	    "submit on a full disk: %s after %u", dtx_strerror(rv), accepted);
+	CHECK(dtxt_http_get(http, "/readyz", 5000, &r) == 0, "no /readyz");
+	CHECK(r.status == 503 && strstr(r.body, "store failing"),
+	    "/readyz on a full disk: %d %s", r.status, r.body);
+	dtxt_http_res_fini(&r);
+
+	// Space comes back; dtxd is left alone.
+	CHECK(unlink(filler) == 0, "cannot remove the filler");
+	cc.endpoint = part->url;
+	CHECK(dtxt_wait_until(commits_again, &cc, 200, 30000) == 0,
+	    "no commit after space came back: %s %s", dtx_strerror(cc.rv),
+	    dtx_state_name(cc.st));
+	CHECK(dtxt_wait_until(ready_again, http, 20, 10000) == 0,
+	    "/readyz still not ready");
+	CHECK(dtxt_alive(w.dtxd), "dtxd died");
+	for (unsigned i = 0; i < accepted; i++) {
+		CHECK_RV(dtx_tx_attach(&tx, w.client, gids[i]));
+		rv = dtx_tx_wait(tx, 30000, &st);
+		dtx_tx_free(tx);
+		CHECK(rv == 0 && st == DTX_STATE_COMMITTED, "%s: %s %s",
+		    gids[i], dtx_strerror(rv), dtx_state_name(st));
+	}
+	dtxt_log_load(&log, part->calllog);
+	for (unsigned i = 0; i < accepted; i++) {
+		CHECK(dtxt_log_effect(&log, gids[i], 0) == 1,
+		    "%s committed without its effect", gids[i]);
+	}
+	dtxt_log_fini(&log);
+	const char *warn[] = {"level", "warn", NULL};
+	const char *info[] = {"level", "info", NULL};
+	CHECK(dtxt_log_events(w.log, "store_failing", warn, NULL, NULL) >= 1,
+	    "no store_failing warning");
+	CHECK(dtxt_log_events(w.log, "store_reopened", info, NULL, NULL) >= 1,
+	    "no store_reopened line");
 }
