@@ -88,8 +88,9 @@ struct dtxd_peer {
 	dtxi_link        *link;
 	dcall            *all;  // every call object of the peer
 	dcall            *idle; // finished calls, their ctx and aio reusable
-	atomic_bool       nobatch; // answered a batch with EUNSUPPORTED
-	dtxi_probe       *probe;   // why it cannot be reached; flushing thread
+	atomic_bool       nobatch;    // answered a batch with EUNSUPPORTED
+	atomic_bool       want_probe; // a call found no connection
+	dtxi_probe       *probe;      // why not; flushing thread
 	// Flushing thread only.
 	ditem            *pend;
 	uint32_t          npend;
@@ -504,6 +505,7 @@ dcall_fail(dcall *c, int rv)
 	rv = dtxi_link_err(c->peer->link, rv, "calling the participant",
 	    br.message, sizeof(br.message));
 	if (rv != DTX_EAUTH && !dtxi_link_up(c->peer->link)) {
+		atomic_store(&c->peer->want_probe, true);
 		rv = DTX_EUNREACHABLE;
 	}
 	dcall_end(c, rv, rv == DTX_EAUTH ? &br : NULL);
@@ -797,15 +799,19 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 		npend = 0;
 	}
 
-	// Calls to a participant that is not connected will time out; a
-	// probe learns why meanwhile, for the message they end with.
-	if (!dtxi_link_up(p->link) && !dtxi_link_failing(p->link)) {
-		if (p->probe == NULL && dtxi_probe_open(&p->probe, p->url) != 0) {
+	// A call ended without a connection to this participant: a probe
+	// learns why (for the messages of the next ones), unless it is up
+	// again or its link knows why (a TLS failure). Only then: a
+	// connection closed before nng's handshake was seen to stall an nng
+	// 1.5.2 ipc listener that was up.
+	if (atomic_exchange(&p->want_probe, false) &&
+	    !dtxi_link_up(p->link) && !dtxi_link_failing(p->link)) {
+		if (p->probe == NULL &&
+		    dtxi_probe_open(&p->probe, p->url) != 0) {
 			p->probe = NULL;
 		}
 		dtxi_probe_start(p->probe, PROBE_TIMEOUT_MS);
 	}
-
 	// Sending never queues to this peer again (a failed call's callback
 	// only posts to the loop), so the array is stable during the pass.
 	for (uint32_t i = 0; i < npend; i++) {

@@ -205,10 +205,14 @@ dtxi_transport_encode_reply(const dtxi_reply *r, nng_msg **mp)
 struct dtxi_probe {
 	nng_stream_dialer *dialer;
 	nng_aio           *aio;
+	nng_stream        *stream; // the last dial's, closed, to free
 	atomic_bool        running;
 	atomic_int         result; // -1 until a dial ended
 };
 
+// A connection that was made is closed here, but freed only by the next
+// start or the close: nng_stream_free() waits for the stream's work and
+// must not run in an aio callback.
 static void
 probe_cb(void *arg)
 {
@@ -216,7 +220,8 @@ probe_cb(void *arg)
 	int         rv = nng_aio_result(p->aio);
 
 	if (rv == 0) {
-		nng_stream_free(nng_aio_get_output(p->aio, 0));
+		p->stream = nng_aio_get_output(p->aio, 0);
+		nng_stream_close(p->stream);
 	}
 	atomic_store(&p->result, rv);
 	atomic_store(&p->running, false);
@@ -258,6 +263,10 @@ dtxi_probe_start(dtxi_probe *p, int32_t timeout_ms)
 	if (p == NULL || atomic_exchange(&p->running, true)) {
 		return;
 	}
+	if (p->stream != NULL) {
+		nng_stream_free(p->stream);
+		p->stream = NULL;
+	}
 	nng_aio_set_timeout(p->aio, timeout_ms > 0 ? timeout_ms : 1);
 	nng_stream_dialer_dial(p->dialer, p->aio);
 }
@@ -284,6 +293,9 @@ dtxi_probe_close(dtxi_probe *p)
 	}
 	nng_stream_dialer_close(p->dialer);
 	nng_aio_stop(p->aio);
+	if (p->stream != NULL) {
+		nng_stream_free(p->stream);
+	}
 	nng_aio_free(p->aio);
 	nng_stream_dialer_free(p->dialer);
 	free(p);
