@@ -10,6 +10,7 @@
 // sweep one knob (CSV and a gnuplot PNG), and time a recovery. See usage().
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,11 +140,76 @@ parse(cli *c, int argc, char **argv)
 	o->recovery_n   = 100000;
 	c->out          = "dtx-bench-sweep";
 
-	for (int i = 1; i < argc; i++) {
-		const char        *a   = argv[i];
-		const char        *v   = NULL;
+	// Every flag, and what a value of it must be (said when it is not).
+	static const struct {
+		const char *name;
+		int         has_arg;
+		const char *takes;
+	} flags[] = {
+	    {"help", no_argument, NULL},
+	    {"json", no_argument, NULL},
+	    {"quiet", no_argument, NULL},
+	    {"keep", no_argument, NULL},
+	    {"recovery", no_argument, NULL},
+	    {"barrier", no_argument, NULL},
+	    {"barrier-lock", no_argument, NULL},
+	    {"mode", required_argument, "2pc, saga or mix"},
+	    {"branches", required_argument, "an integer from 1 to 64"},
+	    {"saga-group", required_argument, "an integer from 1 to 64"},
+	    {"concurrency", required_argument, "an integer from 1 to 60000"},
+	    {"duration", required_argument, "seconds from 0.1 to 1000000"},
+	    {"count", required_argument, "an integer from 1"},
+	    {"warmup", required_argument, "seconds from 0 to 1000000"},
+	    {"payload", required_argument, "bytes from 0 to 1048576"},
+	    {"transport", required_argument, "tcp or ipc"},
+	    {"participants", required_argument, "an integer from 1 to 64"},
+	    {"refuse-rate", required_argument, "a fraction from 0 to 1"},
+	    {"delay-us", required_argument, "an integer from 0 to 10000000"},
+	    {"part-workers", required_argument, "an integer from 1 to 256"},
+	    {"dtxd", required_argument, "a path"},
+	    {"part", required_argument, "a path"},
+	    {"dtxd-arg", required_argument, "an argument (at most 16)"},
+	    {"coordinator", required_argument, "a URL"},
+	    {"participant-url", required_argument, "a URL (at most 64)"},
+	    {"dtxd-pid", required_argument, "a process id"},
+	    {"limits-seconds", required_argument, "seconds from 0 to 600"},
+	    {"sweep", required_argument, "concurrency or branches"},
+	    {"sweep-values", required_argument, "values V,V,..."},
+	    {"out", required_argument, "a file name prefix"},
+	    {"interval", required_argument, "seconds from 1 to 1000000"},
+	    {"preload", required_argument, "an integer from 0 to 1000000000"},
+	    {"recovery-n", required_argument,
+	        "an integer from 1 to 100000000"},
+	};
+	enum { NFLAGS = sizeof(flags) / sizeof(flags[0]) };
+	struct option longopts[NFLAGS + 1];
+	int           ch, idx = -1;
+
+	for (int k = 0; k < NFLAGS; k++) {
+		longopts[k] =
+		    (struct option) {flags[k].name, flags[k].has_arg, NULL, 0};
+	}
+	longopts[NFLAGS] = (struct option) {NULL, 0, NULL, 0};
+	opterr           = 0;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
+		char               a[64];
+		const char        *v   = optarg;
 		unsigned long long u   = 0;
 		int                bad = 0;
+
+		if (ch == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (ch == '?' || ch == ':') {
+			fprintf(stderr, "dtx-bench: %s '%s'\n",
+			    ch == ':' ? "no value for" : "unknown option",
+			    optind > 0 && optind <= argc ? argv[optind - 1]
+			                                 : "?");
+			usage(stderr);
+			return -1;
+		}
+		snprintf(a, sizeof(a), "--%s", flags[idx].name);
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
@@ -172,11 +238,6 @@ parse(cli *c, int argc, char **argv)
 			    strcmp(a, "--barrier-lock") == 0;
 			continue;
 		}
-		if (i + 1 >= argc) {
-			fprintf(stderr, "dtx-bench: %s needs a value\n", a);
-			return -1;
-		}
-		v = argv[++i];
 		if (strcmp(a, "--mode") == 0) {
 			if (strcmp(v, "2pc") == 0) {
 				o->mode = BENCH_2PC;
@@ -266,10 +327,18 @@ parse(cli *c, int argc, char **argv)
 			return -1;
 		}
 		if (bad) {
-			fprintf(
-			    stderr, "dtx-bench: bad value for %s: %s\n", a, v);
+			fprintf(stderr,
+			    "dtx-bench: %s: invalid value '%s' (%s)\n", a, v,
+			    flags[idx].takes);
 			return -1;
 		}
+		idx = -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dtx-bench: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		return -1;
 	}
 	if ((o->coord_url == NULL) != (o->npart_urls == 0)) {
 		fprintf(stderr,

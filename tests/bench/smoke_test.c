@@ -348,3 +348,46 @@ Test(bench, targets_a_running_coordinator_and_participant)
 	cr_assert(dtxt_alive(p));
 	free(out);
 }
+
+// A bad command line stops dtx-bench at once with a line that names the
+// flag and what its value must be.
+Test(bench, bad_flags_name_the_flag_and_what_it_takes)
+{
+	static const char *const bad[][4] = {
+	    {"--branches", "99", "--branches: invalid value '99'",
+	        "from 1 to 64"},
+	    {"--mode=xa", NULL, "--mode: invalid value 'xa'",
+	        "2pc, saga or mix"},
+	    {"--refuse-rate", "2", "--refuse-rate", "from 0 to 1"},
+	    {"--no-such-flag", NULL, "unknown option '--no-such-flag'",
+	        "usage"},
+	    {"--concurrency", NULL, "no value for '--concurrency'", "usage"},
+	};
+	const char *bin = getenv("DTX_BENCH_BIN");
+	char        dir[DTXT_PATH_MAX];
+
+	if (bin == NULL || bin[0] == '\0') {
+		cr_skip_test("DTX_BENCH_BIN is not set (bench not built)");
+	}
+	cr_assert_eq(dtxt_tmpdir(dir, sizeof(dir)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char  log[DTXT_PATH_MAX + 16];
+		char *argv[] = {
+		    (char *)bin, (char *)bad[i][0], (char *)bad[i][1], NULL};
+		dtxt_exit  how;
+		dtxt_proc *p;
+		char      *out;
+
+		snprintf(log, sizeof(log), "%s/bad%zu.log", dir, i);
+		p = dtxt_spawn("dtx-bench", argv, NULL, log);
+		cr_assert_not_null(p);
+		cr_assert_eq(dtxt_wait(p, 10000, &how), 0, "dtx-bench hung");
+		out = dtxt_read_file(log);
+		cr_assert(how.exited && how.code != 0, "%s: exit %d",
+		    bad[i][0], how.code);
+		cr_assert(strstr(out, bad[i][2]) && strstr(out, bad[i][3]),
+		    "%s: expected \"%s\" and \"%s\" in:\n%s", bad[i][0],
+		    bad[i][2], bad[i][3], out);
+		free(out);
+	}
+}
