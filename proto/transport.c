@@ -202,28 +202,92 @@ dtxi_transport_encode_reply(const dtxi_reply *r, nng_msg **mp)
 	return encode_msg(reply_enc, r, reply_bound(r), mp);
 }
 
+// The 8-byte SP header nng peers swap before a pipe starts: "\0SP\0",
+// the protocol number big-endian (REQ v0 = 0x30, as both dialers that
+// probe are REQ sockets), two reserved bytes.
+static const uint8_t probe_hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+
+enum { PROBE_DIAL, PROBE_SEND, PROBE_RECV };
+
 struct dtxi_probe {
 	nng_stream_dialer *dialer;
 	nng_aio           *aio;
 	nng_stream        *stream; // the last dial's, closed, to free
+	int                stage;
+	size_t             done; // header bytes sent or received
+	uint8_t            peer_hdr[8];
 	atomic_bool        running;
 	atomic_int         result; // -1 until a dial ended
 };
 
-// A connection that was made is closed here, but freed only by the next
-// start or the close: nng_stream_free() waits for the stream's work and
-// must not run in an aio callback.
+// Moves the header exchange on by one send or receive of what is left.
+static void
+probe_io(dtxi_probe *p)
+{
+	nng_iov iov;
+
+	if (p->stage == PROBE_SEND) {
+		iov.iov_buf = (void *)(probe_hdr + p->done);
+		iov.iov_len = sizeof(probe_hdr) - p->done;
+		nng_aio_set_iov(p->aio, 1, &iov);
+		nng_stream_send(p->stream, p->aio);
+	} else {
+		iov.iov_buf = p->peer_hdr + p->done;
+		iov.iov_len = sizeof(p->peer_hdr) - p->done;
+		nng_aio_set_iov(p->aio, 1, &iov);
+		nng_stream_recv(p->stream, p->aio);
+	}
+}
+
+// A connection that was made finishes the SP handshake before it closes:
+// nng 1.5.2's listeners stop accepting when a peer goes away during the
+// handshake (nng#1518, fixed after 1.5.2), so a probe that closed at once
+// could break the very listener it found alive. The dial's result is what
+// the probe reports; the handshake's only job is to leave the peer as it
+// was. The stream is closed here but freed only by the next start or the
+// close: nng_stream_free() waits for the stream's work and must not run in
+// an aio callback.
 static void
 probe_cb(void *arg)
 {
 	dtxi_probe *p  = arg;
 	int         rv = nng_aio_result(p->aio);
 
-	if (rv == 0) {
+	switch (p->stage) {
+	case PROBE_DIAL:
+		if (rv != 0) {
+			break;
+		}
 		p->stream = nng_aio_get_output(p->aio, 0);
+		atomic_store(&p->result, 0);
+		p->stage = PROBE_SEND;
+		p->done  = 0;
+		probe_io(p);
+		return;
+	case PROBE_SEND:
+	case PROBE_RECV:
+		if (rv != 0) {
+			break;
+		}
+		p->done += nng_aio_count(p->aio);
+		if (p->done < sizeof(probe_hdr)) {
+			probe_io(p);
+			return;
+		}
+		if (p->stage == PROBE_SEND) {
+			p->stage = PROBE_RECV;
+			p->done  = 0;
+			probe_io(p);
+			return;
+		}
+		break;
+	}
+	if (p->stream != NULL) {
 		nng_stream_close(p->stream);
 	}
-	atomic_store(&p->result, rv);
+	if (p->stage == PROBE_DIAL) {
+		atomic_store(&p->result, rv);
+	}
 	atomic_store(&p->running, false);
 }
 
@@ -238,11 +302,11 @@ dtxi_probe_open(dtxi_probe **pp, const char *url)
 	}
 	atomic_init(&p->running, false);
 	atomic_init(&p->result, -1);
-	// A TLS address is probed as plain TCP: the question is whether
-	// anything listens, and a handshake without the peer's CA would only
-	// be logged there as a refused one.
+	// Not a TLS address: SP headers where a handshake is due would be
+	// logged there as a refused handshake (link.h diagnoses TLS).
 	if (strncmp(url, "tls+", 4) == 0) {
-		url += 4;
+		free(p);
+		return DTX_EINVAL;
 	}
 	if ((rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {
 		free(p);
@@ -267,6 +331,7 @@ dtxi_probe_start(dtxi_probe *p, int32_t timeout_ms)
 		nng_stream_free(p->stream);
 		p->stream = NULL;
 	}
+	p->stage = PROBE_DIAL;
 	nng_aio_set_timeout(p->aio, timeout_ms > 0 ? timeout_ms : 1);
 	nng_stream_dialer_dial(p->dialer, p->aio);
 }

@@ -45,10 +45,11 @@ int dtxi_transport_encode_reply(const dtxi_reply *r, struct nng_msg **mp);
 
 // A connection test of one address, for saying why a peer cannot be
 // reached: nng's sockets redial in the background and report nothing but
-// a timeout, so a probe dials the address once as a plain stream (no
-// protocol: the peer sees a connection that closes at once) and keeps what
-// happened: "Connection refused", "No route to host", a timeout (a
-// tls+tcp:// address as plain TCP: link.h diagnoses handshakes). One dial
+// a timeout, so a probe dials the address once as a plain stream (the
+// peer sees a REQ peer that swaps SP headers and leaves) and keeps what
+// happened: "Connection refused", "No route to host", a timeout. Not for
+// a tls+tcp:// address: the listener would log a refused handshake (link.h
+// diagnoses TLS). One dial
 // runs at a time; the result of the last one stays until the next ends.
 // Thread-safe.
 typedef struct dtxi_probe dtxi_probe;
