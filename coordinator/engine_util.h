@@ -48,13 +48,13 @@
 #define DTXD_DONE_SETTLED 0x10u // an operator settled it (with FINAL)
 
 typedef struct dtxd_branch {
-	uint32_t done;        // DTXD_DONE_* bits
-	bool     inflight;    // a call is outstanding
-	int      phase;       // dtx_phase of the current (or last) call
-	uint32_t attempts;    // calls made in that phase
-	int64_t  retry_at_ms; // resend at this time; 0: none scheduled
-	int      last_status; // dtx_branch_status of the last reply, 0: none
-	bool     same_group;  // saga: in the group of the step before it
+	uint32_t done;         // DTXD_DONE_* bits
+	bool     inflight;     // a call is outstanding
+	int      phase;        // dtx_phase of the current (or last) call
+	uint32_t attempts;     // calls made in that phase
+	int64_t  retry_at_ms;  // resend at this time; 0: none scheduled
+	int      last_status;  // dtx_branch_status of the last reply, 0: none
+	bool     same_group;   // saga: in the group of the step before it
 	uint32_t backoff_from; // attempts when the backoff last restarted
 } dtxd_branch;
 

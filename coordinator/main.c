@@ -252,7 +252,8 @@ parse_args(int argc, char **argv, opts *o)
 			}
 			break;
 		case OPT_TIMEOUT:
-			bad = parse_u64(flag, optarg, 1, DTX_TIMEOUT_MS_MAX, &v);
+			bad =
+			    parse_u64(flag, optarg, 1, DTX_TIMEOUT_MS_MAX, &v);
 			o->cfg.timeout_ms = (uint32_t)v;
 			break;
 		case OPT_CALL_TIMEOUT:

@@ -920,6 +920,7 @@ Test(engine_saga, settle_in_a_group_goes_down_once_the_group_is_undone)
 	// Settled while 1 and 3 are still being undone: nothing more yet.
 	cr_assert_str_eq(SETTLE(&d, 2), "persist(sync)");
 	cr_assert_str_eq(REPLY(&d, 1, COMPENSATE, OK), "");
-	cr_assert_str_eq(REPLY(&d, 3, COMPENSATE, OK), "persist compensate(0)");
+	cr_assert_str_eq(
+	    REPLY(&d, 3, COMPENSATE, OK), "persist compensate(0)");
 	cr_assert_str_eq(REPLY(&d, 0, COMPENSATE, OK), "finish");
 }
