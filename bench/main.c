@@ -162,6 +162,8 @@ parse(cli *c, int argc, char **argv)
 	    {"warmup", required_argument, "seconds from 0 to 1000000"},
 	    {"payload", required_argument, "bytes from 0 to 1048576"},
 	    {"transport", required_argument, "tcp or ipc"},
+	    {"tls", required_argument,
+	        "a directory made by samples/tls/make-certs.sh"},
 	    {"participants", required_argument, "an integer from 1 to 64"},
 	    {"refuse-rate", required_argument, "a fraction from 0 to 1"},
 	    {"delay-us", required_argument, "an integer from 0 to 10000000"},

@@ -804,8 +804,8 @@ flush_peer(dtxd_dispatcher *d, dtxd_peer *p)
 	// again or its link knows why (a TLS failure). Only then: a
 	// connection closed before nng's handshake was seen to stall an nng
 	// 1.5.2 ipc listener that was up.
-	if (atomic_exchange(&p->want_probe, false) &&
-	    !dtxi_link_up(p->link) && !dtxi_link_failing(p->link)) {
+	if (atomic_exchange(&p->want_probe, false) && !dtxi_link_up(p->link) &&
+	    !dtxi_link_failing(p->link)) {
 		if (p->probe == NULL &&
 		    dtxi_probe_open(&p->probe, p->url) != 0) {
 			p->probe = NULL;

@@ -32,11 +32,11 @@ enum {
 };
 
 typedef struct opts {
-	const char *url;
-	int32_t     timeout_ms;
-	int32_t     connect_ms;
-	int32_t     wait_ms;
-	bool        json;
+	const char  *url;
+	int32_t      timeout_ms;
+	int32_t      connect_ms;
+	int32_t      wait_ms;
+	bool         json;
 	bool         stuck;
 	const char  *note;
 	dtx_tls_opts tls;
@@ -68,9 +68,8 @@ usage(FILE *f)
 	    "default 5000)\n"
 	    "  --connect-timeout-ms N    wait for a connection (1..3600000, "
 	    "default 1000)\n"
-	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name "
-	    "NAME]\n"
-	    "                            for a tls+tcp:// coordinator\n"
+	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+	    "  [--tls-server-name NAME]  for a tls+tcp:// coordinator\n"
 	    "  --json                    print JSON\n"
 	    "  --help\n"
 	    "list, abort, retry and settle are operator commands: a dtxd with "
@@ -620,8 +619,8 @@ run(dtx_client *c, const opts *o, const char *cmd, int n, char **w)
 int
 main(int argc, char **argv)
 {
-	opts        o = {getenv("DTX_COORDINATOR"), 5000, 1000, 0, false, false,
-               NULL, {0}};
+	opts o = {
+	    getenv("DTX_COORDINATOR"), 5000, 1000, 0, false, false, NULL, {0}};
 	dtx_client *c;
 	int         rv;
 

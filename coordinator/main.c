@@ -297,7 +297,14 @@ parse_args(int argc, char **argv, opts *o)
 		case OPT_OP_IPC_MODE: {
 			char *end;
 			long  mode = strtol(optarg, &end, 8);
-			bad        = *end != '\0' || mode <= 0 || mode > 0777;
+			bad = optarg[0] == '\0' || *end != '\0' || mode <= 0 ||
+			    mode > 0777;
+			if (bad) {
+				fprintf(stderr,
+				    "dtxd: %s: invalid value '%s' (an octal "
+				    "file mode from 1 to 0777)\n",
+				    flag, optarg);
+			}
 			o->op_ipc_mode = (int)mode;
 			break;
 		}
@@ -379,12 +386,12 @@ main(int argc, char **argv)
 {
 	opts             o;
 	sigset_t         sigs;
-	dtxd_store      *store  = NULL;
-	dtxd_dispatcher *disp   = NULL;
-	dtxd_txmgr      *mgr    = NULL;
-	dtxd_server     *server = NULL;
-	dtxd_server     *opsrv  = NULL;
-	dtxd_http       *http   = NULL;
+	dtxd_store      *store   = NULL;
+	dtxd_dispatcher *disp    = NULL;
+	dtxd_txmgr      *mgr     = NULL;
+	dtxd_server     *server  = NULL;
+	dtxd_server     *opsrv   = NULL;
+	dtxd_http       *http    = NULL;
 	dtxd_metrics    *metrics = NULL;
 	dtxd_store_opts  sopts;
 	char             why[DTX_MESSAGE_MAX + 1];
@@ -520,10 +527,10 @@ main(int argc, char **argv)
 	}
 	dtxi_log_event(DTXI_LOG_INFO, "dtxd_started",
 	    DTXI_FIELDS(DTXI_F_STR("listen", o.listen),
-	        DTXI_F_STR("operator_listen",
-	            o.op_listen != NULL ? o.op_listen : ""),
-	        DTXI_F_STR("http_listen",
-	            o.http_listen != NULL ? o.http_listen : ""),
+	        DTXI_F_STR(
+	            "operator_listen", o.op_listen != NULL ? o.op_listen : ""),
+	        DTXI_F_STR(
+	            "http_listen", o.http_listen != NULL ? o.http_listen : ""),
 	        DTXI_F_STR("data_dir", o.data_dir),
 	        DTXI_F_NUM("recovered", recovered)),
 	    "dtxd %d.%d.%d listening on %s%s%s%s, data in %s, %llu "

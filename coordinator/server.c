@@ -48,6 +48,7 @@ struct dtxd_server {
 	nng_socket      sock;
 	dtxi_watch     *watch; // logs the listener's refused handshakes
 	bool            operator_cmds;
+	char            name[64]; // "dtxd operator listener", for logs
 	dtxd_server_fn  fn;
 	void           *arg;
 	size_t          max_frame;
@@ -149,13 +150,23 @@ request_used_size(const dtxi_request *req)
 static bool
 operator_only(dtxi_req_kind kind)
 {
-	return kind == DTXI_REQ_LIST || kind == DTXI_REQ_ABORT;
+	return kind == DTXI_REQ_LIST || kind == DTXI_REQ_ABORT ||
+	    kind == DTXI_REQ_RETRY || kind == DTXI_REQ_SETTLE;
 }
 
 static const char *
 kind_name(dtxi_req_kind kind)
 {
-	return kind == DTXI_REQ_LIST ? "List" : "Abort";
+	switch (kind) {
+	case DTXI_REQ_LIST:
+		return "List";
+	case DTXI_REQ_ABORT:
+		return "Abort";
+	case DTXI_REQ_RETRY:
+		return "Retry";
+	default:
+		return "Settle";
+	}
 }
 
 static void
@@ -186,8 +197,11 @@ sctx_on_recv(dtxd_sreq *c)
 		    kind_name(req.kind));
 	}
 	if (rv != 0) {
-		DTXI_INFO("server: rejected a request: %s: %s",
-		    dtx_strerror(rv), why);
+		dtxi_log_event(DTXI_LOG_INFO, "request_rejected",
+		    DTXI_FIELDS(DTXI_F_STR("listener", s->name),
+		        DTXI_F_STR("code", dtx_strerror(rv))),
+		    "server: rejected a request: %s: %s", dtx_strerror(rv),
+		    why);
 		sctx_release(c);
 		sctx_error(c, rv, why[0] != '\0' ? why : dtx_strerror(rv));
 		return;
@@ -338,13 +352,20 @@ dtxd_server_open(
 		}
 	}
 	char why[DTX_MESSAGE_MAX + 1];
+	dtxi_strlcpy(s->name, o->name != NULL ? o->name : "dtxd listener",
+	    sizeof(s->name));
 	if ((rv = dtxi_listen(s->watch, s->sock, o->url, o->tls, o->ipc_mode,
-	         o->name != NULL ? o->name : "dtxd listener", why,
-	         sizeof(why))) != 0) {
+	         s->name, why, sizeof(why))) != 0) {
 		DTXI_ERROR("server: cannot listen: %s", why);
 		dtxd_server_close(s);
 		return rv;
 	}
+	dtxi_log_event(DTXI_LOG_INFO, "listening",
+	    DTXI_FIELDS(DTXI_F_STR("listener", s->name),
+	        DTXI_F_STR("url", o->url),
+	        DTXI_F_STR(
+	            "operator_commands", o->operator_cmds ? "yes" : "no")),
+	    "%s %s", s->name, o->url);
 	for (unsigned i = 0; i < s->nctx; i++) {
 		sctx_recv(&s->ctxs[i]);
 	}

@@ -168,7 +168,9 @@ link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	atomic_fetch_add(&l->npipes, 1);
 	pthread_mutex_lock(&l->w->mtx);
 	if (l->fail_rv != 0) {
-		DTXI_INFO(
+		dtxi_log_event(DTXI_LOG_INFO, "link_recovered",
+		    DTXI_FIELDS(DTXI_F_STR("peer", l->peer),
+		        DTXI_F_STR("url", l->url)),
 		    "link: %s at %s is reachable again", l->peer, l->url);
 	}
 	l->fail_rv  = 0;
@@ -495,7 +497,10 @@ look_at_link(dtxi_watch *w, dtxi_link *l, nng_stat *snap)
 	pthread_mutex_unlock(&w->mtx);
 	if (rv == DTX_EAUTH) {
 		if (!again) {
-			DTXI_WARN("%s", why);
+			dtxi_log_event(DTXI_LOG_WARN, "link_failed",
+			    DTXI_FIELDS(DTXI_F_STR("peer", l->peer),
+			        DTXI_F_STR("url", l->url)),
+			    "%s", why);
 		}
 		if (l->fail != NULL) {
 			l->fail(l->arg);
@@ -522,23 +527,35 @@ look_at_listener(lwatch *lw, nng_stat *snap)
 	hung  = counter(st, "other") + counter(st, "disconnect") +
 	    counter(st, "timeout");
 	if (auth > lw->auth) {
-		DTXI_WARN("%s %s: refused %llu TLS handshake(s): a peer "
-		          "without a certificate signed by the CA %s, with "
-		          "an expired one, or dialing plain tcp:// (nng 1.5.2 "
-		          "does not name the peer)",
+		dtxi_log_event(DTXI_LOG_WARN, "tls_handshake_refused",
+		    DTXI_FIELDS(DTXI_F_STR("listener", lw->what),
+		        DTXI_F_STR("url", lw->url),
+		        DTXI_F_NUM("count", auth - lw->auth)),
+		    "%s %s: refused %llu TLS handshake(s): a peer "
+		    "without a certificate signed by the CA %s, with "
+		    "an expired one, or dialing plain tcp:// (nng 1.5.2 "
+		    "does not name the peer)",
 		    lw->what, lw->url, (unsigned long long)(auth - lw->auth),
 		    lw->ca);
 	}
 	if (proto > lw->proto) {
-		DTXI_WARN("%s %s: %llu connection(s) did not speak nng's SP "
-		          "protocol%s (nng 1.5.2 does not name the peer)",
+		dtxi_log_event(DTXI_LOG_WARN, "listener_not_sp",
+		    DTXI_FIELDS(DTXI_F_STR("listener", lw->what),
+		        DTXI_F_STR("url", lw->url),
+		        DTXI_F_NUM("count", proto - lw->proto)),
+		    "%s %s: %llu connection(s) did not speak nng's SP "
+		    "protocol%s (nng 1.5.2 does not name the peer)",
 		    lw->what, lw->url, (unsigned long long)(proto - lw->proto),
 		    lw->tls ? ""
 		            : ": a tls+tcp:// dialer at this plain port?");
 	}
 	if (hung > lw->hung) {
-		DTXI_INFO("%s %s: %llu connection(s) hung up or broke off "
-		          "before the handshake ended",
+		dtxi_log_event(DTXI_LOG_INFO, "listener_hung_up",
+		    DTXI_FIELDS(DTXI_F_STR("listener", lw->what),
+		        DTXI_F_STR("url", lw->url),
+		        DTXI_F_NUM("count", hung - lw->hung)),
+		    "%s %s: %llu connection(s) hung up or broke off "
+		    "before the handshake ended",
 		    lw->what, lw->url, (unsigned long long)(hung - lw->hung));
 	}
 	lw->auth  = auth;

@@ -524,8 +524,7 @@ send_failed(op *o, int rv)
 	         sizeof(why))) != 0) {
 		return op_finish(o, code, NULL, why);
 	}
-	if (rv == NNG_ETIMEDOUT && o->unconnected &&
-	    !dtxi_link_up(c->link)) {
+	if (rv == NNG_ETIMEDOUT && o->unconnected && !dtxi_link_up(c->link)) {
 		if (dtxi_probe_result(c->probe, reason, sizeof(reason)) <= 0) {
 			snprintf(reason, sizeof(reason), "no connection");
 		}

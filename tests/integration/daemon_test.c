@@ -159,6 +159,9 @@ Test(daemon, bad_flags_exit_1_naming_the_flag_and_what_it_takes)
 	        "usage"},
 	    {"--http-listen", "tcp://127.0.0.1:1", "--http-listen",
 	        "http://HOST:PORT"},
+	    {"--operator-ipc-mode", "999",
+	        "--operator-ipc-mode: invalid value '999'",
+	        "octal file mode from 1 to 0777"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -306,12 +306,22 @@ Test(tls, two_phase_commit_and_saga_over_mutual_tls_with_roles)
 	    "List was taken on the client listener");
 	CHECK(dtx_client_abort(c, "some-gid", &st) == DTX_EPERM,
 	    "Abort was taken on the client listener");
+	CHECK(dtx_client_retry(c, "some-gid", &st) == DTX_EPERM,
+	    "Retry was taken on the client listener");
+	CHECK(dtx_client_settle(c, "some-gid", 1, "by hand", &st) == DTX_EPERM,
+	    "Settle was taken on the client listener");
 	expect_log(w.log, "List is an operator command");
+	expect_log(w.log, "Settle is an operator command");
 	CHECK_RV(dtx_client_open_tls(&oc, opurl, &op));
 	CHECK_RV(dtx_client_list(oc, 0, "", items, 10, &n, next));
 	CHECK(n == 4, "the operator listed %u transactions", n);
 	CHECK(dtx_client_abort(oc, "unknown-gid", &st) == DTX_ENOTFOUND,
 	    "the operator's Abort did not reach dtxd");
+	CHECK(dtx_client_retry(oc, "unknown-gid", &st) == DTX_ENOTFOUND,
+	    "the operator's Retry did not reach dtxd");
+	CHECK(dtx_client_settle(oc, "unknown-gid", 1, "by hand", &st) ==
+	        DTX_ENOTFOUND,
+	    "the operator's Settle did not reach dtxd");
 	dtx_client_close(oc);
 	dtx_client_close(c);
 }

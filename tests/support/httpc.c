@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "loopback_port.h"
 
 static long long
 now_ms(void)
@@ -29,9 +30,9 @@ now_ms(void)
 int
 dtxt_free_http_url(char *out, size_t cap)
 {
-	int port = dtxt_free_port();
+	int port = dtxi_loopback_port();
 
-	if (port < 0) {
+	if (port <= 0) {
 		return -1;
 	}
 	snprintf(out, cap, "http://127.0.0.1:%d", port);

@@ -268,6 +268,13 @@ gid_frame(uint8_t *buf, size_t cap, dtxi_req_kind kind, const char *gid)
 	req.kind    = kind;
 	if (kind == DTXI_REQ_ABORT) {
 		dtxi_strlcpy(req.u.abort.gid, gid, sizeof(req.u.abort.gid));
+	} else if (kind == DTXI_REQ_RETRY) {
+		dtxi_strlcpy(req.u.retry.gid, gid, sizeof(req.u.retry.gid));
+	} else if (kind == DTXI_REQ_SETTLE) {
+		dtxi_strlcpy(req.u.settle.gid, gid, sizeof(req.u.settle.gid));
+		req.u.settle.branch = 1;
+		dtxi_strlcpy(
+		    req.u.settle.note, "by hand", sizeof(req.u.settle.note));
 	}
 	cr_assert_eq(dtxi_request_encode(&req, buf, cap, &len), 0);
 	return len;
@@ -294,9 +301,15 @@ Test(server, refuses_operator_commands_unless_it_is_an_operator_listener)
 	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_ABORT, "g"), &rep);
 	cr_assert_eq(rep.code, DTX_EPERM);
 	cr_assert(strstr(rep.message, "Abort") != NULL, "%s", rep.message);
+	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_RETRY, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EPERM);
+	cr_assert(strstr(rep.message, "Retry") != NULL, "%s", rep.message);
+	exchange(cli, f, gid_frame(f, sizeof(f), DTXI_REQ_SETTLE, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EPERM);
+	cr_assert(strstr(rep.message, "Settle") != NULL, "%s", rep.message);
 	cr_assert_eq(atomic_load(&calls), 0, "refused before the handler");
 
-	// The operator listener hands both to the handler (which answers
+	// The operator listener hands all four to the handler (which answers
 	// EUNSUPPORTED to anything but Status).
 	cr_assert_eq(dtxt_free_url(opurl, sizeof(opurl)), 0);
 	cr_assert_eq(dtxd_server_open(&op, &o, handler, NULL), 0);
@@ -307,7 +320,11 @@ Test(server, refuses_operator_commands_unless_it_is_an_operator_listener)
 	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
 	exchange(ocl, f, gid_frame(f, sizeof(f), DTXI_REQ_ABORT, "g"), &rep);
 	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
-	cr_assert_eq(atomic_load(&calls), 2);
+	exchange(ocl, f, gid_frame(f, sizeof(f), DTXI_REQ_RETRY, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
+	exchange(ocl, f, gid_frame(f, sizeof(f), DTXI_REQ_SETTLE, "g"), &rep);
+	cr_assert_eq(rep.code, DTX_EUNSUPPORTED, "%s", rep.message);
+	cr_assert_eq(atomic_load(&calls), 4);
 	nng_close(ocl);
 	dtxd_server_close(op);
 }

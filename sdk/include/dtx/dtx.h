@@ -674,11 +674,11 @@ typedef void (*dtx_commit_fn)(
 // Runs the transaction as dtx_tx_commit does without waiting for it: returns
 // once the request is on its way, and cb(tx, rv, outcome, arg) runs later.
 // Until cb runs, tx must be neither used nor freed (closing the client ends
-// it: see dtx_client_close). Any number of commits may be in flight on one client; no
-// thread is used per commit. Errors (cb then never runs): DTX_EINVAL (tx or
-// cb NULL, no branches, a saga group open), DTX_ENOMEM, DTX_ETRANSPORT,
-// DTX_EAUTH (the connection is known to fail its TLS handshake).
-// Thread-safe across transactions.
+// it: see dtx_client_close). Any number of commits may be in flight on one
+// client; no thread is used per commit. Errors (cb then never runs):
+// DTX_EINVAL (tx or cb NULL, no branches, a saga group open), DTX_ENOMEM,
+// DTX_ETRANSPORT, DTX_EAUTH (the connection is known to fail its TLS
+// handshake). Thread-safe across transactions.
 DTX_API int dtx_tx_commit_async(dtx_tx *tx, dtx_commit_fn cb, void *arg);
 
 // Hands the transaction to the coordinator and returns once it is durably
@@ -777,8 +777,8 @@ DTX_API int dtx_client_retry(dtx_client *c, const char *gid, dtx_state *state);
 // branch, no note), DTX_ENOTFOUND, DTX_ESTATE (the outcome is not decided
 // yet, the branch is done, or the transaction finished), DTX_EPERM,
 // transport; dtx_client_message() says why.
-DTX_API int dtx_client_settle(dtx_client *c, const char *gid,
-    unsigned branch, const char *note, dtx_state *state);
+DTX_API int dtx_client_settle(dtx_client *c, const char *gid, unsigned branch,
+    const char *note, dtx_state *state);
 
 // Asks the outcome of gid as a participant holding an in-doubt branch does
 // (the rule is stated once, in dtxd's coordinator/requests.c, on_resolve):
