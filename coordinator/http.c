@@ -34,7 +34,8 @@ struct dtxd_http {
 	nng_http_server *server;
 	dtxd_http_opts   o;
 	pthread_rwlock_t lock;
-	bool             closing; // under lock
+	bool             closing;    // under lock
+	dtxd_server     *servers[2]; // clients, operators; under lock
 	atomic_int       refs;
 };
 
@@ -122,6 +123,10 @@ on_metrics(nng_aio *aio)
 		    h->o.disp, &calls, &g.call_messages);
 	}
 	g.uptime_ms = dtxi_mono_ms() - h->o.start_ms;
+	for (int i = 0; i < 2; i++) {
+		g.tls_refused[i] =
+		    dtxd_server_refused_handshakes(h->servers[i]);
+	}
 	dtxd_textbuf_init(&t);
 	dtxd_metrics_render(h->o.metrics, &g, &t);
 	if (t.failed) {
@@ -317,6 +322,19 @@ dtxd_http_open(dtxd_http **hp, const dtxd_http_opts *o)
 	    "metrics, health and the status page on %s", o->url);
 	*hp = h;
 	return 0;
+}
+
+void
+dtxd_http_set_servers(
+    dtxd_http *h, dtxd_server *clients, dtxd_server *operators)
+{
+	if (h == NULL) {
+		return;
+	}
+	pthread_rwlock_wrlock(&h->lock);
+	h->servers[0] = clients;
+	h->servers[1] = operators;
+	pthread_rwlock_unlock(&h->lock);
 }
 
 void

@@ -26,6 +26,7 @@
 
 #include "dispatcher.h"
 #include "metrics.h"
+#include "server.h"
 #include "txmgr.h"
 
 typedef struct dtxd_http dtxd_http;
@@ -42,6 +43,12 @@ typedef struct dtxd_http_opts {
 // named in the log), DTX_ETRANSPORT (cannot listen: address in use, ...),
 // DTX_ENOMEM.
 int dtxd_http_open(dtxd_http **hp, const dtxd_http_opts *o);
+
+// The listeners whose refused TLS handshakes /metrics reports (either may
+// be NULL). They open after the HTTP listener (which reports recovery) and
+// must stay open until dtxd_http_close. Thread-safe.
+void dtxd_http_set_servers(
+    dtxd_http *h, dtxd_server *clients, dtxd_server *operators);
 
 // Stops serving. The manager must have stopped first (it answers the
 // page's requests still queued). Accepts NULL.

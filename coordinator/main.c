@@ -525,6 +525,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	dtxd_http_set_servers(http, server, opsrv);
 	dtxi_log_event(DTXI_LOG_INFO, "dtxd_started",
 	    DTXI_FIELDS(DTXI_F_STR("listen", o.listen),
 	        DTXI_F_STR(

@@ -38,6 +38,9 @@
 //   dtxd_recovery_resume_seconds                  loop start to the last
 //                                                 one resumed
 //   dtxd_requests_total{kind}                     Coordinator API requests
+//   dtxd_tls_handshakes_refused_total{listener}   client, operator: peers
+//                                                 without a certificate of
+//                                                 the listener's CA
 //   dtxd_resolve_requests_total{answer}           Resolve answers by state
 
 #include "metrics.h"
@@ -459,6 +462,15 @@ dtxd_metrics_render(
 	scalar(t, "dtxd_call_messages_total", "counter",
 	    "frames that carried branch calls (a batch is one)",
 	    (double)g->call_messages);
+	head(t, "dtxd_tls_handshakes_refused_total", "counter",
+	    "TLS handshakes a listener refused (counted every 2 s)");
+	for (int i = 0; i < 2; i++) {
+		dtxd_textbuf_printf(t,
+		    "dtxd_tls_handshakes_refused_total{listener=\"%s\"} "
+		    "%llu\n",
+		    i == 0 ? "client" : "operator",
+		    (unsigned long long)g->tls_refused[i]);
+	}
 
 	scalar(t, "dtxd_store_records_total", "counter", "records written",
 	    (double)get(&m->store_records));

@@ -73,8 +73,9 @@ bool dtxd_metrics_ready(dtxd_metrics *m, char *why, size_t cap);
 // What the registry does not count itself, read by the caller at scrape
 // time from its owners' atomics.
 typedef struct dtxd_metrics_gauges {
-	uint64_t in_flight;     // transactions in memory
-	uint64_t call_messages; // frames that carried branch calls
+	uint64_t in_flight;      // transactions in memory
+	uint64_t call_messages;  // frames that carried branch calls
+	uint64_t tls_refused[2]; // handshakes refused: client, operator
 	int64_t  uptime_ms;
 } dtxd_metrics_gauges;
 

@@ -373,6 +373,12 @@ dtxd_server_open(
 	return 0;
 }
 
+uint64_t
+dtxd_server_refused_handshakes(dtxd_server *s)
+{
+	return s != NULL ? dtxi_watch_refused(s->watch) : 0;
+}
+
 void
 dtxd_server_close(dtxd_server *s)
 {

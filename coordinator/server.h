@@ -56,6 +56,10 @@ void dtxd_server_reply(dtxd_sreq *r, const dtxi_reply *rep);
 // Answers r with an error code and message and releases it.
 void dtxd_server_reply_error(dtxd_sreq *r, int code, const char *msg);
 
+// TLS handshakes the listener refused so far (link.h). Accepts NULL (0).
+// Thread-safe.
+uint64_t dtxd_server_refused_handshakes(dtxd_server *s);
+
 // Stops receiving, waits (briefly) for replies being sent, closes. Every
 // request handed out must have been answered first. Accepts NULL.
 void dtxd_server_close(dtxd_server *s);

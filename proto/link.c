@@ -88,6 +88,7 @@ struct dtxi_watch {
 	int64_t         period_ms; // between passes while a link is armed
 	dtxi_link      *links;
 	lwatch         *listeners;
+	atomic_uint_least64_t refused; // handshakes the listeners refused
 };
 
 static void *watch_main(void *arg);
@@ -331,6 +332,12 @@ dtxi_link_failing(dtxi_link *l)
 	return failing;
 }
 
+uint64_t
+dtxi_watch_refused(dtxi_watch *w)
+{
+	return atomic_load(&w->refused);
+}
+
 bool
 dtxi_link_up(dtxi_link *l)
 {
@@ -514,7 +521,7 @@ look_at_link(dtxi_watch *w, dtxi_link *l, nng_stat *snap)
 // connection that hung up or broke off is what a TCP health check does,
 // and only informs.
 static void
-look_at_listener(lwatch *lw, nng_stat *snap)
+look_at_listener(dtxi_watch *w, lwatch *lw, nng_stat *snap)
 {
 	nng_stat *st = find_scope(snap, "listener", nng_listener_id(lw->l));
 	uint64_t  auth, proto, hung;
@@ -527,6 +534,7 @@ look_at_listener(lwatch *lw, nng_stat *snap)
 	hung  = counter(st, "other") + counter(st, "disconnect") +
 	    counter(st, "timeout");
 	if (auth > lw->auth) {
+		atomic_fetch_add(&w->refused, auth - lw->auth);
 		dtxi_log_event(DTXI_LOG_WARN, "tls_handshake_refused",
 		    DTXI_FIELDS(DTXI_F_STR("listener", lw->what),
 		        DTXI_F_STR("url", lw->url),
@@ -641,7 +649,7 @@ watch_main(void *arg)
 			// and freed by dtxi_watch_close after this thread
 			// has ended: the list from lws on is stable.
 			for (lwatch *lw = lws; lw != NULL; lw = lw->next) {
-				look_at_listener(lw, snap);
+				look_at_listener(w, lw, snap);
 			}
 			nng_stats_free(snap);
 		}

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 
@@ -90,6 +91,10 @@ bool dtxi_link_up(dtxi_link *l);
 // and dtxi_transport_err's code. Thread-safe.
 int dtxi_link_err(
     dtxi_link *l, int rv, const char *what, char *why, size_t cap);
+
+// TLS handshakes refused so far by the listeners of w, as counted at the
+// watch's last look (every 2 s). Thread-safe.
+uint64_t dtxi_watch_refused(dtxi_watch *w);
 
 // Listens on url on s, watched by w: with tls for a TLS URL (required
 // then, refused otherwise; peers must present a certificate signed by its

@@ -31,6 +31,8 @@
 
 #include "clock.h"
 #include "harness.h"
+#include "httpc.h"
+#include "prom.h"
 #include "world_suite.h"
 
 TestSuite(tls, .init = world_setup, .fini = world_teardown, .timeout = 180);
@@ -735,19 +737,42 @@ dtxctl(int status, const char *want, const char *const args[])
 	    out);
 }
 
+// The value of dtxd's metric name{labels} scraped from http, or -1.
+static double
+scrape(const char *http, const char *name, const char *labels)
+{
+	dtxt_http_res r;
+	dtxt_prom     p = {0};
+	char          why[256];
+	double        v = -1;
+
+	if (dtxt_http_get(http, "/metrics", 5000, &r) != 0) {
+		return -1;
+	}
+	if (r.status == 200 &&
+	    dtxt_prom_parse(r.body, &p, why, sizeof(why)) == 0) {
+		v = dtxt_prom_get(&p, name, labels);
+	}
+	dtxt_prom_fini(&p);
+	dtxt_http_res_fini(&r);
+	return v;
+}
+
 Test(tls, dtxctl_works_on_the_operator_listener_and_is_told_why_otherwise)
 {
 	char        op_tcp[DTXT_URL_MAX], opurl[DTXT_URL_MAX];
-	char        tls_at_plain[DTXT_URL_MAX];
+	char        tls_at_plain[DTXT_URL_MAX], http[DTXT_URL_MAX];
 	const char *oc = cert("operator.crt"), *ok = cert("operator.key");
 	const char *cca = cert("coordinator-ca.crt");
 
 	// Clients on plain tcp:// (local use), operators on TLS.
 	CHECK(dtxt_free_url(op_tcp, sizeof(op_tcp)) == 0, "no port");
+	CHECK(dtxt_free_http_url(http, sizeof(http)) == 0, "no port");
 	tls_url(opurl, op_tcp);
 	const char *const args[] = {"--tls-cert", cert("dtxd.crt"),
 	    "--tls-key", cert("dtxd.key"), "--operator-listen", opurl,
-	    "--operator-tls-ca", cert("operator-ca.crt"), NULL};
+	    "--operator-tls-ca", cert("operator-ca.crt"), "--http-listen",
+	    http, NULL};
 	spawn_dtxd(w.url, args);
 	wait_dtxd(w.url, NULL);
 
@@ -789,6 +814,18 @@ Test(tls, dtxctl_works_on_the_operator_listener_and_is_told_why_otherwise)
 	const char *const stats[] = {"--coordinator", w.url, "stats", NULL};
 	dtxctl(0, "active 0", stats);
 	expect_log(w.log, "dtxd operator listener tls+tcp://");
+	// The operator listener's refusals are counted by role (the watch
+	// looks every 2 s), the client listener (plain) refused none.
+	const char *opl = "listener=\"operator\"";
+	int64_t     end = dtxi_mono_ms() + 10000;
+	while (scrape(http, "dtxd_tls_handshakes_refused_total", opl) < 1) {
+		CHECK(dtxi_mono_ms() < end,
+		    "no refused handshake counted on the operator listener");
+		dtxt_sleep_ms(50);
+	}
+	CHECK(scrape(http, "dtxd_tls_handshakes_refused_total",
+	          "listener=\"client\"") == 0,
+	    "the plain client listener counted refused handshakes");
 }
 
 // ---------------------------------------------------------------------------
