@@ -880,4 +880,8 @@ dtxd_act_on_timer(dtxd_txmgr *m, txn *tx, int64_t now)
 		dtxd_event ev = {.kind = DTXD_EV_TIMER, .now_ms = now};
 		dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
 	}
+	// The decided reply's time limit has its own timer, with nothing
+	// for the engine to do then: a call to a participant that is down
+	// may still be waiting for its connection.
+	tell_decided(m, tx, now);
 }
