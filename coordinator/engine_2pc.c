@@ -208,8 +208,7 @@ on_timer(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 static void
 on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 {
-	const dtxd_branch *br;
-	int                final;
+	int final;
 
 	if (ev->branch >= tx->nbranches ||
 	    (tx->state != DTX_STATE_ABORTING &&
@@ -217,11 +216,7 @@ on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 		out->rv = DTX_ESTATE;
 		return;
 	}
-	br = &tx->br[ev->branch];
-	if ((br->done & DTXD_DONE_FINAL) != 0) {
-		if ((br->done & DTXD_DONE_SETTLED) == 0) {
-			out->rv = DTX_ESTATE;
-		}
+	if (dtxd_tx_settle_done(tx, ev->branch, out)) {
 		return;
 	}
 	final = tx->state == DTX_STATE_ABORTING ? DTX_STATE_ABORTED

@@ -306,13 +306,10 @@ on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 		out->rv = DTX_ESTATE;
 		return;
 	}
-	br = &tx->br[ev->branch];
-	if ((br->done & DTXD_DONE_FINAL) != 0) {
-		if ((br->done & DTXD_DONE_SETTLED) == 0) {
-			out->rv = DTX_ESTATE;
-		}
+	if (dtxd_tx_settle_done(tx, ev->branch, out)) {
 		return;
 	}
+	br = &tx->br[ev->branch];
 	if ((br->done & DTXD_DONE_SENT) == 0) {
 		out->rv = DTX_ESTATE; // never ran: nothing to undo
 		return;

@@ -240,6 +240,20 @@ dtxd_tx_redrive(dtxd_txcore *tx, int64_t now)
 	}
 }
 
+bool
+dtxd_tx_settle_done(const dtxd_txcore *tx, uint32_t b, dtxd_actions *out)
+{
+	uint32_t done = tx->br[b].done;
+
+	if ((done & DTXD_DONE_FINAL) == 0) {
+		return false;
+	}
+	if ((done & DTXD_DONE_SETTLED) == 0) {
+		out->rv = DTX_ESTATE;
+	}
+	return true;
+}
+
 // A call in flight is forgotten (inflight cleared), so its late end is a
 // stale result the engines ignore: the operator's word replaces it.
 void

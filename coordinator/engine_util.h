@@ -201,6 +201,11 @@ void dtxd_tx_clear_retries(dtxd_txcore *tx);
 // is due as on a TIMER.
 void dtxd_tx_redrive(dtxd_txcore *tx, int64_t now);
 
+// Whether SETTLE of branch b has nothing left to do because the branch is
+// done: true then, with out->rv DTX_ESTATE unless an operator settled it
+// already (settling a settled branch again is a no-op).
+bool dtxd_tx_settle_done(const dtxd_txcore *tx, uint32_t b, dtxd_actions *out);
+
 // SETTLE's bookkeeping for branch b, once the engine allowed it: DONE_FINAL
 // and DONE_SETTLED, its call (if any) forgotten, no retry, and a
 // PERSIST{sync} so the settlement is durable before what follows it.
