@@ -209,6 +209,12 @@ static const uint8_t probe_hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
 
 enum { PROBE_DIAL, PROBE_SEND, PROBE_RECV };
 
+// How long a connected probe waits for the peer's half of the handshake.
+// Not the dial's limit (a client's connect timeout, 200 ms in tests): a
+// peer slow to answer (a dtxd busy recovering, under ASan) would see the
+// probe leave mid-handshake and stop accepting (below).
+#define PROBE_HANDSHAKE_MS 10000
+
 struct dtxi_probe {
 	nng_stream_dialer *dialer;
 	nng_aio           *aio;
@@ -262,6 +268,7 @@ probe_cb(void *arg)
 		atomic_store(&p->result, 0);
 		p->stage = PROBE_SEND;
 		p->done  = 0;
+		nng_aio_set_timeout(p->aio, PROBE_HANDSHAKE_MS);
 		probe_io(p);
 		return;
 	case PROBE_SEND:
