@@ -136,7 +136,7 @@ uint64_t
 bench_hist_quantile_since(bench_hist *h, const bench_hist_mark *m, double q)
 {
 	bench_hist_mark now;
-	uint64_t        n = 0, seen = 0, want;
+	uint64_t        n = 0, seen = 0, want, max;
 
 	bench_hist_mark_take(h, &now);
 	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
@@ -148,12 +148,15 @@ bench_hist_quantile_since(bench_hist *h, const bench_hist_mark *m, double q)
 	if (n == 0) {
 		return 0;
 	}
+	// A bucket's top may lie above every value added; no quantile is
+	// above the exact maximum (of all the values, so of these too).
 	want = rank_of(n, q);
+	max  = atomic_load(&h->max);
 	for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++) {
 		seen += now.counts[b];
 		if (seen >= want) {
-			return bucket_top(b);
+			return bucket_top(b) < max ? bucket_top(b) : max;
 		}
 	}
-	return bucket_top(BENCH_HIST_BUCKETS - 1);
+	return max;
 }
