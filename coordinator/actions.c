@@ -311,7 +311,7 @@ do_send(dtxd_txmgr *m, txn *tx, const dtxd_action *a)
 		// call that got no answer, through the queue (it is not
 		// re-entered).
 		mc->rv = rv;
-		txmgr_post(m, &mc->ev);
+		txmgr_push(m, &mc->ev, false);
 	}
 }
 
@@ -327,7 +327,9 @@ dup_str(const char *str)
 	return d;
 }
 
-// On a dispatcher thread: copies what the engine needs and posts it.
+// On a dispatcher thread: copies what the engine needs and queues it; the
+// dispatcher's after-hook (dtxd_txmgr_open) then runs the loop once for
+// all the replies of the frame.
 static void
 on_call_done(void *arg, int rv, const dtxi_branch_reply *rep)
 {
@@ -350,7 +352,7 @@ on_call_done(void *arg, int rv, const dtxi_branch_reply *rep)
 			mc->payload_len = rep->payload.len;
 		}
 	}
-	txmgr_post(mc->m, &mc->ev);
+	txmgr_push(mc->m, &mc->ev, false);
 }
 
 void
@@ -379,7 +381,8 @@ dtxd_act_free_write(mwrite *w)
 	free(w);
 }
 
-// On the store's writer thread.
+// On the store's writer thread: the loop thread takes the ends of one
+// batch's writes in one pass (see txmgr.c).
 static void
 on_write_done(void *arg, int rv)
 {

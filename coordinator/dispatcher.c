@@ -35,7 +35,7 @@
 // Lock order: dispatcher->mtx only (a leaf, never held across an nng call
 // that may complete an aio; aborting an aio completes it on another
 // thread). The pending queues and the dirty list belong to the thread that
-// queues and flushes (dtxd's loop thread) and take no lock.
+// queues and flushes (whichever runs dtxd's loop) and take no lock.
 
 #include "dispatcher.h"
 
@@ -111,6 +111,8 @@ struct dtxd_dispatcher {
 	size_t          max_payload;
 	atomic_ullong   calls;    // branch calls sent
 	atomic_ullong   messages; // frames that carried them
+	void (*after)(void *);    // see dtxd_dispatcher_set_after
+	void *after_arg;
 	// Flushing thread only.
 	dtxd_peer    *dirty;   // peers with pending calls
 	dtxi_request *scratch; // request being encoded
@@ -511,18 +513,19 @@ dcall_fail(dcall *c, int rv)
 	dcall_end(c, rv, rv == DTX_EAUTH ? &br : NULL);
 }
 
-static void
-dcall_cb(void *arg)
+// One step of a call; true when it reported its end (c is released
+// then and must not be touched).
+static bool
+dcall_step(dcall *c)
 {
-	dcall *c  = arg;
-	int    rv = nng_aio_result(c->aio);
+	int rv = nng_aio_result(c->aio);
 
 	if (!c->sent) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
 			nng_aio_set_msg(c->aio, NULL);
 			dcall_fail(c, rv);
-			return;
+			return true;
 		}
 		// The answer gets what is left of the call's time.
 		int64_t left = c->deadline - dtxi_mono_ms();
@@ -530,13 +533,33 @@ dcall_cb(void *arg)
 		nng_aio_set_timeout(
 		    c->aio, (nng_duration)(left > 1 ? left : 1));
 		nng_ctx_recv(c->ctx, c->aio);
-		return;
+		return false;
 	}
 	if (rv != 0) {
 		dcall_fail(c, rv);
-		return;
+		return true;
 	}
 	dcall_on_reply(c, nng_aio_get_msg(c->aio));
+	return true;
+}
+
+static void
+dcall_cb(void *arg)
+{
+	dcall           *c = arg;
+	dtxd_dispatcher *d = c->d;
+
+	if (dcall_step(c) && d->after != NULL) {
+		d->after(d->after_arg);
+	}
+}
+
+void
+dtxd_dispatcher_set_after(
+    dtxd_dispatcher *d, void (*after)(void *arg), void *arg)
+{
+	d->after     = after;
+	d->after_arg = arg;
 }
 
 // A new call object with its own context on peer's socket and its aio.

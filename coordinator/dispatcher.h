@@ -47,6 +47,14 @@ int dtxd_dispatcher_peer(dtxd_dispatcher *d, const char *endpoint,
 // the callback.
 typedef void (*dtxd_call_fn)(void *arg, int rv, const dtxi_branch_reply *rep);
 
+// Sets after to run on the nng thread that reported the end of a frame's
+// calls, once their callbacks have all run: the replies of a batch reach
+// their callbacks one after the other, and after lets their owner handle
+// them together (dtxd's loop takes them in one pass). Set it before the
+// first call. Not thread-safe.
+void dtxd_dispatcher_set_after(
+    dtxd_dispatcher *d, void (*after)(void *arg), void *arg);
+
 // Sends call to peer; fn runs exactly once unless an error is returned.
 // The call (and its payload) is encoded before this returns. Errors:
 // DTX_EINVAL, DTX_ENOMEM, DTX_ECLOSED.
@@ -59,7 +67,8 @@ int dtxd_dispatcher_call(dtxd_dispatcher *d, dtxd_peer *peer,
 // (its payload is not: it must stay valid until fn runs), and that a call
 // that cannot be sent at flush time gets fn with the error (DTX_ENOMEM,
 // DTX_ECLOSED) on the flushing thread. Errors: DTX_EINVAL, DTX_ENOMEM.
-// Queue and flush belong to one thread (dtxd's loop thread).
+// Queue and flush belong to one thread at a time (whichever runs dtxd's
+// loop).
 int dtxd_dispatcher_queue(dtxd_dispatcher *d, dtxd_peer *peer,
     const dtxi_call *call, uint32_t timeout_ms, dtxd_call_fn fn, void *arg);
 

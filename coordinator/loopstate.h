@@ -103,8 +103,8 @@ struct dtxd_txmgr {
 	pthread_t        thread;
 	dtxd_ev         *late; // after the stop: completions to release
 
-	// Loop thread only from here on (and the adopting thread before
-	// the loop starts).
+	// The loop's (whichever thread runs it, see txmgr.c) from here on,
+	// and the adopting thread's before the loop starts.
 	dtxd_txtable tab;
 	int64_t      start_ms; // monotonic
 	dtxd_actions acts;
@@ -119,7 +119,25 @@ struct dtxd_txmgr {
 	dtxd_txstats stats;
 };
 
-// Posts ev to the loop; after the loop stopped, keeps it for the close.
+// Queues ev for the loop and, with run, handles it (with whatever else is
+// queued) on the calling thread, if nobody runs the loop at this moment
+// (see txmgr.c). Without run, a push with run (or the running pass) must
+// follow soon. Returns false once the loop is closed: the caller still
+// owns ev.
+bool dtxd_txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run);
+
+// dtxd_txmgr_push for a completion: after the loop stopped, keeps it for
+// the close.
+static inline void
+txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run)
+{
+	if (!dtxd_txmgr_push(m, ev, run)) {
+		dtxd_evq_post_late(&m->q, ev);
+	}
+}
+
+// Posts ev for the loop thread (woken unless the loop is running); after
+// the loop stopped, keeps it for the close.
 static inline void
 txmgr_post(dtxd_txmgr *m, dtxd_ev *ev)
 {

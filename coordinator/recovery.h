@@ -21,7 +21,7 @@
 // DTX_ESTORAGE, DTX_ENOMEM.
 int dtxd_recover(dtxd_store *st, dtxd_txmgr *m, uint64_t *count);
 
-// The loop's side (loop thread only).
+// The loop's side.
 
 struct txn;
 

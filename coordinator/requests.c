@@ -55,12 +55,12 @@ reply_code(dtxd_sreq *r, int code, const char *fmt, const char *arg)
 // Reads on the reader thread
 // ---------------------------------------------------------------------
 
-// On the reader thread: back to the loop.
+// On the reader thread: back to the loop, run here if it is free.
 static void
 read_done(dtxd_read *rd)
 {
 	mread *mr = (mread *)((char *)rd - offsetof(mread, rd));
-	txmgr_post(mr->m, &mr->ev);
+	txmgr_push(mr->m, &mr->ev, true);
 }
 
 static void

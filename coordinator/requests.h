@@ -3,7 +3,7 @@
 // requests: the Coordinator API of proto/dtx.proto, answered: Submit,
 // Status, List, Abort, Resolve, Stats. Each handler answers from memory
 // when the transaction is live there (memory is ahead of the store) and
-// from the store otherwise. The store is never read on the loop thread: a
+// from the store otherwise. The store is never read by the loop: a
 // handler that needs a record queues a read on the reader thread and is
 // called again with the result (see requests.c).
 

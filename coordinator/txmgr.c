@@ -4,9 +4,24 @@
 // handlers of what it takes off its queue live in requests.c, actions.c and
 // recovery.c).
 //
+// Where the loop runs. An event is handled on the thread it arrives on
+// whenever nobody else is running the loop at that moment: a request on
+// the server's nng thread that decoded it, the replies of a frame on the
+// dispatcher's nng thread that received it, a read's result on the
+// reader's thread (dtxd_evq_push). Waking a loop thread for each of them
+// cost a futex wake and a context switch on both sides, and under load it
+// was preempted in turn by the threads it woke. An event that arrives
+// while someone runs the loop is queued, and that one takes it before it
+// lets go (dtxd_evq_release). The loop thread is left with the timers,
+// with recovery's pacing, with the ends of store writes (which arrive in
+// groups, one after the other, and are best handled in one pass: their
+// calls then go out batched) and with whatever an inline pass hands over
+// after a few passes, so that no nng thread is kept from nng for long.
+//
 // What the loop may block on, and nothing else:
-// - its queue's condition variable, when there is no event, no timer due
-//   and no recovered transaction to resume, for at most a second;
+// - the queue's condition variable (the loop thread only), when there is
+//   no event, no timer due and no recovered transaction to resume, for at
+//   most a second;
 // - the queue's mutex, a leaf held for a pointer swap.
 // It never waits for the network (calls and replies leave through nng's
 // asynchronous sends), for a write (the store's writer thread posts the
@@ -56,7 +71,7 @@ dtxd_txmgr_on_request(void *arg, dtxd_sreq *r)
 	}
 	mr->ev.kind = MEV_REQUEST;
 	mr->r       = r;
-	if (!dtxd_evq_post(&m->q, &mr->ev)) {
+	if (!dtxd_txmgr_push(m, &mr->ev, true)) {
 		free(mr);
 		dtxd_server_reply_error(r, DTX_ESHUTDOWN, NULL);
 	}
@@ -122,31 +137,29 @@ run_timers(dtxd_txmgr *m)
 	}
 }
 
-// How long the loop may sleep: until the earliest timer, at most a
-// second, not at all while recovered transactions wait to resume.
+// When the loop thread is wanted next: at the earliest timer, or at once
+// while recovered transactions wait to resume (or recovery's end is still
+// to be said).
 static int64_t
-idle_ms(dtxd_txmgr *m)
+wake_ms(dtxd_txmgr *m)
 {
-	int64_t next = dtxd_txtable_next_wake(&m->tab);
-	int64_t wait = 1000;
-
 	if (dtxd_recovery_ready(m) ||
 	    (m->adopted == NULL && !m->recovery_done)) {
-		return 0; // resume, or say that recovery is over, at once
+		return 1; // resume, or say that recovery is over, at once
 	}
-	if (next != 0) {
-		wait = next - dtxi_now_ms();
-	}
-	return wait < 0 ? 0 : wait > 1000 ? 1000 : wait;
+	return dtxd_txtable_next_wake(&m->tab);
 }
 
-static void *
-loop_main(void *arg)
+// Runs passes as the queue's consumer until it may let go; an inline
+// consumer (limit > 0) hands what is left to the loop thread after limit
+// passes.
+static void
+run_passes(dtxd_txmgr *m, unsigned limit)
 {
-	dtxd_txmgr *m = arg;
+	unsigned passes = 0;
 
-	while (!dtxd_evq_stopping(&m->q)) {
-		dtxd_ev *batch = dtxd_evq_take(&m->q, idle_ms(m));
+	do {
+		dtxd_ev *batch = dtxd_evq_take(&m->q, 0);
 		while (batch != NULL) {
 			dtxd_ev *next = batch->next;
 			dispatch(m, batch);
@@ -157,8 +170,45 @@ loop_main(void *arg)
 		// The calls of this pass go out now, one message per
 		// participant.
 		dtxd_dispatcher_flush(m->disp);
+		passes++;
+	} while (!dtxd_evq_release(
+	    &m->q, limit > 0 && passes >= limit, wake_ms(m)));
+}
+
+// Passes an inline consumer runs before it hands over to the loop thread.
+#define INLINE_PASSES 8
+
+bool
+dtxd_txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run)
+{
+	switch (dtxd_evq_push(&m->q, ev, run)) {
+	case DTXD_EVQ_CLOSED:
+		return false;
+	case DTXD_EVQ_RUN:
+		run_passes(m, INLINE_PASSES);
+		return true;
+	default:
+		return true;
+	}
+}
+
+static void *
+loop_main(void *arg)
+{
+	dtxd_txmgr *m = arg;
+
+	while (dtxd_evq_acquire(&m->q)) {
+		run_passes(m, 0);
 	}
 	return NULL;
+}
+
+// The dispatcher's after-hook: the replies of one frame, queued by their
+// callbacks, are handled in one pass.
+static void
+run_replies(void *arg)
+{
+	dtxd_txmgr_push(arg, NULL, true);
 }
 
 int
@@ -183,6 +233,7 @@ dtxd_txmgr_open(
 		dtxd_txmgr_close(m);
 		return rv != 0 ? rv : DTX_ENOMEM;
 	}
+	dtxd_dispatcher_set_after(d, run_replies, m);
 	*mp = m;
 	return 0;
 }
@@ -191,6 +242,9 @@ int
 dtxd_txmgr_start(dtxd_txmgr *m)
 {
 	m->start_ms = dtxi_mono_ms();
+	// The loop thread's first wake-up: at once when recovery adopted
+	// transactions to resume.
+	dtxd_evq_release(&m->q, true, wake_ms(m));
 	if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
 		return DTX_ENOMEM;
 	}

@@ -3,11 +3,12 @@
 // txmgr: the transaction manager, dtxd's single event loop. It owns every
 // transaction in flight: requests from the server, answers from the
 // dispatcher, completed writes from the store and completed reads from the
-// reader are posted to its queue from whichever thread produced them, and
-// one loop thread applies them to the transactions, runs the pure engines,
-// and carries out their actions (calls, writes, replies). Nothing about a
-// transaction is ever touched by two threads, so transactions need no
-// locks; the only lock guards the queue. The loop's work is split by job:
+// reader are queued to it from whichever thread produced them, and one
+// thread at a time (often the one the event arrived on, see txmgr.c)
+// applies them to the transactions, runs the pure engines, and carries out
+// their actions (calls, writes, replies). Nothing about a transaction is
+// ever touched by two threads at once, so transactions need no locks; the
+// only lock guards the queue. The loop's work is split by job:
 // requests.c (the Coordinator API), actions.c (engine actions and their
 // completions), record.c (a transaction <-> its record), recovery.c
 // (adoption and resume pacing), txtable.c (transactions in memory).

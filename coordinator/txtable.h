@@ -3,7 +3,7 @@
 // txtable: the loop's memory of live transactions. It owns every txn: the
 // gid table that finds one, the list of all of them (for shutdown), their
 // reference counts, and the timer heap that wakes each one when it needs
-// the loop. It is a pure data structure, used by the loop thread only; it
+// the loop. It is a pure data structure, used by the loop only; it
 // knows nothing of engines, the store or the network.
 //
 // Lifetime. A txn is referenced by the gid table, by every branch call and
