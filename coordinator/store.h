@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // store: dtxd's durable state, behind one interface with two backends:
-// RocksDB, embedded (store_rocksdb.c, the default), and PostgreSQL through
+// RocksDB, embedded (store_rocksdb*.c, the default), and PostgreSQL through
 // libpq (store_pg.c, for several dtxd nodes on one database). The rest of
 // dtxd calls only the functions below; no file but a backend's includes
 // its library. store.c checks every argument (the rules are stated here,
