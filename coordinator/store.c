@@ -25,6 +25,34 @@ dtxd_store_opts_init(dtxd_store_opts *o)
 }
 
 bool
+dtxd_store_specs_parse(const uint8_t *p, size_t n, dtxd_store_unfinished *u)
+{
+	uint32_t k = 0;
+
+	while (n > 0) {
+		uint32_t len;
+
+		if (n < 4 || k == DTX_BRANCHES_MAX) {
+			u->nspecs = 0;
+			return false;
+		}
+		len = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+		    ((uint32_t)p[2] << 8) | p[3];
+		if (len > n - 4) {
+			u->nspecs = 0;
+			return false;
+		}
+		u->specs[k]     = p + 4;
+		u->spec_lens[k] = len;
+		k++;
+		p += 4 + len;
+		n -= 4 + len;
+	}
+	u->nspecs = k;
+	return true;
+}
+
+bool
 dtxd_store_gid_valid(const char *gid, size_t *lenp)
 {
 	size_t n;
@@ -57,6 +85,8 @@ dtxd_store_open(dtxd_store **sp, const char *where, const dtxd_store_opts *o)
 	switch (o->backend) {
 	case DTXD_STORE_ROCKSDB:
 		return dtxd_store_rocksdb_open(sp, where, o);
+	case DTXD_STORE_POSTGRES:
+		return dtxd_store_pg_open(sp, where, o);
 	}
 	return DTX_EINVAL;
 }
@@ -230,5 +260,57 @@ dtxd_store_compact(dtxd_store *s)
 void
 dtxd_store_get_stats(dtxd_store *s, dtxd_store_stats *st)
 {
+	memset(st, 0, sizeof(*st));
 	s->ops->get_stats(s, st);
+}
+
+bool
+dtxd_store_ready(dtxd_store *s)
+{
+	return s->ops->ready == NULL || s->ops->ready(s);
+}
+
+int
+dtxd_store_session_open(dtxd_store *s, const char *name, const char *url,
+    uint32_t lease_ms, uint64_t *session)
+{
+	if (s == NULL || name == NULL || name[0] == '\0' || url == NULL ||
+	    lease_ms == 0 || session == NULL) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->session_open == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	return s->ops->session_open(s, name, url, lease_ms, session);
+}
+
+int
+dtxd_store_session_renew(
+    dtxd_store *s, uint64_t session, uint32_t lease_ms, bool *lapsed)
+{
+	if (s == NULL || session == 0 || lease_ms == 0 || lapsed == NULL) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->session_renew == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	*lapsed = false;
+	return s->ops->session_renew(s, session, lease_ms, lapsed);
+}
+
+int
+dtxd_store_takeover(dtxd_store *s, uint64_t session, uint32_t lease_ms,
+    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
+    void *arg, uint32_t *n)
+{
+	if (s == NULL || session == 0 || fn == NULL || n == NULL) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->takeover == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	*n = 0;
+	return max == 0
+	    ? 0
+	    : s->ops->takeover(s, session, lease_ms, max, fn, arg, n);
 }

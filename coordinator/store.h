@@ -23,6 +23,14 @@
 // callback in queue order. Reads are synchronous and thread-safe. Expired
 // finished transactions are purged by a thread of the store's own (see
 // dtxd_store_purge).
+//
+// Several dtxd nodes on one store (PostgreSQL; see the end of this file).
+// Each unfinished transaction has an owner, the session of the node that
+// runs it, and an epoch, which grows at every change of owner. Every write
+// names the owner and epoch its writer holds, and lands only if the store
+// still has them: a write that does not (DTXD_STORE_FENCED) tells its node
+// that another one took the transaction over. RocksDB, with one dtxd,
+// ignores both.
 
 #ifndef DTXD_STORE_H
 #define DTXD_STORE_H
@@ -37,6 +45,7 @@ typedef struct dtxd_store dtxd_store;
 
 typedef enum dtxd_store_backend {
 	DTXD_STORE_ROCKSDB = 0, // where is a directory
+	DTXD_STORE_POSTGRES,    // where is a libpq connection string
 } dtxd_store_backend;
 
 typedef struct dtxd_store_opts {
@@ -89,10 +98,21 @@ typedef enum dtxd_wop_kind {
 	DTXD_WOP_FINISH,
 } dtxd_wop_kind;
 
+// What done gets for a write that found its transaction owned by another
+// session or at another epoch: nothing of that operation was written (the
+// others of its batch were).
+#define DTXD_STORE_FENCED DTX_ESTATE
+
 // One write. The caller fills it and keeps it (and the bytes it points to)
-// alive until done runs. done runs on the store's writer thread with rv 0,
-// DTX_ESTORAGE or DTX_ENOSPC (the batch failed; nothing of it was written);
-// it must not block and must not call dtxd_store_close().
+// alive until done runs. done runs on the store's writer thread with rv 0;
+// DTXD_STORE_FENCED (see above); DTX_EEXIST (CREATE, PostgreSQL only: the
+// gid is another session's, or finished; nothing written. RocksDB, under
+// one dtxd that looks before it creates, puts the create as it is);
+// DTX_ESTORAGE or DTX_ENOSPC (the batch failed; nothing of it was
+// written). A backend that loses its connection retries the batch itself
+// until it lands or the store closes, so a database restart delays done
+// rather than failing it. done must not block and must not call
+// dtxd_store_close().
 typedef struct dtxd_wop {
 	dtxd_wop_kind         kind;
 	const char           *gid;
@@ -102,7 +122,11 @@ typedef struct dtxd_wop {
 	const uint8_t *const *specs;  // CREATE: nspecs encoded specs
 	const size_t         *spec_lens;
 	int64_t               expire_ms; // FINISH
-	bool                  sync;
+	// The session and epoch the writer holds (CREATE: the new owner;
+	// its epoch is 1).
+	uint64_t owner;
+	uint64_t epoch;
+	bool     sync;
 	void (*done)(void *arg, int rv);
 	void            *arg;
 	struct dtxd_wop *next; // the store's queue link
@@ -132,6 +156,8 @@ int dtxd_store_get_spec(
 // are valid only during the callback.
 typedef struct dtxd_store_unfinished {
 	const char    *gid;
+	uint64_t       owner; // 0 in RocksDB
+	uint64_t       epoch; // 0 in RocksDB
 	const uint8_t *record;
 	size_t         record_len;
 	uint32_t       nspecs;
@@ -189,12 +215,53 @@ int dtxd_store_compact(dtxd_store *s);
 
 typedef struct dtxd_store_stats {
 	uint64_t ops;     // operations written
-	uint64_t batches; // WriteBatches written
+	uint64_t batches; // batches written (PostgreSQL: its commits)
 	uint64_t syncs;   // synced writes (durable commits asked for)
+	uint64_t fenced;  // operations refused: another owner or epoch
 	uint64_t errors;  // failed batches
 	uint64_t purged;  // finished records removed from disk so far
 } dtxd_store_stats;
 
 void dtxd_store_get_stats(dtxd_store *s, dtxd_store_stats *st);
+
+// True while the store can take writes (PostgreSQL: its writer's last
+// attempt reached the database). RocksDB: always. Thread-safe.
+bool dtxd_store_ready(dtxd_store *s);
+
+// ---------------------------------------------------------------------
+// Several nodes on one store (PostgreSQL only: RocksDB returns
+// DTX_EUNSUPPORTED). A node opens a session, which holds a lease renewed
+// on the database's clock; the transactions of a session whose lease ran
+// out, or which ended, are taken over by the others. Call these from one
+// thread (they share one connection).
+// ---------------------------------------------------------------------
+
+// Opens a new session for the node called name (url: where it listens, for
+// operators), with a lease of lease_ms from now by the database's clock,
+// and ends every earlier session of that name (a node that restarts takes
+// over its own unfinished transactions at once). *session receives the
+// session's id (never 0). Errors: DTX_EINVAL, DTX_ESTORAGE.
+int dtxd_store_session_open(dtxd_store *s, const char *name, const char *url,
+    uint32_t lease_ms, uint64_t *session);
+
+// Renews the session's lease to lease_ms from now by the database's clock.
+// *lapsed is set when the lease had run out before this renewal (others may
+// have taken some of its transactions over meanwhile). Errors: DTX_ECLOSED
+// (the session was ended: another node of its name started), DTX_ESTORAGE
+// (the database cannot be reached; the lease may run out).
+int dtxd_store_session_renew(
+    dtxd_store *s, uint64_t session, uint32_t lease_ms, bool *lapsed);
+
+// Takes over at most max unfinished transactions of sessions that ended or
+// whose lease ran out (those of a session ended by this one first), for
+// session: each gets this owner at its epoch plus one, in one database
+// transaction, and is then handed to fn with its new owner and epoch, in
+// gid order (the bytes are valid only during the call). A lease that ran
+// out within lease_ms of the database's start does not count: after a
+// database restart every node gets time to renew. *n receives how many
+// were taken. Errors: DTX_ESTORAGE, DTX_ENOMEM.
+int dtxd_store_takeover(dtxd_store *s, uint64_t session, uint32_t lease_ms,
+    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
+    void *arg, uint32_t *n);
 
 #endif // DTXD_STORE_H

@@ -7,9 +7,11 @@
 // A backend embeds struct dtxd_store as its first member and fills ops.
 // store.c has already checked every argument before it calls an op (the
 // rules are in store.h, stated once), so an op may rely on them: a valid
-// gid, a non-NULL callback, a valid write. Every op is required but three:
-// without ingest_finished the call returns DTX_EUNSUPPORTED; without flush
-// or compact there is nothing to do and the call returns 0.
+// gid, a non-NULL callback, a valid write. Every op is required but these:
+// without ingest_finished or a session op (session_open, session_renew,
+// takeover) the call returns DTX_EUNSUPPORTED; without flush or compact
+// there is nothing to do and the call returns 0; without ready the store
+// is always ready.
 
 #ifndef DTXD_STORE_BACKEND_H
 #define DTXD_STORE_BACKEND_H
@@ -40,6 +42,14 @@ typedef struct dtxd_store_ops {
 	int (*flush)(dtxd_store *s);
 	int (*compact)(dtxd_store *s);
 	void (*get_stats)(dtxd_store *s, dtxd_store_stats *st);
+	bool (*ready)(dtxd_store *s);
+	int (*session_open)(dtxd_store *s, const char *name, const char *url,
+	    uint32_t lease_ms, uint64_t *session);
+	int (*session_renew)(
+	    dtxd_store *s, uint64_t session, uint32_t lease_ms, bool *lapsed);
+	int (*takeover)(dtxd_store *s, uint64_t session, uint32_t lease_ms,
+	    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
+	    void *arg, uint32_t *n);
 } dtxd_store_ops;
 
 struct dtxd_store {
@@ -55,5 +65,13 @@ bool dtxd_store_gid_valid(const char *gid, size_t *lenp);
 // (RocksDB) or a libpq connection string (PostgreSQL).
 int dtxd_store_rocksdb_open(
     dtxd_store **sp, const char *dir, const dtxd_store_opts *o);
+int dtxd_store_pg_open(
+    dtxd_store **sp, const char *conninfo, const dtxd_store_opts *o);
+
+// Splits a specs value, framed as (u32 BE length, bytes) pairs, into u's
+// specs (pointing into p). Returns false, with u->nspecs 0, when it is
+// damaged. Both backends keep a transaction's specs in this one value.
+bool dtxd_store_specs_parse(
+    const uint8_t *p, size_t n, dtxd_store_unfinished *u);
 
 #endif // DTXD_STORE_BACKEND_H

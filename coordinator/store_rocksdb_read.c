@@ -133,31 +133,6 @@ get_record(dtxd_store *base, const char *gid, uint8_t **val, size_t *len)
 	return get_finished(s, s->ro, gid, glen, val, len);
 }
 
-// Splits a specs value into u's specs. Returns false (and sets none) when
-// it is damaged.
-static bool
-specs_parse(const uint8_t *p, size_t n, dtxd_store_unfinished *u)
-{
-	uint32_t k = 0;
-
-	while (n > 0) {
-		uint32_t len;
-
-		if (n < 4 || k == DTX_BRANCHES_MAX ||
-		    (len = get_be32(p)) > n - 4) {
-			u->nspecs = 0;
-			return false;
-		}
-		u->specs[k]     = p + 4;
-		u->spec_lens[k] = len;
-		k++;
-		p += 4 + len;
-		n -= 4 + len;
-	}
-	u->nspecs = k;
-	return true;
-}
-
 static int
 get_spec(
     dtxd_store *base, const char *gid, uint32_t i, uint8_t **val, size_t *len)
@@ -177,7 +152,7 @@ get_spec(
 		return rv;
 	}
 	v = rocksdb_pinnableslice_value(ps, &n);
-	if (!specs_parse((const uint8_t *)v, n, &u)) {
+	if (!dtxd_store_specs_parse((const uint8_t *)v, n, &u)) {
 		DTXI_WARN("store: the specs of %s are damaged", gid);
 	}
 	rv = i < u.nspecs ? dup_bytes(u.specs[i], u.spec_lens[i], val, len)
@@ -330,7 +305,7 @@ scan_unfinished(dtxd_store *base,
 			if (klen == strlen(gid) + 1 && k[klen - 1] == '\0' &&
 			    memcmp(k, gid, klen - 1) == 0) {
 				v = rocksdb_iter_value(it, &vlen);
-				if (!specs_parse(
+				if (!dtxd_store_specs_parse(
 				        (const uint8_t *)v, vlen, &u)) {
 					DTXI_WARN("store: the specs of %s are "
 					          "damaged",

@@ -1,0 +1,1472 @@
+// SPDX-License-Identifier: MIT
+//
+// store_pg: the PostgreSQL backend of the store (store.h), through libpq,
+// and the only file of dtxd that touches libpq: several dtxd nodes keep
+// their transactions in one database, and PostgreSQL's own replication
+// gives the store's fail-over. dtxd creates the schema itself and records
+// its version in dtxd_meta; a database of another version is refused and
+// left untouched.
+//
+//   dtxd_tx     gid (COLLATE "C": byte order, as RocksDB's keys) PRIMARY
+//               KEY, owner (session), epoch, expire_ms (NULL while
+//               unfinished), record, specs (NULL once finished). One row
+//               per transaction, updated in place.
+//               unfinished index: (owner, gid) WHERE expire_ms IS NULL,
+//               so recovery and takeover read what is in flight only;
+//               expiry index: (expire_ms) WHERE expire_ms IS NOT NULL,
+//               for the purge.
+//   dtxd_nodes  one row per session: name, url, lease_until (the
+//               database's clock), ended.
+//
+// Group commit. One writer thread takes everything queued at a time and
+// writes it as one database transaction, sent in one pipeline (libpq's
+// pipeline mode: every statement goes out at once and the results come
+// back together, one round trip per batch rather than per statement).
+// A batch with no synced operation commits with synchronous_commit off:
+// it is as durable as RocksDB's unsynced write (a database crash may lose
+// it), and costs no WAL flush. Every statement is conditional on owner and
+// epoch and affects one row or none; none is DTXD_STORE_FENCED (or
+// DTX_EEXIST for a create), and the rest of the batch still commits.
+//
+// Reconnecting. When the connection fails (the database restarts, or fails
+// over: with a multi-host connection string and target_session_attrs=
+// read-write libpq finds the new primary), the writer reconnects with
+// backoff and sends the whole batch again, until it lands or the store
+// closes: nothing accepted is lost, and done only comes late. A batch
+// whose commit may or may not have happened is safe to send again because
+// every statement is idempotent for its writer: a create matches its own
+// earlier row (same owner, epoch 1, unfinished), an update or finish
+// matches the same owner and epoch again. Reads try once more on a fresh
+// connection, then fail.
+//
+// Threads and connections: the writer has its own; the session calls
+// (lease, takeover) have their own, so that a lease is never renewed
+// late behind a large batch; reads and the purge take one from a small
+// pool. Lock order: pg_store.mtx (the queue, flags, stats) and
+// pg_store.pool_mtx are leaves; no libpq call runs under either.
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include <dtx/dtx.h>
+
+#include "clock.h"
+#include "log.h"
+#include "store.h"
+#include "store_backend.h"
+
+#define PG_SCHEMA_VERSION "dtxd-pg 1"
+// pg_advisory_xact_lock key that serialises nodes creating the schema.
+#define PG_SCHEMA_LOCK "7415431240421"
+#define PG_POOL_MAX    8
+// A batch or a read that gets no answer this long is taken as a lost
+// connection (a database that hangs, or a partition).
+#define PG_IO_TIMEOUT_MS 15000
+#define PG_BACKOFF_MIN   50
+#define PG_BACKOFF_MAX   1000
+#define PG_LIST_PAGE     128
+#define PG_PURGE_CHUNK   5000
+
+// PostgreSQL's type oids for the parameters (pg_type.h, stable).
+#define OID_INT8  20
+#define OID_TEXT  25
+#define OID_BYTEA 17
+
+typedef struct pg_stmt {
+	const char *name;
+	const char *sql;
+	int         nparams;
+	Oid         types[6];
+} pg_stmt;
+
+enum {
+	ST_CREATE,
+	ST_UPDATE,
+	ST_FINISH,
+	ST_GET,
+	ST_SPECS,
+	ST_LIST,
+	ST_UNFINISHED,
+	ST_PURGE,
+	ST_RENEW,
+	ST_TAKEOVER,
+	ST_COUNT
+};
+
+// Every statement dtxd runs more than once, prepared on each connection.
+static const pg_stmt stmts[ST_COUNT] = {
+    [ST_CREATE]     = {"c",
+            "INSERT INTO dtxd_tx (gid, owner, epoch, record, specs) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gid) DO UPDATE SET "
+                "record = EXCLUDED.record, specs = EXCLUDED.specs WHERE "
+                "dtxd_tx.owner = EXCLUDED.owner AND dtxd_tx.epoch = "
+                "EXCLUDED.epoch AND dtxd_tx.expire_ms IS NULL",
+            5, {OID_TEXT, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA}},
+    [ST_UPDATE]     = {"u",
+            "UPDATE dtxd_tx SET record = $4 WHERE gid = $1 AND owner = $2 "
+                "AND epoch = $3",
+            4, {OID_TEXT, OID_INT8, OID_INT8, OID_BYTEA}},
+    [ST_FINISH]     = {"f",
+            "UPDATE dtxd_tx SET record = $4, specs = NULL, expire_ms = $5 "
+                "WHERE gid = $1 AND owner = $2 AND epoch = $3",
+            5, {OID_TEXT, OID_INT8, OID_INT8, OID_BYTEA, OID_INT8}},
+    [ST_GET]        = {"g",
+               "SELECT record FROM dtxd_tx WHERE gid = $1 AND (expire_ms IS "
+                      "NULL OR expire_ms > $2)",
+               2, {OID_TEXT, OID_INT8}},
+    [ST_SPECS]      = {"s",
+             "SELECT specs FROM dtxd_tx WHERE gid = $1 AND expire_ms IS NULL", 1,
+             {OID_TEXT}},
+    [ST_LIST]       = {"l",
+              "SELECT gid, record FROM dtxd_tx WHERE gid > $1 AND (expire_ms "
+                    "IS NULL OR expire_ms > $2) ORDER BY gid LIMIT $3",
+              3, {OID_TEXT, OID_INT8, OID_INT8}},
+    [ST_UNFINISHED] = {"w",
+        "SELECT gid, owner, epoch, record, specs FROM dtxd_tx WHERE "
+        "expire_ms IS NULL ORDER BY gid",
+        0, {0}},
+    [ST_PURGE]      = {"p",
+             "DELETE FROM dtxd_tx WHERE ctid = ANY (ARRAY(SELECT ctid FROM "
+                  "dtxd_tx WHERE expire_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+             2, {OID_INT8, OID_INT8}},
+    // The lease, on the database's clock. The sub-select reads (and
+    // locks) the lease as it was, so the renewal can say whether it had
+    // run out.
+    [ST_RENEW] = {"r",
+        "UPDATE dtxd_nodes n SET lease_until = clock_timestamp() + $2 * "
+        "interval '1 millisecond' FROM (SELECT session, lease_until FROM "
+        "dtxd_nodes WHERE session = $1 FOR UPDATE) o WHERE n.session = "
+        "o.session AND NOT n.ended RETURNING o.lease_until < "
+        "clock_timestamp()",
+        2, {OID_INT8, OID_INT8}},
+    // A session is dead when it ended, or when its lease ran out and the
+    // database has been up longer than a lease (after a restart every
+    // node gets one lease to renew). SKIP LOCKED: nodes taking over at
+    // the same time take different transactions.
+    [ST_TAKEOVER] = {"t",
+        "WITH dead AS (SELECT session FROM dtxd_nodes WHERE session <> $1 "
+        "AND (ended OR (lease_until < clock_timestamp() AND "
+        "pg_postmaster_start_time() < clock_timestamp() - $2 * interval "
+        "'1 millisecond'))), c AS (SELECT t.gid FROM dtxd_tx t WHERE "
+        "t.expire_ms IS NULL AND t.owner IN (SELECT session FROM dead) "
+        "ORDER BY t.gid LIMIT $3 FOR UPDATE OF t SKIP LOCKED) UPDATE "
+        "dtxd_tx t SET owner = $1, epoch = t.epoch + 1 FROM c WHERE "
+        "t.gid = c.gid RETURNING t.gid, t.owner, t.epoch, t.record, "
+        "t.specs",
+        3, {OID_INT8, OID_INT8, OID_INT8}},
+};
+
+typedef struct pg_store {
+	dtxd_store base; // first: a dtxd_store * is a pg_store *
+	char      *conninfo;
+	uint32_t   sync_delay_ms;
+	uint32_t   purge_every_ms;
+
+	// Finished records whose expiry is at or before this are purged:
+	// reads skip them even before their rows are deleted.
+	_Atomic int64_t purge_before;
+	atomic_bool     up; // the writer's last attempt reached the database
+
+	pthread_mutex_t  mtx;
+	pthread_cond_t   cv;  // the writer's queue
+	pthread_cond_t   pcv; // the purge thread's sleep
+	dtxd_wop        *head;
+	dtxd_wop        *tail;
+	bool             closing;
+	bool             purge_stop;
+	dtxd_store_stats stats;
+	pthread_t        writer;
+	pthread_t        purger;
+	bool             writer_started;
+	bool             purger_started;
+	PGconn          *wconn; // the writer's
+
+	pthread_mutex_t pool_mtx;
+	PGconn         *pool[PG_POOL_MAX];
+	int             npool;
+
+	PGconn *sconn; // the session calls'
+} pg_store;
+
+static void
+sleep_ms(uint32_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec  = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+// ---------------------------------------------------------------------
+// Connections and errors
+// ---------------------------------------------------------------------
+
+// What a failure means for the caller.
+typedef enum pg_fail {
+	PG_OK = 0,
+	PG_RETRY,  // the connection, or the server's state: try again
+	PG_NOSPC,  // the database's disk is full
+	PG_STORAGE // anything else
+} pg_fail;
+
+// Classifies a failed result (NULL: none came, the connection broke) by
+// its SQLSTATE and logs it. Connection exceptions (08), operator
+// intervention (57: shutting down), transaction rollbacks (40: conflicts
+// between nodes) and a read-only server (25006: a standby, or a primary
+// being demoted) are worth another try, on a new connection.
+static pg_fail
+pg_failure(PGconn *c, const PGresult *r, const char *what)
+{
+	const char *state =
+	    r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg =
+	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c);
+	pg_fail f = PG_STORAGE;
+
+	if (state == NULL || PQstatus(c) != CONNECTION_OK ||
+	    strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+	    strncmp(state, "40", 2) == 0 || strcmp(state, "25006") == 0) {
+		f = PG_RETRY;
+	} else if (strcmp(state, "53100") == 0) {
+		f = PG_NOSPC;
+	}
+	DTXI_WARN("store: %s: %s%s%.*s", what, state != NULL ? state : "",
+	    state != NULL ? " " : "", (int)strcspn(msg, "\n"), msg);
+	return f;
+}
+
+static int
+pg_fail_rv(pg_fail f)
+{
+	return f == PG_NOSPC ? DTX_ENOSPC : DTX_ESTORAGE;
+}
+
+// Runs sql (no parameters, possibly several statements) and checks that
+// it succeeded. Returns PG_OK or what failed.
+static pg_fail
+pg_exec(PGconn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c, sql);
+	pg_fail   f = PG_OK;
+
+	if (r == NULL ||
+	    (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	        PQresultStatus(r) != PGRES_TUPLES_OK)) {
+		f = pg_failure(c, r, what);
+	}
+	PQclear(r);
+	return f;
+}
+
+// libpq prints notices (such as "relation already exists, skipping") on
+// stderr by default; dtxd's log is the place for them.
+static void
+pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	DTXI_DEBUG("store: postgres says: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+// Opens a connection to the store's database and prepares every
+// statement on it. The connection string's own settings win over the
+// defaults given here (a connect timeout, dtxd's application name).
+static PGconn *
+pg_connect(pg_store *s)
+{
+	const char *keys[] = {
+	    "connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {"5", "dtxd", s->conninfo, NULL};
+	PGconn     *c      = PQconnectdbParams(keys, vals, 1);
+
+	if (c == NULL) {
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		DTXI_WARN("store: cannot connect to the database: %.*s",
+		    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, pg_notice, NULL);
+	return c;
+}
+
+// Prepares the statements on c. Returns PG_OK or what failed.
+static pg_fail
+pg_prepare(PGconn *c)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		const pg_stmt *st = &stmts[i];
+		PGresult      *r =
+		    PQprepare(c, st->name, st->sql, st->nparams, st->types);
+		pg_fail f = PG_OK;
+
+		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			f = pg_failure(c, r, "prepare");
+		}
+		PQclear(r);
+		if (f != PG_OK) {
+			return f;
+		}
+	}
+	return PG_OK;
+}
+
+// A connection from the pool, or a new one; NULL when the database cannot
+// be reached.
+static PGconn *
+pool_get(pg_store *s)
+{
+	PGconn *c = NULL;
+
+	pthread_mutex_lock(&s->pool_mtx);
+	if (s->npool > 0) {
+		c = s->pool[--s->npool];
+	}
+	pthread_mutex_unlock(&s->pool_mtx);
+	if (c == NULL && (c = pg_connect(s)) != NULL &&
+	    pg_prepare(c) != PG_OK) {
+		PQfinish(c);
+		c = NULL;
+	}
+	return c;
+}
+
+// Gives c back, or closes it when it is broken or the pool is full.
+static void
+pool_put(pg_store *s, PGconn *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	if (PQstatus(c) == CONNECTION_OK &&
+	    PQtransactionStatus(c) == PQTRANS_IDLE) {
+		pthread_mutex_lock(&s->pool_mtx);
+		if (s->npool < PG_POOL_MAX) {
+			s->pool[s->npool++] = c;
+			c                   = NULL;
+		}
+		pthread_mutex_unlock(&s->pool_mtx);
+	}
+	PQfinish(c);
+}
+
+// Runs prepared statement st with params (binary) on c, results in
+// binary. Returns the result (PQclear it) when it succeeded, else NULL
+// with *f saying what failed.
+static PGresult *
+pg_run(PGconn *c, int st, const char *const *vals, const int *lens, pg_fail *f,
+    const char *what)
+{
+	int       fmts[6] = {1, 1, 1, 1, 1, 1};
+	PGresult *r       = PQexecPrepared(
+	          c, stmts[st].name, stmts[st].nparams, vals, lens, fmts, 1);
+
+	if (r != NULL &&
+	    (PQresultStatus(r) == PGRES_TUPLES_OK ||
+	        PQresultStatus(r) == PGRES_COMMAND_OK)) {
+		*f = PG_OK;
+		return r;
+	}
+	*f = pg_failure(c, r, what);
+	PQclear(r);
+	return NULL;
+}
+
+// Runs st on a pooled connection, and once more on a fresh one when the
+// first failed in a way worth retrying.
+static PGresult *
+pool_run(pg_store *s, int st, const char *const *vals, const int *lens,
+    int *rv, const char *what)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGconn   *c = pool_get(s);
+		PGresult *r;
+		pg_fail   f;
+
+		if (c == NULL) {
+			*rv = DTX_ESTORAGE;
+			continue;
+		}
+		r = pg_run(c, st, vals, lens, &f, what);
+		if (f != PG_OK) {
+			PQfinish(c);
+			*rv = pg_fail_rv(f);
+			if (f == PG_RETRY) {
+				continue;
+			}
+			return NULL;
+		}
+		pool_put(s, c);
+		*rv = 0;
+		return r;
+	}
+	return NULL;
+}
+
+// ---------------------------------------------------------------------
+// The schema
+// ---------------------------------------------------------------------
+
+static const char schema_sql[] =
+    "CREATE SEQUENCE IF NOT EXISTS dtxd_session_seq;"
+    "CREATE TABLE IF NOT EXISTS dtxd_nodes ("
+    " session bigint PRIMARY KEY DEFAULT nextval('dtxd_session_seq'),"
+    " name text NOT NULL, url text NOT NULL,"
+    " started timestamptz NOT NULL, lease_until timestamptz NOT NULL,"
+    " ended boolean NOT NULL DEFAULT false);"
+    "CREATE TABLE IF NOT EXISTS dtxd_tx ("
+    " gid text COLLATE \"C\" PRIMARY KEY,"
+    " owner bigint NOT NULL, epoch bigint NOT NULL, expire_ms bigint,"
+    " record bytea NOT NULL, specs bytea)"
+    // Room on each page for the updates of a transaction's record, so
+    // that they stay on its page (heap-only tuples, no index change).
+    " WITH (fillfactor = 80);"
+    "CREATE INDEX IF NOT EXISTS dtxd_tx_unfinished ON dtxd_tx"
+    " (owner, gid) WHERE expire_ms IS NULL;"
+    "CREATE INDEX IF NOT EXISTS dtxd_tx_expiry ON dtxd_tx (expire_ms)"
+    " WHERE expire_ms IS NOT NULL;"
+    "INSERT INTO dtxd_meta VALUES ('schema', '" PG_SCHEMA_VERSION "');";
+
+// Creates the schema in an empty database, or checks its version. Nodes
+// starting together take turns (an advisory lock for the transaction).
+static int
+pg_schema(PGconn *c)
+{
+	PGresult *r;
+	pg_fail   f;
+	int       rv = 0;
+
+	f = pg_exec(c,
+	    "BEGIN; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
+	    "CREATE TABLE IF NOT EXISTS dtxd_meta (key text PRIMARY KEY, "
+	    "value text NOT NULL)",
+	    "schema");
+	if (f != PG_OK) {
+		return pg_fail_rv(f);
+	}
+	r = PQexec(c, "SELECT value FROM dtxd_meta WHERE key = 'schema'");
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rv = pg_fail_rv(pg_failure(c, r, "schema"));
+	} else if (PQntuples(r) == 0) {
+		f  = pg_exec(c, schema_sql, "schema");
+		rv = f == PG_OK ? 0 : pg_fail_rv(f);
+		if (rv == 0) {
+			DTXI_INFO("store: created the schema (%s)",
+			    PG_SCHEMA_VERSION);
+		}
+	} else if (strcmp(PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION) != 0) {
+		DTXI_ERROR("store: the database holds dtxd's schema '%.64s', "
+		           "which this dtxd (%s) cannot use; it was left "
+		           "untouched",
+		    PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION);
+		rv = DTX_ESTORAGE;
+	}
+	PQclear(r);
+	f = pg_exec(c, rv == 0 ? "COMMIT" : "ROLLBACK", "schema");
+	return rv != 0 ? rv : f == PG_OK ? 0 : pg_fail_rv(f);
+}
+
+// ---------------------------------------------------------------------
+// The writer
+// ---------------------------------------------------------------------
+
+// One operation's parameters, in binary: the text gid as its bytes, the
+// integers big-endian.
+typedef struct wparams {
+	const char *vals[5];
+	int         lens[5];
+	int         fmts[5];
+	uint8_t     owner[8], epoch[8], expire[8];
+	uint8_t    *specs; // CREATE: the framed specs (malloc'd)
+} wparams;
+
+// Frames the specs of a create as (u32 BE length, bytes) pairs, the one
+// value dtxd_store_specs_parse reads back.
+static int
+specs_frame(const dtxd_wop *op, uint8_t **out, size_t *len)
+{
+	size_t   n = 0;
+	uint8_t *p;
+
+	for (uint32_t i = 0; i < op->nspecs; i++) {
+		n += 4 + op->spec_lens[i];
+	}
+	if ((p = malloc(n > 0 ? n : 1)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	*out = p;
+	*len = n;
+	for (uint32_t i = 0; i < op->nspecs; i++) {
+		uint32_t l = (uint32_t)op->spec_lens[i];
+		p[0]       = (uint8_t)(l >> 24);
+		p[1]       = (uint8_t)(l >> 16);
+		p[2]       = (uint8_t)(l >> 8);
+		p[3]       = (uint8_t)l;
+		if (l > 0) {
+			memcpy(p + 4, op->specs[i], l);
+		}
+		p += 4 + l;
+	}
+	return 0;
+}
+
+static int
+wparams_fill(wparams *w, const dtxd_wop *op)
+{
+	size_t slen;
+	int    rv;
+
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < 5; i++) {
+		w->fmts[i] = 1;
+	}
+	put_be64(w->owner, op->owner);
+	put_be64(w->epoch, op->kind == DTXD_WOP_CREATE ? 1 : op->epoch);
+	w->vals[0] = op->gid;
+	w->lens[0] = (int)strlen(op->gid);
+	w->vals[1] = (const char *)w->owner;
+	w->lens[1] = 8;
+	w->vals[2] = (const char *)w->epoch;
+	w->lens[2] = 8;
+	// An empty record is an empty bytea, not NULL.
+	w->vals[3] =
+	    op->record_len > 0 ? (const char *)op->record : (const char *)"";
+	w->lens[3] = (int)op->record_len;
+	switch (op->kind) {
+	case DTXD_WOP_CREATE:
+		if ((rv = specs_frame(op, &w->specs, &slen)) != 0) {
+			return rv;
+		}
+		w->vals[4] = (const char *)w->specs;
+		w->lens[4] = (int)slen;
+		break;
+	case DTXD_WOP_FINISH:
+		put_be64(w->expire, (uint64_t)op->expire_ms);
+		w->vals[4] = (const char *)w->expire;
+		w->lens[4] = 8;
+		break;
+	case DTXD_WOP_UPDATE:
+		break;
+	}
+	return 0;
+}
+
+static int
+wop_stmt(const dtxd_wop *op)
+{
+	return op->kind == DTXD_WOP_CREATE ? ST_CREATE
+	    : op->kind == DTXD_WOP_UPDATE  ? ST_UPDATE
+	                                   : ST_FINISH;
+}
+
+// Waits until c's socket is ready for what it has to do (readable, and
+// writable while output is pending), at most PG_IO_TIMEOUT_MS. False on a
+// timeout or a poll error.
+static bool
+pg_wait(PGconn *c, bool out)
+{
+	struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+	int           rv;
+
+	if (out) {
+		pfd.events |= POLLOUT;
+	}
+	do {
+		rv = poll(&pfd, 1, PG_IO_TIMEOUT_MS);
+	} while (rv < 0 && errno == EINTR);
+	return rv > 0;
+}
+
+// The batch as one transaction in one pipeline: BEGIN, (SET LOCAL
+// synchronous_commit TO off), one statement per operation, COMMIT, a
+// sync. The connection is non-blocking and results are read while the
+// rest is still being sent, so a large batch cannot deadlock on full
+// socket buffers. res[i] receives operation i's outcome. Returns PG_OK,
+// or what failed (then no outcome counts).
+static pg_fail
+pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
+{
+	const int first = sync ? 1 : 2; // results before the operations'
+	const int total = first + (int)n + 1;
+	wparams   w;
+	int       got     = 0; // results read (not counting the sync)
+	bool      aborted = false;
+	uint32_t  i;
+	dtxd_wop *op;
+
+	if (PQsetnonblocking(c, 1) != 0 || PQenterPipelineMode(c) != 1) {
+		return pg_failure(c, NULL, "write");
+	}
+	if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    (!sync &&
+	        !PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off", 0,
+	            NULL, NULL, NULL, NULL, 0))) {
+		goto broken;
+	}
+	for (op = list, i = 0; op != NULL; op = op->next, i++) {
+		int st = wop_stmt(op);
+		int ok;
+		if (wparams_fill(&w, op) != 0) {
+			free(w.specs);
+			goto broken; // out of memory: the batch is sent again
+		}
+		ok = PQsendQueryPrepared(c, stmts[st].name, stmts[st].nparams,
+		    w.vals, w.lens, w.fmts, 0);
+		free(w.specs);
+		if (!ok) {
+			goto broken;
+		}
+	}
+	if (!PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQpipelineSync(c)) {
+		goto broken;
+	}
+	for (;;) {
+		int flushed = PQflush(c);
+		int nulls   = 0;
+
+		if (flushed < 0 || !PQconsumeInput(c)) {
+			goto broken;
+		}
+		// In pipeline mode each statement's results end with a NULL,
+		// after which the next statement's may already be here: read
+		// on while they are, wait only when libpq has none complete.
+		while (!PQisBusy(c) && nulls < 2) {
+			PGresult      *r = PQgetResult(c);
+			ExecStatusType t;
+
+			if (r == NULL) {
+				nulls++;
+				continue;
+			}
+			nulls = 0;
+			t     = PQresultStatus(r);
+			if (t == PGRES_PIPELINE_SYNC) {
+				PQclear(r);
+				if (got != total) {
+					goto broken;
+				}
+				PQexitPipelineMode(c);
+				PQsetnonblocking(c, 0);
+				return aborted ? PG_STORAGE : PG_OK;
+			}
+			if (t == PGRES_FATAL_ERROR) {
+				pg_fail f = pg_failure(c, r, "write");
+				if (f != PG_STORAGE) {
+					PQclear(r);
+					return f; // sent whole again, anew
+				}
+				aborted = true;
+			} else if (t == PGRES_PIPELINE_ABORTED) {
+				aborted = true;
+			} else if (got >= first && got < first + (int)n) {
+				// Rows affected: 1, or 0 when fenced.
+				res[got - first] =
+				    strcmp(PQcmdTuples(r), "1") == 0 ? 0 : 1;
+			}
+			PQclear(r);
+			got++;
+		}
+		if (!pg_wait(c, flushed == 1)) {
+			DTXI_WARN("store: no answer from the database in %d "
+			          "ms",
+			    PG_IO_TIMEOUT_MS);
+			return PG_RETRY;
+		}
+	}
+broken:
+	return pg_failure(c, NULL, "write");
+}
+
+// Writes the batch until it lands: a broken connection is replaced (with
+// backoff) and the whole batch sent again. Gives up only when the store
+// closes meanwhile, or on an error that another try cannot mend. res as
+// pipe_batch's. Returns 0 or the error every operation gets.
+static int
+write_batch(pg_store *s, dtxd_wop *list, uint32_t n, bool sync, int *res)
+{
+	uint32_t backoff = PG_BACKOFF_MIN;
+
+	for (;;) {
+		pg_fail f;
+
+		if (s->wconn == NULL) {
+			if ((s->wconn = pg_connect(s)) != NULL &&
+			    pg_prepare(s->wconn) != PG_OK) {
+				PQfinish(s->wconn);
+				s->wconn = NULL;
+			}
+		}
+		if (s->wconn != NULL) {
+			memset(res, 0, n * sizeof(*res));
+			f = pipe_batch(s->wconn, list, n, sync, res);
+			if (f == PG_OK) {
+				atomic_store(&s->up, true);
+				return 0;
+			}
+			// A failed pipeline leaves the connection in an odd
+			// state; a new one is cheaper to reason about.
+			PQfinish(s->wconn);
+			s->wconn = NULL;
+			if (f != PG_RETRY) {
+				return pg_fail_rv(f);
+			}
+		}
+		atomic_store(&s->up, false);
+		pthread_mutex_lock(&s->mtx);
+		bool closing = s->closing;
+		pthread_mutex_unlock(&s->mtx);
+		if (closing) {
+			return DTX_ESTORAGE;
+		}
+		sleep_ms(backoff);
+		backoff = backoff * 2 > PG_BACKOFF_MAX ? PG_BACKOFF_MAX
+		                                       : backoff * 2;
+	}
+}
+
+// The writer thread: each round takes the whole queue and writes it as
+// one transaction (the group commit), then calls every operation's done
+// in queue order. On close it drains the queue first.
+static void *
+pg_writer(void *arg)
+{
+	pg_store *s   = arg;
+	int      *res = NULL;
+	uint32_t  cap = 0;
+
+	for (;;) {
+		dtxd_wop *list, *op, *next;
+		bool      sync   = false;
+		uint32_t  n      = 0;
+		uint64_t  fenced = 0;
+		int       rv;
+
+		pthread_mutex_lock(&s->mtx);
+		while (s->head == NULL && !s->closing) {
+			pthread_cond_wait(&s->cv, &s->mtx);
+		}
+		list    = s->head;
+		s->head = NULL;
+		s->tail = NULL;
+		pthread_mutex_unlock(&s->mtx);
+		if (list == NULL) {
+			break; // closing and drained
+		}
+		for (op = list; op != NULL; op = op->next) {
+			sync = sync || op->sync;
+			n++;
+		}
+		if (n > cap) {
+			int *nr = realloc(res, n * sizeof(*res));
+			if (nr == NULL) {
+				rv = DTX_ENOMEM;
+				goto done;
+			}
+			res = nr;
+			cap = n;
+		}
+		if (sync && s->sync_delay_ms > 0) {
+			sleep_ms(s->sync_delay_ms);
+		}
+		rv = write_batch(s, list, n, sync, res);
+	done:
+		pthread_mutex_lock(&s->mtx);
+		if (rv == 0) {
+			for (uint32_t i = 0; i < n; i++) {
+				fenced += res[i] != 0;
+			}
+			s->stats.ops += n - fenced;
+			s->stats.fenced += fenced;
+			s->stats.batches++;
+			if (sync) {
+				s->stats.syncs++;
+			}
+		} else {
+			s->stats.errors++;
+		}
+		pthread_mutex_unlock(&s->mtx);
+		uint32_t i = 0;
+		for (op = list; op != NULL; op = next, i++) {
+			int orv = rv;
+			next    = op->next;
+			if (rv == 0 && res[i] != 0) {
+				orv = op->kind == DTXD_WOP_CREATE
+				    ? DTX_EEXIST
+				    : DTXD_STORE_FENCED;
+			}
+			op->next = NULL;
+			op->done(op->arg, orv);
+		}
+	}
+	free(res);
+	return NULL;
+}
+
+static int
+pg_write(dtxd_store *base, dtxd_wop *op)
+{
+	pg_store *s = (pg_store *)base;
+
+	op->next = NULL;
+	pthread_mutex_lock(&s->mtx);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->mtx);
+		return DTX_ECLOSED;
+	}
+	if (s->tail == NULL) {
+		s->head = op;
+	} else {
+		s->tail->next = op;
+	}
+	s->tail = op;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+	return 0;
+}
+
+// ---------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------
+
+static int
+dup_bytes(const void *data, size_t n, uint8_t **val, size_t *len)
+{
+	uint8_t *buf;
+
+	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	if (n > 0) {
+		memcpy(buf, data, n);
+	}
+	*val = buf;
+	*len = n;
+	return 0;
+}
+
+static int
+pg_get_record(dtxd_store *base, const char *gid, uint8_t **val, size_t *len)
+{
+	pg_store   *s = (pg_store *)base;
+	uint8_t     before[8];
+	const char *vals[2] = {gid, (const char *)before};
+	int         lens[2] = {(int)strlen(gid), 8};
+	PGresult   *r;
+	int         rv;
+
+	put_be64(before, (uint64_t)atomic_load(&s->purge_before));
+	if ((r = pool_run(s, ST_GET, vals, lens, &rv, "read")) == NULL) {
+		return rv;
+	}
+	rv = PQntuples(r) == 0 ? DTX_ENOTFOUND
+	                       : dup_bytes(PQgetvalue(r, 0, 0),
+	                             (size_t)PQgetlength(r, 0, 0), val, len);
+	PQclear(r);
+	return rv;
+}
+
+static int
+pg_get_spec(
+    dtxd_store *base, const char *gid, uint32_t i, uint8_t **val, size_t *len)
+{
+	pg_store             *s       = (pg_store *)base;
+	const char           *vals[1] = {gid};
+	int                   lens[1] = {(int)strlen(gid)};
+	dtxd_store_unfinished u;
+	PGresult             *r;
+	int                   rv;
+
+	if ((r = pool_run(s, ST_SPECS, vals, lens, &rv, "read")) == NULL) {
+		return rv;
+	}
+	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+		PQclear(r);
+		return DTX_ENOTFOUND;
+	}
+	if (!dtxd_store_specs_parse((const uint8_t *)PQgetvalue(r, 0, 0),
+	        (size_t)PQgetlength(r, 0, 0), &u)) {
+		DTXI_WARN("store: the specs of %s are damaged", gid);
+	}
+	rv = i < u.nspecs ? dup_bytes(u.specs[i], u.spec_lens[i], val, len)
+	                  : DTX_ENOTFOUND;
+	PQclear(r);
+	return rv;
+}
+
+// Fills u from row i of r (gid, owner, epoch, record, specs). The gid is
+// copied to gid; a row with an invalid gid or no specs is reported with
+// false (and no specs).
+static bool
+row_unfinished(PGresult *r, int i, char *gid, dtxd_store_unfinished *u)
+{
+	size_t glen = (size_t)PQgetlength(r, i, 0);
+	size_t n;
+
+	memset(u, 0, sizeof(*u));
+	if (glen == 0 || glen > DTX_GID_MAX) {
+		return false;
+	}
+	memcpy(gid, PQgetvalue(r, i, 0), glen);
+	gid[glen] = '\0';
+	if (!dtxd_store_gid_valid(gid, &n) || n != glen) {
+		return false;
+	}
+	u->gid        = gid;
+	u->owner      = get_be64((const uint8_t *)PQgetvalue(r, i, 1));
+	u->epoch      = get_be64((const uint8_t *)PQgetvalue(r, i, 2));
+	u->record     = (const uint8_t *)PQgetvalue(r, i, 3);
+	u->record_len = (size_t)PQgetlength(r, i, 3);
+	if (!PQgetisnull(r, i, 4) &&
+	    !dtxd_store_specs_parse((const uint8_t *)PQgetvalue(r, i, 4),
+	        (size_t)PQgetlength(r, i, 4), u)) {
+		DTXI_WARN("store: the specs of %s are damaged", gid);
+	}
+	return true;
+}
+
+// The unfinished ones come row by row (libpq's single-row mode), so a
+// large backlog is never held whole in memory.
+static int
+pg_scan_unfinished(dtxd_store *base,
+    int (*fn)(void *arg, const dtxd_store_unfinished *u), void *arg)
+{
+	pg_store *s = (pg_store *)base;
+	PGconn   *c = pool_get(s);
+	PGresult *r;
+	char      gid[DTX_GID_MAX + 1];
+	int       rv     = 0;
+	bool      failed = false;
+
+	if (c == NULL) {
+		return DTX_ESTORAGE;
+	}
+	if (!PQsendQueryPrepared(
+	        c, stmts[ST_UNFINISHED].name, 0, NULL, NULL, NULL, 1) ||
+	    !PQsetSingleRowMode(c)) {
+		rv = pg_fail_rv(pg_failure(c, NULL, "scan"));
+		PQfinish(c);
+		return rv;
+	}
+	while ((r = PQgetResult(c)) != NULL) {
+		ExecStatusType t = PQresultStatus(r);
+		if (t == PGRES_SINGLE_TUPLE && rv == 0) {
+			dtxd_store_unfinished u;
+			if (row_unfinished(r, 0, gid, &u)) {
+				rv = fn(arg, &u);
+			} else {
+				DTXI_WARN("store: skipping a malformed "
+				          "unfinished row");
+			}
+		} else if (t != PGRES_SINGLE_TUPLE && t != PGRES_TUPLES_OK) {
+			rv     = pg_fail_rv(pg_failure(c, r, "scan"));
+			failed = true;
+		}
+		PQclear(r);
+	}
+	if (failed) {
+		PQfinish(c);
+	} else {
+		pool_put(s, c);
+	}
+	return rv;
+}
+
+// List reads pages in gid order (the primary key's order), each after the
+// last gid of the one before, until fn says stop.
+static int
+pg_scan_records(dtxd_store *base, const char *cursor,
+    int (*fn)(void *arg, const char *gid, const uint8_t *rec, size_t len),
+    void *arg)
+{
+	pg_store *s = (pg_store *)base;
+	char      after[DTX_GID_MAX + 1];
+	uint8_t   before[8], limit[8];
+	int       rv = 0;
+
+	snprintf(after, sizeof(after), "%s", cursor);
+	put_be64(before, (uint64_t)atomic_load(&s->purge_before));
+	put_be64(limit, PG_LIST_PAGE);
+	for (;;) {
+		const char *vals[3] = {
+		    after, (const char *)before, (const char *)limit};
+		int       lens[3] = {(int)strlen(after), 8, 8};
+		PGresult *r = pool_run(s, ST_LIST, vals, lens, &rv, "scan");
+		int       rows;
+
+		if (r == NULL) {
+			return rv;
+		}
+		rows = PQntuples(r);
+		for (int i = 0; i < rows && rv == 0; i++) {
+			size_t glen = (size_t)PQgetlength(r, i, 0);
+			char   gid[DTX_GID_MAX + 1];
+			if (glen == 0 || glen > DTX_GID_MAX) {
+				continue;
+			}
+			memcpy(gid, PQgetvalue(r, i, 0), glen);
+			gid[glen] = '\0';
+			rv = fn(arg, gid, (const uint8_t *)PQgetvalue(r, i, 1),
+			    (size_t)PQgetlength(r, i, 1));
+			memcpy(after, gid, glen + 1);
+		}
+		PQclear(r);
+		if (rv != 0 || rows < PG_LIST_PAGE) {
+			return rv < 0 ? 0 : rv;
+		}
+	}
+}
+
+// ---------------------------------------------------------------------
+// Purge
+// ---------------------------------------------------------------------
+
+// Marks everything expired by now_ms invisible at once, then deletes it
+// in chunks, each its own short transaction, so that no write waits long
+// behind it. Nodes purging together skip each other's rows.
+static int
+pg_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp)
+{
+	pg_store *s   = (pg_store *)base;
+	int64_t   old = atomic_load(&s->purge_before);
+	uint8_t   t[8], lim[8];
+	uint64_t  total = 0;
+	int       rv    = 0;
+
+	while (old < now_ms &&
+	    !atomic_compare_exchange_weak(&s->purge_before, &old, now_ms)) {
+	}
+	put_be64(t, (uint64_t)now_ms);
+	put_be64(lim, PG_PURGE_CHUNK);
+	for (;;) {
+		const char *vals[2] = {(const char *)t, (const char *)lim};
+		int         lens[2] = {8, 8};
+		PGresult *r = pool_run(s, ST_PURGE, vals, lens, &rv, "purge");
+		long      n;
+
+		if (r == NULL) {
+			break;
+		}
+		n = strtol(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+		total += (uint64_t)(n > 0 ? n : 0);
+		if (n < PG_PURGE_CHUNK) {
+			break;
+		}
+	}
+	if (total > 0) {
+		pthread_mutex_lock(&s->mtx);
+		s->stats.purged += total;
+		pthread_mutex_unlock(&s->mtx);
+		DTXI_INFO("store: purged %llu finished transactions",
+		    (unsigned long long)total);
+	}
+	*purgedp = total;
+	return rv;
+}
+
+static void *
+pg_purger(void *arg)
+{
+	pg_store *s = arg;
+
+	pthread_mutex_lock(&s->mtx);
+	while (!s->purge_stop) {
+		struct timespec ts;
+		uint64_t        n;
+
+		pthread_mutex_unlock(&s->mtx);
+		(void)pg_purge(&s->base, dtxi_now_ms(), &n);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += s->purge_every_ms / 1000;
+		ts.tv_nsec += (long)(s->purge_every_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&s->mtx);
+		while (!s->purge_stop &&
+		    pthread_cond_timedwait(&s->pcv, &s->mtx, &ts) == 0) {
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return NULL;
+}
+
+// ---------------------------------------------------------------------
+// Bulk load
+// ---------------------------------------------------------------------
+
+// Appends "\\x" and the hex of p to a COPY line (bytea in text COPY).
+static char *
+hex_put(char *o, const uint8_t *p, size_t n)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	*o++ = '\\';
+	*o++ = '\\';
+	*o++ = 'x';
+	for (size_t i = 0; i < n; i++) {
+		*o++ = hx[p[i] >> 4];
+		*o++ = hx[p[i] & 15];
+	}
+	return o;
+}
+
+// One COPY in text format, in one transaction: finished rows, owner 0.
+static int
+pg_ingest_finished(dtxd_store *base, const dtxd_store_finished *f, size_t n)
+{
+	pg_store *s   = (pg_store *)base;
+	PGconn   *c   = pool_get(s);
+	char     *buf = NULL;
+	size_t    cap = 0;
+	PGresult *r;
+	int       rv = 0;
+
+	if (c == NULL) {
+		return DTX_ESTORAGE;
+	}
+	r = PQexec(c,
+	    "COPY dtxd_tx (gid, owner, epoch, expire_ms, record) "
+	    "FROM STDIN");
+	if (r == NULL || PQresultStatus(r) != PGRES_COPY_IN) {
+		rv = pg_fail_rv(pg_failure(c, r, "bulk load"));
+		PQclear(r);
+		PQfinish(c);
+		return rv;
+	}
+	PQclear(r);
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		size_t need = strlen(f[i].gid) + 2 * f[i].record_len + 64;
+		char  *o;
+		if (need > cap) {
+			char *nb = realloc(buf, need);
+			if (nb == NULL) {
+				rv = DTX_ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = need;
+		}
+		o = buf +
+		    snprintf(buf, cap, "%s\t0\t0\t%lld\t", f[i].gid,
+		        (long long)f[i].expire_ms);
+		o    = hex_put(o, f[i].record, f[i].record_len);
+		*o++ = '\n';
+		if (PQputCopyData(c, buf, (int)(o - buf)) != 1) {
+			rv = DTX_ESTORAGE;
+		}
+	}
+	free(buf);
+	if (PQputCopyEnd(c, rv == 0 ? NULL : "dtxd: bulk load failed") != 1) {
+		rv = DTX_ESTORAGE;
+	}
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rv == 0) {
+			rv = pg_fail_rv(pg_failure(c, r, "bulk load"));
+		}
+		PQclear(r);
+	}
+	pool_put(s, c);
+	return rv;
+}
+
+// ---------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------
+
+// The session calls' own connection, made on demand.
+static PGconn *
+sconn(pg_store *s)
+{
+	if (s->sconn != NULL &&
+	    (PQstatus(s->sconn) != CONNECTION_OK ||
+	        PQtransactionStatus(s->sconn) != PQTRANS_IDLE)) {
+		PQfinish(s->sconn);
+		s->sconn = NULL;
+	}
+	if (s->sconn == NULL && (s->sconn = pg_connect(s)) != NULL &&
+	    pg_prepare(s->sconn) != PG_OK) {
+		PQfinish(s->sconn);
+		s->sconn = NULL;
+	}
+	return s->sconn;
+}
+
+static int
+pg_session_open(dtxd_store *base, const char *name, const char *url,
+    uint32_t lease_ms, uint64_t *session)
+{
+	pg_store   *s = (pg_store *)base;
+	PGconn     *c = sconn(s);
+	char        lease[24];
+	const char *vals[3] = {name, url, lease};
+	PGresult   *r;
+	int         rv = 0;
+
+	if (c == NULL) {
+		return DTX_ESTORAGE;
+	}
+	snprintf(lease, sizeof(lease), "%u", lease_ms);
+	if (pg_exec(c, "BEGIN", "session") != PG_OK) {
+		return DTX_ESTORAGE;
+	}
+	r = PQexecParams(c,
+	    "UPDATE dtxd_nodes SET ended = true WHERE name = $1 AND NOT "
+	    "ended",
+	    1, NULL, vals, NULL, NULL, 0);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rv = pg_fail_rv(pg_failure(c, r, "session"));
+	}
+	PQclear(r);
+	if (rv == 0) {
+		r = PQexecParams(c,
+		    "INSERT INTO dtxd_nodes (name, url, started, lease_until) "
+		    "VALUES ($1, $2, clock_timestamp(), clock_timestamp() + "
+		    "$3::bigint * interval '1 millisecond') RETURNING session",
+		    3, NULL, vals, NULL, NULL, 0);
+		if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
+		    PQntuples(r) != 1) {
+			rv = pg_fail_rv(pg_failure(c, r, "session"));
+		} else {
+			*session = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		}
+		PQclear(r);
+	}
+	if (pg_exec(c, rv == 0 ? "COMMIT" : "ROLLBACK", "session") != PG_OK &&
+	    rv == 0) {
+		rv = DTX_ESTORAGE;
+	}
+	return rv;
+}
+
+static int
+pg_session_renew(
+    dtxd_store *base, uint64_t session, uint32_t lease_ms, bool *lapsed)
+{
+	pg_store   *s = (pg_store *)base;
+	PGconn     *c = sconn(s);
+	uint8_t     id[8], lease[8];
+	const char *vals[2] = {(const char *)id, (const char *)lease};
+	int         lens[2] = {8, 8};
+	PGresult   *r;
+	pg_fail     f;
+	int         rv = 0;
+
+	if (c == NULL) {
+		return DTX_ESTORAGE;
+	}
+	put_be64(id, session);
+	put_be64(lease, lease_ms);
+	if ((r = pg_run(c, ST_RENEW, vals, lens, &f, "lease")) == NULL) {
+		return DTX_ESTORAGE;
+	}
+	if (PQntuples(r) != 1) {
+		rv = DTX_ECLOSED;
+	} else {
+		*lapsed = *PQgetvalue(r, 0, 0) != 0;
+	}
+	PQclear(r);
+	return rv;
+}
+
+static int
+pg_takeover(dtxd_store *base, uint64_t session, uint32_t lease_ms,
+    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
+    void *arg, uint32_t *n)
+{
+	pg_store   *s = (pg_store *)base;
+	PGconn     *c = sconn(s);
+	uint8_t     id[8], lease[8], lim[8];
+	const char *vals[3] = {
+	    (const char *)id, (const char *)lease, (const char *)lim};
+	int       lens[3] = {8, 8, 8};
+	char      gid[DTX_GID_MAX + 1];
+	PGresult *r;
+	pg_fail   f;
+	int       rv = 0;
+
+	if (c == NULL) {
+		return DTX_ESTORAGE;
+	}
+	put_be64(id, session);
+	put_be64(lease, lease_ms);
+	put_be64(lim, max);
+	// One statement, so one transaction: the rows are ours once it
+	// commits, and handed on only then.
+	if ((r = pg_run(c, ST_TAKEOVER, vals, lens, &f, "takeover")) == NULL) {
+		return pg_fail_rv(f);
+	}
+	for (int i = 0; i < PQntuples(r) && rv == 0; i++) {
+		dtxd_store_unfinished u;
+		if (!row_unfinished(r, i, gid, &u)) {
+			DTXI_WARN("store: took over a malformed row");
+			continue;
+		}
+		(*n)++;
+		rv = fn(arg, &u);
+	}
+	PQclear(r);
+	return rv;
+}
+
+// ---------------------------------------------------------------------
+// Open, close, stats
+// ---------------------------------------------------------------------
+
+static void
+pg_get_stats(dtxd_store *base, dtxd_store_stats *st)
+{
+	pg_store *s = (pg_store *)base;
+
+	pthread_mutex_lock(&s->mtx);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static bool
+pg_ready(dtxd_store *base)
+{
+	return atomic_load(&((pg_store *)base)->up);
+}
+
+static void
+pg_free(pg_store *s)
+{
+	PQfinish(s->wconn);
+	PQfinish(s->sconn);
+	for (int i = 0; i < s->npool; i++) {
+		PQfinish(s->pool[i]);
+	}
+	free(s->conninfo);
+	free(s);
+}
+
+static void
+pg_close(dtxd_store *base)
+{
+	pg_store *s = (pg_store *)base;
+
+	pthread_mutex_lock(&s->mtx);
+	s->purge_stop = true;
+	pthread_cond_signal(&s->pcv);
+	pthread_mutex_unlock(&s->mtx);
+	if (s->purger_started) {
+		pthread_join(s->purger, NULL);
+	}
+	pthread_mutex_lock(&s->mtx);
+	s->closing = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+	if (s->writer_started) {
+		pthread_join(s->writer, NULL);
+	}
+	pthread_cond_destroy(&s->pcv);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mtx);
+	pthread_mutex_destroy(&s->pool_mtx);
+	pg_free(s);
+}
+
+static const dtxd_store_ops pg_ops = {
+    .close           = pg_close,
+    .write           = pg_write,
+    .get_record      = pg_get_record,
+    .get_spec        = pg_get_spec,
+    .scan_unfinished = pg_scan_unfinished,
+    .scan_records    = pg_scan_records,
+    .purge           = pg_purge,
+    .ingest_finished = pg_ingest_finished,
+    .get_stats       = pg_get_stats,
+    .ready           = pg_ready,
+    .session_open    = pg_session_open,
+    .session_renew   = pg_session_renew,
+    .takeover        = pg_takeover,
+};
+
+int
+dtxd_store_pg_open(
+    dtxd_store **sp, const char *conninfo, const dtxd_store_opts *o)
+{
+	pg_store *s;
+	PGconn   *c;
+	int       rv;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return DTX_ENOMEM;
+	}
+	s->base.ops       = &pg_ops;
+	s->sync_delay_ms  = o->sync_delay_ms;
+	s->purge_every_ms = o->purge_every_ms;
+	atomic_init(&s->purge_before, -1);
+	atomic_init(&s->up, true);
+	if ((s->conninfo = strdup(conninfo)) == NULL) {
+		free(s);
+		return DTX_ENOMEM;
+	}
+	// The first connection creates or checks the schema; it then serves
+	// the pool.
+	if ((c = pg_connect(s)) == NULL) {
+		pg_free(s);
+		return DTX_ESTORAGE;
+	}
+	if ((rv = pg_schema(c)) != 0 ||
+	    (rv = pg_prepare(c) == PG_OK ? 0 : DTX_ESTORAGE) != 0) {
+		PQfinish(c);
+		pg_free(s);
+		return rv;
+	}
+	s->pool[s->npool++] = c;
+	if (pthread_mutex_init(&s->mtx, NULL) != 0 ||
+	    pthread_mutex_init(&s->pool_mtx, NULL) != 0 ||
+	    pthread_cond_init(&s->cv, NULL) != 0 ||
+	    pthread_cond_init(&s->pcv, NULL) != 0) {
+		pg_free(s);
+		return DTX_ENOMEM;
+	}
+	if (pthread_create(&s->writer, NULL, pg_writer, s) != 0) {
+		pg_close(&s->base);
+		return DTX_ENOMEM;
+	}
+	s->writer_started = true;
+	if (s->purge_every_ms > 0 &&
+	    pthread_create(&s->purger, NULL, pg_purger, s) == 0) {
+		s->purger_started = true;
+	} else if (s->purge_every_ms > 0) {
+		DTXI_WARN("store: no purge thread; expired transactions stay");
+	}
+	*sp = &s->base;
+	return 0;
+}
