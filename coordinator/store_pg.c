@@ -96,6 +96,7 @@ enum {
 	ST_LIST,
 	ST_UNFINISHED,
 	ST_PURGE,
+	ST_SESSION,
 	ST_RENEW,
 	ST_TAKEOVER,
 	ST_COUNT
@@ -137,6 +138,14 @@ static const pg_stmt stmts[ST_COUNT] = {
              "DELETE FROM dtxd_tx WHERE ctid = ANY (ARRAY(SELECT ctid FROM "
                   "dtxd_tx WHERE expire_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
              2, {OID_INT8, OID_INT8}},
+    // A new session ends the earlier ones of its name, in one statement.
+    [ST_SESSION] = {"n",
+        "WITH e AS (UPDATE dtxd_nodes SET ended = true WHERE name = $1 AND "
+        "NOT ended) INSERT INTO dtxd_nodes (name, url, started, "
+        "lease_until) VALUES ($1, $2, clock_timestamp(), "
+        "clock_timestamp() + $3 * interval '1 millisecond') RETURNING "
+        "session",
+        3, {OID_TEXT, OID_TEXT, OID_INT8}},
     // The lease, on the database's clock. The sub-select reads (and
     // locks) the lease as it was, so the renewal can say whether it had
     // run out.
@@ -1207,22 +1216,38 @@ pg_ingest_finished(dtxd_store *base, const dtxd_store_finished *f, size_t n)
 // Sessions
 // ---------------------------------------------------------------------
 
-// The session calls' own connection, made on demand.
-static PGconn *
-sconn(pg_store *s)
+// Runs st on the session calls' own connection (made on demand), and
+// once more on a fresh one when the first failed in a way worth retrying
+// (a connection the database closed is only found out when used).
+static PGresult *
+sess_run(pg_store *s, int st, const char *const *vals, const int *lens,
+    int *rv, const char *what)
 {
-	if (s->sconn != NULL &&
-	    (PQstatus(s->sconn) != CONNECTION_OK ||
-	        PQtransactionStatus(s->sconn) != PQTRANS_IDLE)) {
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGresult *r;
+		pg_fail   f;
+
+		if (s->sconn == NULL && (s->sconn = pg_connect(s)) != NULL &&
+		    pg_prepare(s->sconn) != PG_OK) {
+			PQfinish(s->sconn);
+			s->sconn = NULL;
+		}
+		if (s->sconn == NULL) {
+			*rv = DTX_ESTORAGE;
+			continue;
+		}
+		if ((r = pg_run(s->sconn, st, vals, lens, &f, what)) != NULL) {
+			*rv = 0;
+			return r;
+		}
 		PQfinish(s->sconn);
 		s->sconn = NULL;
+		*rv      = pg_fail_rv(f);
+		if (f != PG_RETRY) {
+			break;
+		}
 	}
-	if (s->sconn == NULL && (s->sconn = pg_connect(s)) != NULL &&
-	    pg_prepare(s->sconn) != PG_OK) {
-		PQfinish(s->sconn);
-		s->sconn = NULL;
-	}
-	return s->sconn;
+	return NULL;
 }
 
 static int
@@ -1230,45 +1255,23 @@ pg_session_open(dtxd_store *base, const char *name, const char *url,
     uint32_t lease_ms, uint64_t *session)
 {
 	pg_store   *s = (pg_store *)base;
-	PGconn     *c = sconn(s);
-	char        lease[24];
-	const char *vals[3] = {name, url, lease};
+	uint8_t     lease[8];
+	const char *vals[3] = {name, url, (const char *)lease};
+	int         lens[3] = {(int)strlen(name), (int)strlen(url), 8};
 	PGresult   *r;
-	int         rv = 0;
+	int         rv;
 
-	if (c == NULL) {
-		return DTX_ESTORAGE;
+	put_be64(lease, lease_ms);
+	if ((r = sess_run(s, ST_SESSION, vals, lens, &rv, "session")) ==
+	    NULL) {
+		return rv;
 	}
-	snprintf(lease, sizeof(lease), "%u", lease_ms);
-	if (pg_exec(c, "BEGIN", "session") != PG_OK) {
-		return DTX_ESTORAGE;
-	}
-	r = PQexecParams(c,
-	    "UPDATE dtxd_nodes SET ended = true WHERE name = $1 AND NOT "
-	    "ended",
-	    1, NULL, vals, NULL, NULL, 0);
-	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-		rv = pg_fail_rv(pg_failure(c, r, "session"));
+	if (PQntuples(r) != 1) {
+		rv = DTX_ESTORAGE;
+	} else {
+		*session = get_be64((const uint8_t *)PQgetvalue(r, 0, 0));
 	}
 	PQclear(r);
-	if (rv == 0) {
-		r = PQexecParams(c,
-		    "INSERT INTO dtxd_nodes (name, url, started, lease_until) "
-		    "VALUES ($1, $2, clock_timestamp(), clock_timestamp() + "
-		    "$3::bigint * interval '1 millisecond') RETURNING session",
-		    3, NULL, vals, NULL, NULL, 0);
-		if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
-		    PQntuples(r) != 1) {
-			rv = pg_fail_rv(pg_failure(c, r, "session"));
-		} else {
-			*session = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-		}
-		PQclear(r);
-	}
-	if (pg_exec(c, rv == 0 ? "COMMIT" : "ROLLBACK", "session") != PG_OK &&
-	    rv == 0) {
-		rv = DTX_ESTORAGE;
-	}
 	return rv;
 }
 
@@ -1277,24 +1280,19 @@ pg_session_renew(
     dtxd_store *base, uint64_t session, uint32_t lease_ms, bool *lapsed)
 {
 	pg_store   *s = (pg_store *)base;
-	PGconn     *c = sconn(s);
 	uint8_t     id[8], lease[8];
 	const char *vals[2] = {(const char *)id, (const char *)lease};
 	int         lens[2] = {8, 8};
 	PGresult   *r;
-	pg_fail     f;
 	int         rv = 0;
 
-	if (c == NULL) {
-		return DTX_ESTORAGE;
-	}
 	put_be64(id, session);
 	put_be64(lease, lease_ms);
-	if ((r = pg_run(c, ST_RENEW, vals, lens, &f, "lease")) == NULL) {
-		return DTX_ESTORAGE;
+	if ((r = sess_run(s, ST_RENEW, vals, lens, &rv, "lease")) == NULL) {
+		return rv;
 	}
 	if (PQntuples(r) != 1) {
-		rv = DTX_ECLOSED;
+		rv = DTX_ECLOSED; // ended, or never was
 	} else {
 		*lapsed = *PQgetvalue(r, 0, 0) != 0;
 	}
@@ -1308,26 +1306,22 @@ pg_takeover(dtxd_store *base, uint64_t session, uint32_t lease_ms,
     void *arg, uint32_t *n)
 {
 	pg_store   *s = (pg_store *)base;
-	PGconn     *c = sconn(s);
 	uint8_t     id[8], lease[8], lim[8];
 	const char *vals[3] = {
 	    (const char *)id, (const char *)lease, (const char *)lim};
 	int       lens[3] = {8, 8, 8};
 	char      gid[DTX_GID_MAX + 1];
 	PGresult *r;
-	pg_fail   f;
-	int       rv = 0;
+	int       rv;
 
-	if (c == NULL) {
-		return DTX_ESTORAGE;
-	}
 	put_be64(id, session);
 	put_be64(lease, lease_ms);
 	put_be64(lim, max);
 	// One statement, so one transaction: the rows are ours once it
 	// commits, and handed on only then.
-	if ((r = pg_run(c, ST_TAKEOVER, vals, lens, &f, "takeover")) == NULL) {
-		return pg_fail_rv(f);
+	if ((r = sess_run(s, ST_TAKEOVER, vals, lens, &rv, "takeover")) ==
+	    NULL) {
+		return rv;
 	}
 	for (int i = 0; i < PQntuples(r) && rv == 0; i++) {
 		dtxd_store_unfinished u;
