@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "crashpoint.h"
@@ -30,15 +31,21 @@
 #include "txmgr.h"
 
 typedef struct opts {
-	const char  *listen;
-	const char  *op_listen;   // --operator-listen, or NULL
-	int          op_ipc_mode; // --operator-ipc-mode
-	const char  *http_listen; // NULL: no HTTP listener
-	dtxd_tlsconf tls;
-	const char  *data_dir;
-	unsigned     contexts;
-	size_t       max_frame;
-	dtxd_config  cfg;
+	const char        *listen;
+	const char        *op_listen;   // --operator-listen, or NULL
+	int                op_ipc_mode; // --operator-ipc-mode
+	const char        *http_listen; // NULL: no HTTP listener
+	dtxd_tlsconf       tls;
+	const char        *data_dir;
+	bool               data_dir_set;
+	dtxd_store_backend backend;
+	const char        *store_conn;
+	const char        *node;
+	uint32_t           lease_ms;
+	char               node_buf[320];
+	unsigned           contexts;
+	size_t             max_frame;
+	dtxd_config        cfg;
 } opts;
 
 static void
@@ -68,6 +75,25 @@ usage(FILE *f)
 	    "(default --tls-cert)\n"
 	    "  --data-dir DIR          RocksDB directory (default "
 	    "./dtxd-data)\n"
+	    "  --store rocksdb|postgres\n"
+	    "                          where transactions are kept: an "
+	    "embedded RocksDB\n"
+	    "                          in --data-dir (default), or a "
+	    "PostgreSQL shared by\n"
+	    "                          several dtxd nodes\n"
+	    "  --store-conn CONNINFO   libpq connection string (required "
+	    "with postgres;\n"
+	    "                          multi-host with "
+	    "target_session_attrs=read-write\n"
+	    "                          follows a fail-over)\n"
+	    "  --node NAME             this node's name, unique in the "
+	    "cluster\n"
+	    "                          (default HOSTNAME:PORT of --listen)\n"
+	    "  --lease-ms N            the node's lease on the database's "
+	    "clock, renewed\n"
+	    "                          every third of it; its transactions "
+	    "go to the\n"
+	    "                          other nodes when it lapses (3000)\n"
 	    "  --retention SECONDS     keep finished transactions "
 	    "(default 86400)\n"
 	    "  --log-level LEVEL       error, warn, info or debug "
@@ -123,11 +149,93 @@ parse_u64(
 	return 0;
 }
 
+// A node's name: what operators read in the database, 1..255 printable
+// bytes.
+static bool
+node_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x21 || s[i] > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+// The default node name: this host's name and the port of the listen URL
+// (or the whole URL when it has no port, as ipc:// has not), so that two
+// nodes on one machine differ by their ports.
+static void
+default_node(opts *o)
+{
+	char        host[256];
+	const char *colon = strrchr(o->listen, ':');
+	const char *port  = NULL;
+
+	if (gethostname(host, sizeof(host)) != 0) {
+		snprintf(host, sizeof(host), "localhost");
+	}
+	host[sizeof(host) - 1] = '\0';
+	if (colon != NULL && colon[1] != '\0' &&
+	    strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		port = colon + 1;
+	}
+	snprintf(o->node_buf, sizeof(o->node_buf), "%s:%s", host,
+	    port != NULL ? port : o->listen);
+	o->node = o->node_buf;
+}
+
+// The store flags agree with each other. Returns 0, or 1 after printing
+// what is wrong.
+static int
+check_store(opts *o)
+{
+	if (o->backend == DTXD_STORE_ROCKSDB) {
+		const char *which = o->store_conn != NULL ? "--store-conn"
+		    : o->node != NULL                     ? "--node"
+		    : o->lease_ms != 3000                 ? "--lease-ms"
+		                                          : NULL;
+		if (which != NULL) {
+			fprintf(stderr,
+			    "dtxd: %s needs --store postgres (RocksDB keeps "
+			    "one node's transactions)\n",
+			    which);
+			return 1;
+		}
+		return 0;
+	}
+	if (o->store_conn == NULL || o->store_conn[0] == '\0') {
+		fprintf(stderr,
+		    "dtxd: --store postgres needs --store-conn CONNINFO (a "
+		    "libpq connection string)\n");
+		return 1;
+	}
+	if (o->data_dir_set) {
+		fprintf(stderr,
+		    "dtxd: --data-dir is for --store rocksdb; "
+		    "PostgreSQL is reached by --store-conn\n");
+		return 1;
+	}
+	if (o->node == NULL) {
+		default_node(o);
+	}
+	return 0;
+}
+
 enum {
 	OPT_LISTEN = 1,
 	OPT_HTTP_LISTEN,
 	OPT_LOG_FORMAT,
 	OPT_DATA_DIR,
+	OPT_STORE,
+	OPT_STORE_CONN,
+	OPT_NODE,
+	OPT_LEASE,
 	OPT_RETENTION,
 	OPT_LOG_LEVEL,
 	OPT_TIMEOUT,
@@ -161,6 +269,10 @@ parse_args(int argc, char **argv, opts *o)
 	    {"http-listen", required_argument, NULL, OPT_HTTP_LISTEN},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	    {"store", required_argument, NULL, OPT_STORE},
+	    {"store-conn", required_argument, NULL, OPT_STORE_CONN},
+	    {"node", required_argument, NULL, OPT_NODE},
+	    {"lease-ms", required_argument, NULL, OPT_LEASE},
 	    {"retention", required_argument, NULL, OPT_RETENTION},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
@@ -192,10 +304,13 @@ parse_args(int argc, char **argv, opts *o)
 	int      level  = DTXI_LOG_INFO;
 	int      format = DTXI_LOG_LOGFMT;
 
+	memset(o, 0, sizeof(*o));
 	o->listen      = "tcp://127.0.0.1:7800";
 	o->op_ipc_mode = 0600;
 	o->http_listen = NULL;
 	o->data_dir    = "dtxd-data";
+	o->backend     = DTXD_STORE_ROCKSDB;
+	o->lease_ms    = 3000;
 	o->contexts    = 1024;
 	o->max_frame   = 16u * 1024 * 1024;
 	dtxd_config_init(&o->cfg);
@@ -234,7 +349,38 @@ parse_args(int argc, char **argv, opts *o)
 			}
 			break;
 		case OPT_DATA_DIR:
-			o->data_dir = optarg;
+			o->data_dir     = optarg;
+			o->data_dir_set = true;
+			break;
+		case OPT_STORE:
+			if (strcmp(optarg, "rocksdb") == 0) {
+				o->backend = DTXD_STORE_ROCKSDB;
+			} else if (strcmp(optarg, "postgres") == 0) {
+				o->backend = DTXD_STORE_POSTGRES;
+			} else {
+				fprintf(stderr,
+				    "dtxd: %s: unknown store '%s' (rocksdb or "
+				    "postgres)\n",
+				    flag, optarg);
+				bad = 1;
+			}
+			break;
+		case OPT_STORE_CONN:
+			o->store_conn = optarg;
+			break;
+		case OPT_NODE:
+			o->node = optarg;
+			if (!node_name_ok(optarg)) {
+				fprintf(stderr,
+				    "dtxd: %s: invalid name '%s' (1 to 255 "
+				    "printable characters, no spaces)\n",
+				    flag, optarg);
+				bad = 1;
+			}
+			break;
+		case OPT_LEASE:
+			bad = parse_u64(flag, optarg, 100, 3600ULL * 1000, &v);
+			o->lease_ms = (uint32_t)v;
 			break;
 		case OPT_RETENTION:
 			bad = parse_u64(
@@ -365,6 +511,9 @@ parse_args(int argc, char **argv, opts *o)
 		    (unsigned)o->cfg.policy.backoff_base_ms);
 		return 1;
 	}
+	if (check_store(o) != 0) {
+		return 1;
+	}
 	if (o->max_frame < o->cfg.max_payload) {
 		o->max_frame = o->cfg.max_payload + 64 * 1024;
 	}
@@ -445,8 +594,16 @@ main(int argc, char **argv)
 	sopts.retention_ms = o.cfg.retention_ms;
 	sopts.on_batch     = on_store_batch;
 	sopts.on_batch_arg = metrics;
-	if ((rv = dtxd_store_open(&store, o.data_dir, &sopts)) != 0) {
-		if (rv == DTX_ELOCKED) {
+	sopts.backend      = o.backend;
+	if ((rv = dtxd_store_open(&store,
+	         o.backend == DTXD_STORE_POSTGRES ? o.store_conn : o.data_dir,
+	         &sopts)) != 0) {
+		if (o.backend == DTXD_STORE_POSTGRES) {
+			fprintf(stderr,
+			    "dtxd: cannot open the PostgreSQL store (see the "
+			    "log above): %s\n",
+			    dtx_strerror(rv));
+		} else if (rv == DTX_ELOCKED) {
 			fprintf(stderr,
 			    "dtxd: data directory %s is in use by another "
 			    "process (another dtxd?)\n",
@@ -539,7 +696,8 @@ main(int argc, char **argv)
 	    DTX_VERSION_MAJOR, DTX_VERSION_MINOR, DTX_VERSION_PATCH, o.listen,
 	    o.op_listen != NULL ? " (operators: " : "",
 	    o.op_listen != NULL ? o.op_listen : "",
-	    o.op_listen != NULL ? ")" : "", o.data_dir,
+	    o.op_listen != NULL ? ")" : "",
+	    o.backend == DTXD_STORE_POSTGRES ? "PostgreSQL" : o.data_dir,
 	    (unsigned long long)recovered);
 
 	do {
