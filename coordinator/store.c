@@ -299,6 +299,18 @@ dtxd_store_session_renew(
 }
 
 int
+dtxd_store_session_end(dtxd_store *s, uint64_t session)
+{
+	if (s == NULL || session == 0) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->session_end == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	return s->ops->session_end(s, session);
+}
+
+int
 dtxd_store_takeover(dtxd_store *s, uint64_t session, uint32_t lease_ms,
     uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
     void *arg, uint32_t *n)

@@ -252,6 +252,11 @@ int dtxd_store_session_open(dtxd_store *s, const char *name, const char *url,
 int dtxd_store_session_renew(
     dtxd_store *s, uint64_t session, uint32_t lease_ms, bool *lapsed);
 
+// Ends the session: its unfinished transactions are taken over by the
+// others at once, as its lease had run out (a node that stops cleanly).
+// Errors: DTX_ESTORAGE.
+int dtxd_store_session_end(dtxd_store *s, uint64_t session);
+
 // Takes over at most max unfinished transactions of sessions that ended or
 // whose lease ran out (those of a session ended by this one first), for
 // session: each gets this owner at its epoch plus one, in one database

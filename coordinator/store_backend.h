@@ -9,9 +9,9 @@
 // rules are in store.h, stated once), so an op may rely on them: a valid
 // gid, a non-NULL callback, a valid write. Every op is required but these:
 // without ingest_finished or a session op (session_open, session_renew,
-// takeover) the call returns DTX_EUNSUPPORTED; without flush or compact
-// there is nothing to do and the call returns 0; without ready the store
-// is always ready.
+// session_end, takeover) the call returns DTX_EUNSUPPORTED; without flush or
+// compact there is nothing to do and the call returns 0; without ready the
+// store is always ready.
 
 #ifndef DTXD_STORE_BACKEND_H
 #define DTXD_STORE_BACKEND_H
@@ -47,6 +47,7 @@ typedef struct dtxd_store_ops {
 	    uint32_t lease_ms, uint64_t *session);
 	int (*session_renew)(
 	    dtxd_store *s, uint64_t session, uint32_t lease_ms, bool *lapsed);
+	int (*session_end)(dtxd_store *s, uint64_t session);
 	int (*takeover)(dtxd_store *s, uint64_t session, uint32_t lease_ms,
 	    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
 	    void *arg, uint32_t *n);

@@ -98,6 +98,7 @@ enum {
 	ST_PURGE,
 	ST_SESSION,
 	ST_RENEW,
+	ST_END,
 	ST_TAKEOVER,
 	ST_COUNT
 };
@@ -156,6 +157,8 @@ static const pg_stmt stmts[ST_COUNT] = {
         "o.session AND NOT n.ended RETURNING o.lease_until < "
         "clock_timestamp()",
         2, {OID_INT8, OID_INT8}},
+    [ST_END]   = {"e", "UPDATE dtxd_nodes SET ended = true WHERE session = $1",
+          1, {OID_INT8}},
     // A session is dead when it ended, or when its lease ran out and the
     // database has been up longer than a lease (after a restart every
     // node gets one lease to renew). SKIP LOCKED: nodes taking over at
@@ -1301,6 +1304,23 @@ pg_session_renew(
 }
 
 static int
+pg_session_end(dtxd_store *base, uint64_t session)
+{
+	pg_store   *s = (pg_store *)base;
+	uint8_t     id[8];
+	const char *vals[1] = {(const char *)id};
+	int         lens[1] = {8};
+	PGresult   *r;
+	int         rv;
+
+	put_be64(id, session);
+	if ((r = sess_run(s, ST_END, vals, lens, &rv, "session")) != NULL) {
+		PQclear(r);
+	}
+	return rv;
+}
+
+static int
 pg_takeover(dtxd_store *base, uint64_t session, uint32_t lease_ms,
     uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
     void *arg, uint32_t *n)
@@ -1407,6 +1427,7 @@ static const dtxd_store_ops pg_ops = {
     .ready           = pg_ready,
     .session_open    = pg_session_open,
     .session_renew   = pg_session_renew,
+    .session_end     = pg_session_end,
     .takeover        = pg_takeover,
 };
 
