@@ -55,13 +55,21 @@ send_all(dtxd_txcore *tx, int phase, dtxd_actions *out)
 	}
 }
 
+// In a cluster (abort_waits) the ABORTs wait for the abort's write, which
+// lands only while this node still owns the transaction: a node that was
+// paused and lost it sends nothing. (Sending them at once would be safe
+// too, since a takeover aborts what it finds PREPARING; the spin model
+// checks both. The wait is defence in depth, and costs one write's
+// latency on the abort path only.)
 static void
-decide_abort(dtxd_txcore *tx, dtxd_actions *out)
+decide_abort(dtxd_txcore *tx, const dtxd_policy *p, dtxd_actions *out)
 {
 	tx->state = DTX_STATE_ABORTING;
 	dtxd_tx_clear_retries(tx);
-	dtxd_tx_persist(tx, false, false, out);
-	send_all(tx, DTX_PHASE_ABORT, out);
+	dtxd_tx_persist(tx, false, p->abort_waits, out);
+	if (!p->abort_waits) {
+		send_all(tx, DTX_PHASE_ABORT, out);
+	}
 }
 
 static void
@@ -100,7 +108,7 @@ on_prepare_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		// A late vote after abort was decided: the branch now
 		// gets the ABORT it was waiting for (COMMITTING cannot have
 		// a PREPARE in flight).
-		if (tx->state == DTX_STATE_ABORTING) {
+		if (tx->state == DTX_STATE_ABORTING && !tx->persisting) {
 			dtxd_tx_send(tx, ev->branch, DTX_PHASE_ABORT, out);
 		}
 		return;
@@ -113,13 +121,13 @@ on_prepare_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 	}
 	if (ev->kind == DTXD_EV_FAILED || ev->status == DTX_BRANCH_RETRY) {
 		if (!dtxd_tx_retry_forward(tx, p, ev->branch, ev->now_ms)) {
-			decide_abort(tx, out);
+			decide_abort(tx, p, out);
 		}
 		return;
 	}
 	// REFUSED, NO_SUCH_METHOD, BAD_REQUEST or a status we do not know:
 	// this branch will never vote yes.
-	decide_abort(tx, out);
+	decide_abort(tx, p, out);
 }
 
 static void
@@ -156,13 +164,13 @@ on_final_end(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 // were decided and only the branches not yet acknowledged are called again
 // (calls in flight at the crash were cleared by the caller).
 static void
-on_recover(dtxd_txcore *tx, dtxd_actions *out)
+on_recover(dtxd_txcore *tx, const dtxd_policy *p, dtxd_actions *out)
 {
 	tx->persisting = false;
 	dtxd_tx_clear_retries(tx);
 	switch (tx->state) {
 	case DTX_STATE_PREPARING:
-		decide_abort(tx, out);
+		decide_abort(tx, p, out);
 		break;
 	case DTX_STATE_COMMITTING:
 		phase_two(tx, DTX_PHASE_COMMIT, DTX_STATE_COMMITTED, out);
@@ -179,12 +187,13 @@ on_recover(dtxd_txcore *tx, dtxd_actions *out)
 }
 
 static void
-on_timer(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
+on_timer(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
+    dtxd_actions *out)
 {
 	switch (tx->state) {
 	case DTX_STATE_PREPARING:
 		if (tx->deadline_ms != 0 && ev->now_ms >= tx->deadline_ms) {
-			decide_abort(tx, out);
+			decide_abort(tx, p, out);
 		} else {
 			dtxd_tx_send_due(
 			    tx, DTX_PHASE_PREPARE, ev->now_ms, out);
@@ -228,11 +237,11 @@ on_settle(dtxd_txcore *tx, const dtxd_event *ev, dtxd_actions *out)
 }
 
 static void
-on_abort(dtxd_txcore *tx, dtxd_actions *out)
+on_abort(dtxd_txcore *tx, const dtxd_policy *p, dtxd_actions *out)
 {
 	switch (tx->state) {
 	case DTX_STATE_PREPARING:
-		decide_abort(tx, out);
+		decide_abort(tx, p, out);
 		break;
 	case DTX_STATE_COMMITTING:
 	case DTX_STATE_COMMITTED:
@@ -249,7 +258,7 @@ dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 {
 	dtxd_actions_reset(out);
 	if (ev->kind == DTXD_EV_RECOVER) {
-		on_recover(tx, out);
+		on_recover(tx, p, out);
 		dtxd_tx_update_wake(tx);
 		return;
 	}
@@ -283,21 +292,24 @@ dtxd_2pc_handle(dtxd_txcore *tx, const dtxd_policy *p, const dtxd_event *ev,
 		}
 		break;
 	case DTXD_EV_TIMER:
-		on_timer(tx, ev, out);
+		on_timer(tx, p, ev, out);
 		break;
 	case DTXD_EV_PERSISTED:
 		if (tx->persisting && tx->state == DTX_STATE_COMMITTING) {
 			tx->persisting = false;
 			phase_two(
 			    tx, DTX_PHASE_COMMIT, DTX_STATE_COMMITTED, out);
+		} else if (tx->persisting && tx->state == DTX_STATE_ABORTING) {
+			tx->persisting = false;
+			phase_two(tx, DTX_PHASE_ABORT, DTX_STATE_ABORTED, out);
 		}
 		break;
 	case DTXD_EV_ABORT:
-		on_abort(tx, out);
+		on_abort(tx, p, out);
 		break;
 	case DTXD_EV_REDRIVE:
 		dtxd_tx_redrive(tx, ev->now_ms);
-		on_timer(tx, ev, out);
+		on_timer(tx, p, ev, out);
 		break;
 	case DTXD_EV_SETTLE:
 		on_settle(tx, ev, out);

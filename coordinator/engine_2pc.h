@@ -15,12 +15,15 @@
 //   ABORT (operator): decide abort, rv 0.
 //   Deciding abort: state ABORTING, PERSIST{no sync, no wait} (presumed
 //   abort needs no sync), send ABORT to every branch not in flight; those in
-//   flight get ABORT when their call ends.
+//   flight get ABORT when their call ends. With policy abort_waits (a
+//   cluster): PERSIST{no sync, wait}, and the ABORTs go on PERSISTED.
 // COMMITTING
 //   REPLY OK to COMMIT: DONE_FINAL; all DONE_FINAL: FINISH(COMMITTED).
 //   Anything else: retry for ever with backoff, stuck after stuck_after.
 //   ABORT: rv DTX_ESTATE.
 // ABORTING
+//   PERSISTED (abort_waits): send ABORT to every branch not in flight.
+//   REPLY to a PREPARE while the abort is being written: no ABORT yet.
 //   REPLY OK to ABORT, or NO_SUCH_METHOD for a branch that never prepared:
 //   DONE_FINAL; all DONE_FINAL: FINISH(ABORTED). Else retry for ever.
 //   ABORT: rv 0.

@@ -77,6 +77,10 @@ typedef struct dtxd_policy {
 	uint32_t backoff_base_ms; // first retry delay (default 100)
 	uint32_t backoff_max_ms;  // cap of a retry delay (default 10000)
 	uint32_t stuck_after; // calls before a branch flags stuck (def. 10)
+	// Several nodes on one store: a 2PC abort is written (and its write
+	// found still owned) before any ABORT is sent, as a commit is, so
+	// that a node that lost the transaction sends nothing. Default off.
+	bool abort_waits;
 } dtxd_policy;
 
 void dtxd_policy_init(dtxd_policy *p);

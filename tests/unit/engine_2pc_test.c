@@ -405,6 +405,70 @@ Test(engine_2pc, operator_abort_after_the_end_reports_the_outcome)
 	cr_assert_eq(d.out.rv, 0);
 }
 
+// --- A cluster: no ABORT before the abort's write (abort_waits) ---------
+
+Test(engine_2pc, cluster_abort_sends_nothing_until_its_write_is_persisted)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 3);
+	d.p.abort_waits = true;
+	START(&d);
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, REFUSED), "persist(wait)");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTING);
+	cr_assert(d.tx.persisting);
+	// A vote that ends meanwhile gets no ABORT yet; neither does a
+	// timer.
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(TIMER(&d), "");
+	// Once written, every branch not in flight is aborted.
+	cr_assert_str_eq(PERSISTED(&d), "abort(0) abort(1)");
+	cr_assert(!d.tx.persisting);
+	cr_assert_str_eq(FAILED(&d, 2, PREPARE), "abort(2)");
+	cr_assert_str_eq(REPLY(&d, 0, ABORT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 1, ABORT, OK), "");
+	cr_assert_str_eq(REPLY(&d, 2, ABORT, OK), "finish");
+	cr_assert_eq(d.tx.state, DTX_STATE_ABORTED);
+}
+
+Test(engine_2pc, cluster_deadline_and_operator_aborts_wait_for_the_write)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.p.abort_waits  = true;
+	d.tx.deadline_ms = 3000;
+	START(&d);
+	REPLY(&d, 0, PREPARE, OK);
+	FAILED(&d, 1, PREPARE);
+	d.now = 3000;
+	cr_assert_str_eq(TIMER(&d), "persist(wait)");
+	cr_assert_str_eq(PERSISTED(&d), "abort(0) abort(1)");
+
+	drv_init(&d, DTX_2PC, 2);
+	d.p.abort_waits = true;
+	START(&d);
+	cr_assert_str_eq(ABORT(&d), "persist(wait)");
+	cr_assert_eq(d.out.rv, 0);
+	cr_assert_str_eq(REPLY(&d, 0, PREPARE, OK), "");
+	cr_assert_str_eq(PERSISTED(&d), "abort(0)");
+	cr_assert_str_eq(REPLY(&d, 1, PREPARE, OK), "abort(1)");
+}
+
+Test(engine_2pc, cluster_takeover_of_a_preparing_record_aborts_after_a_write)
+{
+	struct drv d;
+	drv_init(&d, DTX_2PC, 2);
+	d.p.abort_waits = true;
+	START(&d);
+	REPLY(&d, 0, PREPARE, OK);
+	cr_assert_str_eq(drv_recover(&d), "persist(wait)");
+	cr_assert_str_eq(PERSISTED(&d), "abort(0) abort(1)");
+	// A record already ABORTING was decided: its ABORTs go at once.
+	drv_init(&d, DTX_2PC, 2);
+	d.p.abort_waits = true;
+	d.tx.state      = DTX_STATE_ABORTING;
+	cr_assert_str_eq(drv_recover(&d), "abort(0) abort(1)");
+}
+
 // --- Recovery ----------------------------------------------------------
 
 Test(engine_2pc, recovery_while_preparing_aborts_every_branch)
