@@ -234,7 +234,8 @@ dtxd_act_wake(dtxd_txmgr *m, txn *tx)
 void
 dtxd_act_forget(dtxd_txmgr *m, txn *tx)
 {
-	// Recovery paces its resumptions by this count (recovery.c).
+	// Recovery paces its resumptions by this count (recovery.c), and
+	// takeovers by the next.
 	if (tx->recovering) {
 		tx->recovering = false;
 		m->resuming--;
@@ -243,7 +244,13 @@ dtxd_act_forget(dtxd_txmgr *m, txn *tx)
 		tx->stuck_counted = false;
 		dtxd_metrics_stuck_add(m->cfg.metrics, -1);
 	}
-	dtxd_txtable_remove(&m->tab, tx);
+	if (tx->adopted) {
+		tx->adopted = false;
+		atomic_fetch_sub(&m->adopting, 1);
+	}
+	if (tx->in_table) {
+		dtxd_txtable_remove(&m->tab, tx);
+	}
 }
 
 // ---------------------------------------------------------------------
@@ -442,10 +449,12 @@ dtxd_act_write(dtxd_txmgr *m, txn *tx, int purpose, bool sync, bool wait)
 	} else {
 		w->op.kind = DTXD_WOP_UPDATE;
 	}
-	w->op.gid  = tx->gid;
-	w->op.sync = sync;
-	w->op.done = on_write_done;
-	w->op.arg  = w;
+	w->op.gid   = tx->gid;
+	w->op.owner = tx->owner;
+	w->op.epoch = tx->epoch;
+	w->op.sync  = sync;
+	w->op.done  = on_write_done;
+	w->op.arg   = w;
 	tx->refs++;
 	if ((rv = dtxd_store_write(m->store, &w->op)) != 0) {
 		tx->refs--;
@@ -782,6 +791,11 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 
 	if (w->rv == 0 && w->op.sync && w->seq > tx->synced_seq) {
 		tx->synced_seq = w->seq;
+	}
+	// A create whose transaction was replaced meanwhile (txmgr.c's
+	// on_write) must not start.
+	if (!tx->in_table && w->purpose == W_CREATE) {
+		w->purpose = 0;
 	}
 	switch (w->purpose) {
 	case W_CREATE:

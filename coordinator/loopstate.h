@@ -27,7 +27,15 @@
 #include "txtable.h"
 
 // The kinds of event on the queue.
-enum { MEV_REQUEST = 1, MEV_CALL, MEV_WRITE, MEV_READ, MEV_SNAPSHOT };
+enum {
+	MEV_REQUEST = 1,
+	MEV_CALL,
+	MEV_WRITE,
+	MEV_READ,
+	MEV_SNAPSHOT,
+	MEV_ADOPT,
+	MEV_WATCH
+};
 
 // A request from the server.
 typedef struct mreq {
@@ -90,7 +98,11 @@ typedef struct dtxd_txstats {
 	_Atomic uint64_t started;
 	_Atomic uint64_t finished;
 	_Atomic uint64_t recovered;
+	_Atomic uint64_t taken_over; // adopted from another session
+	_Atomic uint64_t fenced;     // dropped: another node took it over
 } dtxd_txstats;
+
+struct dtxd_watch;
 
 struct dtxd_txmgr {
 	dtxd_config      cfg;
@@ -115,6 +127,11 @@ struct dtxd_txmgr {
 	uint32_t     resuming;      // resumed and not yet finished
 	uint64_t     resumed_total; // adopted transactions resumed so far
 	bool         recovery_done; // all of them resumed (logged once)
+	// Adopted and not yet gone (recovery.c paces takeovers by it); read
+	// by the cluster's thread.
+	_Atomic uint32_t   adopting;
+	struct dtxd_watch *watches; // waits on other nodes' (watch.c)
+	int64_t            watch_poll_ms;
 
 	dtxd_txstats stats;
 };

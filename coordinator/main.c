@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "crashpoint.h"
 #include "dispatcher.h"
 #include "http.h"
@@ -542,6 +543,7 @@ main(int argc, char **argv)
 	dtxd_server     *opsrv   = NULL;
 	dtxd_http       *http    = NULL;
 	dtxd_metrics    *metrics = NULL;
+	dtxd_cluster    *cluster = NULL;
 	dtxd_store_opts  sopts;
 	char             why[DTX_MESSAGE_MAX + 1];
 	uint64_t         recovered = 0;
@@ -617,6 +619,21 @@ main(int argc, char **argv)
 		dtxd_metrics_free(metrics);
 		return 1;
 	}
+	if (o.backend == DTXD_STORE_POSTGRES) {
+		// Several nodes on one database: this node's session owns
+		// what it creates, and its abort is written (still owned)
+		// before any ABORT leaves, as its commit is.
+		dtxd_cluster_opts co = {
+		    .name = o.node, .url = o.listen, .lease_ms = o.lease_ms};
+		if ((rv = dtxd_cluster_open(
+		         &cluster, store, &co, &o.cfg.session)) != 0) {
+			fprintf(stderr,
+			    "dtxd: cannot open a session for node %s: %s\n",
+			    o.node, dtx_strerror(rv));
+			goto out;
+		}
+		o.cfg.policy.abort_waits = true;
+	}
 	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0 ||
 	    (rv = dtxd_txmgr_open(&mgr, &o.cfg, store, disp)) != 0) {
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
@@ -642,12 +659,18 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if ((rv = dtxd_recover(store, mgr, &recovered)) != 0) {
+	// Alone on RocksDB, everything unfinished is this node's. On a
+	// shared database the cluster's thread takes over what was this
+	// node's (its earlier session ended just now) or a dead node's.
+	if (cluster == NULL &&
+	    (rv = dtxd_recover(store, mgr, &recovered)) != 0) {
 		fprintf(
 		    stderr, "dtxd: recovery failed: %s\n", dtx_strerror(rv));
 		goto out;
 	}
-	if ((rv = dtxd_txmgr_start(mgr)) != 0) {
+	if ((rv = dtxd_txmgr_start(mgr)) != 0 ||
+	    (cluster != NULL &&
+	        (rv = dtxd_cluster_start(cluster, mgr)) != 0)) {
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
 		goto out;
 	}
@@ -712,7 +735,10 @@ out:
 	// Order matters: /readyz says so first; the loop stops (answering
 	// waiting clients and the status page), then the HTTP listener and
 	// the server, then outbound calls; the store drains its queue last,
-	// and only then can the manager drop what completed late.
+	// and only then can the manager drop what completed late. The
+	// session ends before that, once nothing more is sent: the other
+	// nodes take over at once what this one leaves unfinished, and a
+	// write of it still queued here is fenced if it comes too late.
 	dtxd_metrics_set_stopping(metrics);
 	dtxd_txmgr_stop(mgr);
 	dtxd_http_close(http);
@@ -720,6 +746,7 @@ out:
 	dtxd_server_close(server);
 	dtxd_dispatcher_close(disp);
 	dtxd_tlsconf_fini(&o.tls);
+	dtxd_cluster_close(cluster);
 	dtxd_store_close(store);
 	if (mgr != NULL) {
 		dtxd_txmgr_stats st;

@@ -23,12 +23,15 @@
 #include "recovery.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "actions.h"
 #include "clock.h"
 #include "log.h"
 #include "loopstate.h"
 #include "record.h"
+#include "strs.h"
+#include "watch.h"
 
 #define RESUME_PER_PASS     256
 #define RESUME_INFLIGHT_MAX 4096
@@ -38,16 +41,22 @@ typedef struct rctx {
 	dtxd_record *rec;
 	uint64_t     count;
 	uint64_t     skipped;
+	bool         takeover;
 } rctx;
 
 // Builds the transaction of rec in memory and queues it for resumption.
+// At start-up the table is empty; a takeover may find the gid there (see
+// dtxd_recovery_on_adopt).
 static int
-adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
-    const size_t *spec_lens)
+adopt(dtxd_txmgr *m, const dtxd_record *rec, const dtxd_store_unfinished *u,
+    bool takeover)
 {
-	const dtxi_txinfo *info = &rec->info;
-	txn               *tx;
-	int                rv;
+	const uint8_t *const *specs     = u->specs;
+	const size_t         *spec_lens = u->spec_lens;
+	txn                  *old;
+	const dtxi_txinfo    *info = &rec->info;
+	txn                  *tx;
+	int                   rv;
 
 	if (info->nbranches == 0 || info->nbranches > DTX_BRANCHES_MAX) {
 		return DTX_EPROTO;
@@ -67,9 +76,22 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
 		tx->stuck_counted = true;
 		dtxd_metrics_stuck_add(m->cfg.metrics, 1);
 	}
-	// Into the table now (the loop is not running yet, so this thread
-	// owns it), and onto the list of those to resume.
+	tx->owner   = u->owner;
+	tx->epoch   = u->epoch;
+	tx->adopted = true;
+	atomic_fetch_add(&m->adopting, 1);
+	if ((old = dtxd_txtable_find(&m->tab, tx->gid)) != NULL) {
+		if (old->loading) {
+			dtxd_txtable_remove(&m->tab, old);
+		} else {
+			dtxd_watch_drop(
+			    m, old, "was taken back at a new epoch");
+		}
+	}
+	// Into the table now (before the loop runs, this thread owns it),
+	// and onto the list of those to resume.
 	dtxd_txtable_insert(&m->tab, tx);
+	dtxd_watch_claim(m, tx);
 	tx->to_resume = true;
 	if (m->adopted_tail != NULL) {
 		m->adopted_tail->rnext = tx;
@@ -77,7 +99,8 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const uint8_t *const *specs,
 		m->adopted = tx;
 	}
 	m->adopted_tail = tx;
-	atomic_fetch_add(&m->stats.recovered, 1);
+	atomic_fetch_add(
+	    takeover ? &m->stats.taken_over : &m->stats.recovered, 1);
 	return 0;
 }
 
@@ -105,7 +128,7 @@ recover_one(void *arg, const dtxd_store_unfinished *u)
 		rc->skipped++;
 		return 0;
 	}
-	rv = adopt(rc->m, rc->rec, u->specs, u->spec_lens);
+	rv = adopt(rc->m, rc->rec, u, rc->takeover);
 	if (rv == 0) {
 		rc->count++;
 	} else if (rv == DTX_EPROTO) {
@@ -119,7 +142,7 @@ recover_one(void *arg, const dtxd_store_unfinished *u)
 int
 dtxd_recover(dtxd_store *st, dtxd_txmgr *m, uint64_t *count)
 {
-	rctx    rc = {m, NULL, 0, 0};
+	rctx    rc = {m, NULL, 0, 0, false};
 	int64_t t0 = dtxi_mono_ms();
 	int     rv;
 
@@ -199,4 +222,118 @@ dtxd_recovery_resume_some(dtxd_txmgr *m)
 		    (unsigned long long)m->resumed_total, (long long)ms);
 		dtxd_metrics_recovery_resumed(m->cfg.metrics, ms);
 	}
+}
+
+// ---------------------------------------------------------------------
+// Takeover
+// ---------------------------------------------------------------------
+
+// One taken-over transaction, copied out of the store's result: its
+// record and specs live in the same allocation, after the struct.
+typedef struct adopt_item {
+	dtxd_store_unfinished u;
+	char                  gid[DTX_GID_MAX + 1];
+} adopt_item;
+
+struct dtxd_adopt_batch {
+	dtxd_ev      ev;
+	dtxd_txmgr  *m;
+	uint32_t     n, cap;
+	adopt_item **items;
+};
+
+dtxd_adopt_batch *
+dtxd_adopt_batch_alloc(void)
+{
+	dtxd_adopt_batch *b = calloc(1, sizeof(*b));
+
+	if (b != NULL) {
+		b->ev.kind = MEV_ADOPT;
+	}
+	return b;
+}
+
+int
+dtxd_adopt_batch_add(dtxd_adopt_batch *b, const dtxd_store_unfinished *u)
+{
+	size_t      total = sizeof(adopt_item) + u->record_len;
+	adopt_item *it;
+	uint8_t    *p;
+
+	for (uint32_t i = 0; i < u->nspecs; i++) {
+		total += u->spec_lens[i];
+	}
+	if (b->n == b->cap) {
+		uint32_t     cap = b->cap == 0 ? 64 : b->cap * 2;
+		adopt_item **ni  = realloc(b->items, cap * sizeof(*ni));
+		if (ni == NULL) {
+			return DTX_ENOMEM;
+		}
+		b->items = ni;
+		b->cap   = cap;
+	}
+	if ((it = malloc(total)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	it->u = *u;
+	dtxi_strlcpy(it->gid, u->gid, sizeof(it->gid));
+	it->u.gid = it->gid;
+	p         = (uint8_t *)(it + 1);
+	memcpy(p, u->record, u->record_len);
+	it->u.record = p;
+	p += u->record_len;
+	for (uint32_t i = 0; i < u->nspecs; i++) {
+		memcpy(p, u->specs[i], u->spec_lens[i]);
+		it->u.specs[i] = p;
+		p += u->spec_lens[i];
+	}
+	b->items[b->n++] = it;
+	return 0;
+}
+
+void
+dtxd_adopt_batch_free(dtxd_adopt_batch *b)
+{
+	if (b == NULL) {
+		return;
+	}
+	for (uint32_t i = 0; i < b->n; i++) {
+		free(b->items[i]);
+	}
+	free(b->items);
+	free(b);
+}
+
+void
+dtxd_recovery_post(dtxd_txmgr *m, dtxd_adopt_batch *b)
+{
+	b->m = m;
+	txmgr_post(m, &b->ev);
+}
+
+uint32_t
+dtxd_recovery_room(dtxd_txmgr *m)
+{
+	uint32_t busy = atomic_load(&m->adopting);
+
+	return busy >= RESUME_INFLIGHT_MAX ? 0 : RESUME_INFLIGHT_MAX - busy;
+}
+
+void
+dtxd_recovery_on_adopt(dtxd_txmgr *m, dtxd_adopt_batch *b)
+{
+	rctx rc = {m, m->rb.rec, 0, 0, true};
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (recover_one(&rc, &b->items[i]->u) != 0) {
+			DTXI_ERROR("recovery: no memory to take %s over; it "
+			           "stays in the store for another node",
+			    b->items[i]->gid);
+		}
+	}
+	if (rc.count > 0) {
+		DTXI_INFO("recovery: took over %llu transactions",
+		    (unsigned long long)rc.count);
+	}
+	dtxd_adopt_batch_free(b);
 }

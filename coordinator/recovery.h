@@ -40,4 +40,35 @@ void dtxd_recovery_resume_some(dtxd_txmgr *m);
 // COMMIT before the commit decision is synced.
 void dtxd_recovery_resume(dtxd_txmgr *m, struct txn *tx);
 
+// ---------------------------------------------------------------------
+// Takeover: several nodes on one store. The cluster's thread takes over
+// the transactions of a dead node's session in the store (at the next
+// epoch), copies them into a batch and posts it; the loop adopts them as
+// recovery does and resumes them with the same pacing.
+// ---------------------------------------------------------------------
+
+typedef struct dtxd_adopt_batch dtxd_adopt_batch;
+
+// An empty batch, or NULL without memory.
+dtxd_adopt_batch *dtxd_adopt_batch_alloc(void);
+
+// Copies u into b. Errors: DTX_ENOMEM.
+int dtxd_adopt_batch_add(dtxd_adopt_batch *b, const dtxd_store_unfinished *u);
+
+// Accepts NULL.
+void dtxd_adopt_batch_free(dtxd_adopt_batch *b);
+
+// Hands b to m's loop (which frees it). Thread-safe.
+void dtxd_recovery_post(dtxd_txmgr *m, dtxd_adopt_batch *b);
+
+// How many more transactions m would adopt now: recovery's bound on those
+// resuming, less those adopted and not yet finished. Thread-safe.
+uint32_t dtxd_recovery_room(dtxd_txmgr *m);
+
+// Loop thread: adopts the transactions of b, then frees it. One that this
+// node already holds is replaced: a copy held from before the takeover is
+// dropped (its waiters go on to the new one), and a Submit still reading
+// the store for that gid hands its requests over when its read ends.
+void dtxd_recovery_on_adopt(dtxd_txmgr *m, dtxd_adopt_batch *b);
+
 #endif // DTXD_RECOVERY_H

@@ -40,6 +40,7 @@
 #include "strs.h"
 #include "trace.h"
 #include "txlog.h"
+#include "watch.h"
 
 static void handle(dtxd_txmgr *m, dtxd_sreq *r, const dtxd_read *rd);
 
@@ -333,11 +334,16 @@ submit_again(
 	}
 }
 
-// Writes a new transaction's create record; it starts once written.
+// Writes a new transaction's create record; it starts once written. It
+// belongs to this node's session from its first epoch.
 static void
 create(dtxd_txmgr *m, txn *tx)
 {
-	int rv = dtxd_act_write(m, tx, W_CREATE, tx->create_sync, false);
+	int rv;
+
+	tx->owner = m->cfg.session;
+	tx->epoch = 1;
+	rv        = dtxd_act_write(m, tx, W_CREATE, tx->create_sync, false);
 
 	if (rv != 0) {
 		dtxd_waiters_fail(tx, rv, "cannot store the transaction");
@@ -429,15 +435,68 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	}
 }
 
+// Answers a waiter of a Submit whose gid the store holds, from its record
+// in m->rb.rec: a client waiting for the outcome of a transaction still
+// running (on another node, with several on one store) waits on a watch.
+static void
+answer_stored(dtxd_txmgr *m, waiter *w)
+{
+	const dtxi_txinfo *info = &m->rb.rec->info;
+
+	if (w->kind == WAIT_OUTCOME && !dtx_state_is_terminal(info->state) &&
+	    dtxd_watch_add(m, info->gid, info->mode, w->r, WAIT_OUTCOME, 0) ==
+	        0) {
+		return;
+	}
+	reply_record(m, w->r);
+}
+
+// A takeover put another transaction of tx's gid in memory while tx was
+// reading the store (recovery.c): tx's requests go to that one, whose
+// content the Submits must match.
+static void
+submit_replaced(dtxd_txmgr *m, txn *tx, txn *cur)
+{
+	char msg[DTX_MESSAGE_MAX + 1];
+
+	tx->loading = false;
+	if (cur->content_hash != tx->content_hash) {
+		snprintf(msg, sizeof(msg),
+		    "gid %s already used with different content", tx->gid);
+		dtxd_waiters_fail(tx, DTX_EEXIST, msg);
+	} else {
+		waiter *list = tx->waiters;
+		tx->waiters  = NULL;
+		dtxd_watch_hand(m, list, cur);
+	}
+	while (tx->deferred != NULL) {
+		waiter *w    = tx->deferred;
+		tx->deferred = w->next;
+		handle(m, w->r, NULL);
+		free(w);
+	}
+}
+
 // The store answered a loading transaction's Submit: a new transaction is
 // created (its create record written), one found on disk is answered from
 // its record and leaves memory. Then the requests held meanwhile run.
 static void
 submit_loaded(dtxd_txmgr *m, txn *tx, const dtxd_read *rd)
 {
-	int rv = read_record(m, rd);
+	txn *cur = dtxd_txtable_find(&m->tab, tx->gid);
+	int  rv;
 
+	if (!tx->in_table && cur != NULL) {
+		submit_replaced(m, tx, cur);
+		return;
+	}
+	rv          = read_record(m, rd);
 	tx->loading = false;
+	if (!tx->in_table && rv == DTX_ENOTFOUND) {
+		// Taken over and finished meanwhile, and its record gone
+		// too: there is nothing to create any more.
+		rv = DTX_ESTORAGE;
+	}
 	if (rv == DTX_ENOTFOUND) {
 		create(m, tx);
 	} else if (rv == 0) {
@@ -451,7 +510,7 @@ submit_loaded(dtxd_txmgr *m, txn *tx, const dtxd_read *rd)
 			while (tx->waiters != NULL) {
 				waiter *w   = tx->waiters;
 				tx->waiters = w->next;
-				reply_record(m, w->r);
+				answer_stored(m, w);
 				free(w);
 			}
 		}
@@ -494,6 +553,12 @@ on_status(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, uint32_t wait_ms,
 		return;
 	}
 	if (!have_stored(m, r, rd, gid)) {
+		return;
+	}
+	// Running, and not here: on another node (several on one store).
+	if (wait_ms > 0 && !dtx_state_is_terminal(m->rb.rec->info.state) &&
+	    dtxd_watch_add(m, gid, m->rb.rec->info.mode, r, WAIT_STATUS,
+	        dtxi_now_ms() + wait_ms) == 0) {
 		return;
 	}
 	reply_record(m, r);
@@ -705,6 +770,12 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 	}
 	if (m->rb.rec->info.state == DTX_STATE_COMMITTED) {
 		reply_code(r, DTX_ESTATE, "%s is already committed", gid);
+	} else if (m->cfg.session != 0 &&
+	    !dtx_state_is_terminal(m->rb.rec->info.state)) {
+		reply_code(r, DTX_ESTATE,
+		    "%s is run by another dtxd node; send the abort to that "
+		    "node",
+		    gid);
 	} else {
 		reply_record(m, r);
 	}
@@ -1047,4 +1118,20 @@ dtxd_requests_drop_read(mread *mr)
 		    mr->r, DTX_ESHUTDOWN, "coordinator shutting down");
 	}
 	mread_free(mr);
+}
+
+void
+dtxd_requests_create_lost(dtxd_txmgr *m, txn *tx)
+{
+	int rv;
+
+	DTXI_DEBUG("requests: %s was created by another node first", tx->gid);
+	tx->loading = true;
+	tx->refs++; // the read's
+	if ((rv = read_for(m, NULL, tx, DTXD_READ_RECORD, tx->gid)) != 0) {
+		tx->refs--;
+		tx->loading = false;
+		dtxd_waiters_fail(tx, rv, "cannot read the store");
+		dtxd_act_forget(m, tx);
+	}
 }

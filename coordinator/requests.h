@@ -24,4 +24,9 @@ void dtxd_requests_on_read(dtxd_txmgr *m, mread *mr);
 // answered DTX_ESHUTDOWN.
 void dtxd_requests_drop_read(mread *mr);
 
+// tx's create found its gid taken (DTX_EEXIST: another node created it
+// first): it is answered as a Submit of a gid already stored is, once the
+// store is read again. Loop thread only.
+void dtxd_requests_create_lost(dtxd_txmgr *m, txn *tx);
+
 #endif // DTXD_REQUESTS_H

@@ -45,6 +45,7 @@
 #include "recovery.h"
 #include "requests.h"
 #include "snapshot.h"
+#include "watch.h"
 
 void
 dtxd_config_init(dtxd_config *c)
@@ -77,6 +78,27 @@ dtxd_txmgr_on_request(void *arg, dtxd_sreq *r)
 	}
 }
 
+// A write came back. Several nodes on one store: one that found its
+// transaction owned by another node drops it at once (it sends nothing
+// more from here; watch.c), and a create that found its gid created by
+// another node first is answered as a resubmit (requests.c). Then, or
+// else, actions.c ends the write.
+static void
+on_write(dtxd_txmgr *m, mwrite *w)
+{
+	txn *tx = w->tx;
+
+	if (w->rv == DTXD_STORE_FENCED && tx->in_table) {
+		dtxd_watch_drop(m, tx, "is run by another node now");
+		w->purpose = 0;
+	} else if (w->rv == DTX_EEXIST && w->purpose == W_CREATE &&
+	    tx->in_table) {
+		dtxd_requests_create_lost(m, tx);
+		w->purpose = 0;
+	}
+	dtxd_act_on_write(m, w);
+}
+
 static void
 dispatch(dtxd_txmgr *m, dtxd_ev *ev)
 {
@@ -91,7 +113,7 @@ dispatch(dtxd_txmgr *m, dtxd_ev *ev)
 		dtxd_act_on_call(m, (mcall *)ev);
 		break;
 	case MEV_WRITE:
-		dtxd_act_on_write(m, (mwrite *)ev);
+		on_write(m, (mwrite *)ev);
 		break;
 	case MEV_READ:
 		dtxd_requests_on_read(m, (mread *)ev);
@@ -100,6 +122,12 @@ dispatch(dtxd_txmgr *m, dtxd_ev *ev)
 		dtxd_snapshot_answer(m, &((msnap *)ev)->q, ((msnap *)ev)->fn,
 		    ((msnap *)ev)->arg);
 		free(ev);
+		break;
+	case MEV_ADOPT:
+		dtxd_recovery_on_adopt(m, (dtxd_adopt_batch *)ev);
+		break;
+	case MEV_WATCH:
+		dtxd_watch_on_read(m, (mwatch *)ev);
 		break;
 	}
 }
@@ -147,7 +175,17 @@ wake_ms(dtxd_txmgr *m)
 	    (m->adopted == NULL && !m->recovery_done)) {
 		return 1; // resume, or say that recovery is over, at once
 	}
-	return dtxd_txtable_next_wake(&m->tab);
+	int64_t next = dtxd_txtable_next_wake(&m->tab);
+	// Watches of other nodes' transactions are read every poll period
+	// (watch.c); the period runs on the monotonic clock.
+	if (m->watches != NULL) {
+		int64_t poll =
+		    dtxi_now_ms() + (m->watch_poll_ms - dtxi_mono_ms());
+		if (next == 0 || poll < next) {
+			next = poll > 0 ? poll : 1;
+		}
+	}
+	return next;
 }
 
 // Runs passes as the queue's consumer until it may let go; an inline
@@ -167,6 +205,7 @@ run_passes(dtxd_txmgr *m, unsigned limit)
 		}
 		run_timers(m);
 		dtxd_recovery_resume_some(m);
+		dtxd_watch_poll(m);
 		// The calls of this pass go out now, one message per
 		// participant.
 		dtxd_dispatcher_flush(m->disp);
@@ -262,6 +301,10 @@ drop_late(dtxd_ev *ev)
 			dtxd_act_free_call((mcall *)ev);
 		} else if (ev->kind == MEV_WRITE) {
 			dtxd_act_free_write((mwrite *)ev);
+		} else if (ev->kind == MEV_ADOPT) {
+			dtxd_adopt_batch_free((dtxd_adopt_batch *)ev);
+		} else if (ev->kind == MEV_WATCH) {
+			dtxd_watch_free_read((mwatch *)ev);
 		} else {
 			free(ev);
 		}
@@ -299,12 +342,15 @@ dtxd_txmgr_stop(dtxd_txmgr *m)
 		} else if (ev->kind == MEV_SNAPSHOT) {
 			((msnap *)ev)->fn(((msnap *)ev)->arg, NULL, 0);
 			free(ev);
+		} else if (ev->kind == MEV_WATCH) {
+			dtxd_watch_free_read((mwatch *)ev);
 		} else {
 			ev->next = m->late;
 			m->late  = ev;
 		}
 		ev = next;
 	}
+	dtxd_watch_stop(m);
 	for (txn *tx = m->tab.all; tx != NULL; tx = tx->anext) {
 		dtxd_waiters_fail(tx, DTX_ESHUTDOWN,
 		    "coordinator shutting down; the transaction resumes "

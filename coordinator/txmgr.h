@@ -39,6 +39,9 @@ typedef struct dtxd_config {
 	const char *crash_at;
 	// Where the loop counts what it does (not owned); NULL: nowhere.
 	dtxd_metrics *metrics;
+	// Several nodes on one store: this node's session (store.h), which
+	// owns the transactions it creates; 0 alone on RocksDB.
+	uint64_t session;
 } dtxd_config;
 
 void dtxd_config_init(dtxd_config *c);

@@ -92,9 +92,14 @@ struct txn {
 	bool        to_resume;   // adopted, its RECOVER not yet handled
 	bool        recovering;  // resumed and counted as resuming
 	bool        create_sync; // the create write is to be synced
-	txn        *rnext;       // in the list of adopted, not yet resumed
-	size_t      hidx;        // position in the timer heap, or NO_HEAP
-	int64_t     twhen;       // when the heap wakes it
+	bool        adopted;     // taken over or recovered, not yet gone
+	// The session that runs it and at which epoch (store.h): every
+	// write names both. 0 with one dtxd on RocksDB.
+	uint64_t owner;
+	uint64_t epoch;
+	txn     *rnext; // in the list of adopted, not yet resumed
+	size_t   hidx;  // position in the timer heap, or NO_HEAP
+	int64_t  twhen; // when the heap wakes it
 	// A failed write to redo at redo_at: PERSIST (with these flags) or
 	// FINISH.
 	int     redo;
