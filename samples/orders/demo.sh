@@ -12,7 +12,9 @@
 # the run by samples/tls/make-certs.sh (README, "Securing dtx").
 #
 # Environment: DTX_DEMO_KEEP=1 keeps the data directory and logs;
-# DTX_DEMO_LOG_LEVEL sets dtxd's --log-level (default warn).
+# DTX_DEMO_LOG_LEVEL sets dtxd's --log-level (default warn);
+# DTX_DEMO_STORE_CONN (a libpq connection string) runs dtxd on PostgreSQL
+# (--store postgres) instead of its own RocksDB directory.
 
 set -euo pipefail
 
@@ -181,7 +183,12 @@ if [[ $TLS == --tls ]]; then
 		--participant-tls-ca "$CERTS/services-ca.crt")
 	TLS_ARGS=(--tls "$CERTS")
 fi
-start dtxd DTXD_URL "$TMP/dtxd.log" "$DTXD" --data-dir "$TMP/dtxd" \
+if [[ -n ${DTX_DEMO_STORE_CONN:-} ]]; then
+	STORE=(--store postgres --store-conn "$DTX_DEMO_STORE_CONN")
+else
+	STORE=(--data-dir "$TMP/dtxd")
+fi
+start dtxd DTXD_URL "$TMP/dtxd.log" "$DTXD" "${STORE[@]}" \
 	--log-level "${DTX_DEMO_LOG_LEVEL:-warn}" "${DTXD_TLS[@]}"
 start inventory INVENTORY_URL - "$BIN/inventory" \
 	--data-dir "$TMP/inventory" --stock widget=3 "${TLS_ARGS[@]}"

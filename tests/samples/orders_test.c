@@ -28,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
+#include "pg.h"
+
 // Less than CTest's 300 s so that we, not CTest, kill a hung demo and
 // report what it printed.
 #define DEMO_DEADLINE_MS 240000
@@ -333,7 +336,18 @@ check_demo(const char *flag)
 	cr_assert(find_demo(build, demo, sizeof(demo)),
 	    "cannot find %s (set DTX_ORDERS_DEMO to its path)", DEMO_PATH);
 
+	// The same demo with dtxd on the suite's PostgreSQL (dtx.samples.
+	// orders.pg): demo.sh passes the connection string on to dtxd.
+	if (dtxt_pg_store_wanted()) {
+		char dir[DTXT_PATH_MAX], data[DTXT_PATH_MAX + 8], conn[512];
+		cr_assert_eq(dtxt_tmpdir(dir, sizeof(dir)), 0);
+		snprintf(data, sizeof(data), "%s/dtxd", dir);
+		cr_assert_eq(dtxt_pg_store_conn(data, conn, sizeof(conn)), 0,
+		    "no database for dtxd in the suite's PostgreSQL");
+		setenv("DTX_DEMO_STORE_CONN", conn, 1);
+	}
 	status = run_demo(demo, build, flag, &out, &pgid);
+	dtxt_cleanup();
 
 	// Everything the demo started must be gone shortly after it exits.
 	// Orphans are reaped by init, not at once, so allow a few seconds.

@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "loopback_port.h"
+#include "pg.h"
 #include "strs.h"
 
 extern char **environ;
@@ -626,6 +627,7 @@ dtxt_start_dtxd(const char *url, const char *data_dir, const char *log,
 	static const dtxt_dtxd_opts none = {0};
 	char                        timeout[24], call_timeout[24], retries[24];
 	char                        crash[128];
+	char                        conn[512];
 	char                       *argv[40];
 	char                       *env[2] = {NULL, NULL};
 	size_t                      n      = 0;
@@ -637,8 +639,18 @@ dtxt_start_dtxd(const char *url, const char *data_dir, const char *log,
 	argv[n++] = (char *)dtxt_dtxd_bin();
 	argv[n++] = "--listen";
 	argv[n++] = (char *)url;
-	argv[n++] = "--data-dir";
-	argv[n++] = (char *)data_dir;
+	if (dtxt_pg_store_wanted()) {
+		if (dtxt_pg_store_conn(data_dir, conn, sizeof(conn)) != 0) {
+			return NULL;
+		}
+		argv[n++] = "--store";
+		argv[n++] = "postgres";
+		argv[n++] = "--store-conn";
+		argv[n++] = conn;
+	} else {
+		argv[n++] = "--data-dir";
+		argv[n++] = (char *)data_dir;
+	}
 	argv[n++] = "--log-level";
 	argv[n++] = "debug";
 	argv[n++] = "--backoff-base-ms";

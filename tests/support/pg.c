@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+
 #include "loopback_port.h"
 #include "strs.h"
 
@@ -390,4 +393,58 @@ dtxt_pg_suite_db(const char *name, char *conninfo, size_t cap)
 	dtxi_strlcpy(pg.dir, getenv(PG_ENV_DIR), sizeof(pg.dir));
 	snprintf(pg.log, sizeof(pg.log), "%s/psql.log", pg.dir);
 	return dtxt_pg_createdb(&pg, name, conninfo, cap);
+}
+
+bool
+dtxt_pg_store_wanted(void)
+{
+	const char *s = getenv("DTXT_STORE");
+
+	return s != NULL && strcmp(s, "postgres") == 0;
+}
+
+// Only in the runner of a suite that asked for PostgreSQL (the store_pg
+// suite starts its own).
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	(void)set;
+	if (dtxt_pg_store_wanted()) {
+		dtxt_pg_suite_start();
+	}
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	if (dtxt_pg_store_wanted()) {
+		dtxt_pg_suite_stop();
+	}
+}
+
+int
+dtxt_pg_store_conn(const char *data_dir, char *conninfo, size_t cap)
+{
+	char     marker[DTXT_PATH_MAX + 8], name[32];
+	char    *old;
+	uint64_t h = 1469598103934665603ull; // FNV-1a of the path
+	FILE    *f;
+
+	snprintf(marker, sizeof(marker), "%s.pgdb", data_dir);
+	old = dtxt_read_file(marker);
+	if (old[0] != '\0') {
+		dtxi_strlcpy(conninfo, old, cap);
+		free(old);
+		return 0;
+	}
+	free(old);
+	for (const char *p = data_dir; *p != '\0'; p++) {
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	}
+	snprintf(name, sizeof(name), "d%016llx", (unsigned long long)h);
+	if (dtxt_pg_suite_db(name, conninfo, cap) != 0 ||
+	    (f = fopen(marker, "w")) == NULL) {
+		return -1;
+	}
+	fputs(conninfo, f);
+	return fclose(f) == 0 ? 0 : -1;
 }

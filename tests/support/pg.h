@@ -79,4 +79,15 @@ void dtxt_pg_suite_start(void);
 void dtxt_pg_suite_stop(void);
 int  dtxt_pg_suite_db(const char *name, char *conninfo, size_t cap);
 
+// DTXT_STORE=postgres runs a suite's dtxd processes on PostgreSQL: the
+// suite's server starts before its tests (a report hook here does it) and
+// dtxt_start_dtxd asks dtxt_pg_store_conn for the database that stands for
+// a data directory. True when that is asked for.
+bool dtxt_pg_store_wanted(void);
+
+// The connection string of the database that stands for data_dir (the same
+// database each time a test restarts dtxd on it), created at the first
+// call. Returns 0 or -1.
+int dtxt_pg_store_conn(const char *data_dir, char *conninfo, size_t cap);
+
 #endif // DTX_TESTS_PG_H
