@@ -639,8 +639,11 @@ dtxt_start_dtxd(const char *url, const char *data_dir, const char *log,
 	argv[n++] = (char *)dtxt_dtxd_bin();
 	argv[n++] = "--listen";
 	argv[n++] = (char *)url;
-	if (dtxt_pg_store_wanted()) {
-		if (dtxt_pg_store_conn(data_dir, conn, sizeof(conn)) != 0) {
+	if (o->store_conn != NULL || dtxt_pg_store_wanted()) {
+		if (o->store_conn != NULL) {
+			dtxi_strlcpy(conn, o->store_conn, sizeof(conn));
+		} else if (dtxt_pg_store_conn(data_dir, conn, sizeof(conn)) !=
+		    0) {
 			return NULL;
 		}
 		argv[n++] = "--store";

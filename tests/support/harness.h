@@ -145,6 +145,9 @@ typedef struct dtxt_dtxd_opts {
 	unsigned    call_timeout_ms; // --call-timeout-ms (0: 500)
 	unsigned    retries;         // --retries (0: dtxd's default)
 	const char *extra[8];        // more arguments, NULL-terminated
+	// --store postgres --store-conn this, instead of --data-dir (NULL:
+	// RocksDB, unless DTXT_STORE=postgres; see pg.h).
+	const char *store_conn;
 	unsigned start_timeout_ms; // wait this long for it to answer (0: 5 s)
 } dtxt_dtxd_opts;
 

@@ -316,6 +316,32 @@ dtxt_pg_sql(const dtxt_pg *pg, const char *db, const char *sql)
 }
 
 int
+dtxt_pg_query(
+    const dtxt_pg *pg, const char *db, const char *sql, char *out, size_t cap)
+{
+	char        port[16], path[sizeof(pg->dir) + 16];
+	const char *args[] = {"-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h",
+	    "127.0.0.1", "-p", port, "-U", "postgres", "-d", db, "-c", sql,
+	    NULL};
+	char       *text;
+	size_t      n;
+	int         rv;
+
+	snprintf(port, sizeof(port), "%d", pg->port);
+	snprintf(path, sizeof(path), "%s/query.out", pg->dir);
+	unlink(path);
+	rv   = run("psql", args, false, path);
+	text = dtxt_read_file(path);
+	n    = strlen(text);
+	while (n > 0 && text[n - 1] == '\n') {
+		text[--n] = '\0';
+	}
+	dtxi_strlcpy(out, text, cap);
+	free(text);
+	return rv;
+}
+
+int
 dtxt_pg_promote(dtxt_pg *pg)
 {
 	if (dtxt_pg_sql(pg, "postgres", "SELECT pg_promote(true, 20)") != 0) {

@@ -57,6 +57,12 @@ int dtxt_pg_promote(dtxt_pg *pg);
 // Returns 0 or -1.
 int dtxt_pg_sql(const dtxt_pg *pg, const char *db, const char *sql);
 
+// Runs sql (psql, one query) in database db and writes its output, values
+// unaligned without headers ("-At"), to out without the last newline.
+// Returns 0 or -1.
+int dtxt_pg_query(
+    const dtxt_pg *pg, const char *db, const char *sql, char *out, size_t cap);
+
 // Creates database name and writes its libpq connection string to out.
 // Returns 0 or -1.
 int dtxt_pg_createdb(
