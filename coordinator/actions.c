@@ -543,7 +543,17 @@ run_actions(dtxd_txmgr *m, txn *tx, const dtxd_actions *acts)
 				        DTXI_CRASH_BEFORE_FINAL_RECORD)) {
 					break; // dies soon; never written
 				}
-				write_or_redo(m, tx, W_FINISH, false, false);
+				// A saga's COMMITTED is told once its final
+				// record is written. On a shared database
+				// that write is synced: a database crash loses
+				// what committed unsynced (store_pg.c), which
+				// a dtxd crash on RocksDB never does, and a
+				// successor that found the saga RUNNING again
+				// might compensate it past its deadline.
+				write_or_redo(m, tx, W_FINISH,
+				    m->cfg.session != 0 &&
+				        !outcome_settled(tx),
+				    false);
 			}
 			break;
 		}
@@ -849,7 +859,7 @@ dtxd_act_on_write(dtxd_txmgr *m, mwrite *w)
 			    "writing the final record failed: %s; retrying in "
 			    "a second",
 			    dtx_strerror(w->rv));
-			schedule_redo(m, tx, W_FINISH, false, false);
+			schedule_redo(m, tx, W_FINISH, w->op.sync, false);
 			break;
 		}
 		atomic_fetch_add(&m->stats.finished, 1);
