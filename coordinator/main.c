@@ -754,12 +754,17 @@ out:
 		dtxi_log_event(DTXI_LOG_INFO, "dtxd_stopped",
 		    DTXI_FIELDS(DTXI_F_NUM("started", st.started),
 		        DTXI_F_NUM("finished", st.finished),
-		        DTXI_F_NUM("unfinished", st.active)),
+		        DTXI_F_NUM("unfinished", st.active),
+		        DTXI_F_NUM("taken_over", st.taken_over),
+		        DTXI_F_NUM("fenced", st.fenced)),
 		    "stopped (%llu started, %llu finished, %llu still "
-		    "unfinished)",
+		    "unfinished, %llu taken over, %llu dropped on a fenced "
+		    "write)",
 		    (unsigned long long)st.started,
 		    (unsigned long long)st.finished,
-		    (unsigned long long)st.active);
+		    (unsigned long long)st.active,
+		    (unsigned long long)st.taken_over,
+		    (unsigned long long)st.fenced);
 	}
 	dtxd_txmgr_close(mgr);
 	dtxd_metrics_free(metrics);

@@ -99,8 +99,13 @@ adopt(dtxd_txmgr *m, const dtxd_record *rec, const dtxd_store_unfinished *u,
 		m->adopted = tx;
 	}
 	m->adopted_tail = tx;
-	atomic_fetch_add(
-	    takeover ? &m->stats.taken_over : &m->stats.recovered, 1);
+	// Stats' "recovered" counts every transaction resumed from the
+	// store; on a shared database a restarted node takes its own back
+	// as a takeover too.
+	atomic_fetch_add(&m->stats.recovered, 1);
+	if (takeover) {
+		atomic_fetch_add(&m->stats.taken_over, 1);
+	}
 	return 0;
 }
 

@@ -387,8 +387,10 @@ dtxd_txmgr_close(dtxd_txmgr *m)
 void
 dtxd_txmgr_get_stats(dtxd_txmgr *m, dtxd_txmgr_stats *st)
 {
-	st->active    = atomic_load(&m->tab.active);
-	st->started   = atomic_load(&m->stats.started);
-	st->finished  = atomic_load(&m->stats.finished);
-	st->recovered = atomic_load(&m->stats.recovered);
+	st->active     = atomic_load(&m->tab.active);
+	st->started    = atomic_load(&m->stats.started);
+	st->finished   = atomic_load(&m->stats.finished);
+	st->recovered  = atomic_load(&m->stats.recovered);
+	st->taken_over = atomic_load(&m->stats.taken_over);
+	st->fenced     = atomic_load(&m->stats.fenced);
 }

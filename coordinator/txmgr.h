@@ -92,10 +92,12 @@ int dtxd_txmgr_snapshot(dtxd_txmgr *m, const dtxd_snapshot_query *q,
     dtxd_snapshot_fn fn, void *arg);
 
 typedef struct dtxd_txmgr_stats {
-	uint64_t active;    // transactions in memory
-	uint64_t started;   // accepted since start
-	uint64_t finished;  // reached a terminal state since start
-	uint64_t recovered; // adopted at start
+	uint64_t active;     // transactions in memory
+	uint64_t started;    // accepted since start
+	uint64_t finished;   // reached a terminal state since start
+	uint64_t recovered;  // resumed from the store: at start or taken over
+	uint64_t taken_over; // of those, taken over from another session
+	uint64_t fenced;     // dropped: another node took it over
 } dtxd_txmgr_stats;
 
 // Thread-safe.
