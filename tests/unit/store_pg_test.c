@@ -381,6 +381,36 @@ Test(store_pg, a_restarted_node_ends_its_old_session_and_takes_over_at_once)
 	dtxd_store_close(neu);
 }
 
+Test(store_pg, an_ended_session_is_taken_over_at_once_and_cannot_renew)
+{
+	char        ci[256];
+	dtxd_store *a, *b;
+	uint64_t    sa = 0, sb = 0;
+	bool        lapsed;
+	taken       t;
+
+	fresh_db(ci, sizeof(ci));
+	a = open_pg(ci, 0);
+	b = open_pg(ci, 0);
+	cr_assert_eq(
+	    dtxd_store_session_open(a, "node-a", "tcp://a", 60000, &sa), 0);
+	cr_assert_eq(
+	    dtxd_store_session_open(b, "node-b", "tcp://b", 60000, &sb), 0);
+	cr_assert_eq(write1(a, DTXD_WOP_CREATE, "g1", sa, 0, "r"), 0);
+	cr_assert_eq(take(b, sb, 60000, 10, &t), 0);
+	// A stops cleanly: its minute-long lease does not hold B back.
+	cr_assert_eq(dtxd_store_session_end(a, sa), 0);
+	cr_assert_eq(take(b, sb, 60000, 10, &t), 1);
+	cr_assert_str_eq(t.gids, "g1");
+	cr_assert_eq(t.owner, sb);
+	cr_assert_eq(t.epoch, 2);
+	cr_assert_eq(
+	    dtxd_store_session_renew(a, sa, 60000, &lapsed), DTX_ECLOSED);
+	cr_assert_eq(dtxd_store_session_end(a, 0), DTX_EINVAL);
+	dtxd_store_close(a);
+	dtxd_store_close(b);
+}
+
 Test(store_pg, sessions_and_takeover_refuse_bad_arguments)
 {
 	char        ci[256];
