@@ -322,9 +322,12 @@ start_saga_of(const char *point, dtxt_part **parts, char *gid, bool group)
 		CHECK_RV(dtx_tx_saga_group_end(tx));
 		CHECK_RV(dtx_tx_add(tx, parts[0]->url, "op", "", 0));
 	}
-	// A little more than the timeout covers the clocks' rounding.
-	deadline = dtxi_now_ms() + o.timeout_ms + 50;
+	// dtxd sets the deadline when the Submit arrives, so the bound is
+	// taken once it is answered (taken before, it missed a Submit that
+	// took over 50 ms to arrive on a loaded machine); a little more than
+	// the timeout covers the clocks' rounding.
 	CHECK_RV(dtx_tx_submit(tx));
+	deadline = dtxi_now_ms() + o.timeout_ms + 50;
 	dtxi_strlcpy(gid, dtx_tx_gid(tx), DTX_GID_MAX + 1);
 	dtx_tx_free(tx);
 	return deadline;
