@@ -411,7 +411,12 @@ on_submit(dtxd_txmgr *m, dtxd_sreq *r, const dtxi_submit *s)
 	// client can skip the sync: presumed abort covers a lost record.
 	// (Decided before dtxd_waiter_add, which frees the request s points
 	// into.)
-	tx->create_sync = s->mode == DTX_SAGA || !s->wait;
+	// On a shared database every create is synced: a database crash
+	// (or fail-over) loses what committed unsynced, and a waiting 2PC
+	// client told ABORTED by presumed abort must still find its record
+	// afterwards, as it does when only dtxd crashes.
+	tx->create_sync =
+	    s->mode == DTX_SAGA || !s->wait || m->cfg.session != 0;
 	// A gid made here just now cannot be in the store: no need to look.
 	bool fresh  = s->gid[0] == '\0';
 	tx->loading = !fresh;
