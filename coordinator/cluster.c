@@ -52,8 +52,8 @@ struct dtxd_cluster {
 	bool            started;
 	pthread_t       thread;
 
-	_Atomic int64_t    ok_until; // mono ms: the lease is known to hold
-	dtxd_cluster_stats stats;    // under mtx
+	dtxd_metrics      *metrics; // /readyz: whether the lease holds
+	dtxd_cluster_stats stats;   // under mtx
 };
 
 int
@@ -72,13 +72,12 @@ dtxd_cluster_open(dtxd_cluster **cp, dtxd_store *st,
 	c->lease_ms = o->lease_ms;
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_cond_init(&c->cv, NULL);
-	int64_t t0 = dtxi_mono_ms();
 	if ((rv = dtxd_store_session_open(
 	         st, o->name, o->url, o->lease_ms, &c->session)) != 0) {
 		dtxd_cluster_close(c);
 		return rv;
 	}
-	atomic_init(&c->ok_until, t0 + o->lease_ms);
+	c->metrics       = o->metrics;
 	c->stats.session = c->session;
 	*session         = c->session;
 	*cp              = c;
@@ -187,9 +186,7 @@ cluster_main(void *arg)
 				break;
 			}
 			if (rv == 0) {
-				// The lease holds for lease_ms from when the
-				// renewal was sent, at the latest.
-				atomic_store(&c->ok_until, sent + c->lease_ms);
+				dtxd_metrics_set_lease_lost(c->metrics, false);
 				if (warned) {
 					take_after = sent + c->lease_ms;
 				}
@@ -204,6 +201,7 @@ cluster_main(void *arg)
 					    (unsigned long long)c->session);
 				}
 			} else if (!warned) {
+				dtxd_metrics_set_lease_lost(c->metrics, true);
 				DTXI_WARN("cluster: cannot renew the lease: "
 				          "%s; others may take over if this "
 				          "lasts %u ms",
@@ -233,13 +231,6 @@ dtxd_cluster_start(dtxd_cluster *c, dtxd_txmgr *m)
 	}
 	c->started = true;
 	return 0;
-}
-
-bool
-dtxd_cluster_ready(dtxd_cluster *c)
-{
-	return dtxi_mono_ms() < atomic_load(&c->ok_until) &&
-	    dtxd_store_ready(c->st);
 }
 
 void

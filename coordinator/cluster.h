@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "store.h"
 #include "txmgr.h"
 
@@ -27,6 +28,9 @@ typedef struct dtxd_cluster_opts {
 	const char *name;     // the node's name: one running node per name
 	const char *url;      // where it listens (for operators)
 	uint32_t    lease_ms; // renewed every third of it
+	// Told when the lease stops or starts being known to hold
+	// (/readyz); may be NULL.
+	dtxd_metrics *metrics;
 } dtxd_cluster_opts;
 
 // Opens a session for the node named o->name in st (ending its earlier
@@ -40,10 +44,6 @@ int dtxd_cluster_open(dtxd_cluster **cp, dtxd_store *st,
 // (SIGTERM to itself: it shuts down, sending nothing more). Errors:
 // DTX_ENOMEM.
 int dtxd_cluster_start(dtxd_cluster *c, dtxd_txmgr *m);
-
-// True while the lease is known to hold and the store takes writes
-// (/readyz). Thread-safe.
-bool dtxd_cluster_ready(dtxd_cluster *c);
 
 typedef struct dtxd_cluster_stats {
 	uint64_t session;

@@ -623,8 +623,10 @@ main(int argc, char **argv)
 		// Several nodes on one database: this node's session owns
 		// what it creates, and its abort is written (still owned)
 		// before any ABORT leaves, as its commit is.
-		dtxd_cluster_opts co = {
-		    .name = o.node, .url = o.listen, .lease_ms = o.lease_ms};
+		dtxd_cluster_opts co = {.name = o.node,
+		    .url                      = o.listen,
+		    .lease_ms                 = o.lease_ms,
+		    .metrics                  = metrics};
 		if ((rv = dtxd_cluster_open(
 		         &cluster, store, &co, &o.cfg.session)) != 0) {
 			fprintf(stderr,

@@ -96,6 +96,7 @@ struct dtxd_metrics {
 	counter      requests[NKINDS];
 	counter      resolve[NSTATES];
 	atomic_bool  recovering;
+	atomic_bool  lease_lost;
 	atomic_bool  stopping;
 	counter      rec_loaded;
 	counter      rec_skipped;
@@ -278,6 +279,14 @@ dtxd_metrics_set_recovering(dtxd_metrics *m, bool on)
 }
 
 void
+dtxd_metrics_set_lease_lost(dtxd_metrics *m, bool lost)
+{
+	if (m != NULL) {
+		atomic_store(&m->lease_lost, lost);
+	}
+}
+
+void
 dtxd_metrics_set_stopping(dtxd_metrics *m)
 {
 	if (m != NULL) {
@@ -310,6 +319,12 @@ dtxd_metrics_ready(dtxd_metrics *m, char *why, size_t cap)
 	}
 	if (dtxd_metrics_store_failing(m, &err)) {
 		snprintf(why, cap, "store failing: %s", dtx_strerror(err));
+		return false;
+	}
+	if (atomic_load(&m->lease_lost)) {
+		snprintf(why, cap,
+		    "this node's lease is not renewed (the database is out "
+		    "of reach): the other nodes may take its work over");
 		return false;
 	}
 	return true;

@@ -63,8 +63,10 @@ void dtxd_metrics_recovery_resumed(dtxd_metrics *m, int64_t ms);
 
 // Readiness (/readyz): recovering from start until every recovered
 // transaction is resumed; stopping once shutdown began; the store failing
-// from a failed write until one succeeds.
+// from a failed write until one succeeds; with several nodes on one
+// database, the node's lease not known to hold (cluster.c).
 void dtxd_metrics_set_recovering(dtxd_metrics *m, bool on);
+void dtxd_metrics_set_lease_lost(dtxd_metrics *m, bool lost);
 void dtxd_metrics_set_stopping(dtxd_metrics *m);
 bool dtxd_metrics_store_failing(dtxd_metrics *m, int *last_error);
 // Writes why dtxd is not ready into why (cap bytes), or returns true.

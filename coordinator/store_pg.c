@@ -181,6 +181,10 @@ typedef struct pg_store {
 	char      *conninfo;
 	uint32_t   sync_delay_ms;
 	uint32_t   purge_every_ms;
+	// dtxd's metrics (store.h): each batch, and each attempt that did
+	// not reach the database.
+	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
+	void *on_batch_arg;
 
 	// Finished records whose expiry is at or before this are purged:
 	// reads skip them even before their rows are deleted.
@@ -756,6 +760,11 @@ write_batch(pg_store *s, dtxd_wop *list, uint32_t n, bool sync, int *res)
 			}
 		}
 		atomic_store(&s->up, false);
+		// Not failed yet (it is sent again), but not written either:
+		// /readyz says so meanwhile.
+		if (s->on_batch != NULL) {
+			s->on_batch(s->on_batch_arg, 0, sync, 0, DTX_ESTORAGE);
+		}
 		pthread_mutex_lock(&s->mtx);
 		bool closing = s->closing;
 		pthread_mutex_unlock(&s->mtx);
@@ -812,7 +821,12 @@ pg_writer(void *arg)
 		if (sync && s->sync_delay_ms > 0) {
 			sleep_ms(s->sync_delay_ms);
 		}
-		rv = write_batch(s, list, n, sync, res);
+		int64_t t0 = dtxi_mono_ms();
+		rv         = write_batch(s, list, n, sync, res);
+		if (s->on_batch != NULL) {
+			s->on_batch(s->on_batch_arg, n, sync,
+			    (dtxi_mono_ms() - t0) * 1000, rv);
+		}
 	done:
 		pthread_mutex_lock(&s->mtx);
 		if (rv == 0) {
@@ -1445,6 +1459,8 @@ dtxd_store_pg_open(
 	s->base.ops       = &pg_ops;
 	s->sync_delay_ms  = o->sync_delay_ms;
 	s->purge_every_ms = o->purge_every_ms;
+	s->on_batch       = o->on_batch;
+	s->on_batch_arg   = o->on_batch_arg;
 	atomic_init(&s->purge_before, -1);
 	atomic_init(&s->up, true);
 	if ((s->conninfo = strdup(conninfo)) == NULL) {

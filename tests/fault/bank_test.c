@@ -54,6 +54,7 @@
 
 #include "clock.h"
 #include "harness.h"
+#include "httpc.h"
 #include "pg.h"
 #include "strs.h"
 
@@ -85,9 +86,11 @@ typedef struct bankworld {
 		char       name[16];
 		dtxt_proc *proc;
 	} node[NNODES];
-	bool    cluster;
-	dtxt_pg pg;
-	char    conn[512];
+	bool     cluster;
+	dtxt_pg  pg;
+	char     conn[512];
+	char     http[DTXT_URL_MAX]; // node 0's /readyz
+	unsigned not_ready;          // times it said so with the database down
 	struct {
 		char       url[DTXT_URL_MAX];
 		char       store[DTXT_PATH_MAX];
@@ -194,6 +197,11 @@ start_dtxd(int i)
 		o.extra[4]   = "--lease-ms";
 		o.extra[5]   = lease;
 		o.extra[6]   = NULL;
+		if (i == 0) {
+			o.extra[6] = "--http-listen";
+			o.extra[7] = bw.http;
+			o.extra[8] = NULL;
+		}
 		// A start while the others' leases are being settled, or
 		// right after a database restart, may take a while.
 		o.start_timeout_ms = 15000;
@@ -311,6 +319,21 @@ run_xfer(dtx_client *c, xfer *x)
 	return rv;
 }
 
+// True once node 0's /readyz answers as *want says (ready: 200).
+static int
+ready_is(void *want)
+{
+	dtxt_http_res res;
+	bool          ready;
+
+	if (dtxt_http_get(bw.http, "/readyz", 1000, &res) != 0) {
+		return 0;
+	}
+	ready = res.status == 200;
+	dtxt_http_res_fini(&res);
+	return ready == *(bool *)want;
+}
+
 // Each client knows every node. A transfer goes to the next node each time
 // it is sent again: a node that died, or is paused, is left behind.
 static void *
@@ -381,6 +404,14 @@ nemesis(uint64_t rng, int64_t end_ms, double delay_rate)
 			bw.pauses++;
 		} else if (pick == 9) {
 			dtxt_pg_stop(&bw.pg, (r >> 24) & 1);
+			// A node that cannot reach its database says so.
+			if (dtxt_alive(bw.node[0].proc)) {
+				CHECK(dtxt_wait_until(ready_is,
+				          &(bool) {false}, 50, 10000) == 0,
+				    "node 0's /readyz still said ready with "
+				    "the database down");
+				bw.not_ready++;
+			}
 			if (dtxt_pg_start(&bw.pg) != 0) {
 				dump_logs();
 				cr_assert_fail(
@@ -562,6 +593,8 @@ cluster_check(void)
 
 	CHECK(dtxt_wait_until(unfinished_in_db, NULL, 200, 30000) == 0,
 	    "the database still holds unfinished transactions");
+	CHECK(dtxt_wait_until(ready_is, &(bool) {true}, 100, 10000) == 0,
+	    "node 0's /readyz does not say ready again");
 	// Each takeover moved a transaction to the next epoch.
 	cr_assert_eq(dtxt_pg_query(&bw.pg, "dtx",
 	                 "SELECT coalesce(sum(epoch - 1), 0) FROM dtxd_tx",
@@ -570,10 +603,11 @@ cluster_check(void)
 	fprintf(stderr,
 	    "cluster: seed %" PRIu64 ": %d nodes, lease %d ms: nodes killed "
 	    "%u times, paused past their lease %u times (%u woke up to a "
-	    "lapsed lease), database restarted %u times; %s transactions "
-	    "taken over, %u dropped on a fenced write\n",
+	    "lapsed lease), database restarted %u times (node 0 not ready "
+	    "meanwhile %u times); %s transactions taken over, %u dropped "
+	    "on a fenced write\n",
 	    bw.seed, bw.nnodes, LEASE_MS, bw.kills_dtxd, bw.pauses, lapses,
-	    bw.db_restarts, takeovers, fenced);
+	    bw.db_restarts, bw.not_ready, takeovers, fenced);
 	CHECK(bw.pauses > 0 && atoll(takeovers) > 0,
 	    "no node was paused (%u) or nothing was taken over (%s)",
 	    bw.pauses, takeovers);
@@ -751,6 +785,7 @@ bank_run(uint64_t seed, unsigned nxfers, int chaos_seconds, bool cluster)
 		    dtxt_free_url(bw.node[i].url, sizeof(bw.node[i].url)), 0);
 	}
 	if (cluster) {
+		cr_assert_eq(dtxt_free_http_url(bw.http, sizeof(bw.http)), 0);
 		// fsync off: a killed server loses nothing that reached the
 		// OS, and this test kills processes, not the machine.
 		cr_assert_eq(dtxt_pg_init(&bw.pg, "fsync = off\n"), 0);

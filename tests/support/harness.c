@@ -674,7 +674,9 @@ dtxt_start_dtxd(const char *url, const char *data_dir, const char *log,
 		argv[n++] = "--retries";
 		argv[n++] = retries;
 	}
-	for (size_t i = 0; i < 8 && o->extra[i] != NULL; i++) {
+	for (size_t i = 0;
+	     i < sizeof(o->extra) / sizeof(o->extra[0]) && o->extra[i] != NULL;
+	     i++) {
 		argv[n++] = (char *)o->extra[i];
 	}
 	argv[n] = NULL;

@@ -144,7 +144,7 @@ typedef struct dtxt_dtxd_opts {
 	unsigned    timeout_ms;      // --timeout-ms (0: dtxd's default)
 	unsigned    call_timeout_ms; // --call-timeout-ms (0: 500)
 	unsigned    retries;         // --retries (0: dtxd's default)
-	const char *extra[8];        // more arguments, NULL-terminated
+	const char *extra[12];       // more arguments, NULL-terminated
 	// --store postgres --store-conn this, instead of --data-dir (NULL:
 	// RocksDB, unless DTXT_STORE=postgres; see pg.h).
 	const char *store_conn;
