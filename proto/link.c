@@ -64,6 +64,7 @@ struct dtxi_link {
 	nng_dialer        dialer;
 	dtxi_tls         *tls; // held, or NULL
 	dtxi_link_fail_fn fail;
+	dtxi_link_pipe_fn pipe;
 	void             *arg;
 	atomic_int        npipes;
 	char              url[URL_MAX];
@@ -164,9 +165,15 @@ link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	(void)p;
 	if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_fetch_sub(&l->npipes, 1);
+		if (l->pipe != NULL) {
+			l->pipe(l->arg, false);
+		}
 		return;
 	}
 	atomic_fetch_add(&l->npipes, 1);
+	if (l->pipe != NULL) {
+		l->pipe(l->arg, true);
+	}
 	pthread_mutex_lock(&l->w->mtx);
 	if (l->fail_rv != 0) {
 		dtxi_log_event(DTXI_LOG_INFO, "link_recovered",
@@ -242,6 +249,7 @@ dtxi_link_open(dtxi_link **lp, dtxi_watch *w, nng_socket s,
 	l->sock   = s;
 	l->dialer = d;
 	l->fail   = o->fail;
+	l->pipe   = o->pipe;
 	l->arg    = o->arg;
 	atomic_init(&l->npipes, 0);
 	dtxi_strlcpy(l->url, o->url, sizeof(l->url));

@@ -49,13 +49,19 @@ void dtxi_watch_close(dtxi_watch *w);
 // reason). Must not block and must not close the link.
 typedef void (*dtxi_link_fail_fn)(void *arg);
 
+// Called on an nng thread as a connection of the link comes (up) or goes
+// (a peer that died or closed it). Must not block and must not close the
+// link.
+typedef void (*dtxi_link_pipe_fn)(void *arg, bool up);
+
 typedef struct dtxi_link_opts {
 	const char       *url;
 	const dtxi_tls   *tls;  // required for a TLS URL, refused for others
 	const char       *peer; // the far end in messages: "the coordinator"
 	const char       *hint; // which CA that peer accepts (tls.h), or NULL
 	dtxi_link_fail_fn fail;
-	void             *arg;
+	dtxi_link_pipe_fn pipe; // or NULL
+	void             *arg;  // of both
 } dtxi_link_opts;
 
 // Dials o->url on s in the background, as nng_dial with NNG_FLAG_NONBLOCK

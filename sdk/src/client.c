@@ -33,6 +33,25 @@
 // (transport.h) found, "Connection refused" say. A request that went out
 // and got no answer in time is DTX_ETIMEDOUT, "did not answer within".
 //
+// Fail-over, with several URLs. Every request may go to any dtxd of a
+// cluster (Submit is idempotent by gid; the rest only read), so a request
+// starts at the next URL in turn that has a connection (spreading the load)
+// and, when it cannot be delivered or its answer cannot come, is sent again
+// to the next URL, until one answers or the request's time is up:
+// - a send waits for a connection at most the connect timeout (as above),
+//   then the next URL is tried;
+// - a connection that breaks while requests wait on it (the node died)
+//   aborts them at once (NNG_ECONNRESET), and they go to the next URL: nng
+//   would otherwise resend them to the same URL once it is back, and a
+//   client waiting for an outcome would wait for the dead node;
+// - a dtxd that answers DTX_ESHUTDOWN (it is stopping) is left the same way.
+// A request whose answer is merely slow is not resent: the node may be
+// working on it (a Submit that waits for its outcome), and the deadline of
+// the whole exchange still holds. With one URL nothing of this runs: the
+// request waits for its coordinator as it always did (nng resends it when
+// the connection comes back). The error of a request that no URL answered
+// names each URL and what happened there.
+//
 // Close. Requests still in flight when the client is closed are cancelled:
 // each ends with DTX_ECLOSED (its done runs, so an asynchronous commit's
 // callback does), and close waits for the last one.
@@ -66,15 +85,31 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define RECV_MAX                   (128u * 1024u * 1024u)
 
-typedef struct op op;
+typedef struct op   op;
+typedef struct node node;
+
+// One coordinator URL: its socket, dialed in the background by its link.
+struct node {
+	dtx_client *c;
+	unsigned    index;
+	nng_socket  sock;
+	dtxi_link  *link;
+	dtxi_probe *probe;  // why it cannot be reached, or NULL
+	atomic_uint losses; // connections lost so far
+	char        url[DTX_ENDPOINT_MAX + 1];
+};
 
 // One request in flight, or a spare on a free list.
 struct op {
 	op              *next;          // on the free list
 	op              *bnext, *bprev; // among the ops in use
 	dtx_client      *c;
-	nng_ctx          ctx;
 	nng_aio         *aio;
+	unsigned         node;   // where the request is now
+	unsigned         tries;  // sends made (or refused by a failing link)
+	unsigned         losses; // the node's losses when it was sent
+	nng_msg         *req;    // a copy to send again (several URLs)
+	char             tried[DTX_MESSAGE_MAX + 1]; // url: why, per node
 	bool             blocking; // its aio has no callback: waited for
 	bool             sending;
 	bool             unconnected; // started without a connection
@@ -84,16 +119,14 @@ struct op {
 	int32_t          send_ms;     // the send's own time limit
 	dtxi_client_done done;
 	void            *arg;
+	nng_ctx          ctx[]; // per node, or id 0
 };
 
 struct dtx_client {
-	nng_socket      sock;
-	dtxi_watch     *watch;
-	dtxi_link      *link;
-	char           *url;
+	dtxi_watch     *watch; // of every node's link
 	atomic_int      timeout_ms;
 	atomic_int      connect_ms;
-	dtxi_probe     *probe; // why the coordinator cannot be reached
+	atomic_uint     turn; // the next request's first node
 	pthread_mutex_t mtx;
 	pthread_cond_t  idle_cv;     // signalled when busy drops to 0
 	op             *free_ops[2]; // [blocking]
@@ -101,6 +134,8 @@ struct dtx_client {
 	unsigned        busy;        // ops taken and not yet back
 	bool            closing;
 	char            message[DTX_MESSAGE_MAX + 1]; // the last failure's
+	unsigned        n;                            // nodes
+	node            nodes[];
 };
 
 static int32_t
@@ -112,107 +147,201 @@ clamp_ms(int64_t ms)
 	return ms < 1 ? 1 : (int32_t)ms;
 }
 
-// On the link's watch thread: the link fails (link.h). Every request
-// in use ends now with the link's reason instead of waiting for a
-// connection that will not come; an op not in nng (being started or
-// finished) is not affected by the abort.
+// Every request in use on nd ends its wait now with nng_rv: its link
+// fails (NNG_EPEERAUTH) or, with several URLs, its connection broke
+// (NNG_ECONNRESET; op_advance then sends it to the next node). An op not
+// in nng (being started or finished) is not affected by the abort; one
+// between two steps sees a lost connection in op_advance.
 static void
-client_link_failed(void *arg)
+node_abort(node *nd, int nng_rv)
 {
-	dtx_client *c = arg;
+	dtx_client *c = nd->c;
 
 	pthread_mutex_lock(&c->mtx);
 	for (op *o = c->busy_ops; o != NULL; o = o->bnext) {
-		nng_aio_abort(o->aio, NNG_EPEERAUTH);
+		if (o->node == nd->index) {
+			nng_aio_abort(o->aio, nng_rv);
+		}
 	}
 	pthread_mutex_unlock(&c->mtx);
 }
 
-// After the socket is closed (its pipe notifications name the link).
+// On the link's watch thread: the node's link fails (link.h), so its
+// requests end (or move on) instead of waiting for a connection that will
+// not come.
+static void
+node_failed(void *arg)
+{
+	node_abort(arg, NNG_EPEERAUTH);
+}
+
+// On an nng thread, as a connection of the node comes or goes (link.h).
+static void
+node_pipe(void *arg, bool up)
+{
+	node *nd = arg;
+
+	if (!up) {
+		atomic_fetch_add(&nd->losses, 1);
+		if (nd->c->n > 1) {
+			node_abort(nd, NNG_ECONNRESET);
+		}
+	}
+}
+
+// After the sockets are closed (their pipe notifications name the links).
 static void
 client_free(dtx_client *c)
 {
-	dtxi_link_close(c->link);
+	for (unsigned k = 0; k < c->n; k++) {
+		dtxi_link_close(c->nodes[k].link);
+		dtxi_probe_close(c->nodes[k].probe);
+	}
 	dtxi_watch_close(c->watch);
-	dtxi_probe_close(c->probe);
 	pthread_cond_destroy(&c->idle_cv);
 	pthread_mutex_destroy(&c->mtx);
-	free(c->url);
 	free(c);
+}
+
+// Splits the comma-separated list urls into at most DTX_COORDINATORS_MAX
+// URLs of at most DTX_ENDPOINT_MAX bytes each, into out[]; their number to
+// *n. DTX_EINVAL, logged naming the culprit, for an empty one, too many or
+// one too long.
+static int
+urls_split(const char *urls, char out[][DTX_ENDPOINT_MAX + 1], unsigned *n)
+{
+	const char *p = urls;
+	unsigned    k = 0;
+
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (len == 0) {
+			DTXI_ERROR(
+			    "client: an empty URL in the list \"%s\"", urls);
+			return DTX_EINVAL;
+		}
+		if (len > DTX_ENDPOINT_MAX) {
+			DTXI_ERROR("client: URL %u of \"%.64s...\" is longer "
+			           "than %d bytes",
+			    k + 1, urls, DTX_ENDPOINT_MAX);
+			return DTX_EINVAL;
+		}
+		if (k == DTX_COORDINATORS_MAX) {
+			DTXI_ERROR("client: more than %d URLs in \"%.64s...\"",
+			    DTX_COORDINATORS_MAX, urls);
+			return DTX_EINVAL;
+		}
+		memcpy(out[k], p, len);
+		out[k++][len] = '\0';
+		if (end == NULL) {
+			break;
+		}
+		p = end + 1;
+	}
+	*n = k;
+	return 0;
+}
+
+// Opens nd's socket and its link. On error the socket may be open.
+static int
+node_open(node *nd, dtxi_tls *t)
+{
+	char why[DTX_MESSAGE_MAX + 1];
+	int  rv;
+
+	if ((rv = nng_req0_open(&nd->sock)) != 0) {
+		return dtxi_transport_err(rv, "client: opening the socket");
+	}
+	// No resend timer: a Submit that waits for its outcome may take
+	// minutes, and dtxd answers every request it accepts. With one URL,
+	// nng still resends at once when the connection a request went out
+	// on breaks (with several, the fail-over above does instead).
+	if ((rv = nng_socket_set_ms(nd->sock, NNG_OPT_REQ_RESENDTIME,
+	         NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_size(
+	         nd->sock, NNG_OPT_RECVMAXSZ, RECV_MAX)) != 0) {
+		return dtxi_transport_err(
+		    rv, "client: setting socket options");
+	}
+	dtxi_link_opts lo = {
+	    .url  = nd->url,
+	    .tls  = t,
+	    .peer = "the coordinator",
+	    .hint = "dtxd's --listen takes --tls-ca's, its operator listener "
+	            "--operator-tls-ca's",
+	    .fail = node_failed,
+	    .pipe = node_pipe,
+	    .arg  = nd,
+	};
+	if ((rv = dtxi_link_open(&nd->link, nd->c->watch, nd->sock, &lo, why,
+	         sizeof(why))) != 0) {
+		DTXI_WARN("client: cannot dial: %s", why);
+		return rv;
+	}
+	// Without a probe (an address a stream cannot dial, inproc://) an
+	// unreachable coordinator is reported without a reason.
+	if (dtxi_probe_open(&nd->probe, nd->url) != 0) {
+		nd->probe = NULL;
+	}
+	return 0;
 }
 
 int
 dtxi_client_open(dtx_client **cp, const char *url, dtxi_tls *t)
 {
+	char        urls[DTX_COORDINATORS_MAX][DTX_ENDPOINT_MAX + 1];
 	dtx_client *c;
-	char        why[DTX_MESSAGE_MAX + 1];
+	unsigned    n, k;
 	int         rv;
 
 	if (cp == NULL || url == NULL || url[0] == '\0') {
 		return DTX_EINVAL;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((rv = urls_split(url, urls, &n)) != 0) {
+		return rv;
+	}
+	if ((c = calloc(1, sizeof(*c) + n * sizeof(c->nodes[0]))) == NULL) {
 		return DTX_ENOMEM;
 	}
 	atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
 	atomic_init(&c->connect_ms, DEFAULT_CONNECT_TIMEOUT_MS);
-	if ((c->url = strdup(url)) == NULL) {
-		free(c);
-		return DTX_ENOMEM;
-	}
+	atomic_init(&c->turn, 0);
 	if (pthread_mutex_init(&c->mtx, NULL) != 0) {
-		free(c->url);
 		free(c);
 		return DTX_ENOMEM;
 	}
 	if (pthread_cond_init(&c->idle_cv, NULL) != 0) {
 		pthread_mutex_destroy(&c->mtx);
-		free(c->url);
 		free(c);
 		return DTX_ENOMEM;
 	}
-	if ((rv = dtxi_watch_open(&c->watch, 0)) != 0 ||
-	    (rv = nng_req0_open(&c->sock)) != 0) {
-		rv = rv == DTX_ENOMEM
-		    ? rv
-		    : dtxi_transport_err(rv, "client: opening the socket");
-		client_free(c);
+	if ((rv = dtxi_watch_open(&c->watch, 0)) != 0) {
+		pthread_cond_destroy(&c->idle_cv);
+		pthread_mutex_destroy(&c->mtx);
+		free(c);
 		return rv;
 	}
-	// No resend timer: a Submit that waits for its outcome may take
-	// minutes, and dtxd answers every request it accepts. nng still
-	// resends at once when the connection a request went out on breaks.
-	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
-	         NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX)) !=
-	        0) {
-		rv = dtxi_transport_err(rv, "client: setting socket options");
-		goto fail;
-	}
-	dtxi_link_opts lo = {
-	    .url  = url,
-	    .tls  = t,
-	    .peer = "the coordinator",
-	    .hint = "dtxd's --listen takes --tls-ca's, its operator listener "
-	            "--operator-tls-ca's",
-	    .fail = client_link_failed,
-	    .arg  = c,
-	};
-	if ((rv = dtxi_link_open(
-	         &c->link, c->watch, c->sock, &lo, why, sizeof(why))) != 0) {
-		DTXI_WARN("client: cannot dial: %s", why);
-		goto fail;
-	}
-	// Without a probe (an address a stream cannot dial, inproc://) an
-	// unreachable coordinator is reported without a reason.
-	if (dtxi_probe_open(&c->probe, url) != 0) {
-		c->probe = NULL;
+	for (k = 0; k < n; k++) {
+		node *nd = &c->nodes[k];
+
+		nd->c     = c;
+		nd->index = k;
+		atomic_init(&nd->losses, 0);
+		dtxi_strlcpy(nd->url, urls[k], sizeof(nd->url));
+		c->n = k + 1; // its socket may be open from here
+		if ((rv = node_open(nd, t)) != 0) {
+			goto fail;
+		}
 	}
 	*cp = c;
 	return 0;
 
 fail:
-	nng_close(c->sock);
+	for (k = 0; k < c->n; k++) {
+		nng_close(c->nodes[k].sock);
+	}
 	client_free(c);
 	return rv;
 }
@@ -239,7 +368,7 @@ dtx_client_open_tls(dtx_client **cp, const char *url, const dtx_tls_opts *o)
 		return rv;
 	}
 	rv = dtxi_client_open(cp, url, t);
-	dtxi_tls_rele(t); // the link holds its own reference
+	dtxi_tls_rele(t); // each link holds its own reference
 	return rv;
 }
 
@@ -326,11 +455,17 @@ dtx_client_close(dtx_client *c)
 			op *o          = c->free_ops[k];
 			c->free_ops[k] = o->next;
 			nng_aio_free(o->aio);
-			nng_ctx_close(o->ctx);
+			for (unsigned j = 0; j < c->n; j++) {
+				if (nng_ctx_id(o->ctx[j]) > 0) {
+					nng_ctx_close(o->ctx[j]);
+				}
+			}
 			free(o);
 		}
 	}
-	nng_close(c->sock);
+	for (unsigned j = 0; j < c->n; j++) {
+		nng_close(c->nodes[j].sock);
+	}
 	client_free(c);
 }
 
@@ -343,6 +478,8 @@ op_release(op *o)
 
 	o->done = NULL;
 	o->arg  = NULL;
+	nng_msg_free(o->req); // accepts NULL
+	o->req = NULL;
 	pthread_mutex_lock(&c->mtx);
 	if (o->bprev != NULL) {
 		o->bprev->bnext = o->bnext;
@@ -399,7 +536,7 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 		*op_p = o;
 		return 0;
 	}
-	if ((o = calloc(1, sizeof(*o))) == NULL) {
+	if ((o = calloc(1, sizeof(*o) + c->n * sizeof(o->ctx[0]))) == NULL) {
 		return DTX_ENOMEM;
 	}
 	o->c        = c;
@@ -408,16 +545,11 @@ op_get(dtx_client *c, bool blocking, op **op_p)
 		free(o);
 		return dtxi_transport_err(rv, "client: allocating an aio");
 	}
-	if ((rv = nng_ctx_open(&o->ctx, c->sock)) != 0) {
-		nng_aio_free(o->aio);
-		free(o);
-		return dtxi_transport_err(rv, "client: opening a context");
-	}
+	// Contexts are opened on first use of their node (op_send).
 	pthread_mutex_lock(&c->mtx);
 	if (!op_hold(c, o)) {
 		pthread_mutex_unlock(&c->mtx);
 		nng_aio_free(o->aio);
-		nng_ctx_close(o->ctx);
 		free(o);
 		return DTX_ECLOSED;
 	}
@@ -471,27 +603,186 @@ op_reply(op *o, nng_msg *m)
 	return rv;
 }
 
+// The node a request goes to first (from = n) or next after from: the
+// next in turn with a connection, else simply the next in turn.
+static unsigned
+node_pick(dtx_client *c, unsigned from)
+{
+	unsigned start;
+
+	if (c->n == 1) {
+		return 0;
+	}
+	start = from == c->n ? atomic_fetch_add(&c->turn, 1) % c->n
+	                     : (from + 1) % c->n;
+	for (unsigned i = 0; i < c->n; i++) {
+		unsigned k = (start + i) % c->n;
+
+		if (dtxi_link_up(c->nodes[k].link)) {
+			return k;
+		}
+	}
+	return start;
+}
+
+// Adds why the request failed at its node to its message: one
+// "url: why" per node (the first failure at each), cut short when the
+// message is full. Only with several URLs.
+static void
+op_note(op *o, const char *why)
+{
+	size_t len = strlen(o->tried);
+	char  *p   = o->tried + len;
+	size_t cap = sizeof(o->tried) - len;
+
+	if (o->c->n == 1 || o->tries > o->c->n || cap < 8) {
+		return;
+	}
+	if (len > 0) {
+		p += dtxi_strlcpy(p, "; ", cap);
+		cap = sizeof(o->tried) - (size_t)(p - o->tried);
+	}
+	snprintf(p, cap, "%s: %s", o->c->nodes[o->node].url, why);
+}
+
+// Ends the request with code; with several URLs its message names every
+// node tried and what happened there.
+static int
+op_fail(op *o, int code, const char *why)
+{
+	char all[DTX_MESSAGE_MAX + 1];
+
+	if (o->c->n == 1) {
+		return op_finish(o, code, NULL, why);
+	}
+	op_note(o, why);
+	dtxi_strlcpy(all, "no coordinator answered: ", sizeof(all));
+	dtxi_strlcpy(all + strlen(all), o->tried, sizeof(all) - strlen(all));
+	return op_finish(o, code, NULL, all);
+}
+
+// Sends m (consumed on success) to node o->node or, with several URLs,
+// to the next whose link is not known to fail. Without a connection the
+// send waits for one only the connect timeout (with one URL in two halves:
+// resend_once). Errors: DTX_EAUTH when every link tried is known to fail
+// (why, cap bytes, says why), the context's. On error nothing was sent.
+static int
+op_send(op *o, nng_msg *m, char *why, size_t cap)
+{
+	dtx_client *c   = o->c;
+	int32_t     cto = atomic_load(&c->connect_ms);
+	char        reason[DTX_MESSAGE_MAX + 1];
+	node       *nd;
+	int64_t     left;
+	int         rv;
+
+	for (unsigned i = 0;; i++) {
+		nd = &c->nodes[o->node];
+		if ((rv = dtxi_link_check(nd->link, reason, sizeof(reason))) ==
+		    0) {
+			break;
+		}
+		o->tries++;
+		op_note(o, reason);
+		if (i + 1 >= c->n) {
+			dtxi_strlcpy(why, c->n == 1 ? reason : o->tried, cap);
+			return rv;
+		}
+		o->node = node_pick(c, o->node);
+	}
+	if (nng_ctx_id(o->ctx[o->node]) <= 0 &&
+	    (rv = nng_ctx_open(&o->ctx[o->node], nd->sock)) != 0) {
+		dtxi_strlcpy(why, "cannot open an nng context", cap);
+		return dtxi_transport_err(rv, "client: opening a context");
+	}
+	left = o->deadline - dtxi_mono_ms();
+	left = left < 1 ? 1 : left;
+	o->tries++;
+	o->sending     = true;
+	o->start_ms    = dtxi_mono_ms();
+	o->unconnected = !dtxi_link_up(nd->link);
+	o->probed      = false;
+	o->losses      = atomic_load(&nd->losses);
+	o->send_ms     = clamp_ms(o->unconnected && cto < left ? cto : left);
+	nng_aio_set_timeout(o->aio,
+	    o->unconnected && c->n == 1 ? clamp_ms(o->send_ms / 2)
+	                                : o->send_ms);
+	nng_aio_set_msg(o->aio, m);
+	nng_ctx_send(o->ctx[o->node], o->aio);
+	// Failed since the check above: the watch's abort may have missed
+	// this request.
+	if (dtxi_link_failing(nd->link)) {
+		nng_aio_abort(o->aio, NNG_EPEERAUTH);
+	}
+	return 0;
+}
+
 // A send that started without a connection waits for one half of its
 // time first; if there is still none then, a probe starts learning why
 // and the send goes on for the other half (true: it was posted again with
 // its message). A coordinator that is merely slow to connect is never
 // probed: a connection closed before nng's handshake was seen to stall an
-// nng 1.5.2 listener.
+// nng 1.5.2 listener. One URL only: with several the next is tried.
 static bool
 resend_once(op *o, int rv)
 {
+	node   *nd   = &o->c->nodes[o->node];
 	int64_t left = o->start_ms + o->send_ms - dtxi_mono_ms();
 
-	if (rv != NNG_ETIMEDOUT || !o->unconnected || o->probed || left < 1) {
+	if (o->c->n > 1 || rv != NNG_ETIMEDOUT || !o->unconnected ||
+	    o->probed || left < 1) {
 		return false;
 	}
 	o->probed = true;
-	if (!dtxi_link_up(o->c->link)) {
-		dtxi_probe_start(o->c->probe, o->send_ms);
+	if (!dtxi_link_up(nd->link)) {
+		dtxi_probe_start(nd->probe, o->send_ms);
 	}
 	nng_aio_set_timeout(o->aio, clamp_ms(left));
-	nng_ctx_send(o->ctx, o->aio);
+	nng_ctx_send(o->ctx[o->node], o->aio);
 	return true;
+}
+
+// Whether the request, which failed at its node with nng result rv while
+// sending or not, goes to another one: only when there are others, its
+// time is not up, and it failed for want of a connection.
+static bool
+op_may_move(op *o, int rv, bool sending)
+{
+	if (o->c->n == 1 || o->req == NULL || o->c->closing ||
+	    dtxi_mono_ms() >= o->deadline) {
+		return false;
+	}
+	switch (rv) {
+	case NNG_ECONNRESET: // the connection broke (node_pipe)
+	case NNG_ECONNSHUT:
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNABORTED:
+	case NNG_EPEERAUTH: // the link fails (node_failed)
+		return true;
+	case NNG_ETIMEDOUT: // no connection within the connect timeout
+		return sending && o->unconnected;
+	default:
+		return false;
+	}
+}
+
+// Sends the request again, to the next node. Returns 0, or an error with
+// why (cap bytes) when it cannot.
+static int
+op_move(op *o, char *why, size_t cap)
+{
+	nng_msg *m;
+	int      rv;
+
+	if (nng_msg_dup(&m, o->req) != 0) {
+		dtxi_strlcpy(why, "out of memory", cap);
+		return DTX_ENOMEM;
+	}
+	o->node = node_pick(o->c, o->node);
+	if ((rv = op_send(o, m, why, cap)) != 0) {
+		nng_msg_free(m);
+	}
+	return rv;
 }
 
 // A request aborted by the link's watch, or timed out while the link is
@@ -499,114 +790,147 @@ resend_once(op *o, int rv)
 static int
 link_failure(op *o, int rv, const char *what, char *why, size_t cap)
 {
-	if (rv != NNG_EPEERAUTH && !dtxi_link_failing(o->c->link)) {
+	dtxi_link *l = o->c->nodes[o->node].link;
+
+	if (rv != NNG_EPEERAUTH && !dtxi_link_failing(l)) {
 		return 0;
 	}
-	rv = dtxi_link_err(o->c->link, rv, what, why, cap);
+	rv = dtxi_link_err(l, rv, what, why, cap);
 	return rv == DTX_EAUTH ? rv : 0;
 }
 
-// The end of a send that failed (rv from nng): the message is still ours.
-// Says why in words: a failing link is DTX_EAUTH with its reason; no
-// connection within the connect timeout is DTX_EUNREACHABLE with the
-// probe's reason; a close is DTX_ECLOSED.
+// Why a send failed (rv from nng), in words, and its code: a failing link
+// is DTX_EAUTH with its reason; no connection within the connect timeout
+// is DTX_EUNREACHABLE with the probe's reason; a close is DTX_ECLOSED.
 static int
-send_failed(op *o, int rv)
+send_why(op *o, int rv, char *why, size_t cap)
 {
-	dtx_client *c = o->c;
-	char        why[DTX_MESSAGE_MAX + 1];
-	char        reason[64];
-	int         code;
+	node *nd = &o->c->nodes[o->node];
+	char  reason[64];
+	int   code;
 
-	nng_msg_free(nng_aio_get_msg(o->aio));
-	nng_aio_set_msg(o->aio, NULL);
-	if ((code = link_failure(o, rv, "sending to the coordinator", why,
-	         sizeof(why))) != 0) {
-		return op_finish(o, code, NULL, why);
+	if ((code = link_failure(
+	         o, rv, "sending to the coordinator", why, cap)) != 0) {
+		return code;
 	}
-	if (rv == NNG_ETIMEDOUT && o->unconnected && !dtxi_link_up(c->link)) {
-		if (dtxi_probe_result(c->probe, reason, sizeof(reason)) <= 0) {
+	if (rv == NNG_ETIMEDOUT && o->unconnected && !dtxi_link_up(nd->link)) {
+		if (nd->probe == NULL ||
+		    dtxi_probe_result(nd->probe, reason, sizeof(reason)) <=
+		        0) {
 			snprintf(reason, sizeof(reason), "no connection");
 		}
-		snprintf(why, sizeof(why),
+		snprintf(why, cap,
 		    "coordinator %.120s unreachable: %s (no connection "
 		    "within %d ms)",
-		    c->url, reason, (int)o->send_ms);
+		    nd->url, reason, (int)o->send_ms);
 		DTXI_INFO("client: %s", why);
-		return op_finish(o, DTX_EUNREACHABLE, NULL, why);
+		return DTX_EUNREACHABLE;
 	}
 	code = dtxi_transport_err(rv, "client: sending a request");
 	if (code == DTX_ECLOSED) {
-		snprintf(why, sizeof(why), "the client was closed");
+		snprintf(why, cap, "the client was closed");
 	} else if (code == DTX_ETIMEDOUT) {
-		snprintf(why, sizeof(why),
+		snprintf(why, cap,
 		    "coordinator %.150s did not take the request within %d ms",
-		    c->url, (int)o->send_ms);
+		    nd->url, (int)o->send_ms);
 	} else {
-		snprintf(why, sizeof(why), "sending to coordinator %.150s: %s",
-		    c->url, nng_strerror(rv));
+		snprintf(why, cap, "sending to coordinator %.150s: %s",
+		    nd->url, nng_strerror(rv));
 	}
-	return op_finish(o, code, NULL, why);
+	return code;
 }
 
-// The end of a receive that failed.
+// Why a receive failed, in words, and its code.
 static int
-recv_failed(op *o, int rv, int64_t waited_ms)
+recv_why(op *o, int rv, int64_t waited_ms, char *why, size_t cap)
 {
-	char why[DTX_MESSAGE_MAX + 1];
-	int  code;
+	node *nd = &o->c->nodes[o->node];
+	int   code;
 
-	if ((code = link_failure(o, rv, "waiting for the coordinator", why,
-	         sizeof(why))) != 0) {
-		return op_finish(o, code, NULL, why);
+	if ((code = link_failure(
+	         o, rv, "waiting for the coordinator", why, cap)) != 0) {
+		return code;
 	}
 	code = dtxi_transport_err(rv, "client: receiving a reply");
 	if (code == DTX_ECLOSED) {
-		snprintf(why, sizeof(why), "the client was closed");
+		snprintf(why, cap, "the client was closed");
 	} else if (code == DTX_ETIMEDOUT) {
-		snprintf(why, sizeof(why),
+		snprintf(why, cap,
 		    "coordinator %.150s did not answer within %lld ms",
-		    o->c->url, (long long)waited_ms);
+		    nd->url, (long long)waited_ms);
 	} else {
-		snprintf(why, sizeof(why),
-		    "waiting for coordinator %.150s: %s", o->c->url,
-		    nng_strerror(rv));
+		snprintf(why, cap, "waiting for coordinator %.150s: %s",
+		    nd->url, nng_strerror(rv));
 	}
-	return op_finish(o, code, NULL, why);
+	return code;
 }
 
-// Posts the receive of the reply, with what is left of the time.
-static void
-start_recv(op *o)
+// One step of the exchange after o's aio finished: a finished send posts
+// the receive, a finished receive ends the request, a failure sends it to
+// the next node (several URLs) or ends it. Returns true when the request
+// ended (done ran; what it returned is in *rvp), false while a step is
+// under way.
+static bool
+op_advance(op *o, int *rvp)
 {
-	o->sending = false;
-	nng_aio_set_timeout(o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
-	nng_ctx_recv(o->ctx, o->aio);
+	int   rv = nng_aio_result(o->aio);
+	node *nd = &o->c->nodes[o->node];
+	char  why[DTX_MESSAGE_MAX + 1];
+	int   code;
+
+	if (o->sending) {
+		if (rv == 0) {
+			o->sending = false;
+			nng_aio_set_timeout(
+			    o->aio, clamp_ms(o->deadline - dtxi_mono_ms()));
+			nng_ctx_recv(o->ctx[o->node], o->aio);
+			// A connection lost after the send, before the
+			// receive was posted, found nothing to abort.
+			if (o->c->n > 1 &&
+			    atomic_load(&nd->losses) != o->losses) {
+				nng_aio_abort(o->aio, NNG_ECONNRESET);
+			}
+			return false;
+		}
+		if (resend_once(o, rv)) {
+			return false;
+		}
+		// A failed send leaves the message with us.
+		nng_msg_free(nng_aio_get_msg(o->aio));
+		nng_aio_set_msg(o->aio, NULL);
+		code = send_why(o, rv, why, sizeof(why));
+		if (op_may_move(o, rv, true)) {
+			op_note(o, why);
+			if (op_move(o, why, sizeof(why)) == 0) {
+				return false;
+			}
+		}
+		*rvp = op_fail(o, code, why);
+		return true;
+	}
+	if (rv != 0) {
+		code = recv_why(
+		    o, rv, dtxi_mono_ms() - o->start_ms, why, sizeof(why));
+		if (op_may_move(o, rv, false)) {
+			op_note(o, why);
+			if (op_move(o, why, sizeof(why)) == 0) {
+				return false;
+			}
+		}
+		*rvp = op_fail(o, code, why);
+		return true;
+	}
+	*rvp = op_reply(o, nng_aio_get_msg(o->aio));
+	return true;
 }
 
-// The op's aio callback, on an nng thread: a finished send posts the
-// receive, a finished receive (or any failure) ends the request.
+// The op's aio callback, on an nng thread.
 static void
 op_cb(void *arg)
 {
-	op *o  = arg;
-	int rv = nng_aio_result(o->aio);
+	int rv;
 
-	if (o->sending) {
-		if (rv != 0) {
-			if (!resend_once(o, rv)) {
-				send_failed(o, rv);
-			}
-			return;
-		}
-		start_recv(o);
-		return;
-	}
-	if (rv != 0) {
-		recv_failed(o, rv, dtxi_mono_ms() - o->start_ms);
-		return;
-	}
-	op_reply(o, nng_aio_get_msg(o->aio));
+	op_advance(arg, &rv);
 }
 
 dtxi_request *
@@ -628,21 +952,11 @@ static int
 op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
     bool blocking, dtxi_client_done done, void *arg, char *why, op **op_p)
 {
-	nng_msg *m   = NULL;
-	op      *o   = NULL;
-	int32_t  tmo = clamp_ms(timeout_ms);
-	int32_t  cto = atomic_load(&c->connect_ms);
+	nng_msg *m = NULL;
+	op      *o = NULL;
 	int      rv;
 	char     reason[DTX_MESSAGE_MAX + 1];
 
-	// A request on a link known to fail would only wait: it fails now.
-	if ((rv = dtxi_link_check(c->link, reason, sizeof(reason))) != 0) {
-		dtxi_client_set_message(c, reason);
-		if (why != NULL) {
-			dtxi_strlcpy(why, reason, DTX_MESSAGE_MAX + 1);
-		}
-		return rv;
-	}
 	if ((rv = dtxi_transport_encode_request(req, &m)) != 0) {
 		if (why != NULL) {
 			snprintf(why, DTX_MESSAGE_MAX + 1,
@@ -658,27 +972,28 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 		}
 		return rv;
 	}
-	o->done        = done;
-	o->arg         = arg;
-	o->sending     = true;
-	o->start_ms    = dtxi_mono_ms();
-	o->deadline    = o->start_ms + tmo;
-	o->unconnected = !dtxi_link_up(c->link);
-	o->probed      = false;
-	// Without a connection the send waits for one only the connect
-	// timeout, in two halves (resend_once).
-	o->send_ms = o->unconnected && cto < tmo ? cto : tmo;
-	*op_p      = o;
-	nng_aio_set_timeout(
-	    o->aio, o->unconnected ? clamp_ms(o->send_ms / 2) : o->send_ms);
-	nng_aio_set_msg(o->aio, m);
-	nng_ctx_send(o->ctx, o->aio);
-	// Failed since the check above: the watch's abort may have missed
-	// this request. (If it has ended already, it or its successor on
-	// this op fails with the link anyway.)
-	if (dtxi_link_failing(c->link)) {
-		nng_aio_abort(o->aio, NNG_EPEERAUTH);
+	if (c->n > 1 && nng_msg_dup(&o->req, m) != 0) {
+		nng_msg_free(m);
+		op_release(o);
+		return DTX_ENOMEM;
 	}
+	o->done     = done;
+	o->arg      = arg;
+	o->tries    = 0;
+	o->tried[0] = '\0';
+	o->deadline = dtxi_mono_ms() + clamp_ms(timeout_ms);
+	o->node     = node_pick(c, c->n);
+	// A request on links known to fail would only wait: it fails now.
+	if ((rv = op_send(o, m, reason, sizeof(reason))) != 0) {
+		dtxi_client_set_message(c, reason);
+		if (why != NULL) {
+			dtxi_strlcpy(why, reason, DTX_MESSAGE_MAX + 1);
+		}
+		nng_msg_free(m);
+		op_release(o);
+		return rv;
+	}
+	*op_p = o;
 	return 0;
 }
 
@@ -703,18 +1018,10 @@ dtxi_client_call(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 	    0) {
 		return rv;
 	}
-	// op_cb's steps, with a wait before each.
+	// op_cb's steps, with a wait before each. Once done ran the op is
+	// back on its free list (another thread may have it): not touched.
 	do {
 		nng_aio_wait(o->aio);
-		rv = nng_aio_result(o->aio);
-	} while (rv != 0 && resend_once(o, rv));
-	if (rv != 0) {
-		return send_failed(o, rv);
-	}
-	start_recv(o);
-	nng_aio_wait(o->aio);
-	if ((rv = nng_aio_result(o->aio)) != 0) {
-		return recv_failed(o, rv, dtxi_mono_ms() - o->start_ms);
-	}
-	return op_reply(o, nng_aio_get_msg(o->aio));
+	} while (!op_advance(o, &rv));
+	return rv;
 }

@@ -31,6 +31,8 @@ extern "C" {
 #define DTX_METHOD_MAX   128
 #define DTX_MESSAGE_MAX  256
 #define DTX_BRANCHES_MAX 64
+// Most coordinator URLs one client or resolver may be given.
+#define DTX_COORDINATORS_MAX 16
 // Default limit of one branch payload (and of one reply payload).
 #define DTX_PAYLOAD_MAX_DEFAULT (1024u * 1024u)
 
@@ -473,7 +475,8 @@ DTX_API int dtx_participant_barrier_stats(
 
 // Makes p settle its own in-doubt branches: a branch prepared here and not
 // committed or aborted within after_ms is looked up with
-// dtx_client_resolve() at the coordinator at url, and its commit or abort
+// dtx_client_resolve() at the coordinator at url (a list of a cluster's
+// nodes is taken as dtx_client_open() takes it), and its commit or abort
 // callback is then run through the barrier, as if dtxd had called (with
 // dtx_call.attempt 0); dtxd's own later call is then a duplicate. Answers
 // as dtx_client_resolve() says: the resolver commits on COMMITTING and
@@ -502,11 +505,32 @@ typedef struct dtx_tx     dtx_tx;     // opaque, one thread at a time
 // the background, so a coordinator that is not up yet is not an error here.
 // A connection that cannot work (a TLS listener at url, say) fails every
 // request at once with DTX_EAUTH and a message saying why, never a timeout.
-// Errors: DTX_EINVAL (a malformed URL, or a tls+tcp:// one: see
-// dtx_client_open_tls), DTX_ENOMEM, DTX_ETRANSPORT. Thread-safe.
+//
+// url may list the nodes of a cluster (dtxd --store postgres), separated by
+// commas and no spaces: "tcp://10.0.0.1:7300,tcp://10.0.0.2:7300" (at most
+// DTX_COORDINATORS_MAX). Any node answers any request, so each request goes
+// to the next node in turn that is connected, which spreads the load, and
+// is sent again to the next node when it cannot be delivered (the node is
+// down or refuses connections: after waiting the connect timeout for one;
+// or its connection fails as above), or when the connection it went out
+// on breaks before the answer came (the node died: a client waiting for an
+// outcome then gets it from another node); until one answers or the
+// request's time is up. This is
+// safe: a Submit is idempotent by gid, the other requests only read, but
+// for Abort (sent again after the first got through, it may find the
+// transaction decided: DTX_ESTATE). A node that is merely slow to answer
+// is not left. When no node answers, the error is the last node's and
+// dtx_tx_message() names every node tried and what happened there. Never
+// list nodes that do not share one store: each would run the transactions
+// it receives on its own.
+//
+// Errors: DTX_EINVAL (a malformed URL, an empty one or too many, or a
+// tls+tcp:// one: see dtx_client_open_tls; logged), DTX_ENOMEM,
+// DTX_ETRANSPORT. Thread-safe.
 DTX_API int dtx_client_open(dtx_client **cp, const char *url);
 
-// Opens a client of the coordinator at a tls+tcp:// url with o's identity
+// Opens a client of the coordinator at a tls+tcp:// url (or a list of a
+// cluster's tls+tcp:// URLs, as dtx_client_open takes it) with o's identity
 // (the certificate dtxd's listener accepts: README, "Securing dtx") and
 // CA (the one dtxd's certificate is signed by), as dtx_client_open() does.
 // The server's certificate must carry o->server_name or url's host. When
@@ -824,8 +848,9 @@ typedef struct dtx_coordinator_stats {
 	uint64_t call_messages; // frames that carried them (a batch is one)
 } dtx_coordinator_stats;
 
-// Fetches the coordinator's counters. Errors: DTX_EINVAL, DTX_ETIMEDOUT,
-// DTX_ETRANSPORT. Thread-safe.
+// Fetches the coordinator's counters (with several URLs, those of the node
+// that answered). Errors: DTX_EINVAL, DTX_ETIMEDOUT, DTX_ETRANSPORT.
+// Thread-safe.
 DTX_API int dtx_client_stats(dtx_client *c, dtx_coordinator_stats *out);
 
 #ifdef __cplusplus
