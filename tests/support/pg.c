@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
 
+#include "clock.h"
 #include "loopback_port.h"
 #include "strs.h"
 
@@ -215,9 +216,11 @@ int
 dtxt_pg_init_standby(dtxt_pg *pg, const dtxt_pg *primary, const char *name,
     const char *extra_conf)
 {
-	char        port[16], conf[256];
+	char port[16], conf[256];
+	// -c fast: the backup's checkpoint at once, not spread over minutes
+	// (checkpoint_completion_target of checkpoint_timeout).
 	const char *args[] = {"-h", "127.0.0.1", "-p", port, "-U", "postgres",
-	    "-D", NULL, "-R", "-X", "stream", "--no-sync", NULL};
+	    "-D", NULL, "-R", "-X", "stream", "-c", "fast", "--no-sync", NULL};
 
 	if (make_dir(pg) != 0) {
 		return -1;
@@ -349,6 +352,29 @@ dtxt_pg_promote(dtxt_pg *pg)
 		return -1;
 	}
 	return 0;
+}
+
+int
+dtxt_pg_wait_sync(const dtxt_pg *primary, const char *name, int timeout_ms)
+{
+	char    sql[256], out[64];
+	int64_t until = dtxi_mono_ms() + timeout_ms;
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM pg_stat_replication WHERE application_name "
+	    "= '%s' AND state = 'streaming' AND sync_state = 'sync'",
+	    name);
+	do {
+		if (dtxt_pg_query(
+		        primary, "postgres", sql, out, sizeof(out)) == 0 &&
+		    strcmp(out, "1") == 0) {
+			return 0;
+		}
+		dtxt_sleep_ms(100);
+	} while (dtxi_mono_ms() < until);
+	fprintf(stderr, "pg: standby %s is not synchronous after %d ms\n",
+	    name, timeout_ms);
+	return -1;
 }
 
 int

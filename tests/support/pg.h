@@ -53,6 +53,11 @@ void dtxt_pg_stop(dtxt_pg *pg, bool crash);
 // writes. 0 or -1.
 int dtxt_pg_promote(dtxt_pg *pg);
 
+// Waits up to timeout_ms until the standby called name streams from
+// primary as its synchronous standby (pg_stat_replication). 0 or -1.
+int dtxt_pg_wait_sync(
+    const dtxt_pg *primary, const char *name, int timeout_ms);
+
 // Runs sql (psql, one command) in database db as the postgres user.
 // Returns 0 or -1.
 int dtxt_pg_sql(const dtxt_pg *pg, const char *db, const char *sql);
