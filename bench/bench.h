@@ -56,7 +56,12 @@ typedef struct bench_opts {
 	uint64_t    recovery_n; // recovery benchmark: unfinished transactions
 	double      interval_s; // steady-state report every interval_s; 0: no
 	uint64_t    preload;    // finished transactions in the store at start
+	bool        store_pg;   // dtxd on PostgreSQL (--store postgres)
+	const char *store_conn; // a running database, or NULL: a private one
+	unsigned    nodes;      // dtxd processes on it (1..BENCH_NODES_MAX)
 } bench_opts;
+
+#define BENCH_NODES_MAX 8
 
 #define BENCH_INTERVALS_MAX 1440
 
@@ -88,7 +93,13 @@ typedef struct bench_result {
 	char     first_error[DTX_MESSAGE_MAX + 64];
 	uint64_t p50, p90, p99, p999, max; // microseconds
 	double   mean_us;
-	// Coordinator (known when started here or --dtxd-pid given).
+	// Database (--store postgres): its CPU over the window (negative:
+	// unknown, a database not started here) and its commits per
+	// transaction (negative: unknown).
+	double db_cpu_s;
+	double db_commits_per_tx;
+	// Coordinator (known when started here or --dtxd-pid given; with
+	// several nodes, their sum).
 	bool     dtxd_known;
 	double   dtxd_cpu_s;
 	uint64_t dtxd_hwm_kib, dtxd_rss0_kib, dtxd_rss1_kib;

@@ -75,6 +75,15 @@ usage(FILE *f)
 	    "finished\n"
 	    "                            transactions (written directly, "
 	    "fast)\n"
+	    "  --store rocksdb|postgres  dtxd's store (rocksdb); postgres: a "
+	    "private\n"
+	    "                            PostgreSQL 15 started here\n"
+	    "  --store-conn CONNINFO     postgres: this running database "
+	    "instead\n"
+	    "  --nodes N                 postgres: N dtxd nodes on it, the "
+	    "load spread\n"
+	    "                            over them by a client given all "
+	    "their URLs (1)\n"
 	    "other modes:\n"
 	    "  --sweep concurrency|branches   one run per value; CSV + PNG\n"
 	    "  --sweep-values V,V,...    (1,2,4,...,256 or 1,2,4,8,16)\n"
@@ -132,6 +141,7 @@ parse(cli *c, int argc, char **argv)
 	o->branches     = 2;
 	o->saga_group   = 1;
 	o->concurrency  = 64;
+	o->nodes        = 1;
 	o->duration_s   = 10;
 	o->warmup_s     = 2;
 	o->payload      = 64;
@@ -317,6 +327,14 @@ parse(cli *c, int argc, char **argv)
 			c->out = v;
 		} else if (strcmp(a, "--interval") == 0) {
 			bad = parse_double(v, 1, 1e6, &o->interval_s);
+		} else if (strcmp(a, "--store") == 0) {
+			o->store_pg = strcmp(v, "postgres") == 0;
+			bad = !o->store_pg && strcmp(v, "rocksdb") != 0;
+		} else if (strcmp(a, "--store-conn") == 0) {
+			o->store_conn = v;
+		} else if (strcmp(a, "--nodes") == 0) {
+			bad = parse_uint(v, BENCH_NODES_MAX, &u) || u == 0;
+			o->nodes = (unsigned)u;
 		} else if (strcmp(a, "--preload") == 0) {
 			bad        = parse_uint(v, 1000000000, &u);
 			o->preload = u;
@@ -358,6 +376,23 @@ parse(cli *c, int argc, char **argv)
 		fprintf(stderr,
 		    "dtx-bench: --barrier sets up the participants it "
 		    "starts; it cannot change running ones\n");
+		return -1;
+	}
+	if (o->store_conn != NULL) {
+		o->store_pg = true;
+	}
+	if (o->store_pg &&
+	    (o->coord_url != NULL || o->preload > 0 || c->recovery)) {
+		fprintf(stderr,
+		    "dtx-bench: --store postgres starts its own dtxd nodes; "
+		    "not with --coordinator, --preload or --recovery\n");
+		return -1;
+	}
+	if (o->nodes > 1 && !o->store_pg) {
+		fprintf(stderr,
+		    "dtx-bench: --nodes %u needs --store postgres (nodes "
+		    "share one database)\n",
+		    o->nodes);
 		return -1;
 	}
 	if (o->dtxd_pid != 0 && o->coord_url == NULL) {
@@ -436,6 +471,25 @@ print_text(const bench_opts *o, const bench_result *r)
 		printf(
 		    "coordinator   CPU and RSS unknown (a running dtxd: give "
 		    "--dtxd-pid)\n");
+	}
+	if (o->store_pg) {
+		printf("database      PostgreSQL, %u dtxd node%s; ", o->nodes,
+		    o->nodes == 1 ? "" : "s");
+		if (r->db_cpu_s >= 0) {
+			printf("CPU %.2f s (%.2f cores, %.1f us/tx); ",
+			    r->db_cpu_s,
+			    r->seconds > 0 ? r->db_cpu_s / r->seconds : 0,
+			    r->transactions
+			        ? r->db_cpu_s * 1e6 / r->transactions
+			        : 0);
+		} else {
+			printf("CPU unknown (not started here); ");
+		}
+		if (r->db_commits_per_tx >= 0) {
+			printf("%.3f commits/tx\n", r->db_commits_per_tx);
+		} else {
+			printf("commits unknown\n");
+		}
 	}
 	if (r->parts_cpu_s >= 0) {
 		printf(
@@ -575,7 +629,10 @@ print_json(const bench_opts *o, const bench_result *r)
 	json_num("delay_us", o->delay_us, false);
 	json_num("duration_s", o->count > 0 ? 0 : o->duration_s, false);
 	json_num("count", (double)o->count, false);
-	json_num("warmup_s", o->warmup_s, true);
+	json_num("warmup_s", o->warmup_s, false);
+	printf(
+	    "    \"store\": \"%s\",\n", o->store_pg ? "postgres" : "rocksdb");
+	json_num("nodes", o->nodes, true);
 	printf("  },\n  \"result\": {\n");
 	json_num("transactions", (double)r->transactions, false);
 	json_num("committed", (double)r->committed, false);
@@ -583,7 +640,13 @@ print_json(const bench_opts *o, const bench_result *r)
 	json_num("compensated", (double)r->compensated, false);
 	json_num("errors", (double)r->errors, false);
 	json_num("seconds", r->seconds, false);
-	json_num("tx_per_s", r->tx_per_s, true);
+	json_num("tx_per_s", r->tx_per_s, false);
+	json_num("db_cpu_us_per_tx",
+	    r->db_cpu_s >= 0 && r->transactions > 0
+	        ? r->db_cpu_s * 1e6 / (double)r->transactions
+	        : -1,
+	    false);
+	json_num("db_commits_per_tx", r->db_commits_per_tx, true);
 	printf("  },\n  \"latency_us\": {\n");
 	json_num("p50", (double)r->p50, false);
 	json_num("p90", (double)r->p90, false);

@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "loopback_port.h"
+#include "pg.h"
 #include "preload.h"
 #include "proc.h"
 #include "store.h"
@@ -37,8 +38,13 @@ typedef struct world {
 	char     coord[BENCH_URL_MAX];
 	char     parts[BENCH_PARTS_MAX][BENCH_URL_MAX];
 	unsigned nparts;
-	pid_t    dtxd;
+	pid_t    dtxd; // node 0's
 	pid_t    part_pids[BENCH_PARTS_MAX];
+	// --store postgres: the database and every node (dtxd is nodes[0]);
+	// coord is then the list of their URLs.
+	bench_pg pg;
+	pid_t    nodes[BENCH_NODES_MAX];
+	char     node_urls[BENCH_NODES_MAX][BENCH_URL_MAX];
 	bool     started; // the processes are ours
 	char     dtxd_bin[PATH_MAX_];
 	char     part_bin[PATH_MAX_];
@@ -255,6 +261,18 @@ world_init(const bench_opts *o, world *w)
 	w->started = true;
 	w->nparts  = nparts_of(o);
 	world_url(o, w->dir, "dtxd", w->coord);
+	if (o->store_pg) {
+		w->coord[0] = '\0';
+		for (unsigned k = 0; k < o->nodes; k++) {
+			char   name[16];
+			size_t len = strlen(w->coord);
+
+			snprintf(name, sizeof(name), "dtxd%u", k);
+			world_url(o, w->dir, name, w->node_urls[k]);
+			snprintf(w->coord + len, sizeof(w->coord) - len,
+			    "%s%s", k > 0 ? "," : "", w->node_urls[k]);
+		}
+	}
 	for (unsigned i = 0; i < w->nparts; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "p%u", i);
@@ -265,25 +283,55 @@ world_init(const bench_opts *o, world *w)
 
 // Starts dtxd on the world's data directory with the load's settings plus
 // extra (NULL-terminated, may be NULL). Does not wait for it.
+static int world_start_node(
+    const bench_opts *o, world *w, const char *const *extra, unsigned k);
+
 static int
 world_start_dtxd(const bench_opts *o, world *w, const char *const *extra)
+{
+	for (unsigned k = 0; k < (o->store_pg ? o->nodes : 1); k++) {
+		if (world_start_node(o, w, extra, k) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+// Starts dtxd node k (0 unless --store postgres).
+static int
+world_start_node(
+    const bench_opts *o, world *w, const char *const *extra, unsigned k)
 {
 	char  contexts[32];
 	char  log[PATH_MAX_ + 16];
 	char *argv[32 + 2 * BENCH_EXTRA_MAX];
 	char  tls[4][PATH_MAX_ + 32];
+	char  node[16];
 	int   n = 0;
+	pid_t pid;
 
 	// Every transaction in flight holds one of dtxd's request contexts
 	// (a waiting commit is answered with its outcome), plus some room.
 	snprintf(contexts, sizeof(contexts), "%u",
 	    o->concurrency + 64 > 65536 ? 65536 : o->concurrency + 64);
-	snprintf(log, sizeof(log), "%s/dtxd.log", w->dir);
+	snprintf(log, sizeof(log), "%s/dtxd%s.log", w->dir,
+	    k == 0 ? "" : (snprintf(node, sizeof(node), "%u", k), node));
 	argv[n++] = w->dtxd_bin;
 	argv[n++] = "--listen";
-	argv[n++] = w->coord;
-	argv[n++] = "--data-dir";
-	argv[n++] = w->data;
+	if (o->store_pg) {
+		snprintf(node, sizeof(node), "n%u", k);
+		argv[n++] = w->node_urls[k];
+		argv[n++] = "--store";
+		argv[n++] = "postgres";
+		argv[n++] = "--store-conn";
+		argv[n++] = w->pg.conninfo;
+		argv[n++] = "--node";
+		argv[n++] = node;
+	} else {
+		argv[n++] = w->coord;
+		argv[n++] = "--data-dir";
+		argv[n++] = w->data;
+	}
 	argv[n++] = "--log-level";
 	argv[n++] = "warn";
 	argv[n++] = "--contexts";
@@ -307,12 +355,46 @@ world_start_dtxd(const bench_opts *o, world *w, const char *const *extra)
 		argv[n++] = (char *)o->dtxd_extra[i];
 	}
 	argv[n] = NULL;
-	if ((w->dtxd = bench_spawn(argv, log)) < 0) {
+	if ((pid = bench_spawn(argv, log)) < 0) {
 		fprintf(stderr, "dtx-bench: cannot start %s: %s\n",
 		    w->dtxd_bin, strerror(errno));
 		return -1;
 	}
+	w->nodes[k] = pid;
+	if (k == 0) {
+		w->dtxd = pid;
+	}
 	return 0;
+}
+
+// Stops every dtxd node.
+static void
+world_stop_dtxd(world *w)
+{
+	for (unsigned k = 1; k < BENCH_NODES_MAX; k++) {
+		if (w->nodes[k] > 0) {
+			bench_stop(w->nodes[k], 30000);
+			w->nodes[k] = 0;
+		}
+	}
+	bench_stop(w->dtxd, 30000);
+	w->dtxd     = 0;
+	w->nodes[0] = 0;
+}
+
+// CPU seconds of every dtxd node, or -1.
+static double
+nodes_cpu(const world *w)
+{
+	double sum = w->dtxd > 0 ? bench_proc_cpu_s(w->dtxd) : -1;
+
+	for (unsigned k = 1; sum >= 0 && k < BENCH_NODES_MAX; k++) {
+		if (w->nodes[k] > 0) {
+			double c = bench_proc_cpu_s(w->nodes[k]);
+			sum      = c < 0 ? -1 : sum + c;
+		}
+	}
+	return sum;
 }
 
 static int
@@ -529,9 +611,9 @@ world_stop(const bench_opts *o, world *w)
 			bench_stop(w->part_pids[i], 10000);
 			w->part_pids[i] = 0;
 		}
-		bench_stop(w->dtxd, 30000);
-		w->dtxd = 0;
+		world_stop_dtxd(w);
 	}
+	bench_pg_stop(&w->pg);
 	if (w->dir[0] != '\0') {
 		if (o->keep) {
 			fprintf(stderr, "dtx-bench: kept %s\n", w->dir);
@@ -683,6 +765,8 @@ typedef struct snap {
 	dtx_coordinator_stats stats;
 	double                dtxd_cpu, parts_cpu, self_cpu;
 	uint64_t              rss_kib;
+	double                db_cpu;     // negative: unknown
+	int64_t               db_commits; // negative: unknown
 } snap;
 
 static void
@@ -690,8 +774,11 @@ take_snap(const world *w, dtx_client *c, snap *s)
 {
 	s->t        = bench_now_us();
 	s->stats_ok = dtx_client_stats(c, &s->stats) == 0;
-	s->dtxd_cpu = w->dtxd > 0 ? bench_proc_cpu_s(w->dtxd) : -1;
+	s->dtxd_cpu = nodes_cpu(w);
 	s->rss_kib = w->dtxd > 0 ? bench_proc_status_kib(w->dtxd, "VmRSS") : 0;
+	s->db_cpu  = bench_pg_cpu_s(&w->pg);
+	s->db_commits =
+	    w->pg.conninfo[0] != '\0' ? bench_pg_commits(&w->pg) : -1;
 	s->parts_cpu = parts_cpu(w);
 	s->self_cpu  = bench_self_cpu_s();
 }
@@ -928,6 +1015,12 @@ run_load(const bench_opts *o, const world *w, dtx_client *c, bench_result *r)
 		r->dtxd_rss0_kib = s0.rss_kib;
 		r->dtxd_rss1_kib = s1.rss_kib;
 	}
+	r->db_cpu_s =
+	    s0.db_cpu >= 0 && s1.db_cpu >= 0 ? s1.db_cpu - s0.db_cpu : -1;
+	r->db_commits_per_tx =
+	    s0.db_commits >= 0 && s1.db_commits >= 0 && r->transactions > 0
+	    ? (double)(s1.db_commits - s0.db_commits) / (double)r->transactions
+	    : -1;
 	r->parts_cpu_s  = s0.parts_cpu >= 0 && s1.parts_cpu >= 0
 	     ? s1.parts_cpu - s0.parts_cpu
 	     : -1;
@@ -1080,6 +1173,11 @@ bench_run(const bench_opts *o, bench_result *r)
 	if (w.started && o->preload > 0 && preload_store(o, &w, r) != 0) {
 		goto out;
 	}
+	if (w.started && o->store_pg &&
+	    (o->store_conn != NULL ? (bench_pg_use(&w.pg, o->store_conn), 0)
+	                           : bench_pg_start(&w.pg, w.dir)) != 0) {
+		goto out;
+	}
 	if (w.started &&
 	    (world_start_dtxd(o, &w, NULL) != 0 ||
 	        world_start_parts(o, &w) != 0)) {
@@ -1104,8 +1202,7 @@ bench_run(const bench_opts *o, bench_result *r)
 			bench_stop(w.part_pids[i], 10000);
 			w.part_pids[i] = 0;
 		}
-		bench_stop(w.dtxd, 30000);
-		w.dtxd           = 0;
+		world_stop_dtxd(&w);
 		r->part_stats_ok = o->barrier && parts_barrier_stats(&w, r);
 	}
 	if (rv == 0) {
