@@ -402,6 +402,54 @@ client_refused(const char *url, const dtx_tls_opts *o, const char *want)
 	dtx_client_close(c);
 }
 
+// A client given a cluster's TLS URLs (dtx_client_open) passes over a
+// node that is down and one whose handshake fails (here the operator
+// listener, which takes only operator certificates), and when no node
+// takes it, says what happened at each.
+Test(tls, a_client_given_several_urls_passes_over_dead_and_refusing_nodes)
+{
+	char         url[DTXT_URL_MAX], opurl[DTXT_URL_MAX];
+	char         dead[DTXT_URL_MAX], tcp[DTXT_URL_MAX];
+	char         list[4 * DTXT_URL_MAX];
+	char         ua[DTXT_URL_MAX], ub[DTXT_URL_MAX];
+	dtxt_part   *a   = dtxt_world_part(&w, "a");
+	dtxt_part   *b   = dtxt_world_part(&w, "b");
+	dtx_tls_opts svc = tls_of("service", "coordinator-ca.crt");
+	dtx_client  *c;
+	dtx_tx      *tx;
+	dtx_state    st;
+
+	start_secure_dtxd(url, opurl, "dtxd");
+	tls_url(ua, a->url);
+	tls_url(ub, b->url);
+	start_part(a, ua, "service", NULL);
+	start_part(b, ub, "service", NULL);
+	wait_dtxd(url, &svc);
+	cr_assert_eq(dtxt_free_url(tcp, sizeof(tcp)), 0);
+	tls_url(dead, tcp);
+
+	snprintf(list, sizeof(list), "%s,%s,%s", dead, opurl, url);
+	CHECK_RV(dtx_client_open_tls(&c, list, &svc));
+	for (int i = 0; i < 3; i++) {
+		commit_one(
+		    c, DTX_2PC, ua, "ok", ub, "ok", DTX_STATE_COMMITTED);
+	}
+	dtx_client_close(c);
+
+	snprintf(list, sizeof(list), "%s,%s", dead, opurl);
+	CHECK_RV(dtx_client_open_tls(&c, list, &svc));
+	CHECK_RV(dtx_client_set_timeout_ms(c, 3000));
+	CHECK_RV(dtx_tx_attach(&tx, c, "some-gid"));
+	int rv = dtx_tx_status(tx, &st);
+	CHECK(rv == DTX_EAUTH || rv == DTX_ETIMEDOUT, "status: %s",
+	    dtx_strerror(rv));
+	CHECK(strstr(dtx_tx_message(tx), dead) != NULL &&
+	        strstr(dtx_tx_message(tx), opurl) != NULL,
+	    "the message does not name both nodes: %s", dtx_tx_message(tx));
+	dtx_tx_free(tx);
+	dtx_client_close(c);
+}
+
 Test(tls, a_client_is_told_why_dtxd_refuses_it_and_dtxd_logs_it)
 {
 	char url[DTXT_URL_MAX], opurl[DTXT_URL_MAX], plain[DTXT_URL_MAX];
