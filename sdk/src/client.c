@@ -44,13 +44,13 @@
 //   aborts them at once (NNG_ECONNRESET), and they go to the next URL: nng
 //   would otherwise resend them to the same URL once it is back, and a
 //   client waiting for an outcome would wait for the dead node;
-// - a dtxd that answers DTX_ESHUTDOWN (it is stopping) is left the same way.
+// - a node whose link fails (TLS) is passed over like a dead one.
 // A request whose answer is merely slow is not resent: the node may be
 // working on it (a Submit that waits for its outcome), and the deadline of
 // the whole exchange still holds. With one URL nothing of this runs: the
-// request waits for its coordinator as it always did (nng resends it when
-// the connection comes back). The error of a request that no URL answered
-// names each URL and what happened there.
+// request fails fast as above. The error of a request that no URL
+// answered is the last URL's, and its message names each URL and what
+// happened there.
 //
 // Close. Requests still in flight when the client is closed are cancelled:
 // each ends with DTX_ECLOSED (its done runs, so an asynchronous commit's
