@@ -190,6 +190,9 @@ parse(cli *c, int argc, char **argv)
 	    {"out", required_argument, "a file name prefix"},
 	    {"interval", required_argument, "seconds from 1 to 1000000"},
 	    {"preload", required_argument, "an integer from 0 to 1000000000"},
+	    {"store", required_argument, "rocksdb or postgres"},
+	    {"store-conn", required_argument, "a libpq connection string"},
+	    {"nodes", required_argument, "an integer from 1 to 8"},
 	    {"recovery-n", required_argument,
 	        "an integer from 1 to 100000000"},
 	};
