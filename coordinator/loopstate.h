@@ -134,14 +134,32 @@ struct dtxd_txmgr {
 	int64_t            watch_poll_ms;
 
 	dtxd_txstats stats;
+
+	// A few passes of the loop on the calling thread (txmgr.c), for
+	// dtxd_txmgr_push.
+	void (*run_inline)(struct dtxd_txmgr *m);
 };
 
 // Queues ev for the loop and, with run, handles it (with whatever else is
 // queued) on the calling thread, if nobody runs the loop at this moment
 // (see txmgr.c). Without run, a push with run (or the running pass) must
 // follow soon. Returns false once the loop is closed: the caller still
-// owns ev.
-bool dtxd_txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run);
+// owns ev. The passes run through m->run_inline, which txmgr.c sets: the
+// modules the loop calls reach the loop through this header, never by
+// name, so no module depends on txmgr.c and txmgr.c on it in turn.
+static inline bool
+dtxd_txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run)
+{
+	switch (dtxd_evq_push(&m->q, ev, run)) {
+	case DTXD_EVQ_CLOSED:
+		return false;
+	case DTXD_EVQ_RUN:
+		m->run_inline(m);
+		return true;
+	default:
+		return true;
+	}
+}
 
 // dtxd_txmgr_push for a completion: after the loop stopped, keeps it for
 // the close.

@@ -217,18 +217,10 @@ run_passes(dtxd_txmgr *m, unsigned limit)
 // Passes an inline consumer runs before it hands over to the loop thread.
 #define INLINE_PASSES 8
 
-bool
-dtxd_txmgr_push(dtxd_txmgr *m, dtxd_ev *ev, bool run)
+static void
+run_inline(dtxd_txmgr *m)
 {
-	switch (dtxd_evq_push(&m->q, ev, run)) {
-	case DTXD_EVQ_CLOSED:
-		return false;
-	case DTXD_EVQ_RUN:
-		run_passes(m, INLINE_PASSES);
-		return true;
-	default:
-		return true;
-	}
+	run_passes(m, INLINE_PASSES);
 }
 
 static void *
@@ -260,9 +252,10 @@ dtxd_txmgr_open(
 	if (m == NULL) {
 		return DTX_ENOMEM;
 	}
-	m->cfg   = *c;
-	m->store = st;
-	m->disp  = d;
+	m->cfg        = *c;
+	m->store      = st;
+	m->disp       = d;
+	m->run_inline = run_inline;
 	dtxi_crash_init(&m->crash, DTXI_CRASH_COORDINATOR, c->crash_at);
 	dtxd_evq_init(&m->q);
 	if ((rv = dtxd_txtable_init(&m->tab)) != 0 ||
