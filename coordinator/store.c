@@ -24,52 +24,6 @@ dtxd_store_opts_init(dtxd_store_opts *o)
 	o->sync_delay_ms     = 0;
 }
 
-bool
-dtxd_store_specs_parse(const uint8_t *p, size_t n, dtxd_store_unfinished *u)
-{
-	uint32_t k = 0;
-
-	while (n > 0) {
-		uint32_t len;
-
-		if (n < 4 || k == DTX_BRANCHES_MAX) {
-			u->nspecs = 0;
-			return false;
-		}
-		len = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-		    ((uint32_t)p[2] << 8) | p[3];
-		if (len > n - 4) {
-			u->nspecs = 0;
-			return false;
-		}
-		u->specs[k]     = p + 4;
-		u->spec_lens[k] = len;
-		k++;
-		p += 4 + len;
-		n -= 4 + len;
-	}
-	u->nspecs = k;
-	return true;
-}
-
-bool
-dtxd_store_gid_valid(const char *gid, size_t *lenp)
-{
-	size_t n;
-
-	if (gid == NULL) {
-		return false;
-	}
-	for (n = 0; gid[n] != '\0'; n++) {
-		// Printable ASCII, spelled out so the locale cannot widen it.
-		if (n >= DTX_GID_MAX || gid[n] < 0x20 || gid[n] > 0x7e) {
-			return false;
-		}
-	}
-	*lenp = n;
-	return n > 0;
-}
-
 int
 dtxd_store_open(dtxd_store **sp, const char *where, const dtxd_store_opts *o)
 {
