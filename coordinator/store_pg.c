@@ -67,13 +67,17 @@
 // pg_advisory_xact_lock key that serialises nodes creating the schema.
 #define PG_SCHEMA_LOCK "7415431240421"
 #define PG_POOL_MAX    8
-// A batch or a read that gets no answer this long is taken as a lost
-// connection (a database that hangs, or a partition).
+// A batch, a scan or the schema that gets no answer this long is taken as
+// a lost connection (a database that hangs, or a partition): a batch's
+// commit may legitimately take long on a loaded database.
 #define PG_IO_TIMEOUT_MS 15000
-#define PG_BACKOFF_MIN   50
-#define PG_BACKOFF_MAX   1000
-#define PG_LIST_PAGE     128
-#define PG_PURGE_CHUNK   5000
+// A single-row statement (a read, a lease) that gets no answer this long
+// is taken as a lost connection: it is tried once more on a fresh one.
+#define PG_STMT_TIMEOUT_MS 5000
+#define PG_BACKOFF_MIN     50
+#define PG_BACKOFF_MAX     1000
+#define PG_LIST_PAGE       128
+#define PG_PURGE_CHUNK     5000
 
 // PostgreSQL's type oids for the parameters (pg_type.h, stable).
 #define OID_INT8  20
@@ -287,20 +291,125 @@ pg_fail_rv(pg_fail f)
 	return f == PG_NOSPC ? DTX_ENOSPC : DTX_ESTORAGE;
 }
 
+// Waits until c's socket is ready for what it has to do (readable, and
+// writable while output is pending), until deadline (dtxi_mono_ms). False
+// when the deadline passed, or on a poll error.
+static bool
+pg_wait_until(PGconn *c, bool out, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+	int           rv;
+
+	if (pfd.fd < 0) {
+		return false;
+	}
+	if (out) {
+		pfd.events |= POLLOUT;
+	}
+	do {
+		int64_t left = deadline - dtxi_mono_ms();
+		if (left <= 0) {
+			return false;
+		}
+		rv = poll(&pfd, 1, (int)left);
+	} while (rv < 0 && errno == EINTR);
+	return rv > 0;
+}
+
+// Says that c gave no answer to what in ms; the caller drops c.
+static void
+pg_timed_out(PGconn *c, const char *what, int ms)
+{
+	DTXI_WARN("store: %s: no answer from PostgreSQL at %s:%s in %d ms; "
+	          "dropping that connection",
+	    what, PQhost(c), PQport(c), ms);
+}
+
+// PQgetResult with a deadline: sends what is still queued and reads until
+// a result is complete. Returns the result, or NULL at the end of the
+// results; *lost says that the connection broke or the deadline passed
+// (then NULL, and the caller drops c).
+static PGresult *
+pg_result_until(
+    PGconn *c, int64_t deadline, int ms, const char *what, bool *lost)
+{
+	*lost = false;
+	for (;;) {
+		int flushed = PQflush(c);
+
+		if (flushed < 0) {
+			(void)pg_failure(c, NULL, what);
+			*lost = true;
+			return NULL;
+		}
+		if (!PQisBusy(c)) {
+			return PQgetResult(c);
+		}
+		if (!pg_wait_until(c, flushed == 1, deadline)) {
+			pg_timed_out(c, what, ms);
+			*lost = true;
+			return NULL;
+		}
+		if (!PQconsumeInput(c)) {
+			(void)pg_failure(c, NULL, what);
+			*lost = true;
+			return NULL;
+		}
+	}
+}
+
+// Reads every result of what was sent on c, within ms. Returns the last
+// one when all succeeded (PQclear it), else NULL with *f saying what
+// failed.
+static PGresult *
+pg_collect(PGconn *c, int ms, pg_fail *f, const char *what)
+{
+	int64_t   deadline = dtxi_mono_ms() + ms;
+	PGresult *keep     = NULL;
+	pg_fail   fail     = PG_OK;
+
+	for (;;) {
+		bool      lost;
+		PGresult *r = pg_result_until(c, deadline, ms, what, &lost);
+
+		if (lost) {
+			PQclear(keep);
+			*f = PG_RETRY;
+			return NULL;
+		}
+		if (r == NULL) {
+			break;
+		}
+		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_TUPLES_OK) {
+			if (fail == PG_OK) {
+				fail = pg_failure(c, r, what);
+			}
+			PQclear(r);
+		} else {
+			PQclear(keep);
+			keep = r;
+		}
+	}
+	if (fail != PG_OK) {
+		PQclear(keep);
+		keep = NULL;
+	}
+	*f = fail;
+	return keep;
+}
+
 // Runs sql (no parameters, possibly several statements) and checks that
-// it succeeded. Returns PG_OK or what failed.
+// it succeeded, within PG_IO_TIMEOUT_MS. Returns PG_OK or what failed.
 static pg_fail
 pg_exec(PGconn *c, const char *sql, const char *what)
 {
-	PGresult *r = PQexec(c, sql);
-	pg_fail   f = PG_OK;
+	pg_fail f;
 
-	if (r == NULL ||
-	    (PQresultStatus(r) != PGRES_COMMAND_OK &&
-	        PQresultStatus(r) != PGRES_TUPLES_OK)) {
-		f = pg_failure(c, r, what);
+	if (!PQsendQuery(c, sql)) {
+		return pg_failure(c, NULL, what);
 	}
-	PQclear(r);
+	PQclear(pg_collect(c, PG_IO_TIMEOUT_MS, &f, what));
 	return f;
 }
 
@@ -313,16 +422,21 @@ pg_notice(void *arg, const char *msg)
 	DTXI_DEBUG("store: postgres says: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
-// Opens a connection to the store's database and prepares every
-// statement on it. The connection string's own settings win over the
-// defaults given here (a connect timeout, dtxd's application name).
+// Opens a connection to the store's database. The connection string's
+// own settings win over the defaults given here: a connect timeout,
+// dtxd's application name, and TCP keepalives and a TCP user timeout, so
+// that a peer that vanished (a host down, a partition) is found out by
+// the kernel in seconds rather than by a statement's deadline. The
+// connection is non-blocking: every call on it waits with a deadline.
 static PGconn *
 pg_connect(pg_store *s)
 {
-	const char *keys[] = {
-	    "connect_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {"5", "dtxd", s->conninfo, NULL};
-	PGconn     *c      = PQconnectdbParams(keys, vals, 1);
+	const char *keys[] = {"connect_timeout", "application_name",
+	    "keepalives", "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+	const char *vals[] = {
+	    "5", "dtxd", "1", "5", "2", "3", "10000", s->conninfo, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c == NULL) {
 		return NULL;
@@ -330,6 +444,11 @@ pg_connect(pg_store *s)
 	if (PQstatus(c) != CONNECTION_OK) {
 		DTXI_WARN("store: cannot connect to the database: %.*s",
 		    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	if (PQsetnonblocking(c, 1) != 0) {
+		DTXI_WARN("store: cannot make the connection non-blocking");
 		PQfinish(c);
 		return NULL;
 	}
@@ -343,14 +462,13 @@ pg_prepare(PGconn *c)
 {
 	for (int i = 0; i < ST_COUNT; i++) {
 		const pg_stmt *st = &stmts[i];
-		PGresult      *r =
-		    PQprepare(c, st->name, st->sql, st->nparams, st->types);
-		pg_fail f = PG_OK;
+		pg_fail        f;
 
-		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-			f = pg_failure(c, r, "prepare");
+		if (!PQsendPrepare(
+		        c, st->name, st->sql, st->nparams, st->types)) {
+			return pg_failure(c, NULL, "prepare");
 		}
-		PQclear(r);
+		PQclear(pg_collect(c, PG_IO_TIMEOUT_MS, &f, "prepare"));
 		if (f != PG_OK) {
 			return f;
 		}
@@ -358,15 +476,15 @@ pg_prepare(PGconn *c)
 	return PG_OK;
 }
 
-// A connection from the pool, or a new one; NULL when the database cannot
-// be reached.
+// A connection from the pool (unless fresh), or a new one; NULL when the
+// database cannot be reached.
 static PGconn *
-pool_get(pg_store *s)
+pool_get(pg_store *s, bool fresh)
 {
 	PGconn *c = NULL;
 
 	pthread_mutex_lock(&s->pool_mtx);
-	if (s->npool > 0) {
+	if (s->npool > 0 && !fresh) {
 		c = s->pool[--s->npool];
 	}
 	pthread_mutex_unlock(&s->pool_mtx);
@@ -397,36 +515,62 @@ pool_put(pg_store *s, PGconn *c)
 	PQfinish(c);
 }
 
+// Closes every pooled connection: after one was lost (the database
+// restarted, or failed over) the others most likely were too, and each
+// would cost a reader a failed try.
+static void
+pool_drop(pg_store *s)
+{
+	PGconn *old[PG_POOL_MAX];
+	int     n;
+
+	pthread_mutex_lock(&s->pool_mtx);
+	n = s->npool;
+	memcpy(old, s->pool, (size_t)n * sizeof(old[0]));
+	s->npool = 0;
+	pthread_mutex_unlock(&s->pool_mtx);
+	for (int i = 0; i < n; i++) {
+		PQfinish(old[i]);
+	}
+}
+
+// How long statement st may go unanswered: a single-row one briefly, the
+// purge and the takeover (many rows, under load) as long as a batch.
+static int
+stmt_timeout_ms(int st)
+{
+	return st == ST_PURGE || st == ST_TAKEOVER ? PG_IO_TIMEOUT_MS
+	                                           : PG_STMT_TIMEOUT_MS;
+}
+
 // Runs prepared statement st with params (binary) on c, results in
-// binary. Returns the result (PQclear it) when it succeeded, else NULL
-// with *f saying what failed.
+// binary, within its deadline. Returns the result (PQclear it) when it
+// succeeded, else NULL with *f saying what failed (PG_RETRY when no
+// answer came in time: the caller drops c).
 static PGresult *
 pg_run(PGconn *c, int st, const char *const *vals, const int *lens, pg_fail *f,
     const char *what)
 {
-	int       fmts[6] = {1, 1, 1, 1, 1, 1};
-	PGresult *r       = PQexecPrepared(
-	          c, stmts[st].name, stmts[st].nparams, vals, lens, fmts, 1);
+	int fmts[6] = {1, 1, 1, 1, 1, 1};
 
-	if (r != NULL &&
-	    (PQresultStatus(r) == PGRES_TUPLES_OK ||
-	        PQresultStatus(r) == PGRES_COMMAND_OK)) {
-		*f = PG_OK;
-		return r;
+	if (!PQsendQueryPrepared(
+	        c, stmts[st].name, stmts[st].nparams, vals, lens, fmts, 1)) {
+		*f = pg_failure(c, NULL, what);
+		return NULL;
 	}
-	*f = pg_failure(c, r, what);
-	PQclear(r);
-	return NULL;
+	return pg_collect(c, stmt_timeout_ms(st), f, what);
 }
 
 // Runs st on a pooled connection, and once more on a fresh one when the
-// first failed in a way worth retrying.
+// first failed in a way worth retrying (the connection broke, or gave no
+// answer by the statement's deadline). Never waits longer than two
+// deadlines and two connects.
 static PGresult *
 pool_run(pg_store *s, int st, const char *const *vals, const int *lens,
     int *rv, const char *what)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		PGconn   *c = pool_get(s);
+		PGconn   *c = pool_get(s, attempt > 0);
 		PGresult *r;
 		pg_fail   f;
 
@@ -439,6 +583,7 @@ pool_run(pg_store *s, int st, const char *const *vals, const int *lens,
 			PQfinish(c);
 			*rv = pg_fail_rv(f);
 			if (f == PG_RETRY) {
+				pool_drop(s);
 				continue;
 			}
 			return NULL;
@@ -447,6 +592,9 @@ pool_run(pg_store *s, int st, const char *const *vals, const int *lens,
 		*rv = 0;
 		return r;
 	}
+	DTXI_WARN("store: %s failed on two connections to PostgreSQL; "
+	          "giving up: %s",
+	    what, dtx_strerror(*rv));
 	return NULL;
 }
 
@@ -491,9 +639,15 @@ pg_schema(PGconn *c)
 	if (f != PG_OK) {
 		return pg_fail_rv(f);
 	}
-	r = PQexec(c, "SELECT value FROM dtxd_meta WHERE key = 'schema'");
-	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rv = pg_fail_rv(pg_failure(c, r, "schema"));
+	if (!PQsendQuery(
+	        c, "SELECT value FROM dtxd_meta WHERE key = 'schema'")) {
+		f = pg_failure(c, NULL, "schema");
+		r = NULL;
+	} else {
+		r = pg_collect(c, PG_IO_TIMEOUT_MS, &f, "schema");
+	}
+	if (r == NULL) {
+		rv = pg_fail_rv(f);
 	} else if (PQntuples(r) == 0) {
 		f  = pg_exec(c, schema_sql, "schema");
 		rv = f == PG_OK ? 0 : pg_fail_rv(f);
@@ -606,24 +760,6 @@ wop_stmt(const dtxd_wop *op)
 	                                   : ST_FINISH;
 }
 
-// Waits until c's socket is ready for what it has to do (readable, and
-// writable while output is pending), at most PG_IO_TIMEOUT_MS. False on a
-// timeout or a poll error.
-static bool
-pg_wait(PGconn *c, bool out)
-{
-	struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
-	int           rv;
-
-	if (out) {
-		pfd.events |= POLLOUT;
-	}
-	do {
-		rv = poll(&pfd, 1, PG_IO_TIMEOUT_MS);
-	} while (rv < 0 && errno == EINTR);
-	return rv > 0;
-}
-
 // The batch as one transaction in one pipeline: BEGIN, (SET LOCAL
 // synchronous_commit TO off), one statement per operation, COMMIT, a
 // sync. The connection is non-blocking and results are read while the
@@ -694,7 +830,6 @@ pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
 					goto broken;
 				}
 				PQexitPipelineMode(c);
-				PQsetnonblocking(c, 0);
 				return aborted ? PG_STORAGE : PG_OK;
 			}
 			if (t == PGRES_FATAL_ERROR) {
@@ -714,10 +849,9 @@ pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
 			PQclear(r);
 			got++;
 		}
-		if (!pg_wait(c, flushed == 1)) {
-			DTXI_WARN("store: no answer from the database in %d "
-			          "ms",
-			    PG_IO_TIMEOUT_MS);
+		if (!pg_wait_until(
+		        c, flushed == 1, dtxi_mono_ms() + PG_IO_TIMEOUT_MS)) {
+			pg_timed_out(c, "write", PG_IO_TIMEOUT_MS);
 			return PG_RETRY;
 		}
 	}
@@ -983,17 +1117,20 @@ row_unfinished(PGresult *r, int i, char *gid, dtxd_store_unfinished *u)
 }
 
 // The unfinished ones come row by row (libpq's single-row mode), so a
-// large backlog is never held whole in memory.
+// large backlog is never held whole in memory; a row that does not come
+// within PG_IO_TIMEOUT_MS of the one before fails the scan (rows already
+// handed to fn cannot be taken back, so it is not tried again here).
 static int
 pg_scan_unfinished(dtxd_store *base,
     int (*fn)(void *arg, const dtxd_store_unfinished *u), void *arg)
 {
 	pg_store *s = (pg_store *)base;
-	PGconn   *c = pool_get(s);
+	PGconn   *c = pool_get(s, false);
 	PGresult *r;
 	char      gid[DTX_GID_MAX + 1];
 	int       rv     = 0;
 	bool      failed = false;
+	bool      lost;
 
 	if (c == NULL) {
 		return DTX_ESTORAGE;
@@ -1005,7 +1142,8 @@ pg_scan_unfinished(dtxd_store *base,
 		PQfinish(c);
 		return rv;
 	}
-	while ((r = PQgetResult(c)) != NULL) {
+	while ((r = pg_result_until(c, dtxi_mono_ms() + PG_IO_TIMEOUT_MS,
+	            PG_IO_TIMEOUT_MS, "scan", &lost)) != NULL) {
 		ExecStatusType t = PQresultStatus(r);
 		if (t == PGRES_SINGLE_TUPLE && rv == 0) {
 			dtxd_store_unfinished u;
@@ -1020,6 +1158,11 @@ pg_scan_unfinished(dtxd_store *base,
 			failed = true;
 		}
 		PQclear(r);
+	}
+	if (lost) {
+		rv     = DTX_ESTORAGE;
+		failed = true;
+		pool_drop(s);
 	}
 	if (failed) {
 		PQfinish(c);
@@ -1170,25 +1313,58 @@ hex_put(char *o, const uint8_t *p, size_t n)
 	return o;
 }
 
+// Queues n bytes of COPY data on c (buf NULL: the end of the data, n < 0:
+// abort the COPY), waiting for room while the socket's buffers are full,
+// at most PG_IO_TIMEOUT_MS. False when the connection broke or the time
+// passed.
+static bool
+copy_put(PGconn *c, const char *buf, int n)
+{
+	int64_t deadline = dtxi_mono_ms() + PG_IO_TIMEOUT_MS;
+
+	for (;;) {
+		int x = buf != NULL
+		    ? PQputCopyData(c, buf, n)
+		    : PQputCopyEnd(c, n < 0 ? "dtxd: bulk load failed" : NULL);
+		if (x != 0) {
+			return x == 1;
+		}
+		if (!pg_wait_until(c, true, deadline)) {
+			pg_timed_out(c, "bulk load", PG_IO_TIMEOUT_MS);
+			return false;
+		}
+		if (!PQconsumeInput(c)) {
+			return false;
+		}
+	}
+}
+
 // One COPY in text format, in one transaction: finished rows, owner 0.
 static int
 pg_ingest_finished(dtxd_store *base, const dtxd_store_finished *f, size_t n)
 {
 	pg_store *s   = (pg_store *)base;
-	PGconn   *c   = pool_get(s);
+	PGconn   *c   = pool_get(s, false);
 	char     *buf = NULL;
 	size_t    cap = 0;
 	PGresult *r;
-	int       rv = 0;
+	int       rv   = 0;
+	bool      lost = false;
 
 	if (c == NULL) {
 		return DTX_ESTORAGE;
 	}
-	r = PQexec(c,
-	    "COPY dtxd_tx (gid, owner, epoch, expire_ms, record) "
-	    "FROM STDIN");
+	if (!PQsendQuery(c,
+	        "COPY dtxd_tx (gid, owner, epoch, expire_ms, record) "
+	        "FROM STDIN")) {
+		r = NULL;
+	} else {
+		r = pg_result_until(c, dtxi_mono_ms() + PG_IO_TIMEOUT_MS,
+		    PG_IO_TIMEOUT_MS, "bulk load", &lost);
+	}
 	if (r == NULL || PQresultStatus(r) != PGRES_COPY_IN) {
-		rv = pg_fail_rv(pg_failure(c, r, "bulk load"));
+		rv = lost ? DTX_ESTORAGE
+		          : pg_fail_rv(pg_failure(c, r, "bulk load"));
 		PQclear(r);
 		PQfinish(c);
 		return rv;
@@ -1211,19 +1387,24 @@ pg_ingest_finished(dtxd_store *base, const dtxd_store_finished *f, size_t n)
 		        (long long)f[i].expire_ms);
 		o    = hex_put(o, f[i].record, f[i].record_len);
 		*o++ = '\n';
-		if (PQputCopyData(c, buf, (int)(o - buf)) != 1) {
+		if (!copy_put(c, buf, (int)(o - buf))) {
 			rv = DTX_ESTORAGE;
 		}
 	}
 	free(buf);
-	if (PQputCopyEnd(c, rv == 0 ? NULL : "dtxd: bulk load failed") != 1) {
+	if (!copy_put(c, NULL, rv == 0 ? 0 : -1)) {
 		rv = DTX_ESTORAGE;
 	}
-	while ((r = PQgetResult(c)) != NULL) {
+	while ((r = pg_result_until(c, dtxi_mono_ms() + PG_IO_TIMEOUT_MS,
+	            PG_IO_TIMEOUT_MS, "bulk load", &lost)) != NULL) {
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && rv == 0) {
 			rv = pg_fail_rv(pg_failure(c, r, "bulk load"));
 		}
 		PQclear(r);
+	}
+	if (lost) {
+		PQfinish(c);
+		return DTX_ESTORAGE;
 	}
 	pool_put(s, c);
 	return rv;
