@@ -74,10 +74,15 @@
 // A single-row statement (a read, a lease) that gets no answer this long
 // is taken as a lost connection: it is tried once more on a fresh one.
 #define PG_STMT_TIMEOUT_MS 5000
-#define PG_BACKOFF_MIN     50
-#define PG_BACKOFF_MAX     1000
-#define PG_LIST_PAGE       128
-#define PG_PURGE_CHUNK     5000
+// While a batch waits for its answer, every this long the writer checks
+// that the server of its connection is still there (PQping): a dead
+// primary is given up in about this long, a slow one gets its full
+// PG_IO_TIMEOUT_MS.
+#define PG_PROBE_MS    2000
+#define PG_BACKOFF_MIN 50
+#define PG_BACKOFF_MAX 1000
+#define PG_LIST_PAGE   128
+#define PG_PURGE_CHUNK 5000
 
 // PostgreSQL's type oids for the parameters (pg_type.h, stable).
 #define OID_INT8  20
@@ -323,6 +328,69 @@ pg_timed_out(PGconn *c, const char *what, int ms)
 	DTXI_WARN("store: %s: no answer from PostgreSQL at %s:%s in %d ms; "
 	          "dropping that connection",
 	    what, PQhost(c), PQport(c), ms);
+}
+
+// Whether the server at the other end of c still answers at its address
+// (a fresh connection attempt, PQping: a server that refuses or fails the
+// start-up still answers). Only a server that cannot be reached at all
+// counts as gone.
+static bool
+pg_server_alive(PGconn *c)
+{
+	const char *keys[5];
+	const char *vals[5];
+	const char *addr = PQhostaddr(c);
+	int         k    = 0;
+
+	keys[k]   = "host";
+	vals[k++] = PQhost(c);
+	if (addr != NULL && addr[0] != '\0') {
+		keys[k]   = "hostaddr";
+		vals[k++] = addr;
+	}
+	keys[k]   = "port";
+	vals[k++] = PQport(c);
+	keys[k]   = "connect_timeout";
+	vals[k++] = "2";
+	keys[k]   = NULL;
+	vals[k]   = NULL;
+	return PQpingParams(keys, vals, 0) != PQPING_NO_RESPONSE;
+}
+
+// pg_wait_until for a batch: up to PG_IO_TIMEOUT_MS of silence, but the
+// server is checked every PG_PROBE_MS, and the wait ends as soon as it no
+// longer answers. False when the connection is to be dropped (logged).
+static bool
+pg_wait_batch(PGconn *c, bool out)
+{
+	int64_t t0       = dtxi_mono_ms();
+	int64_t deadline = t0 + PG_IO_TIMEOUT_MS;
+
+	if (PQsocket(c) < 0) {
+		return false;
+	}
+	for (;;) {
+		int64_t now   = dtxi_mono_ms();
+		int64_t slice = now + PG_PROBE_MS;
+
+		if (pg_wait_until(
+		        c, out, slice < deadline ? slice : deadline)) {
+			return true;
+		}
+		if (dtxi_mono_ms() >= deadline) {
+			pg_timed_out(c, "write", PG_IO_TIMEOUT_MS);
+			return false;
+		}
+		if (!pg_server_alive(c)) {
+			DTXI_WARN(
+			    "store: write: PostgreSQL at %s:%s no longer "
+			    "answers (no answer to the batch in %lld ms); "
+			    "dropping that connection",
+			    PQhost(c), PQport(c),
+			    (long long)(dtxi_mono_ms() - t0));
+			return false;
+		}
+	}
 }
 
 // PQgetResult with a deadline: sends what is still queued and reads until
@@ -849,9 +917,7 @@ pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
 			PQclear(r);
 			got++;
 		}
-		if (!pg_wait_until(
-		        c, flushed == 1, dtxi_mono_ms() + PG_IO_TIMEOUT_MS)) {
-			pg_timed_out(c, "write", PG_IO_TIMEOUT_MS);
+		if (!pg_wait_batch(c, flushed == 1)) {
 			return PG_RETRY;
 		}
 	}
