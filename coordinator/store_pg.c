@@ -22,11 +22,16 @@
 // writes it as one database transaction, sent in one pipeline (libpq's
 // pipeline mode: every statement goes out at once and the results come
 // back together, one round trip per batch rather than per statement).
-// A batch with no synced operation commits with synchronous_commit off:
-// it is as durable as RocksDB's unsynced write (a database crash may lose
-// it), and costs no WAL flush. Every statement is conditional on owner and
-// epoch and affects one row or none; none is DTXD_STORE_FENCED (or
-// DTX_EEXIST for a create), and the rest of the batch still commits.
+// Every batch commits with the database's synchronous_commit, even one
+// with no synced operation: the database is shared and outlives dtxd, so
+// a commit it acknowledged and then lost (a crash, or a fail-over to a
+// standby it had not reached) would leave a row dtxd already forgot, such
+// as a transaction's decision without its final record, which no live
+// node would ever finish. (RocksDB's unsynced write is lost only with
+// dtxd itself, whose recovery then reads what survived.) Every statement is
+// conditional on owner and epoch and affects one row or none; none is
+// DTXD_STORE_FENCED (or DTX_EEXIST for a create), and the rest of the batch
+// still commits.
 //
 // Reconnecting. When the connection fails (the database restarts, or fails
 // over: with a multi-host connection string and target_session_attrs=
@@ -828,16 +833,15 @@ wop_stmt(const dtxd_wop *op)
 	                                   : ST_FINISH;
 }
 
-// The batch as one transaction in one pipeline: BEGIN, (SET LOCAL
-// synchronous_commit TO off), one statement per operation, COMMIT, a
-// sync. The connection is non-blocking and results are read while the
-// rest is still being sent, so a large batch cannot deadlock on full
-// socket buffers. res[i] receives operation i's outcome. Returns PG_OK,
+// The batch as one transaction in one pipeline: BEGIN, one statement per
+// operation, COMMIT, a sync. The connection is non-blocking and results are
+// read while the rest is still being sent, so a large batch cannot deadlock on
+// full socket buffers. res[i] receives operation i's outcome. Returns PG_OK,
 // or what failed (then no outcome counts).
 static pg_fail
-pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
+pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, int *res)
 {
-	const int first = sync ? 1 : 2; // results before the operations'
+	const int first = 1; // results before the operations' (BEGIN)
 	const int total = first + (int)n + 1;
 	wparams   w;
 	int       got     = 0; // results read (not counting the sync)
@@ -848,10 +852,7 @@ pipe_batch(PGconn *c, dtxd_wop *list, uint32_t n, bool sync, int *res)
 	if (PQsetnonblocking(c, 1) != 0 || PQenterPipelineMode(c) != 1) {
 		return pg_failure(c, NULL, "write");
 	}
-	if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
-	    (!sync &&
-	        !PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off", 0,
-	            NULL, NULL, NULL, NULL, 0))) {
+	if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) {
 		goto broken;
 	}
 	for (op = list, i = 0; op != NULL; op = op->next, i++) {
@@ -946,7 +947,7 @@ write_batch(pg_store *s, dtxd_wop *list, uint32_t n, bool sync, int *res)
 		}
 		if (s->wconn != NULL) {
 			memset(res, 0, n * sizeof(*res));
-			f = pipe_batch(s->wconn, list, n, sync, res);
+			f = pipe_batch(s->wconn, list, n, res);
 			if (f == PG_OK) {
 				atomic_store(&s->up, true);
 				return 0;
