@@ -83,7 +83,7 @@
 // that the server of its connection is still there (PQping): a dead
 // primary is given up in about this long, a slow one gets its full
 // PG_IO_TIMEOUT_MS.
-#define PG_PROBE_MS    2000
+#define PG_PROBE_MS    1000
 #define PG_BACKOFF_MIN 50
 #define PG_BACKOFF_MAX 1000
 #define PG_LIST_PAGE   128
