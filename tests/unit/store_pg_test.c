@@ -9,11 +9,13 @@
 // bounded batches, at the next epoch), or of one ended by a newer session
 // of its name, at once; after a database restart every session gets a
 // lease's time to renew before anything is taken; the writer rides out a
-// database restart and loses nothing; a schema of another version is
-// refused and left alone. The suite shares one private PostgreSQL server;
+// database restart and loses nothing; a read from a server that stops
+// answering returns on time; a schema of another version is refused and
+// left alone. The suite shares one private PostgreSQL server;
 // the restart test has its own.
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -489,6 +491,85 @@ takes_after_grace(void *arg)
 	taken  t;
 
 	return take(y->s, y->session, 200, 10, &t) == 1;
+}
+
+// Stops (SIGSTOP) the backends of the store's connections (application
+// name dtxd) on pg, recording them in pids[*n]. Returns how many.
+static int
+stop_backends(dtxt_pg *pg, pid_t *pids, int *n, int cap)
+{
+	char  out[512];
+	char *p = out, *end;
+	int   k = 0;
+
+	cr_assert_eq(dtxt_pg_query(pg, "postgres",
+	                 "SELECT string_agg(pid::text, ' ') FROM "
+	                 "pg_stat_activity WHERE application_name = 'dtxd'",
+	                 out, sizeof(out)),
+	    0);
+	for (long pid; *n < cap && (pid = strtol(p, &end, 10)) > 0; p = end) {
+		cr_assert_eq(kill((pid_t)pid, SIGSTOP), 0);
+		pids[(*n)++] = (pid_t)pid;
+		k++;
+	}
+	return k;
+}
+
+// A server that stops answering, its sockets open (its processes
+// stopped), must not hang a read. With the backends alone stopped, the
+// read gives up its connection at the deadline and gets its answer on a
+// fresh one; with the postmaster stopped too, it fails with
+// DTX_ESTORAGE, in bounded time; once the server goes on, reads work.
+Test(store_pg, a_read_from_a_server_that_stops_answering_returns_on_time,
+    .timeout = 120)
+{
+	dtxt_pg     pg;
+	char        ci[256];
+	dtxd_store *s;
+	uint64_t    sa = 0;
+	pid_t       pids[32];
+	int         n = 0;
+	uint8_t    *val;
+	size_t      len;
+	int64_t     t0, took;
+	int         rv;
+
+	cr_assert_eq(dtxt_pg_init(&pg, NULL), 0);
+	cr_assert_eq(dtxt_pg_start(&pg), 0);
+	dtxt_pg_conninfo(&pg, "postgres", ci, sizeof(ci));
+	s = open_pg(ci, 0);
+	cr_assert_eq(dtxd_store_session_open(s, "a", "u", 60000, &sa), 0);
+	cr_assert_eq(write1(s, DTXD_WOP_CREATE, "g", sa, 0, "r0"), 0);
+	expect_record(s, "g", "r0"); // a pooled connection now
+
+	cr_assert_gt(stop_backends(&pg, pids, &n, 32), 0);
+	t0 = dtxi_mono_ms();
+	expect_record(s, "g", "r0");
+	took = dtxi_mono_ms() - t0;
+	cr_assert(took >= 4000 && took < 15000,
+	    "the read took %lld ms: no deadline, or no fresh connection",
+	    (long long)took);
+
+	// The fresh connection's backend too, then the postmaster: nothing
+	// answers at all.
+	cr_assert_gt(stop_backends(&pg, pids, &n, 32), 0);
+	cr_assert_eq(kill(pg.pid, SIGSTOP), 0);
+	t0   = dtxi_mono_ms();
+	val  = NULL;
+	rv   = dtxd_store_get_record(s, "g", &val, &len);
+	took = dtxi_mono_ms() - t0;
+	free(val);
+	cr_assert_eq(kill(pg.pid, SIGCONT), 0);
+	for (int i = 0; i < n; i++) {
+		kill(pids[i], SIGCONT);
+	}
+	cr_assert_eq(rv, DTX_ESTORAGE, "a read of a stopped server: %s",
+	    dtx_strerror(rv));
+	cr_assert_lt(
+	    took, 20000, "the failed read took %lld ms", (long long)took);
+	expect_record(s, "g", "r0");
+	dtxd_store_close(s);
+	dtxt_pg_fini(&pg);
 }
 
 // The server restarts under a write: the write waits, lands after, and
