@@ -4,6 +4,7 @@
 
 #include "pg.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -286,6 +287,73 @@ dtxt_pg_start(dtxt_pg *pg)
 	return -1;
 }
 
+// Reads a process's parent and start time from /proc; false when it is
+// gone. ("pid (comm) state ppid ... starttime" with starttime the 22nd
+// field; comm may hold spaces.)
+static bool
+proc_stat(pid_t pid, long *ppid, unsigned long long *start)
+{
+	char  path[64], buf[1024], *rp;
+	FILE *f;
+	bool  ok = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL) {
+		return false;
+	}
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (rp = strrchr(buf, ')')) != NULL) {
+		ok =
+		    sscanf(rp + 1,
+		        " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+		        "%*d %*d %*d %*d %*d %*d %llu",
+		        ppid, start) == 2;
+	}
+	fclose(f);
+	return ok;
+}
+
+// Notes pg's postmaster's children (its backends) in pg->orphans.
+static void
+note_backends(dtxt_pg *pg)
+{
+	DIR *d   = opendir("/proc");
+	int  cap = (int)(sizeof(pg->orphans) / sizeof(pg->orphans[0]));
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL && pg->norphans < cap) {
+		pid_t              pid = (pid_t)atol(e->d_name);
+		long               ppid;
+		unsigned long long start;
+
+		if (pid > 0 && proc_stat(pid, &ppid, &start) &&
+		    ppid == pg->pid) {
+			pg->orphan_start[pg->norphans] = start;
+			pg->orphans[pg->norphans++]    = pid;
+		}
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+}
+
+// Kills the backends a crash left behind that still run (same pid, same
+// start time: not a later process that reused the pid).
+static void
+kill_orphans(dtxt_pg *pg)
+{
+	for (int i = 0; i < pg->norphans; i++) {
+		long               ppid;
+		unsigned long long start;
+
+		if (proc_stat(pg->orphans[i], &ppid, &start) &&
+		    start == pg->orphan_start[i]) {
+			kill(pg->orphans[i], SIGKILL);
+		}
+	}
+	pg->norphans = 0;
+}
+
 void
 dtxt_pg_stop(dtxt_pg *pg, bool crash)
 {
@@ -293,6 +361,9 @@ dtxt_pg_stop(dtxt_pg *pg, bool crash)
 
 	if (pg->pid <= 0) {
 		return;
+	}
+	if (crash) {
+		note_backends(pg);
 	}
 	kill(pg->pid, crash ? SIGKILL : SIGINT);
 	while (waitpid(pg->pid, &st, 0) < 0 && errno == EINTR) {
@@ -395,6 +466,7 @@ void
 dtxt_pg_fini(dtxt_pg *pg)
 {
 	dtxt_pg_stop(pg, false);
+	kill_orphans(pg);
 	if (pg->dir[0] == '\0') {
 		return;
 	}

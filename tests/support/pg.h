@@ -27,6 +27,12 @@ typedef struct dtxt_pg {
 	char  log[DTXT_PATH_MAX];  // the server's output
 	int   port;
 	pid_t pid; // the postmaster, or 0
+	// Backends of a postmaster killed by dtxt_pg_stop(crash): one held
+	// in a synchronous COMMIT outlives it, socket open, as a server that
+	// went silent would; dtxt_pg_fini kills them.
+	pid_t              orphans[64];
+	unsigned long long orphan_start[64]; // their start times (/proc)
+	int                norphans;
 } dtxt_pg;
 
 // Makes a fresh directory and a database cluster in it (initdb), on a free
