@@ -313,7 +313,7 @@ parse_args(int argc, char **argv, opts *o)
 	o->backend     = DTXD_STORE_ROCKSDB;
 	o->lease_ms    = 3000;
 	o->contexts    = 1024;
-	o->max_frame   = 16u * 1024 * 1024;
+	o->max_frame   = DTXI_FRAME_MAX_DEFAULT;
 	dtxd_config_init(&o->cfg);
 	opterr = 0;
 	// ":" first: a long option without its value is ':', not '?'.

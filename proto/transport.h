@@ -17,6 +17,12 @@
 
 struct nng_msg;
 
+// The largest request frame a dtxd takes by default (its --max-frame). It
+// answers a frame up to twice that with DTX_ETOOBIG; nng drops a larger one
+// unread, and in nng 1.5.2 the sender's socket can then stay stuck (sends
+// time out, closing hangs), so a client never sends more than this.
+#define DTXI_FRAME_MAX_DEFAULT (16u * 1024u * 1024u)
+
 // Maps an nng result to dtx's: 0; NNG_ETIMEDOUT -> DTX_ETIMEDOUT;
 // NNG_ECLOSED and NNG_ECANCELED (an operation stopped because its socket,
 // context or aio is closing) -> DTX_ECLOSED; NNG_ENOMEM -> DTX_ENOMEM;

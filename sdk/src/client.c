@@ -964,6 +964,16 @@ op_start(dtx_client *c, const dtxi_request *req, int64_t timeout_ms,
 		}
 		return rv;
 	}
+	if (nng_msg_len(m) > DTXI_FRAME_MAX_DEFAULT) {
+		if (why != NULL) {
+			snprintf(why, DTX_MESSAGE_MAX + 1,
+			    "the request is %zu bytes, over the %u-byte frame "
+			    "limit",
+			    nng_msg_len(m), DTXI_FRAME_MAX_DEFAULT);
+		}
+		nng_msg_free(m);
+		return DTX_ETOOBIG;
+	}
 	if ((rv = op_get(c, blocking, &o)) != 0) {
 		nng_msg_free(m);
 		if (why != NULL && rv == DTX_ECLOSED) {

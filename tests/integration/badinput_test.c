@@ -507,6 +507,33 @@ Test(badinput, an_invalid_endpoint_through_the_client_api_is_invalid)
 	still_serving();
 }
 
+Test(badinput, a_transaction_over_the_frame_limit_is_refused_before_sending)
+{
+	// 17 branches of 1 MiB: more than the 16 MiB frame a dtxd takes by
+	// default. The client refuses it at once, naming the sizes, rather
+	// than sending a frame dtxd might drop (see server_drops_frame).
+	static uint8_t payload[DTX_PAYLOAD_MAX_DEFAULT];
+	dtx_tx        *tx;
+	int64_t        t0 = dtxi_mono_ms();
+	int            rv;
+
+	cr_assert_eq(dtx_tx_begin(&tx, w.client, DTX_SAGA), 0);
+	for (int i = 0; i < 17; i++) {
+		cr_assert_eq(dtx_tx_add(tx, "tcp://127.0.0.1:1", "op", payload,
+		                 sizeof(payload)),
+		    0);
+	}
+	rv = dtx_tx_submit(tx);
+	cr_assert_eq(
+	    rv, DTX_ETOOBIG, "%s (%s)", dtx_strerror(rv), dtx_tx_message(tx));
+	cr_assert(strstr(dtx_tx_message(tx), "frame limit") != NULL,
+	    "message: %s", dtx_tx_message(tx));
+	cr_assert(dtxi_mono_ms() - t0 < 2000, "took %lld ms",
+	    (long long)(dtxi_mono_ms() - t0));
+	dtx_tx_free(tx);
+	still_serving();
+}
+
 // ---------------------------------------------------------------------------
 // A participant's socket: the same kind of frames, sent to dtx-testpart.
 // ---------------------------------------------------------------------------
@@ -589,7 +616,7 @@ part_still_serving(void)
 	cr_assert_eq(rep->kind, DTXI_REP_BRANCH);
 	cr_assert_eq(
 	    rep->u.branch.status, DTX_BRANCH_OK, "%s", rep->u.branch.message);
-	cr_assert(dtxt_alive(w.parts[0].proc), "the participant died");
+	cr_assert(dtxt_alive(part->proc), "the participant died");
 }
 
 Test(badinput, a_participant_refuses_bad_frames_and_serves_on)
@@ -715,6 +742,37 @@ Test(badinput, a_gid_reused_with_other_content_is_EEXIST)
 	cr_assert_eq(send_request(), 0);
 	expect_error(DTX_EEXIST);
 	still_serving();
+}
+
+// A participant with a payload limit below the default still reads every
+// call a default dtxd may send and answers one over its own limit with
+// DTX_ETOOBIG: dropping the connection could leave dtxd's socket to it
+// stuck (nng 1.5.2, see server_drops_frame).
+Test(badinput, a_participant_with_a_small_limit_answers_a_default_sized_call)
+{
+	static uint8_t    big[DTX_PAYLOAD_MAX_DEFAULT];
+	dtxt_part        *p = part = dtxt_world_part(&w, "small");
+	const char *const argv[]   = {dtxt_testpart_bin(), "--listen", p->url,
+	      "--log", p->calllog, "--name", p->name, "--max-payload", "4096",
+	      NULL};
+
+	p->proc = dtxt_spawn(p->name, (char **)argv, NULL, p->outlog);
+	cr_assert(
+	    p->proc != NULL && dtxt_wait_tcp(p->proc, p->url, 10000) == 0,
+	    "the participant did not start");
+	cr_assert_eq(nng_req0_open(&psock), 0);
+	nng_socket_set_ms(psock, NNG_OPT_RECVTIMEO, 5000);
+	nng_socket_set_ms(psock, NNG_OPT_SENDTIMEO, 5000);
+	cr_assert_eq(nng_dial(psock, p->url, NULL, 0), 0);
+
+	call_init("op");
+	req->u.call.payload.ptr = big;
+	req->u.call.payload.len = sizeof(big);
+	cr_assert_eq(part_send(), 0, "no answer to a 1 MiB call");
+	expect_error(DTX_ETOOBIG);
+	cr_assert(strstr(rep->message, "limit 69632") != NULL, "message: %s",
+	    rep->message);
+	part_still_serving();
 }
 
 Test(

@@ -512,7 +512,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: dtx-testpart --listen URL --log FILE [--name NAME] "
-	    "[--workers N]\n"
+	    "[--workers N] [--max-payload BYTES]\n"
 	    "           [--store DIR --barrier [--retention-ms MS]\n"
 	    "            [--coordinator URL --resolve-after MS]]\n"
 	    "           [--seed N] [--refuse-rate R] [--retry-rate R]\n"
@@ -663,15 +663,16 @@ main(int argc, char **argv)
 	    .execute    = on_call,
 	    .compensate = on_call,
 	};
-	testpart         tp      = {.logfd = -1,
-	                 .name             = "p",
-	                 .faults = {.seed = 1, .delay_ms = 100, .timeout_ms = 2000}};
-	store_opts       so      = {0};
-	const char      *url     = NULL;
-	const char      *logpath = NULL;
-	unsigned         workers = 0;
-	dtx_tls_opts     tls     = {0};
-	dtx_participant *p       = NULL;
+	testpart         tp          = {.logfd = -1,
+	                     .name             = "p",
+	                     .faults = {.seed = 1, .delay_ms = 100, .timeout_ms = 2000}};
+	store_opts       so          = {0};
+	const char      *url         = NULL;
+	const char      *logpath     = NULL;
+	unsigned         workers     = 0;
+	size_t           max_payload = 0;
+	dtx_tls_opts     tls         = {0};
+	dtx_participant *p           = NULL;
 	sigset_t         sigs;
 	int              sig;
 	int              rv;
@@ -698,6 +699,8 @@ main(int argc, char **argv)
 			tp.name = v;
 		} else if (strcmp(argv[i], "--workers") == 0) {
 			workers = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(argv[i], "--max-payload") == 0) {
+			max_payload = (size_t)strtoull(v, NULL, 10);
 		} else if (strcmp(argv[i], "--tls-cert") == 0) {
 			tls.cert_file = v;
 		} else if (strcmp(argv[i], "--tls-key") == 0) {
@@ -740,6 +743,8 @@ main(int argc, char **argv)
 	if ((rv = dtx_participant_open(&p)) != 0 ||
 	    (workers > 0 &&
 	        (rv = dtx_participant_set_workers(p, workers)) != 0) ||
+	    (max_payload > 0 &&
+	        (rv = dtx_participant_set_max_payload(p, max_payload)) != 0) ||
 	    (rv = dtx_participant_register(p, "op", &ops, &tp)) != 0 ||
 	    (so.barrier && (rv = use_barrier(p, &tp, &so)) != 0) ||
 	    (tls.ca_file != NULL &&

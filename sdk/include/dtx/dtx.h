@@ -274,7 +274,9 @@ DTX_API int dtx_participant_set_workers(dtx_participant *p, unsigned n);
 DTX_API int dtx_participant_set_contexts(dtx_participant *p, unsigned n);
 
 // Largest payload accepted in a call and allowed in a reply (default
-// DTX_PAYLOAD_MAX_DEFAULT). Larger calls are answered BAD_REQUEST. Before
+// DTX_PAYLOAD_MAX_DEFAULT). Larger calls are answered BAD_REQUEST or
+// DTX_ETOOBIG; a call up to the default limit is always read and answered,
+// never dropped with its connection, even when n is smaller. Before
 // listen only. Errors: DTX_EINVAL, DTX_ESTATE.
 DTX_API int dtx_participant_set_max_payload(dtx_participant *p, size_t n);
 
@@ -675,13 +677,14 @@ DTX_API int dtx_tx_add_method(dtx_tx *tx, const char *endpoint,
 // participant down (dtx_tx_set_wait_all() waits for every acknowledgement
 // instead). A refused transaction is an outcome, not an error. Errors:
 // DTX_EINVAL (no branches, or a saga group left open), DTX_EEXIST,
-// DTX_EUNREACHABLE (no connection to the coordinator within the connect
-// timeout; dtx_tx_message() names its URL and the reason), DTX_ETIMEDOUT
-// (the coordinator did not answer in time; the transaction may go on: use
-// dtx_tx_wait), DTX_EAUTH (the TLS handshake with dtxd fails:
-// dtx_tx_message() says why; so does every request on a client whose
-// connection fails that way), DTX_ECLOSED (the client was closed),
-// DTX_ETRANSPORT, DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the
+// DTX_ETOOBIG (the request would be over the 16 MiB frame a dtxd takes by
+// default: refused before anything is sent), DTX_EUNREACHABLE (no connection
+// to the coordinator within the connect timeout; dtx_tx_message() names its
+// URL and the reason), DTX_ETIMEDOUT (the coordinator did not answer in time;
+// the transaction may go on: use dtx_tx_wait), DTX_EAUTH (the TLS handshake
+// with dtxd fails: dtx_tx_message() says why; so does every request on a
+// client whose connection fails that way), DTX_ECLOSED (the client was
+// closed), DTX_ETRANSPORT, DTX_ESHUTDOWN, DTX_ESTORAGE, DTX_ENOSPC and the
 // coordinator's other errors.
 DTX_API int dtx_tx_commit(dtx_tx *tx, dtx_state *outcome);
 
