@@ -18,8 +18,9 @@
 //   dtxd_nodes  one row per session: name, url, lease_until (the
 //               database's clock), ended.
 //
-// Group commit. One writer thread takes everything queued at a time and
-// writes it as one database transaction, sent in one pipeline (libpq's
+// Group commit. One writer thread (store_queue.c, shared with RocksDB)
+// takes everything queued at a time and this file writes it as one
+// database transaction, sent in one pipeline (libpq's
 // pipeline mode: every statement goes out at once and the results come
 // back together, one round trip per batch rather than per statement).
 // Every batch commits with the database's synchronous_commit, even one
@@ -47,8 +48,9 @@
 // Threads and connections: the writer has its own; the session calls
 // (lease, takeover) have their own, so that a lease is never renewed
 // late behind a large batch; reads and the purge take one from a small
-// pool. Lock order: pg_store.mtx (the queue, flags, stats) and
-// pg_store.pool_mtx are leaves; no libpq call runs under either.
+// pool. Lock order: the write queue's mutex (store_queue.h: the queue,
+// flags, stats) and pg_store.pool_mtx are leaves; no libpq call runs
+// under either.
 
 #include <errno.h>
 #include <poll.h>
@@ -57,7 +59,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -67,6 +68,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_queue.h"
 
 #define PG_SCHEMA_VERSION "dtxd-pg 1"
 // pg_advisory_xact_lock key that serialises nodes creating the schema.
@@ -193,8 +195,6 @@ static const pg_stmt stmts[ST_COUNT] = {
 typedef struct pg_store {
 	dtxd_store base; // first: a dtxd_store * is a pg_store *
 	char      *conninfo;
-	uint32_t   sync_delay_ms;
-	uint32_t   purge_every_ms;
 	// dtxd's metrics (store.h): each batch, and each attempt that did
 	// not reach the database.
 	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
@@ -205,19 +205,8 @@ typedef struct pg_store {
 	_Atomic int64_t purge_before;
 	atomic_bool     up; // the writer's last attempt reached the database
 
-	pthread_mutex_t  mtx;
-	pthread_cond_t   cv;  // the writer's queue
-	pthread_cond_t   pcv; // the purge thread's sleep
-	dtxd_wop        *head;
-	dtxd_wop        *tail;
-	bool             closing;
-	bool             purge_stop;
-	dtxd_store_stats stats;
-	pthread_t        writer;
-	pthread_t        purger;
-	bool             writer_started;
-	bool             purger_started;
-	PGconn          *wconn; // the writer's
+	dtxd_store_queue *queue; // the writes, the threads
+	PGconn           *wconn; // the writer's
 
 	pthread_mutex_t pool_mtx;
 	PGconn         *pool[PG_POOL_MAX];
@@ -225,17 +214,6 @@ typedef struct pg_store {
 
 	PGconn *sconn; // the session calls'
 } pg_store;
-
-static void
-sleep_ms(uint32_t ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec  = ms / 1000;
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
 
 static void
 put_be64(uint8_t *p, uint64_t v)
@@ -966,121 +944,40 @@ write_batch(pg_store *s, dtxd_wop *list, uint32_t n, bool sync, int *res)
 		if (s->on_batch != NULL) {
 			s->on_batch(s->on_batch_arg, 0, sync, 0, DTX_ESTORAGE);
 		}
-		pthread_mutex_lock(&s->mtx);
-		bool closing = s->closing;
-		pthread_mutex_unlock(&s->mtx);
-		if (closing) {
+		if (dtxd_store_queue_closing(s->queue)) {
 			return DTX_ESTORAGE;
 		}
-		sleep_ms(backoff);
+		dtxi_sleep_ms(backoff);
 		backoff = backoff * 2 > PG_BACKOFF_MAX ? PG_BACKOFF_MAX
 		                                       : backoff * 2;
 	}
 }
 
-// The writer thread: each round takes the whole queue and writes it as
-// one transaction (the group commit), then calls every operation's done
-// in queue order. On close it drains the queue first.
-static void *
-pg_writer(void *arg)
+// The write queue's batch (store_queue.c does the group commit and calls
+// every operation's done): one database transaction, in which an operation
+// that found no row of its owner and epoch is refused alone, a create with
+// DTX_EEXIST and the others with DTXD_STORE_FENCED.
+static int
+pg_write_batch(void *arg, dtxd_wop *list, uint32_t n, bool sync, int *res)
 {
-	pg_store *s   = arg;
-	int      *res = NULL;
-	uint32_t  cap = 0;
+	pg_store *s  = arg;
+	int       rv = write_batch(s, list, n, sync, res);
+	uint32_t  i  = 0;
 
-	for (;;) {
-		dtxd_wop *list, *op, *next;
-		bool      sync   = false;
-		uint32_t  n      = 0;
-		uint64_t  fenced = 0;
-		int       rv;
-
-		pthread_mutex_lock(&s->mtx);
-		while (s->head == NULL && !s->closing) {
-			pthread_cond_wait(&s->cv, &s->mtx);
-		}
-		list    = s->head;
-		s->head = NULL;
-		s->tail = NULL;
-		pthread_mutex_unlock(&s->mtx);
-		if (list == NULL) {
-			break; // closing and drained
-		}
-		for (op = list; op != NULL; op = op->next) {
-			sync = sync || op->sync;
-			n++;
-		}
-		if (n > cap) {
-			int *nr = realloc(res, n * sizeof(*res));
-			if (nr == NULL) {
-				rv = DTX_ENOMEM;
-				goto done;
-			}
-			res = nr;
-			cap = n;
-		}
-		if (sync && s->sync_delay_ms > 0) {
-			sleep_ms(s->sync_delay_ms);
-		}
-		int64_t t0 = dtxi_mono_ms();
-		rv         = write_batch(s, list, n, sync, res);
-		if (s->on_batch != NULL) {
-			s->on_batch(s->on_batch_arg, n, sync,
-			    (dtxi_mono_ms() - t0) * 1000, rv);
-		}
-	done:
-		pthread_mutex_lock(&s->mtx);
-		if (rv == 0) {
-			for (uint32_t i = 0; i < n; i++) {
-				fenced += res[i] != 0;
-			}
-			s->stats.ops += n - fenced;
-			s->stats.fenced += fenced;
-			s->stats.batches++;
-			if (sync) {
-				s->stats.syncs++;
-			}
-		} else {
-			s->stats.errors++;
-		}
-		pthread_mutex_unlock(&s->mtx);
-		uint32_t i = 0;
-		for (op = list; op != NULL; op = next, i++) {
-			int orv = rv;
-			next    = op->next;
-			if (rv == 0 && res[i] != 0) {
-				orv = op->kind == DTXD_WOP_CREATE
-				    ? DTX_EEXIST
-				    : DTXD_STORE_FENCED;
-			}
-			op->next = NULL;
-			op->done(op->arg, orv);
+	for (dtxd_wop *op = list; rv == 0 && op != NULL; op = op->next, i++) {
+		if (res[i] != 0) {
+			res[i] = op->kind == DTXD_WOP_CREATE
+			    ? DTX_EEXIST
+			    : DTXD_STORE_FENCED;
 		}
 	}
-	free(res);
-	return NULL;
+	return rv;
 }
 
 static int
 pg_write(dtxd_store *base, dtxd_wop *op)
 {
-	pg_store *s = (pg_store *)base;
-
-	op->next = NULL;
-	pthread_mutex_lock(&s->mtx);
-	if (s->closing) {
-		pthread_mutex_unlock(&s->mtx);
-		return DTX_ECLOSED;
-	}
-	if (s->tail == NULL) {
-		s->head = op;
-	} else {
-		s->tail->next = op;
-	}
-	s->tail = op;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mtx);
-	return 0;
+	return dtxd_store_queue_push(((pg_store *)base)->queue, op);
 }
 
 // ---------------------------------------------------------------------
@@ -1322,9 +1219,7 @@ pg_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp)
 		}
 	}
 	if (total > 0) {
-		pthread_mutex_lock(&s->mtx);
-		s->stats.purged += total;
-		pthread_mutex_unlock(&s->mtx);
+		dtxd_store_queue_add_purged(s->queue, total);
 		DTXI_INFO("store: purged %llu finished transactions",
 		    (unsigned long long)total);
 	}
@@ -1332,32 +1227,14 @@ pg_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp)
 	return rv;
 }
 
-static void *
-pg_purger(void *arg)
+// The purge thread's round (store_queue.c runs it every purge_every_ms).
+static void
+pg_purge_round(void *arg)
 {
 	pg_store *s = arg;
+	uint64_t  n;
 
-	pthread_mutex_lock(&s->mtx);
-	while (!s->purge_stop) {
-		struct timespec ts;
-		uint64_t        n;
-
-		pthread_mutex_unlock(&s->mtx);
-		(void)pg_purge(&s->base, dtxi_now_ms(), &n);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += s->purge_every_ms / 1000;
-		ts.tv_nsec += (long)(s->purge_every_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&s->mtx);
-		while (!s->purge_stop &&
-		    pthread_cond_timedwait(&s->pcv, &s->mtx, &ts) == 0) {
-		}
-	}
-	pthread_mutex_unlock(&s->mtx);
-	return NULL;
+	(void)pg_purge(&s->base, dtxi_now_ms(), &n);
 }
 
 // ---------------------------------------------------------------------
@@ -1625,11 +1502,7 @@ pg_takeover(dtxd_store *base, uint64_t session, uint32_t lease_ms,
 static void
 pg_get_stats(dtxd_store *base, dtxd_store_stats *st)
 {
-	pg_store *s = (pg_store *)base;
-
-	pthread_mutex_lock(&s->mtx);
-	*st = s->stats;
-	pthread_mutex_unlock(&s->mtx);
+	dtxd_store_queue_get_stats(((pg_store *)base)->queue, st);
 }
 
 static bool
@@ -1655,26 +1528,16 @@ pg_close(dtxd_store *base)
 {
 	pg_store *s = (pg_store *)base;
 
-	pthread_mutex_lock(&s->mtx);
-	s->purge_stop = true;
-	pthread_cond_signal(&s->pcv);
-	pthread_mutex_unlock(&s->mtx);
-	if (s->purger_started) {
-		pthread_join(s->purger, NULL);
-	}
-	pthread_mutex_lock(&s->mtx);
-	s->closing = true;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mtx);
-	if (s->writer_started) {
-		pthread_join(s->writer, NULL);
-	}
-	pthread_cond_destroy(&s->pcv);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mtx);
+	dtxd_store_queue_free(s->queue); // drains the writes first
 	pthread_mutex_destroy(&s->pool_mtx);
 	pg_free(s);
 }
+
+// What the write queue and its threads (store_queue.h) call back.
+static const dtxd_store_queue_ops pg_queue_ops = {
+    .write = pg_write_batch,
+    .purge = pg_purge_round,
+};
 
 static const dtxd_store_ops pg_ops = {
     .close           = pg_close,
@@ -1704,11 +1567,9 @@ dtxd_store_pg_open(
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return DTX_ENOMEM;
 	}
-	s->base.ops       = &pg_ops;
-	s->sync_delay_ms  = o->sync_delay_ms;
-	s->purge_every_ms = o->purge_every_ms;
-	s->on_batch       = o->on_batch;
-	s->on_batch_arg   = o->on_batch_arg;
+	s->base.ops     = &pg_ops;
+	s->on_batch     = o->on_batch;
+	s->on_batch_arg = o->on_batch_arg;
 	atomic_init(&s->purge_before, -1);
 	atomic_init(&s->up, true);
 	if ((s->conninfo = strdup(conninfo)) == NULL) {
@@ -1728,23 +1589,15 @@ dtxd_store_pg_open(
 		return rv;
 	}
 	s->pool[s->npool++] = c;
-	if (pthread_mutex_init(&s->mtx, NULL) != 0 ||
-	    pthread_mutex_init(&s->pool_mtx, NULL) != 0 ||
-	    pthread_cond_init(&s->cv, NULL) != 0 ||
-	    pthread_cond_init(&s->pcv, NULL) != 0) {
+	if (pthread_mutex_init(&s->pool_mtx, NULL) != 0) {
 		pg_free(s);
 		return DTX_ENOMEM;
 	}
-	if (pthread_create(&s->writer, NULL, pg_writer, s) != 0) {
+	if ((rv = dtxd_store_queue_alloc(&s->queue, &pg_queue_ops, s, o)) !=
+	        0 ||
+	    (rv = dtxd_store_queue_start(s->queue)) != 0) {
 		pg_close(&s->base);
-		return DTX_ENOMEM;
-	}
-	s->writer_started = true;
-	if (s->purge_every_ms > 0 &&
-	    pthread_create(&s->purger, NULL, pg_purger, s) == 0) {
-		s->purger_started = true;
-	} else if (s->purge_every_ms > 0) {
-		DTXI_WARN("store: no purge thread; expired transactions stay");
+		return rv;
 	}
 	*sp = &s->base;
 	return 0;

@@ -3,7 +3,8 @@
 // store_rocksdb: the RocksDB backend of the store (store.h), through
 // RocksDB's C API; the default, embedded, for one dtxd. This file opens
 // and closes the database: its options and memory, the shape of each
-// column family, the layout check, the threads. The backend's other jobs
+// column family, the layout check, the write queue (store_queue.c) with
+// the callbacks its threads run. The backend's other jobs
 // have a file each (writes, reads, purge), and the layout and the state
 // they share are in store_rocksdb_state.h. Only these files of dtxd touch
 // RocksDB: its error strings are logged, freed and mapped to DTX_ELOCKED,
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_queue.h"
 #include "store_rocksdb_state.h"
 
 // Memory, for a daemon whose whole RSS should stay within 64 MiB at 10,000
@@ -86,10 +88,12 @@ static const cf_shape cf_shapes[CF_COUNT] = {
 };
 
 // Frees whatever part of the store exists; used both by a failed open and
-// by close (after the threads have stopped).
+// by close. The queue goes first: its close drains the writes and stops
+// the threads, which use the database.
 static void
 store_free(rdb_store *s)
 {
+	dtxd_store_queue_free(s->queue);
 	for (int i = 0; i < CF_COUNT; i++) {
 		if (s->cf[i] != NULL) {
 			rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -307,36 +311,14 @@ check_format(rdb_store *s)
 	return ok ? 0 : DTX_ESTORAGE;
 }
 
-static int
-store_threads_start(rdb_store *s)
-{
-	if (pthread_mutex_init(&s->mtx, NULL) != 0) {
-		return DTX_ENOMEM;
-	}
-	if (pthread_cond_init(&s->cv, NULL) != 0) {
-		pthread_mutex_destroy(&s->mtx);
-		return DTX_ENOMEM;
-	}
-	if (pthread_cond_init(&s->pcv, NULL) != 0) {
-		pthread_cond_destroy(&s->cv);
-		pthread_mutex_destroy(&s->mtx);
-		return DTX_ENOMEM;
-	}
-	if (pthread_create(&s->writer, NULL, dtxd_rdb_writer, s) != 0) {
-		pthread_cond_destroy(&s->pcv);
-		pthread_cond_destroy(&s->cv);
-		pthread_mutex_destroy(&s->mtx);
-		return DTX_ENOMEM;
-	}
-	s->writer_started = true;
-	if (s->purge_every_ms > 0 &&
-	    pthread_create(&s->purger, NULL, dtxd_rdb_purger, s) == 0) {
-		s->purger_started = true;
-	} else if (s->purge_every_ms > 0) {
-		DTXI_WARN("store: no purge thread; expired transactions stay");
-	}
-	return 0;
-}
+// What the write queue and its threads (store_queue.h) call back.
+static const dtxd_store_queue_ops rdb_queue_ops = {
+    .write         = dtxd_rdb_write_batch,
+    .broken        = dtxd_rdb_broken,
+    .mend          = dtxd_rdb_reopen,
+    .mend_every_ms = STORE_REOPEN_EVERY_MS,
+    .purge         = dtxd_rdb_purge_round,
+};
 
 static const dtxd_store_ops rdb_ops;
 
@@ -352,11 +334,9 @@ dtxd_store_rocksdb_open(
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return DTX_ENOMEM;
 	}
-	s->base.ops       = &rdb_ops;
-	s->sync_delay_ms  = o->sync_delay_ms;
-	s->purge_every_ms = o->purge_every_ms;
-	s->on_batch       = o->on_batch;
-	s->on_batch_arg   = o->on_batch_arg;
+	s->base.ops     = &rdb_ops;
+	s->on_batch     = o->on_batch;
+	s->on_batch_arg = o->on_batch_arg;
 	if (pthread_rwlock_init(&s->dblock, NULL) != 0) {
 		free(s);
 		return DTX_ENOMEM;
@@ -419,7 +399,9 @@ dtxd_store_rocksdb_open(
 		return rv;
 	}
 	if ((rv = check_format(s)) != 0 ||
-	    (rv = store_threads_start(s)) != 0) {
+	    (rv = dtxd_store_queue_alloc(&s->queue, &rdb_queue_ops, s, o)) !=
+	        0 ||
+	    (rv = dtxd_store_queue_start(s->queue)) != 0) {
 		store_free(s);
 		return rv;
 	}
@@ -430,29 +412,7 @@ dtxd_store_rocksdb_open(
 static void
 rdb_close(dtxd_store *base)
 {
-	rdb_store *s = (rdb_store *)base;
-
-	// The purge thread first: it may be inside RocksDB.
-	pthread_mutex_lock(&s->mtx);
-	s->purge_stop = true;
-	pthread_cond_signal(&s->pcv);
-	pthread_mutex_unlock(&s->mtx);
-	if (s->purger_started) {
-		pthread_join(s->purger, NULL);
-	}
-	// From here on new writes are refused, but the writer still drains
-	// everything already accepted (each accepted op's done must run
-	// exactly once) before it sees the empty queue and exits.
-	pthread_mutex_lock(&s->mtx);
-	s->closing = true;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mtx);
-	pthread_join(s->writer, NULL);
-
-	pthread_cond_destroy(&s->pcv);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mtx);
-	store_free(s);
+	store_free((rdb_store *)base);
 }
 
 static const dtxd_store_ops rdb_ops = {

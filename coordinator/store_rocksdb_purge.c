@@ -7,13 +7,11 @@
 // finished family, and the purge thread that does both every few seconds
 // and logs the store's memory and disk use once a minute.
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <rocksdb/c.h>
 
@@ -129,42 +127,26 @@ log_usage(rdb_store *s)
 	    (unsigned long long)st.purged);
 }
 
-// The purge thread: every purge_every_ms, whatever has expired by the wall
-// clock. A purge is a few metadata operations (see dtxd_store_purge), so
-// it runs often and never has much to do at once. Once a minute it logs
+// The purge thread's round (store_queue.c runs it every purge_every_ms):
+// whatever has expired by the wall clock. A purge is a few metadata
+// operations (see dtxd_store_purge), so it runs often and never has much
+// to do at once. Once a minute, from a minute after the start, it logs
 // the store's memory and disk use.
-void *
-dtxd_rdb_purger(void *arg)
+void
+dtxd_rdb_purge_round(void *arg)
 {
-	rdb_store *s        = arg;
-	int64_t    next_log = dtxi_mono_ms() + STORE_USAGE_LOG_MS;
+	rdb_store *s = arg;
+	uint64_t   n;
 
-	pthread_mutex_lock(&s->mtx);
-	while (!s->purge_stop) {
-		struct timespec ts;
-		uint64_t        n;
-
-		pthread_mutex_unlock(&s->mtx);
-		(void)dtxd_rdb_purge(&s->base, dtxi_now_ms(), &n);
-		if (dtxi_mono_ms() >= next_log && dtxd_rdb_enter(s)) {
-			log_usage(s);
-			dtxd_rdb_leave(s);
-			next_log = dtxi_mono_ms() + STORE_USAGE_LOG_MS;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += s->purge_every_ms / 1000;
-		ts.tv_nsec += (long)(s->purge_every_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&s->mtx);
-		while (!s->purge_stop &&
-		    pthread_cond_timedwait(&s->pcv, &s->mtx, &ts) == 0) {
-		}
+	if (s->next_usage_log == 0) {
+		s->next_usage_log = dtxi_mono_ms() + STORE_USAGE_LOG_MS;
 	}
-	pthread_mutex_unlock(&s->mtx);
-	return NULL;
+	(void)dtxd_rdb_purge(&s->base, dtxi_now_ms(), &n);
+	if (dtxi_mono_ms() >= s->next_usage_log && dtxd_rdb_enter(s)) {
+		log_usage(s);
+		dtxd_rdb_leave(s);
+		s->next_usage_log = dtxi_mono_ms() + STORE_USAGE_LOG_MS;
+	}
 }
 
 // Compares two keys bytewise, a shorter prefix first (RocksDB's order).
@@ -310,9 +292,7 @@ purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp)
 		return rv;
 	}
 	if (n > 0) {
-		pthread_mutex_lock(&s->mtx);
-		s->stats.purged += n;
-		pthread_mutex_unlock(&s->mtx);
+		dtxd_store_queue_add_purged(s->queue, n);
 		DTXI_INFO("store: purged %llu finished transactions (whole "
 		          "files)",
 		    (unsigned long long)n);

@@ -79,8 +79,6 @@ dtxd_rdb_get_stats(dtxd_store *base, dtxd_store_stats *st)
 {
 	rdb_store *s = (rdb_store *)base;
 
-	pthread_mutex_lock(&s->mtx);
-	*st = s->stats;
-	pthread_mutex_unlock(&s->mtx);
+	dtxd_store_queue_get_stats(s->queue, st);
 	st->purged += atomic_load(&s->filtered);
 }

@@ -3,10 +3,11 @@
 // store_rocksdb_state: what the RocksDB backend's files share and nobody
 // else sees (as loopstate.h is for the loop's modules): the backend's
 // state, its key layout and the functions one file calls in another. The
-// backend, by job: store_rocksdb_state.c maps errors and keeps the
+// backend, by job: store_rocksdb_state.c maps errors and reads the
 // counters; store_rocksdb.c opens and closes the database and holds
-// the options; store_rocksdb_write.c queues and group-commits the writes
-// (and the bulk load, flush and compaction); store_rocksdb_read.c answers
+// the options; store_rocksdb_write.c writes each batch that the write
+// queue (store_queue.c, shared with PostgreSQL) group-commits, and does
+// the bulk load, flush and compaction; store_rocksdb_read.c answers
 // gets and scans; store_rocksdb_purge.c drops what has expired. Its entry
 // point, dtxd_store_rocksdb_open(), is declared in store_backend.h.
 //
@@ -53,12 +54,12 @@
 // open keeps every write it had acknowledged. While the disk is still
 // full, the old handle stays open, so Status and List keep reading.
 //
-// Lock order: store->mtx is a leaf lock. It guards only the queue, the
-// closing flags and the stats; no RocksDB call and no callback runs under it.
-// store->dblock (a rwlock) guards the database and family handles: every
-// read, scan, purge, flush and ingest holds it for reading while it uses
-// them (the ops take it around their body: dtxd_rdb_enter/leave), and only
-// the writer takes it for writing, to reopen. It is never taken under mtx.
+// Lock order: the write queue's mutex (store_queue.h) is a leaf lock; no
+// RocksDB call and no callback runs under it. store->dblock (a rwlock)
+// guards the database and family handles: every read, scan, purge, flush
+// and ingest holds it for reading while it uses them (the ops take it
+// around their body: dtxd_rdb_enter/leave), and only the writer takes it
+// for writing, to reopen. It is never taken under the queue's mutex.
 
 #ifndef DTXD_STORE_ROCKSDB_STATE_H
 #define DTXD_STORE_ROCKSDB_STATE_H
@@ -75,6 +76,7 @@
 
 #include "store.h"
 #include "store_backend.h"
+#include "store_queue.h"
 
 // The longest key is a finished one: 8 bytes of expiry, then the gid.
 #define STORE_KEY_MAX (8 + DTX_GID_MAX + 1)
@@ -94,31 +96,18 @@ typedef struct rdb_store {
 	rocksdb_writeoptions_t         *wo_nosync;
 	rocksdb_readoptions_t          *ro;
 	rocksdb_writebatch_t           *batch; // the writer thread's own
-	uint32_t                        sync_delay_ms;
+	dtxd_store_queue               *queue; // the writes, the threads
 	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
 	void            *on_batch_arg;
 	pthread_rwlock_t dblock; // see the top of the file
 	bool             broken; // the writer's: a write failed, reopen
-	uint32_t         purge_every_ms;
+	int64_t          next_usage_log; // the purge thread's (mono ms)
 	char            *dir;
 
 	// Finished records whose expiry is at or before this are purged:
 	// reads skip them and the compaction filters drop them.
 	_Atomic int64_t  purge_before;
 	_Atomic uint64_t filtered; // dropped by the compaction filter
-
-	pthread_mutex_t  mtx;
-	pthread_cond_t   cv;  // the writer's queue
-	pthread_cond_t   pcv; // the purge thread's sleep
-	dtxd_wop        *head;
-	dtxd_wop        *tail;
-	bool             closing;
-	bool             purge_stop;
-	dtxd_store_stats stats;
-	pthread_t        writer;
-	pthread_t        purger;
-	bool             writer_started;
-	bool             purger_started;
 } rdb_store;
 
 // Maps a RocksDB error string to our code, logs it with what we were doing,
@@ -136,12 +125,17 @@ const char *dtxd_rdb_cf_name(int cf);
 bool dtxd_rdb_enter(rdb_store *s);
 void dtxd_rdb_leave(rdb_store *s);
 
-// store_rocksdb_write.c: the writer thread (started by the open, stopped by
-// the close: it drains the queue first) and the write-side operations.
-void *dtxd_rdb_writer(void *arg);
-int   dtxd_rdb_write(dtxd_store *base, dtxd_wop *op);
-int   dtxd_rdb_ingest_finished(
-      dtxd_store *base, const dtxd_store_finished *f, size_t n);
+// store_rocksdb_write.c: the write queue's callbacks (store_queue.h: the
+// batch's write, and the reopen of a broken store) and the write-side
+// operations.
+#define STORE_REOPEN_EVERY_MS 1000 // while idle, a broken store's reopen
+int dtxd_rdb_write_batch(
+    void *arg, dtxd_wop *list, uint32_t n, bool sync, int *res);
+bool dtxd_rdb_broken(void *arg);
+void dtxd_rdb_reopen(void *arg);
+int  dtxd_rdb_write(dtxd_store *base, dtxd_wop *op);
+int  dtxd_rdb_ingest_finished(
+     dtxd_store *base, const dtxd_store_finished *f, size_t n);
 int dtxd_rdb_flush(dtxd_store *base);
 int dtxd_rdb_compact(dtxd_store *base);
 
@@ -157,10 +151,11 @@ int dtxd_rdb_scan_records(dtxd_store *base, const char *cursor,
     void *arg);
 
 // store_rocksdb_purge.c: the compaction filters (made before the open, as
-// the families' options name them), the purge thread, the purge.
-int   dtxd_rdb_filters_create(rdb_store *s);
-void *dtxd_rdb_purger(void *arg);
-int   dtxd_rdb_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp);
+// the families' options name them), the purge thread's round (the queue's
+// purge callback), the purge.
+int  dtxd_rdb_filters_create(rdb_store *s);
+void dtxd_rdb_purge_round(void *arg);
+int  dtxd_rdb_purge(dtxd_store *base, int64_t now_ms, uint64_t *purgedp);
 
 // The counters, with what the compaction filters dropped counted as purged.
 void dtxd_rdb_get_stats(dtxd_store *base, dtxd_store_stats *st);

@@ -1,54 +1,34 @@
 // SPDX-License-Identifier: MIT
 //
 // store_rocksdb_write: the RocksDB backend's writes (see
-// store_rocksdb_state.h for the layout). Writes are group-committed:
-// callers queue operations, and one writer thread turns everything queued
-// at a time into one WriteBatch and one (possibly synced) write, so that
-// many concurrent transactions share one fsync. Also here: the bulk load
+// store_rocksdb_state.h for the layout). Writes are group-committed
+// (store_queue.c: callers queue operations, and one writer thread hands
+// everything queued at a time to this file as one batch), and each batch
+// is one WriteBatch and one (possibly synced) write, so that many
+// concurrent transactions share one fsync. Also here: the bulk load
 // of finished transactions (dtx-bench's preload) as whole table files, and
 // the flush and compaction that tests and the preload ask for, and the
 // writer's reopen of a store whose write failed (see store_rocksdb_state.h).
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include <rocksdb/c.h>
 
 #include <dtx/dtx.h>
 
+#include "clock.h"
 #include "log.h"
 #include "store_rocksdb_state.h"
 
 // A broken store is reopened only when its file system has this much room:
 // the log's preallocation and a memtable flushed at open, with some to
 // spare. With less, opening could fail and leave nothing to read from.
-// Tried every STORE_REOPEN_EVERY_MS meanwhile.
+// Tried every STORE_REOPEN_EVERY_MS meanwhile (store_rocksdb_state.h).
 #define STORE_REOPEN_FREE_BYTES (16u * 1024u * 1024u)
-#define STORE_REOPEN_EVERY_MS   1000
-
-static void
-sleep_ms(uint32_t ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec  = ms / 1000;
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 // Adds one operation's puts and deletes to the batch. Operations were
 // validated when queued, so this cannot fail. The specs are framed as
@@ -115,13 +95,14 @@ has_room(const char *dir)
 	    (uint64_t)v.f_bavail * v.f_frsize >= STORE_REOPEN_FREE_BYTES;
 }
 
-// The writer's repair of a broken store (see the top of the file): once
-// there is room, the database is closed and opened again with the same
-// options and families. A failed open leaves no handle (reads fail with
-// DTX_ESTORAGE) and is tried again.
-static void
-store_reopen(rdb_store *s)
+// The writer's repair of a broken store (see store_rocksdb_state.h), the
+// write queue's mend: once there is room, the database is closed and
+// opened again with the same options and families. A failed open leaves
+// no handle (reads fail with DTX_ESTORAGE) and is tried again.
+void
+dtxd_rdb_reopen(void *arg)
 {
+	rdb_store  *s = arg;
 	const char *names[CF_COUNT];
 	char       *err = NULL;
 
@@ -165,132 +146,55 @@ store_reopen(rdb_store *s)
 	}
 }
 
-// The writer thread. Each round takes the whole queue at once, so the
-// operations that arrived while the previous batch was being fsynced all
-// ride on the next single write: that is the group commit. Callbacks run
-// after the write and outside the lock, in queue order, so a caller that
-// queues A before B sees A's done before B's. On close the loop keeps
-// going until the queue is empty, so no accepted operation is dropped.
-void *
-dtxd_rdb_writer(void *arg)
+bool
+dtxd_rdb_broken(void *arg)
 {
-	rdb_store *s = arg;
+	return ((rdb_store *)arg)->broken;
+}
 
-	for (;;) {
-		dtxd_wop *list;
-		dtxd_wop *op;
-		dtxd_wop *next;
-		bool      sync = false;
-		uint64_t  n    = 0;
-		char     *err  = NULL;
-		int       rv   = 0;
-		bool      closing;
+// The write queue's batch (store_queue.c does the group commit): every
+// operation of the batch in one WriteBatch, and one write, synced when any
+// of them asked. A failed write marks the store broken: the queue then
+// calls dtxd_rdb_reopen before the next batch, and now and then while
+// idle. RocksDB refuses no single operation, so res stays all 0.
+int
+dtxd_rdb_write_batch(
+    void *arg, dtxd_wop *list, uint32_t n, bool sync, int *res)
+{
+	rdb_store *s   = arg;
+	char      *err = NULL;
+	int        rv  = 0;
 
-		pthread_mutex_lock(&s->mtx);
-		while (s->head == NULL && !s->closing) {
-			if (!s->broken) {
-				pthread_cond_wait(&s->cv, &s->mtx);
-				continue;
-			}
-			// Broken and idle: try the repair now and then.
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += STORE_REOPEN_EVERY_MS / 1000;
-			if (pthread_cond_timedwait(&s->cv, &s->mtx, &ts) ==
-			    ETIMEDOUT) {
-				break;
-			}
-		}
-		list    = s->head;
-		s->head = NULL;
-		s->tail = NULL;
-		closing = s->closing;
-		pthread_mutex_unlock(&s->mtx);
-		if (list == NULL && closing) {
-			break; // Closing and drained.
-		}
-		if (s->broken && !closing) {
-			store_reopen(s);
-		}
-		if (list == NULL) {
-			continue; // a repair attempt while idle
-		}
-
-		rocksdb_writebatch_clear(s->batch);
-		for (op = list; op != NULL; op = op->next) {
-			batch_add(s, s->batch, op);
-			sync = sync || op->sync;
-			n++;
-		}
-		if (sync && s->sync_delay_ms > 0) {
-			sleep_ms(s->sync_delay_ms);
-		}
-		int64_t t0 = mono_us();
-		if (s->db == NULL) {
-			rv = DTX_ESTORAGE; // between failed reopens
-		} else {
-			rocksdb_write(s->db, sync ? s->wo_sync : s->wo_nosync,
-			    s->batch, &err);
-		}
-		if (err != NULL) {
-			rv = dtxd_rdb_error(err, "write", false);
-		}
-		if (rv != 0 && !s->broken) {
-			s->broken = true;
-			dtxi_log_event(DTXI_LOG_WARN, "store_failing",
-			    DTXI_FIELDS(DTXI_F_STR("dir", s->dir)),
-			    "a write failed (%s): the store is reopened once "
-			    "there is room",
-			    dtx_strerror(rv));
-		}
-		if (s->on_batch != NULL) {
-			s->on_batch(
-			    s->on_batch_arg, n, sync, mono_us() - t0, rv);
-		}
-
-		pthread_mutex_lock(&s->mtx);
-		if (rv == 0) {
-			s->stats.ops += n;
-			s->stats.batches++;
-			if (sync) {
-				s->stats.syncs++;
-			}
-		} else {
-			s->stats.errors++;
-		}
-		pthread_mutex_unlock(&s->mtx);
-
-		// The caller may reuse or free op as soon as done runs, so
-		// the link is read first.
-		for (op = list; op != NULL; op = next) {
-			next     = op->next;
-			op->next = NULL;
-			op->done(op->arg, rv);
-		}
+	(void)n;
+	(void)res;
+	rocksdb_writebatch_clear(s->batch);
+	for (dtxd_wop *op = list; op != NULL; op = op->next) {
+		batch_add(s, s->batch, op);
 	}
-	return NULL;
+	if (s->db == NULL) {
+		rv = DTX_ESTORAGE; // between failed reopens
+	} else {
+		rocksdb_write(
+		    s->db, sync ? s->wo_sync : s->wo_nosync, s->batch, &err);
+	}
+	if (err != NULL) {
+		rv = dtxd_rdb_error(err, "write", false);
+	}
+	if (rv != 0 && !s->broken) {
+		s->broken = true;
+		dtxi_log_event(DTXI_LOG_WARN, "store_failing",
+		    DTXI_FIELDS(DTXI_F_STR("dir", s->dir)),
+		    "a write failed (%s): the store is reopened once there "
+		    "is room",
+		    dtx_strerror(rv));
+	}
+	return rv;
 }
 
 int
 dtxd_rdb_write(dtxd_store *base, dtxd_wop *op)
 {
-	rdb_store *s = (rdb_store *)base;
-
-	op->next = NULL;
-	pthread_mutex_lock(&s->mtx);
-	if (s->closing) {
-		pthread_mutex_unlock(&s->mtx);
-		return DTX_ECLOSED;
-	}
-	if (s->tail == NULL) {
-		s->head = op;
-	} else {
-		s->tail->next = op;
-	}
-	s->tail = op;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mtx);
-	return 0;
+	return dtxd_store_queue_push(((rdb_store *)base)->queue, op);
 }
 
 // Writes the n keys that key_of yields, in order, into a new table file
@@ -400,7 +304,7 @@ wait_compactions(rdb_store *s)
 		if (running == 0 && pending == 0) {
 			return;
 		}
-		sleep_ms(20);
+		dtxi_sleep_ms(20);
 	}
 }
 
