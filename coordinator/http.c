@@ -149,8 +149,8 @@ static void
 on_readyz(nng_aio *aio)
 {
 	dtxd_http *h = enter(aio);
-	char       why[96];
-	char       body[128];
+	char       why[DTXD_METRICS_WHY_MAX + 32];
+	char       body[DTXD_METRICS_WHY_MAX + 64];
 
 	if (h == NULL) {
 		return;
@@ -237,8 +237,9 @@ on_api_txs(nng_aio *aio)
 	if ((h = enter(aio)) == NULL) {
 		return;
 	}
-	if (h->o.mgr == NULL ||
-	    dtxd_txmgr_snapshot(h->o.mgr, &q, on_snapshot, aio) != 0) {
+	if (h->o.mgr == NULL) {
+		respond_text(aio, 503, "dtxd is not serving yet\n");
+	} else if (dtxd_txmgr_snapshot(h->o.mgr, &q, on_snapshot, aio) != 0) {
 		respond_text(aio, 503, "dtxd is shutting down\n");
 	}
 	leave(h);
@@ -334,6 +335,17 @@ dtxd_http_set_servers(
 	pthread_rwlock_wrlock(&h->lock);
 	h->servers[0] = clients;
 	h->servers[1] = operators;
+	pthread_rwlock_unlock(&h->lock);
+}
+
+void
+dtxd_http_set_mgr(dtxd_http *h, dtxd_txmgr *mgr)
+{
+	if (h == NULL) {
+		return;
+	}
+	pthread_rwlock_wrlock(&h->lock);
+	h->o.mgr = mgr;
 	pthread_rwlock_unlock(&h->lock);
 }
 

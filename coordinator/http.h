@@ -5,8 +5,9 @@
 //
 //   GET /metrics   the Prometheus text (metrics.h)
 //   GET /healthz   200 "ok": the process is alive and serving HTTP
-//   GET /readyz    200 "ready", or 503 with why: recovering, shutting down,
-//                  or the store failing
+//   GET /readyz    200 "ready", or 503 with why: waiting for the store
+//                  (its database out of reach), recovering, shutting
+//                  down, the store failing, the lease not renewed
 //   GET /          the status page (status_page.html, served as is)
 //   GET /api/txs   the live transactions as JSON, for the page
 //                  (?state=NAME, ?stuck=1, ?limit=N; see snapshot.h)
@@ -34,7 +35,7 @@ typedef struct dtxd_http dtxd_http;
 typedef struct dtxd_http_opts {
 	const char      *url;      // http://HOST:PORT
 	dtxd_metrics    *metrics;  // not owned
-	dtxd_txmgr      *mgr;      // not owned
+	dtxd_txmgr      *mgr;      // not owned; may be NULL (set later)
 	dtxd_dispatcher *disp;     // not owned
 	int64_t          start_ms; // monotonic, for the uptime
 } dtxd_http_opts;
@@ -49,6 +50,12 @@ int dtxd_http_open(dtxd_http **hp, const dtxd_http_opts *o);
 // must stay open until dtxd_http_close. Thread-safe.
 void dtxd_http_set_servers(
     dtxd_http *h, dtxd_server *clients, dtxd_server *operators);
+
+// The manager whose transactions the page shows, once it exists (the
+// listener opens before it while dtxd waits for its store; until then
+// /api/txs answers 503). Must stay open until dtxd_http_close.
+// Thread-safe.
+void dtxd_http_set_mgr(dtxd_http *h, dtxd_txmgr *mgr);
 
 // Stops serving. The manager must have stopped first (it answers the
 // page's requests still queued). Accepts NULL.

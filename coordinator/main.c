@@ -6,12 +6,23 @@
 // clients, stops the loop, drains queued writes and closes the store, so
 // nothing accepted is lost; an unfinished transaction resumes at the next
 // start.
+//
+// A PostgreSQL store out of reach at start (down, not up yet, failing
+// over) does not stop dtxd: the listeners open at once, /readyz and every
+// request say why dtxd is not ready (DTX_ESTORAGE, which a client may
+// retry, here or at another node), and the store is opened again with
+// backoff (STORE_RETRY_MIN_MS doubling to STORE_RETRY_MAX_MS) until the
+// database answers; then the node opens its session and serves as usual.
+// What no retry mends (a malformed connection string, credentials the
+// server refuses, a schema of another version) stops dtxd at once, saying
+// why.
 
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +97,12 @@ usage(FILE *f)
 	    "with postgres;\n"
 	    "                          multi-host with "
 	    "target_session_attrs=read-write\n"
-	    "                          follows a fail-over)\n"
+	    "                          follows a fail-over). A database "
+	    "out of reach at\n"
+	    "                          start is waited for, not ready "
+	    "meanwhile; one that\n"
+	    "                          refuses dtxd (password, role, "
+	    "schema) stops it\n"
 	    "  --node NAME             this node's name, unique in the "
 	    "cluster\n"
 	    "                          (default HOSTNAME:PORT of --listen)\n"
@@ -531,6 +547,197 @@ on_store_batch(void *arg, uint64_t n, bool sync, int64_t us, int rv)
 	dtxd_metrics_store_batch(arg, n, sync, us, rv);
 }
 
+#define STORE_RETRY_MIN_MS 250
+#define STORE_RETRY_MAX_MS 5000
+// While the store is out of reach, the log says so again this often (and
+// at once when the reason changes).
+#define STORE_RETRY_LOG_MS 60000
+
+// Between the listeners and the manager: requests go to the manager once
+// it exists; before, while dtxd waits for its store, each is answered at
+// once with why dtxd is not ready.
+typedef struct gate {
+	_Atomic(dtxd_txmgr *) mgr;
+	dtxd_metrics         *metrics;
+} gate;
+
+static void
+gate_on_request(void *arg, dtxd_sreq *r)
+{
+	gate       *g = arg;
+	dtxd_txmgr *m = atomic_load(&g->mgr);
+	char        why[DTXD_METRICS_WHY_MAX + 32];
+	char        msg[DTX_MESSAGE_MAX + 1];
+
+	if (m != NULL) {
+		dtxd_txmgr_on_request(m, r);
+		return;
+	}
+	if (dtxd_metrics_ready(g->metrics, why, sizeof(why))) {
+		snprintf(why, sizeof(why), "starting");
+	}
+	// A reply message holds DTX_MESSAGE_MAX bytes: the cause comes cut.
+	snprintf(msg, sizeof(msg), "dtxd is not ready: %.*s",
+	    (int)(sizeof(msg) - 20), why);
+	dtxd_server_reply_error(r, DTX_ESTORAGE, msg);
+}
+
+// Opens the client listener and, with --operator-listen, the operators'.
+// Returns 0, or 1 after saying what is wrong.
+static int
+open_listeners(opts *o, gate *g, dtxd_server **server, dtxd_server **opsrv)
+{
+	// Roles: with an operator listener, operator commands go there
+	// only; without one, a plain --listen still takes them (local use,
+	// as before TLS), a TLS one does not (server.c refuses them).
+	dtxd_server_opts so = {
+	    .url           = o->listen,
+	    .contexts      = o->contexts,
+	    .max_frame     = o->max_frame,
+	    .max_payload   = o->cfg.max_payload,
+	    .tls           = o->tls.listen,
+	    .operator_cmds = o->op_listen == NULL && o->tls.listen == NULL,
+	};
+	int rv;
+
+	if ((rv = dtxd_server_open(server, &so, gate_on_request, g)) != 0) {
+		fprintf(stderr, "dtxd: cannot listen on %s: %s\n", o->listen,
+		    dtx_strerror(rv));
+		return 1;
+	}
+	if (o->op_listen != NULL) {
+		so.url           = o->op_listen;
+		so.contexts      = 64;
+		so.tls           = o->tls.op;
+		so.ipc_mode      = o->op_ipc_mode;
+		so.operator_cmds = true;
+		so.name          = "dtxd operator listener";
+		if ((rv = dtxd_server_open(opsrv, &so, gate_on_request, g)) !=
+		    0) {
+			fprintf(stderr, "dtxd: cannot listen on %s: %s\n",
+			    o->op_listen, dtx_strerror(rv));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+// Opens the store and, on PostgreSQL, the node's session (which sets
+// o->cfg.session). Returns 0 or the error, why saying it (cap bytes);
+// DTX_EUNREACHABLE when another try may do better.
+static int
+open_store(opts *o, dtxd_store_opts *sopts, dtxd_metrics *metrics,
+    dtxd_store **store, dtxd_cluster **cluster, char *why, size_t cap)
+{
+	int rv;
+
+	why[0]         = '\0';
+	sopts->why     = why;
+	sopts->why_cap = cap;
+	rv             = dtxd_store_open(store,
+            o->backend == DTXD_STORE_POSTGRES ? o->store_conn : o->data_dir,
+	                sopts);
+	sopts->why     = NULL;
+	if (rv != 0) {
+		if (why[0] != '\0') {
+			return rv;
+		}
+		if (rv == DTX_ELOCKED) {
+			snprintf(why, cap,
+			    "data directory %s is in use by another process "
+			    "(another dtxd?)",
+			    o->data_dir);
+		} else if (o->backend == DTXD_STORE_POSTGRES) {
+			snprintf(why, cap,
+			    "cannot open the PostgreSQL store: %s",
+			    dtx_strerror(rv));
+		} else {
+			snprintf(why, cap, "cannot open data directory %s: %s",
+			    o->data_dir, dtx_strerror(rv));
+		}
+		return rv;
+	}
+	if (o->backend != DTXD_STORE_POSTGRES) {
+		return 0;
+	}
+	// Several nodes on one database: this node's session owns what it
+	// creates, and its abort is written (still owned) before any ABORT
+	// leaves, as its commit is.
+	dtxd_cluster_opts co = {.name = o->node,
+	    .url                      = o->listen,
+	    .lease_ms                 = o->lease_ms,
+	    .metrics                  = metrics};
+	if ((rv = dtxd_cluster_open(cluster, *store, &co, &o->cfg.session)) !=
+	    0) {
+		snprintf(why, cap, "cannot open a session for node %s: %s",
+		    o->node, dtx_strerror(rv));
+		dtxd_store_close(*store);
+		*store = NULL;
+		// The database answered a moment ago: most likely it went
+		// away again.
+		return rv == DTX_ENOMEM ? rv : DTX_EUNREACHABLE;
+	}
+	o->cfg.policy.abort_waits = true;
+	return 0;
+}
+
+// Opens the store again with backoff while it is out of reach (see the
+// top of the file), /readyz saying why. Returns 0 once it is open, the
+// error open_store gave when it is one no retry mends (why says it), or
+// the number of the signal, negated, when SIGTERM or SIGINT came
+// meanwhile.
+static int
+wait_for_store(opts *o, dtxd_store_opts *sopts, dtxd_metrics *metrics,
+    const sigset_t *sigs, dtxd_store **store, dtxd_cluster **cluster,
+    char *why, size_t cap)
+{
+	char     said[DTXD_METRICS_WHY_MAX];
+	uint32_t backoff  = STORE_RETRY_MIN_MS;
+	uint64_t attempts = 1;
+	int64_t  t0       = dtxi_mono_ms();
+	int64_t  said_at  = t0;
+	int      rv       = DTX_EUNREACHABLE;
+
+	snprintf(said, sizeof(said), "%s", why);
+	dtxd_metrics_set_store_waiting(metrics, why);
+	DTXI_WARN("store: %s; dtxd serves \"not ready\" and tries again "
+	          "(every %u ms at most)",
+	    why, STORE_RETRY_MAX_MS);
+	while (rv == DTX_EUNREACHABLE) {
+		struct timespec ts  = {.tv_sec = backoff / 1000,
+		     .tv_nsec = (long)(backoff % 1000) * 1000000L};
+		int             sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig > 0) {
+			dtxd_metrics_set_store_waiting(metrics, NULL);
+			return -sig;
+		}
+		backoff = backoff * 2 > STORE_RETRY_MAX_MS ? STORE_RETRY_MAX_MS
+		                                           : backoff * 2;
+		attempts++;
+		rv = open_store(o, sopts, metrics, store, cluster, why, cap);
+		if (rv != DTX_EUNREACHABLE) {
+			break;
+		}
+		dtxd_metrics_set_store_waiting(metrics, why);
+		if (strcmp(said, why) != 0 ||
+		    dtxi_mono_ms() - said_at >= STORE_RETRY_LOG_MS) {
+			DTXI_WARN("store: %s (still trying: %llu attempts in "
+			          "%lld s)",
+			    why, (unsigned long long)attempts,
+			    (long long)((dtxi_mono_ms() - t0) / 1000));
+			snprintf(said, sizeof(said), "%s", why);
+			said_at = dtxi_mono_ms();
+		}
+	}
+	dtxd_metrics_set_store_waiting(metrics, NULL);
+	if (rv == 0) {
+		DTXI_INFO("store: open after %llu attempts in %lld ms",
+		    (unsigned long long)attempts,
+		    (long long)(dtxi_mono_ms() - t0));
+	}
+	return rv;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -546,6 +753,8 @@ main(int argc, char **argv)
 	dtxd_cluster    *cluster = NULL;
 	dtxd_store_opts  sopts;
 	char             why[DTX_MESSAGE_MAX + 1];
+	char             why_store[DTXD_METRICS_WHY_MAX];
+	gate             g;
 	uint64_t         recovered = 0;
 	int64_t          start_ms  = dtxi_mono_ms();
 	int              status    = 1;
@@ -597,60 +806,22 @@ main(int argc, char **argv)
 	sopts.on_batch     = on_store_batch;
 	sopts.on_batch_arg = metrics;
 	sopts.backend      = o.backend;
-	if ((rv = dtxd_store_open(&store,
-	         o.backend == DTXD_STORE_POSTGRES ? o.store_conn : o.data_dir,
-	         &sopts)) != 0) {
-		if (o.backend == DTXD_STORE_POSTGRES) {
-			fprintf(stderr,
-			    "dtxd: cannot open the PostgreSQL store (see the "
-			    "log above): %s\n",
-			    dtx_strerror(rv));
-		} else if (rv == DTX_ELOCKED) {
-			fprintf(stderr,
-			    "dtxd: data directory %s is in use by another "
-			    "process (another dtxd?)\n",
-			    o.data_dir);
-		} else {
-			fprintf(stderr,
-			    "dtxd: cannot open data directory %s: %s\n",
-			    o.data_dir, dtx_strerror(rv));
-		}
-		dtxd_tlsconf_fini(&o.tls);
-		dtxd_metrics_free(metrics);
-		return 1;
-	}
-	if (o.backend == DTXD_STORE_POSTGRES) {
-		// Several nodes on one database: this node's session owns
-		// what it creates, and its abort is written (still owned)
-		// before any ABORT leaves, as its commit is.
-		dtxd_cluster_opts co = {.name = o.node,
-		    .url                      = o.listen,
-		    .lease_ms                 = o.lease_ms,
-		    .metrics                  = metrics};
-		if ((rv = dtxd_cluster_open(
-		         &cluster, store, &co, &o.cfg.session)) != 0) {
-			fprintf(stderr,
-			    "dtxd: cannot open a session for node %s: %s\n",
-			    o.node, dtx_strerror(rv));
-			goto out;
-		}
-		o.cfg.policy.abort_waits = true;
-	}
-	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0 ||
-	    (rv = dtxd_txmgr_open(&mgr, &o.cfg, store, disp)) != 0) {
+	atomic_init(&g.mgr, NULL);
+	g.metrics = metrics;
+	if ((rv = dtxd_dispatcher_open(&disp, o.cfg.max_payload)) != 0) {
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
 		goto out;
 	}
 	if (o.tls.part != NULL) {
 		dtxd_dispatcher_set_tls(disp, o.tls.part);
 	}
-	// The HTTP listener comes up before recovery, so /readyz says
-	// "recovering" while it runs (and /healthz that the process lives).
+	// The HTTP listener comes up first, so /readyz says why dtxd is not
+	// ready while it waits for its store or recovers (and /healthz that
+	// the process lives).
 	if (o.http_listen != NULL) {
 		dtxd_http_opts ho = {
 		    .url      = o.http_listen,
 		    .metrics  = metrics,
-		    .mgr      = mgr,
 		    .disp     = disp,
 		    .start_ms = start_ms,
 		};
@@ -661,6 +832,35 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	rv = open_store(&o, &sopts, metrics, &store, &cluster, why_store,
+	    sizeof(why_store));
+	if (rv == DTX_EUNREACHABLE) {
+		// Clients are told why until the store opens (the gate).
+		if (open_listeners(&o, &g, &server, &opsrv) != 0) {
+			goto out;
+		}
+		dtxd_http_set_servers(http, server, opsrv);
+		rv = wait_for_store(&o, &sopts, metrics, &sigs, &store,
+		    &cluster, why_store, sizeof(why_store));
+		if (rv < 0) {
+			dtxi_log_event(DTXI_LOG_INFO, "dtxd_stopping",
+			    DTXI_FIELDS(DTXI_F_NUM("signal", -rv)),
+			    "signal %d while waiting for the store, shutting "
+			    "down",
+			    -rv);
+			status = 0; // stopped as asked
+			goto out;
+		}
+	}
+	if (rv != 0) {
+		fprintf(stderr, "dtxd: %s\n", why_store);
+		goto out;
+	}
+	if ((rv = dtxd_txmgr_open(&mgr, &o.cfg, store, disp)) != 0) {
+		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
+		goto out;
+	}
+	dtxd_http_set_mgr(http, mgr);
 	// Alone on RocksDB, everything unfinished is this node's. On a
 	// shared database the cluster's thread takes over what was this
 	// node's (its earlier session ended just now) or a dead node's.
@@ -676,38 +876,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "dtxd: %s\n", dtx_strerror(rv));
 		goto out;
 	}
-	// Roles: with an operator listener, operator commands go there
-	// only; without one, a plain --listen still takes them (local use,
-	// as before TLS), a TLS one does not (server.c refuses them).
-	dtxd_server_opts so = {
-	    .url           = o.listen,
-	    .contexts      = o.contexts,
-	    .max_frame     = o.max_frame,
-	    .max_payload   = o.cfg.max_payload,
-	    .tls           = o.tls.listen,
-	    .operator_cmds = o.op_listen == NULL && o.tls.listen == NULL,
-	};
-	if ((rv = dtxd_server_open(
-	         &server, &so, dtxd_txmgr_on_request, mgr)) != 0) {
-		fprintf(stderr, "dtxd: cannot listen on %s: %s\n", o.listen,
-		    dtx_strerror(rv));
-		goto out;
-	}
-	if (o.op_listen != NULL) {
-		so.url           = o.op_listen;
-		so.contexts      = 64;
-		so.tls           = o.tls.op;
-		so.ipc_mode      = o.op_ipc_mode;
-		so.operator_cmds = true;
-		so.name          = "dtxd operator listener";
-		if ((rv = dtxd_server_open(
-		         &opsrv, &so, dtxd_txmgr_on_request, mgr)) != 0) {
-			fprintf(stderr, "dtxd: cannot listen on %s: %s\n",
-			    o.op_listen, dtx_strerror(rv));
+	atomic_store(&g.mgr, mgr);
+	if (server == NULL) {
+		if (open_listeners(&o, &g, &server, &opsrv) != 0) {
 			goto out;
 		}
+		dtxd_http_set_servers(http, server, opsrv);
 	}
-	dtxd_http_set_servers(http, server, opsrv);
 	dtxi_log_event(DTXI_LOG_INFO, "dtxd_started",
 	    DTXI_FIELDS(DTXI_F_STR("listen", o.listen),
 	        DTXI_F_STR(

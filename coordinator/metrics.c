@@ -46,6 +46,7 @@
 #include "metrics.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,11 +98,16 @@ struct dtxd_metrics {
 	counter      resolve[NSTATES];
 	atomic_bool  recovering;
 	atomic_bool  lease_lost;
-	atomic_bool  stopping;
-	counter      rec_loaded;
-	counter      rec_skipped;
-	atomic_llong rec_load_ms;
-	atomic_llong rec_resume_ms;
+	// Why the store cannot be opened yet; the one string here, so the
+	// one lock (a leaf, held only to copy it).
+	atomic_bool     waiting;
+	pthread_mutex_t waiting_mtx;
+	char            waiting_why[DTXD_METRICS_WHY_MAX];
+	atomic_bool     stopping;
+	counter         rec_loaded;
+	counter         rec_skipped;
+	atomic_llong    rec_load_ms;
+	atomic_llong    rec_resume_ms;
 };
 
 _Static_assert(SYNC_NB <= TX_NB, "a histogram holds the longer bounds");
@@ -115,6 +121,10 @@ dtxd_metrics_alloc(dtxd_metrics **mp)
 	if (m == NULL) {
 		return DTX_ENOMEM;
 	}
+	if (pthread_mutex_init(&m->waiting_mtx, NULL) != 0) {
+		free(m);
+		return DTX_ENOMEM;
+	}
 	atomic_store(&m->recovering, true);
 	*mp = m;
 	return 0;
@@ -123,6 +133,9 @@ dtxd_metrics_alloc(dtxd_metrics **mp)
 void
 dtxd_metrics_free(dtxd_metrics *m)
 {
+	if (m != NULL) {
+		pthread_mutex_destroy(&m->waiting_mtx);
+	}
 	free(m);
 }
 
@@ -271,6 +284,19 @@ dtxd_metrics_recovery_resumed(dtxd_metrics *m, int64_t ms)
 }
 
 void
+dtxd_metrics_set_store_waiting(dtxd_metrics *m, const char *why)
+{
+	if (m == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&m->waiting_mtx);
+	snprintf(m->waiting_why, sizeof(m->waiting_why), "%s",
+	    why != NULL ? why : "");
+	atomic_store(&m->waiting, why != NULL);
+	pthread_mutex_unlock(&m->waiting_mtx);
+}
+
+void
 dtxd_metrics_set_recovering(dtxd_metrics *m, bool on)
 {
 	if (m != NULL) {
@@ -311,6 +337,13 @@ dtxd_metrics_ready(dtxd_metrics *m, char *why, size_t cap)
 
 	if (atomic_load(&m->stopping)) {
 		snprintf(why, cap, "shutting down");
+		return false;
+	}
+	if (atomic_load(&m->waiting)) {
+		pthread_mutex_lock(&m->waiting_mtx);
+		snprintf(
+		    why, cap, "waiting for the store: %s", m->waiting_why);
+		pthread_mutex_unlock(&m->waiting_mtx);
 		return false;
 	}
 	if (atomic_load(&m->recovering)) {

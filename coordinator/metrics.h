@@ -61,15 +61,20 @@ void dtxd_metrics_recovery_loaded(
     dtxd_metrics *m, uint64_t n, uint64_t skipped, int64_t ms);
 void dtxd_metrics_recovery_resumed(dtxd_metrics *m, int64_t ms);
 
-// Readiness (/readyz): recovering from start until every recovered
+// Readiness (/readyz): waiting for the store while it cannot be opened
+// (PostgreSQL out of reach at start: why, copied, says what is wrong; NULL
+// ends the wait); recovering from start until every recovered
 // transaction is resumed; stopping once shutdown began; the store failing
 // from a failed write until one succeeds; with several nodes on one
 // database, the node's lease not known to hold (cluster.c).
+#define DTXD_METRICS_WHY_MAX 400 // the longest why kept, with its NUL
+void dtxd_metrics_set_store_waiting(dtxd_metrics *m, const char *why);
 void dtxd_metrics_set_recovering(dtxd_metrics *m, bool on);
 void dtxd_metrics_set_lease_lost(dtxd_metrics *m, bool lost);
 void dtxd_metrics_set_stopping(dtxd_metrics *m);
 bool dtxd_metrics_store_failing(dtxd_metrics *m, int *last_error);
-// Writes why dtxd is not ready into why (cap bytes), or returns true.
+// Writes why dtxd is not ready into why (cap bytes; DTXD_METRICS_WHY_MAX
+// + 32 holds every reason whole), or returns true.
 bool dtxd_metrics_ready(dtxd_metrics *m, char *why, size_t cap);
 
 // What the registry does not count itself, read by the caller at scrape

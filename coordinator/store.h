@@ -67,6 +67,12 @@ typedef struct dtxd_store_opts {
 	// its result; must not block. NULL: none. (dtxd's metrics.)
 	void (*on_batch)(void *arg, uint64_t n, bool sync, int64_t us, int rv);
 	void *on_batch_arg;
+	// Where dtxd_store_open writes, when it fails, why in words for the
+	// user (PostgreSQL: the server's or libpq's reason, never a
+	// password); NULL: the reason is logged instead. A backend with
+	// nothing to add to its error code leaves it empty.
+	char  *why;
+	size_t why_cap;
 } dtxd_store_opts;
 
 void dtxd_store_opts_init(dtxd_store_opts *o);
@@ -77,9 +83,13 @@ void dtxd_store_opts_init(dtxd_store_opts *o);
 //
 // Opens (creating if needed) the store of backend o->backend at where (see
 // dtxd_store_backend) and starts its writer and purge threads. Errors:
-// DTX_EINVAL, DTX_ELOCKED (RocksDB: another process has the directory
-// open), DTX_ESTORAGE (with the reason logged: also a store written by an
-// earlier dtxd in another layout, which is left untouched), DTX_ENOMEM.
+// DTX_EINVAL (also a malformed PostgreSQL connection string, or settings
+// libpq refuses), DTX_ELOCKED (RocksDB: another process has the directory
+// open), DTX_EUNREACHABLE (PostgreSQL: the database cannot be reached now,
+// or does not take connections yet: opening again later may succeed; the
+// only error that may), DTX_ESTORAGE (with the reason: also a store
+// written by an earlier dtxd in another layout, which is left untouched,
+// or a database that refuses dtxd's credentials), DTX_ENOMEM.
 int dtxd_store_open(
     dtxd_store **sp, const char *where, const dtxd_store_opts *o);
 

@@ -473,26 +473,51 @@ pg_notice(void *arg, const char *msg)
 	DTXI_DEBUG("store: postgres says: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
-// Opens a connection to the store's database. The connection string's
-// own settings win over the defaults given here: a connect timeout,
-// dtxd's application name, and TCP keepalives and a TCP user timeout, so
-// that a peer that vanished (a host down, a partition) is found out by
-// the kernel in seconds rather than by a statement's deadline. The
-// connection is non-blocking: every call on it waits with a deadline.
-static PGconn *
-pg_connect(pg_store *s)
+// The settings of every connection to the store's database: the
+// connection string's own settings win over the defaults given here (a
+// connect timeout, dtxd's application name, and TCP keepalives and a TCP
+// user timeout, so that a peer that vanished, a host down or a partition,
+// is found out by the kernel in seconds rather than by a statement's
+// deadline). keys and vals hold PG_CONN_PARAMS entries.
+#define PG_CONN_PARAMS 9
+static void
+pg_conn_params(const pg_store *s, const char **keys, const char **vals)
 {
-	const char *keys[] = {"connect_timeout", "application_name",
-	    "keepalives", "keepalives_idle", "keepalives_interval",
-	    "keepalives_count", "tcp_user_timeout", "dbname", NULL};
-	const char *vals[] = {
-	    "5", "dtxd", "1", "5", "2", "3", "10000", s->conninfo, NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	static const char *const k[PG_CONN_PARAMS]     = {"connect_timeout",
+	        "application_name", "keepalives", "keepalives_idle",
+	        "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	        "dbname", NULL};
+	static const char *const v[PG_CONN_PARAMS - 2] = {
+	    "5", "dtxd", "1", "5", "2", "3", "10000"};
 
-	if (c == NULL) {
+	for (int i = 0; i < PG_CONN_PARAMS; i++) {
+		keys[i] = k[i];
+		vals[i] = i < PG_CONN_PARAMS - 2 ? v[i] : NULL;
+	}
+	vals[PG_CONN_PARAMS - 2] = s->conninfo; // expanded: its settings win
+}
+
+// Opens a connection to the store's database (pg_conn_params), made
+// non-blocking: every call on it waits with a deadline. NULL when it
+// cannot be made; *failed (when not NULL) then receives the failed
+// connection, for the caller to read why and PQfinish, and nothing is
+// logged; otherwise the reason is logged.
+static PGconn *
+pg_connect_or(pg_store *s, PGconn **failed)
+{
+	const char *keys[PG_CONN_PARAMS];
+	const char *vals[PG_CONN_PARAMS];
+	PGconn     *c;
+
+	pg_conn_params(s, keys, vals);
+	if ((c = PQconnectdbParams(keys, vals, 1)) == NULL) {
 		return NULL;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
+		if (failed != NULL) {
+			*failed = c;
+			return NULL;
+		}
 		DTXI_WARN("store: cannot connect to the database: %.*s",
 		    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
 		PQfinish(c);
@@ -505,6 +530,12 @@ pg_connect(pg_store *s)
 	}
 	PQsetNoticeProcessor(c, pg_notice, NULL);
 	return c;
+}
+
+static PGconn *
+pg_connect(pg_store *s)
+{
+	return pg_connect_or(s, NULL);
 }
 
 // Prepares the statements on c. Returns PG_OK or what failed.
@@ -673,10 +704,21 @@ static const char schema_sql[] =
     " WHERE expire_ms IS NOT NULL;"
     "INSERT INTO dtxd_meta VALUES ('schema', '" PG_SCHEMA_VERSION "');";
 
+// What a failure while opening the store means for dtxd: a connection
+// lost (or a server going down) may mend, anything else is final.
+static int
+pg_open_rv(pg_fail f)
+{
+	return f == PG_OK   ? 0
+	    : f == PG_RETRY ? DTX_EUNREACHABLE
+	                    : pg_fail_rv(f);
+}
+
 // Creates the schema in an empty database, or checks its version. Nodes
 // starting together take turns (an advisory lock for the transaction).
+// Returns 0 or an error as dtxd_store_pg_open's, with why written.
 static int
-pg_schema(PGconn *c)
+pg_schema(PGconn *c, char *why, size_t cap)
 {
 	PGresult *r;
 	pg_fail   f;
@@ -688,7 +730,10 @@ pg_schema(PGconn *c)
 	    "value text NOT NULL)",
 	    "schema");
 	if (f != PG_OK) {
-		return pg_fail_rv(f);
+		snprintf(why, cap,
+		    "cannot create or check dtxd's schema (the database's "
+		    "reason is logged above)");
+		return pg_open_rv(f);
 	}
 	if (!PQsendQuery(
 	        c, "SELECT value FROM dtxd_meta WHERE key = 'schema'")) {
@@ -698,24 +743,168 @@ pg_schema(PGconn *c)
 		r = pg_collect(c, PG_IO_TIMEOUT_MS, &f, "schema");
 	}
 	if (r == NULL) {
-		rv = pg_fail_rv(f);
+		rv = pg_open_rv(f);
 	} else if (PQntuples(r) == 0) {
 		f  = pg_exec(c, schema_sql, "schema");
-		rv = f == PG_OK ? 0 : pg_fail_rv(f);
+		rv = f == PG_OK ? 0 : pg_open_rv(f);
 		if (rv == 0) {
 			DTXI_INFO("store: created the schema (%s)",
 			    PG_SCHEMA_VERSION);
 		}
 	} else if (strcmp(PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION) != 0) {
-		DTXI_ERROR("store: the database holds dtxd's schema '%.64s', "
-		           "which this dtxd (%s) cannot use; it was left "
-		           "untouched",
+		snprintf(why, cap,
+		    "the database holds dtxd's schema '%.64s', which this "
+		    "dtxd (%s) cannot use; it was left untouched",
 		    PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION);
 		rv = DTX_ESTORAGE;
 	}
 	PQclear(r);
 	f = pg_exec(c, rv == 0 ? "COMMIT" : "ROLLBACK", "schema");
-	return rv != 0 ? rv : f == PG_OK ? 0 : pg_fail_rv(f);
+	if (rv == 0 && f != PG_OK) {
+		rv = pg_open_rv(f);
+	}
+	if (rv != 0 && why[0] == '\0') {
+		snprintf(why, cap,
+		    "cannot create or check dtxd's schema (the database's "
+		    "reason is logged above)");
+	}
+	return rv;
+}
+
+// ---------------------------------------------------------------------
+// Opening: a database that cannot be reached yet, or never will
+// ---------------------------------------------------------------------
+
+// Copies libpq's message msg to out as one line: each line of its own
+// (one per host tried) joined with "; ", libpq's indented hints left
+// out.
+static void
+pg_oneline(const char *msg, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	while (*msg != '\0' && o + 1 < cap) {
+		size_t n = strcspn(msg, "\n");
+		if (n > 0 && msg[0] != '\t') {
+			int w = snprintf(out + o, cap - o, "%s%.*s",
+			    o > 0 ? "; " : "", (int)n, msg);
+			o     = w < 0                 ? o
+			        : o + (size_t)w < cap ? o + (size_t)w
+			                              : cap - 1;
+		}
+		msg += n;
+		msg += *msg == '\n';
+	}
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '.')) {
+		out[--o] = '\0';
+	}
+}
+
+// The SQLSTATE of the error a server that answers sent when it refused a
+// connection (libpq's PQconnectdbParams does not tell it): a second
+// attempt, made with verbose errors, whose message then reads
+// "SEVERITY:  SQLSTATE: text". Writes it to state (6 bytes) and returns
+// true, or false when there is none (no answer in time, or the attempt
+// succeeded: the server is taking connections now).
+static bool
+pg_refusal_state(pg_store *s, char *state)
+{
+	const char *keys[PG_CONN_PARAMS];
+	const char *vals[PG_CONN_PARAMS];
+	int64_t     deadline = dtxi_mono_ms() + PG_STMT_TIMEOUT_MS;
+	PGconn     *c;
+	const char *m;
+	bool        found = false;
+
+	pg_conn_params(s, keys, vals);
+	if ((c = PQconnectStartParams(keys, vals, 1)) == NULL) {
+		return false;
+	}
+	PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+	for (PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	     st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED;) {
+		if (PQstatus(c) == CONNECTION_BAD ||
+		    !pg_wait_until(c, st == PGRES_POLLING_WRITING, deadline)) {
+			break;
+		}
+		st = PQconnectPoll(c);
+	}
+	m = PQstatus(c) == CONNECTION_BAD ? PQerrorMessage(c) : "";
+	// "...failed: FATAL:  28P01: password authentication failed..."
+	while (!found && (m = strstr(m, ":  ")) != NULL) {
+		m += 3;
+		found =
+		    strspn(m, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 &&
+		    m[5] == ':';
+	}
+	if (found) {
+		memcpy(state, m, 5);
+		state[5] = '\0';
+	}
+	PQfinish(c);
+	return found;
+}
+
+// Says in why (cap bytes) why c, a connection attempt at opening, failed,
+// and whether trying again later can mend it: DTX_EUNREACHABLE when it
+// may (no server answers at the address, or it is starting up or shutting
+// down, or it turns connections away for now, such as when it has too
+// many), else DTX_EINVAL (settings libpq refuses) or DTX_ESTORAGE (the
+// server refuses dtxd itself: no password given where one is asked, a
+// wrong one, a role or database that does not exist, pg_hba.conf). libpq
+// never puts the password in its messages.
+static int
+pg_open_failure(pg_store *s, PGconn *c, char *why, size_t cap)
+{
+	const char *keys[PG_CONN_PARAMS];
+	const char *vals[PG_CONN_PARAMS];
+	char        msg[400];
+	char        state[6];
+
+	pg_oneline(PQerrorMessage(c), msg, sizeof(msg));
+	if (PQconnectionNeedsPassword(c)) {
+		snprintf(why, cap,
+		    "PostgreSQL asks for a password and the connection "
+		    "string gives none: %s",
+		    msg);
+		return DTX_ESTORAGE;
+	}
+	pg_conn_params(s, keys, vals);
+	switch (PQpingParams(keys, vals, 1)) {
+	case PQPING_NO_ATTEMPT:
+		snprintf(
+		    why, cap, "libpq refuses the connection string: %s", msg);
+		return DTX_EINVAL;
+	case PQPING_NO_RESPONSE:
+		snprintf(why, cap, "cannot reach PostgreSQL: %s", msg);
+		return DTX_EUNREACHABLE;
+	case PQPING_REJECT:
+		snprintf(why, cap,
+		    "PostgreSQL does not take connections yet (starting up "
+		    "or shutting down): %s",
+		    msg);
+		return DTX_EUNREACHABLE;
+	case PQPING_OK:
+		break;
+	}
+	// The server answers, and refused this connection: class 28 is
+	// about who dtxd is (password, role, pg_hba.conf), 3D000 a database
+	// that does not exist; no number of tries mends those.
+	if (!pg_refusal_state(s, state)) {
+		snprintf(why, cap, "cannot connect to PostgreSQL: %s", msg);
+		return DTX_EUNREACHABLE;
+	}
+	if (strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0) {
+		snprintf(why, cap,
+		    "PostgreSQL refuses dtxd's connection (SQLSTATE %s): %s",
+		    state, msg);
+		return DTX_ESTORAGE;
+	}
+	snprintf(why, cap,
+	    "PostgreSQL turns the connection away for now (SQLSTATE %s): %s",
+	    state, msg);
+	return DTX_EUNREACHABLE;
 }
 
 // ---------------------------------------------------------------------
@@ -1556,16 +1745,37 @@ static const dtxd_store_ops pg_ops = {
     .takeover        = pg_takeover,
 };
 
+// Opening connects once: whether the database is reachable, and if not
+// whether it may become so, is the caller's to act on (dtxd serves "not
+// ready" meanwhile and opens again with backoff, main.c). What cannot
+// mend fails at once: a connection string libpq cannot parse, credentials
+// the server refuses, a schema of another version.
 int
 dtxd_store_pg_open(
     dtxd_store **sp, const char *conninfo, const dtxd_store_opts *o)
 {
-	pg_store *s;
-	PGconn   *c;
-	int       rv;
+	pg_store         *s;
+	PGconn           *c      = NULL;
+	PGconn           *failed = NULL;
+	PQconninfoOption *parsed;
+	char             *perr = NULL;
+	char              why[512];
+	int               rv;
 
+	why[0] = '\0';
+	if ((parsed = PQconninfoParse(conninfo, &perr)) == NULL) {
+		snprintf(why, sizeof(why),
+		    "the connection string is malformed: %.*s",
+		    perr != NULL ? (int)strcspn(perr, "\n") : 13,
+		    perr != NULL ? perr : "out of memory");
+		rv = perr != NULL ? DTX_EINVAL : DTX_ENOMEM;
+		PQfreemem(perr);
+		goto fail_early;
+	}
+	PQconninfoFree(parsed);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		return DTX_ENOMEM;
+		rv = DTX_ENOMEM;
+		goto fail_early;
 	}
 	s->base.ops     = &pg_ops;
 	s->on_batch     = o->on_batch;
@@ -1574,20 +1784,35 @@ dtxd_store_pg_open(
 	atomic_init(&s->up, true);
 	if ((s->conninfo = strdup(conninfo)) == NULL) {
 		free(s);
-		return DTX_ENOMEM;
+		rv = DTX_ENOMEM;
+		goto fail_early;
 	}
 	// The first connection creates or checks the schema; it then serves
 	// the pool.
-	if ((c = pg_connect(s)) == NULL) {
+	if ((c = pg_connect_or(s, &failed)) == NULL) {
+		if (failed == NULL) {
+			snprintf(why, sizeof(why), "out of memory");
+			rv = DTX_ENOMEM;
+		} else {
+			rv = pg_open_failure(s, failed, why, sizeof(why));
+			PQfinish(failed);
+		}
 		pg_free(s);
-		return DTX_ESTORAGE;
+		goto fail_early;
 	}
-	if ((rv = pg_schema(c)) != 0 ||
-	    (rv = pg_prepare(c) == PG_OK ? 0 : DTX_ESTORAGE) != 0) {
+	if ((rv = pg_schema(c, why, sizeof(why))) != 0 ||
+	    (rv = pg_open_rv(pg_prepare(c))) != 0) {
+		if (why[0] == '\0') {
+			snprintf(why, sizeof(why),
+			    "cannot prepare dtxd's statements (the "
+			    "database's reason is logged above)");
+		}
 		PQfinish(c);
 		pg_free(s);
-		return rv;
+		goto fail_early;
 	}
+	DTXI_INFO(
+	    "store: connected to PostgreSQL at %s:%s", PQhost(c), PQport(c));
 	s->pool[s->npool++] = c;
 	if (pthread_mutex_init(&s->pool_mtx, NULL) != 0) {
 		pg_free(s);
@@ -1601,4 +1826,12 @@ dtxd_store_pg_open(
 	}
 	*sp = &s->base;
 	return 0;
+
+fail_early:
+	if (o->why != NULL && o->why_cap > 0) {
+		snprintf(o->why, o->why_cap, "%s", why);
+	} else if (why[0] != '\0') {
+		DTXI_ERROR("store: %s", why);
+	}
+	return rv;
 }

@@ -465,12 +465,24 @@ Test(store_pg, a_schema_of_another_version_is_refused_and_left_alone)
 	                 "SELECT 1/(count(*) = 1)::int FROM dtxd_meta WHERE "
 	                 "value = 'dtxd-pg 99'"),
 	    0);
-	// An unreachable database is an error too, not a hang.
+	// An unreachable database is an error too, not a hang, and one that
+	// says another try may do better, and why.
+	char why[256] = "";
+	o.why         = why;
+	o.why_cap     = sizeof(why);
 	cr_assert_eq(dtxd_store_open(&s,
 	                 "host=127.0.0.1 port=1 user=postgres dbname=x "
 	                 "connect_timeout=2",
 	                 &o),
-	    DTX_ESTORAGE);
+	    DTX_EUNREACHABLE);
+	cr_assert(strstr(why, "cannot reach PostgreSQL") != NULL &&
+	        strstr(why, "port 1 ") != NULL,
+	    "why: %s", why);
+	// A malformed connection string is refused before any connection.
+	cr_assert_eq(
+	    dtxd_store_open(&s, "host=127.0.0.1 nosuchkey=1", &o), DTX_EINVAL);
+	cr_assert(strstr(why, "nosuchkey") != NULL, "why: %s", why);
+	cr_assert_null(s);
 }
 
 static int
