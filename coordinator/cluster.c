@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "log.h"
 #include "recovery.h"
+#include "requests.h"
 
 #define TAKEOVER_BATCH 256
 // How soon to look again after a full batch.
@@ -127,6 +128,28 @@ take_over(dtxd_cluster *c)
 	return n == TAKEOVER_BATCH ? n : 0;
 }
 
+// Posts an abort asked through the store to the loop.
+static int
+post_abort(void *arg, const char *gid)
+{
+	dtxd_requests_post_abort(arg, gid);
+	return 0;
+}
+
+// The aborts other nodes were asked of this node's transactions
+// (requests.c, on_abort): each goes to the loop, which aborts it as if
+// asked here. Looked for after each renewal, so an abort asked of another
+// node takes at most a third of a lease to reach its owner.
+static void
+aborts_asked(dtxd_cluster *c)
+{
+	int rv = dtxd_store_aborts_asked(c->st, c->session, post_abort, c->m);
+
+	if (rv != 0 && rv != DTX_ESTORAGE) {
+		DTXI_ERROR("cluster: aborts asked: %s", dtx_strerror(rv));
+	}
+}
+
 // Sleeps up to ms or until stopped; returns false once stopped.
 static bool
 nap(dtxd_cluster *c, int64_t ms)
@@ -186,6 +209,7 @@ cluster_main(void *arg)
 				break;
 			}
 			if (rv == 0) {
+				aborts_asked(c);
 				dtxd_metrics_set_lease_lost(c->metrics, false);
 				if (warned) {
 					take_after = sent + c->lease_ms;

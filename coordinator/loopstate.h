@@ -34,7 +34,8 @@ enum {
 	MEV_READ,
 	MEV_SNAPSHOT,
 	MEV_ADOPT,
-	MEV_WATCH
+	MEV_WATCH,
+	MEV_ABORT_ASKED // an abort asked through the store (requests.c)
 };
 
 // A request from the server.

@@ -109,7 +109,11 @@ run(lane *r, dtxd_read *rd)
 {
 	rd->buf = NULL;
 	rd->len = 0;
-	if (rd->kind == DTXD_READ_RECORD) {
+	if (rd->kind == DTXD_READ_ASK_ABORT &&
+	    (rd->rv = dtxd_store_ask_abort(r->st, rd->gid)) != 0) {
+		return;
+	}
+	if (rd->kind == DTXD_READ_RECORD || rd->kind == DTXD_READ_ASK_ABORT) {
 		rd->rv =
 		    dtxd_store_get_record(r->st, rd->gid, &rd->buf, &rd->len);
 		return;

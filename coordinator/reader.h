@@ -27,20 +27,29 @@
 #include "evqueue.h"
 #include "store.h"
 
-enum { DTXD_READ_RECORD = 1, DTXD_READ_LIST, DTXD_READ_RECHECK };
+// ASK_ABORT: records that an abort of the gid was asked, for its owner
+// (dtxd_store_ask_abort), then reads its record as RECORD does.
+enum {
+	DTXD_READ_RECORD = 1,
+	DTXD_READ_LIST,
+	DTXD_READ_RECHECK,
+	DTXD_READ_ASK_ABORT
+};
 
 typedef struct dtxd_read {
 	dtxd_ev ev;   // the reader's queue link
 	int     kind; // DTXD_READ_*
-	// RECORD: the gid; LIST: the cursor (the page starts after it).
+	// RECORD, ASK_ABORT: the gid; LIST: the cursor (the page starts
+	// after it).
 	char gid[DTX_GID_MAX + 1];
 	// LIST: the state filter (0: any) and the page size (1..LIST_MAX).
 	int      state;
 	uint32_t limit;
-	// Results, set before done runs. rv: 0, DTX_ENOTFOUND (RECORD),
+	// Results, set before done runs. rv: 0, DTX_ENOTFOUND (RECORD,
+	// ASK_ABORT),
 	// DTX_ESTORAGE, DTX_ENOMEM, DTX_ECLOSED (the reader was closing).
 	int      rv;
-	uint8_t *buf; // RECORD: the record's bytes, malloc'd; else NULL
+	uint8_t *buf; // RECORD, ASK_ABORT: the record's bytes, malloc'd
 	size_t   len;
 	// LIST: the page's candidates in gid order: records whose stored
 	// state matches the filter, and unfinished ones whatever their state

@@ -90,7 +90,7 @@ mread_new(dtxd_txmgr *m, dtxd_sreq *r, txn *tx, int kind, const char *gid)
 	mr->rd.kind = kind;
 	dtxi_strlcpy(mr->rd.gid, gid, sizeof(mr->rd.gid));
 	mr->rd.done = read_done;
-	if (kind != DTXD_READ_RECORD) {
+	if (kind == DTXD_READ_LIST || kind == DTXD_READ_RECHECK) {
 		const dtxi_request *req = dtxd_sreq_request(r);
 		mr->rd.state            = req->u.list.state;
 		mr->rd.limit            = req->u.list.limit;
@@ -743,10 +743,42 @@ on_list(dtxd_txmgr *m, dtxd_sreq *r, int state, const dtxd_read *rd)
 	dtxd_server_reply(r, rep);
 }
 
+// Aborts tx, live here, as asked (by a client of this node, or of another
+// through the store). Returns 0, or DTX_ESTATE when it has already decided
+// to commit.
+static int
+abort_live(dtxd_txmgr *m, txn *tx, const char *how)
+{
+	if (tx->to_resume) {
+		dtxd_recovery_resume(m, tx);
+	}
+	dtxd_event ev = {.kind = DTXD_EV_ABORT, .now_ms = dtxi_now_ms()};
+	dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
+	if (m->acts.rv != 0) {
+		return m->acts.rv;
+	}
+	dtxd_txlog(DTXI_LOG_INFO, "tx_abort_requested", tx, -1,
+	    "abort asked%s: now %s", how, dtx_state_name(tx->core.state));
+	return 0;
+}
+
+// How long a node that asked the owner of a transaction to abort it (see
+// on_abort) waits for the owner's decision before it answers with the
+// state it last read.
+#define ABORT_ASKED_WAIT_MS 10000
+
+// Abort. A transaction another node runs (several nodes on one store) is
+// not aborted here: only its owner may write the abort and send ABORT
+// (no phase-two call leaves before its own fenced decision write), so the
+// ask is recorded in the store, the owner acts on it when its cluster
+// thread next looks (every third of a lease, cluster.c), and this node
+// answers once the record shows the owner's decision (a watch), or
+// ABORT_ASKED_WAIT_MS later with the state it last read.
 static void
 on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 {
 	txn *tx = dtxd_txtable_find(&m->tab, gid);
+	int  rv;
 
 	if (tx != NULL) {
 		if (!tx->created) {
@@ -754,36 +786,77 @@ on_abort(dtxd_txmgr *m, dtxd_sreq *r, const char *gid, const dtxd_read *rd)
 			    "%s is still being accepted; ask again", gid);
 			return;
 		}
-		if (tx->to_resume) {
-			dtxd_recovery_resume(m, tx);
-		}
-		dtxd_event ev = {
-		    .kind = DTXD_EV_ABORT, .now_ms = dtxi_now_ms()};
-		dtxd_act_event(m, tx, &ev, DTXI_CRASH_NONE);
-		if (m->acts.rv != 0) {
-			reply_code(r, m->acts.rv,
-			    "%s has already decided to commit", gid);
+		if ((rv = abort_live(m, tx, "")) != 0) {
+			reply_code(
+			    r, rv, "%s has already decided to commit", gid);
 			return;
 		}
-		dtxd_txlog(DTXI_LOG_INFO, "tx_abort_requested", tx, -1,
-		    "abort asked: now %s", dtx_state_name(tx->core.state));
 		dtxd_act_reply_tx(m, r, tx);
 		return;
 	}
 	if (!have_stored(m, r, rd, gid)) {
 		return;
 	}
-	if (m->rb.rec->info.state == DTX_STATE_COMMITTED) {
+	const dtxi_txinfo *info = &m->rb.rec->info;
+	if (info->state == DTX_STATE_COMMITTED) {
 		reply_code(r, DTX_ESTATE, "%s is already committed", gid);
-	} else if (m->cfg.session != 0 &&
-	    !dtx_state_is_terminal(m->rb.rec->info.state)) {
-		reply_code(r, DTX_ESTATE,
-		    "%s is run by another dtxd node; send the abort to that "
-		    "node",
-		    gid);
-	} else {
+	} else if (m->cfg.session == 0 || dtx_state_is_terminal(info->state)) {
 		reply_record(m, r);
+	} else if (rd->kind != DTXD_READ_ASK_ABORT) {
+		// Run by another node: ask its owner through the store.
+		if ((rv = read_for(m, r, NULL, DTXD_READ_ASK_ABORT, gid)) !=
+		    0) {
+			reply_code(
+			    r, rv, "cannot ask the owner of %s to abort", gid);
+		}
+	} else if (info->state != DTX_STATE_PREPARING &&
+	    info->state != DTX_STATE_RUNNING) {
+		reply_record(m, r); // decided already
+	} else if (dtxd_watch_add(m, gid, info->mode, r, WAIT_DECIDED,
+	               dtxi_now_ms() + ABORT_ASKED_WAIT_MS) != 0) {
+		dtxd_server_reply_error(r, DTX_ENOMEM, NULL);
 	}
+}
+
+// The loop's side of dtxd_requests_post_abort.
+typedef struct mabort {
+	dtxd_ev ev;
+	char    gid[DTX_GID_MAX + 1];
+} mabort;
+
+void
+dtxd_requests_post_abort(dtxd_txmgr *m, const char *gid)
+{
+	mabort *ma = calloc(1, sizeof(*ma));
+
+	if (ma == NULL) {
+		DTXI_ERROR("requests: out of memory: the abort of %s asked "
+		           "through the store is lost",
+		    gid);
+		return;
+	}
+	ma->ev.kind = MEV_ABORT_ASKED;
+	dtxi_strlcpy(ma->gid, gid, sizeof(ma->gid));
+	txmgr_post(m, &ma->ev);
+}
+
+void
+dtxd_requests_on_abort_asked(dtxd_txmgr *m, dtxd_ev *ev)
+{
+	mabort *ma = (mabort *)ev;
+	txn    *tx = dtxd_txtable_find(&m->tab, ma->gid);
+	int     rv;
+
+	if (tx == NULL || tx->loading || !tx->created) {
+		DTXI_WARN("requests: an abort of %s was asked through the "
+		          "store, and it is not live here: not aborted",
+		    ma->gid);
+	} else if ((rv = abort_live(m, tx, " of another node")) != 0) {
+		DTXI_INFO("requests: an abort of %s was asked through the "
+		          "store: it has already decided to commit",
+		    ma->gid);
+	}
+	free(ma);
 }
 
 // The Resolve rule, stated here once (dtx.h's dtx_client_resolve and the

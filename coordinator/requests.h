@@ -29,4 +29,12 @@ void dtxd_requests_drop_read(mread *mr);
 // store is read again. Loop thread only.
 void dtxd_requests_create_lost(dtxd_txmgr *m, txn *tx);
 
+// The owner's side of an abort asked through the store (on_abort in
+// requests.c): posts an abort of gid to the loop, which aborts it as if
+// asked here when it is live here. Thread-safe (the cluster's thread).
+void dtxd_requests_post_abort(dtxd_txmgr *m, const char *gid);
+
+// The loop's end of dtxd_requests_post_abort; frees ev. Loop thread only.
+void dtxd_requests_on_abort_asked(dtxd_txmgr *m, dtxd_ev *ev);
+
 #endif // DTXD_REQUESTS_H

@@ -280,3 +280,30 @@ dtxd_store_takeover(dtxd_store *s, uint64_t session, uint32_t lease_ms,
 	    ? 0
 	    : s->ops->takeover(s, session, lease_ms, max, fn, arg, n);
 }
+
+int
+dtxd_store_ask_abort(dtxd_store *s, const char *gid)
+{
+	size_t glen;
+
+	if (s == NULL || gid == NULL || !dtxd_store_gid_valid(gid, &glen)) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->ask_abort == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	return s->ops->ask_abort(s, gid);
+}
+
+int
+dtxd_store_aborts_asked(dtxd_store *s, uint64_t  session,
+    int (*fn)(void *arg, const char *gid), void *arg)
+{
+	if (s == NULL || session == 0 || fn == NULL) {
+		return DTX_EINVAL;
+	}
+	if (s->ops->aborts_asked == NULL) {
+		return DTX_EUNSUPPORTED;
+	}
+	return s->ops->aborts_asked(s, session, fn, arg);
+}

@@ -279,4 +279,22 @@ int dtxd_store_takeover(dtxd_store *s, uint64_t session, uint32_t lease_ms,
     uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
     void *arg, uint32_t *n);
 
+// An abort asked of a node that does not own the transaction is recorded
+// for its owner, which alone may write the abort and send ABORT calls (no
+// phase-two call leaves before its own fenced decision write): the owner
+// finds it with dtxd_store_aborts_asked and aborts as if asked itself.
+//
+// Records that an abort of gid was asked, when gid is unfinished (a
+// finished one, or one asked already, is left alone: the caller reads the
+// record for what became of it). Thread-safe (not a session call).
+// Errors: DTX_EINVAL, DTX_ESTORAGE.
+int dtxd_store_ask_abort(dtxd_store *s, const char *gid);
+
+// Hands fn each gid owned by session whose abort was asked, and forgets
+// those asks (and the asks of transactions that finished meanwhile): each
+// is handed once; one that fn fails to act on is not asked again. A session
+// call. Errors: DTX_EINVAL, DTX_ESTORAGE, or fn's.
+int dtxd_store_aborts_asked(dtxd_store *s, uint64_t session,
+    int (*fn)(void *arg, const char *gid), void    *arg);
+
 #endif // DTXD_STORE_H

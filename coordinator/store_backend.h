@@ -9,7 +9,8 @@
 // rules are in store.h, stated once), so an op may rely on them: a valid
 // gid, a non-NULL callback, a valid write. Every op is required but these:
 // without ingest_finished or a session op (session_open, session_renew,
-// session_end, takeover) the call returns DTX_EUNSUPPORTED; without flush or
+// session_end, takeover, ask_abort, aborts_asked) the call returns
+// DTX_EUNSUPPORTED; without flush or
 // compact there is nothing to do and the call returns 0; without ready the
 // store is always ready.
 
@@ -51,6 +52,9 @@ typedef struct dtxd_store_ops {
 	int (*takeover)(dtxd_store *s, uint64_t session, uint32_t lease_ms,
 	    uint32_t max, int (*fn)(void *arg, const dtxd_store_unfinished *u),
 	    void *arg, uint32_t *n);
+	int (*ask_abort)(dtxd_store *s, const char *gid);
+	int (*aborts_asked)(dtxd_store *s, uint64_t      session,
+	    int (*fn)(void *arg, const char *gid), void *arg);
 } dtxd_store_ops;
 
 struct dtxd_store {

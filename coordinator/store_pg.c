@@ -17,6 +17,8 @@
 //               for the purge.
 //   dtxd_nodes  one row per session: name, url, lease_until (the
 //               database's clock), ended.
+//   dtxd_abort_asked  gid: an abort asked of a node that does not own
+//               it, for the owner to act on (store.h).
 //
 // Group commit. One writer thread (store_queue.c, shared with RocksDB)
 // takes everything queued at a time and this file writes it as one
@@ -116,6 +118,8 @@ enum {
 	ST_RENEW,
 	ST_END,
 	ST_TAKEOVER,
+	ST_ASK_ABORT,
+	ST_ABORTS_ASKED,
 	ST_COUNT
 };
 
@@ -190,6 +194,19 @@ static const pg_stmt stmts[ST_COUNT] = {
         "t.gid = c.gid RETURNING t.gid, t.owner, t.epoch, t.record, "
         "t.specs",
         3, {OID_INT8, OID_INT8, OID_INT8}},
+    // An abort asked of a node that does not own the transaction, for
+    // its owner (store.h).
+    [ST_ASK_ABORT] = {"a",
+        "INSERT INTO dtxd_abort_asked (gid) SELECT gid FROM dtxd_tx WHERE "
+        "gid = $1 AND expire_ms IS NULL ON CONFLICT DO NOTHING",
+        1, {OID_TEXT}},
+    // The owner takes the asks of its own transactions, and clears those
+    // of finished ones, in one statement.
+    [ST_ABORTS_ASKED] = {"A",
+        "DELETE FROM dtxd_abort_asked a USING dtxd_tx t WHERE a.gid = "
+        "t.gid AND (t.owner = $1 OR t.expire_ms IS NOT NULL) RETURNING "
+        "a.gid, t.expire_ms IS NULL",
+        1, {OID_INT8}},
 };
 
 typedef struct pg_store {
@@ -704,6 +721,13 @@ static const char schema_sql[] =
     " WHERE expire_ms IS NOT NULL;"
     "INSERT INTO dtxd_meta VALUES ('schema', '" PG_SCHEMA_VERSION "');";
 
+// Aborts asked of a node that does not own the transaction (store.h):
+// gone with their transaction's row.
+static const char abort_asked_sql[] =
+    "CREATE TABLE IF NOT EXISTS dtxd_abort_asked ("
+    " gid text COLLATE \"C\" PRIMARY KEY"
+    " REFERENCES dtxd_tx (gid) ON DELETE CASCADE)";
+
 // What a failure while opening the store means for dtxd: a connection
 // lost (or a server going down) may mend, anything else is final.
 static int
@@ -745,13 +769,22 @@ pg_schema(PGconn *c, char *why, size_t cap)
 	if (r == NULL) {
 		rv = pg_open_rv(f);
 	} else if (PQntuples(r) == 0) {
-		f  = pg_exec(c, schema_sql, "schema");
-		rv = f == PG_OK ? 0 : pg_open_rv(f);
+		f = pg_exec(c, schema_sql, "schema");
+		if (f == PG_OK) {
+			f = pg_exec(c, abort_asked_sql, "schema");
+		}
+		rv = pg_open_rv(f);
 		if (rv == 0) {
 			DTXI_INFO("store: created the schema (%s)",
 			    PG_SCHEMA_VERSION);
 		}
-	} else if (strcmp(PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION) != 0) {
+	} else if (strcmp(PQgetvalue(r, 0, 0), PG_SCHEMA_VERSION) == 0) {
+		// Added to version 1 later, and left alone by a dtxd that
+		// predates it (which then does not act on aborts asked of
+		// other nodes for its transactions).
+		f  = pg_exec(c, abort_asked_sql, "schema");
+		rv = pg_open_rv(f);
+	} else {
 		snprintf(why, cap,
 		    "the database holds dtxd's schema '%.64s', which this "
 		    "dtxd (%s) cannot use; it was left untouched",
@@ -1684,6 +1717,55 @@ pg_takeover(dtxd_store *base, uint64_t session, uint32_t lease_ms,
 	return rv;
 }
 
+static int
+pg_ask_abort(dtxd_store *base, const char *gid)
+{
+	pg_store   *s       = (pg_store *)base;
+	const char *vals[1] = {gid};
+	int         lens[1] = {(int)strlen(gid)};
+	PGresult   *r;
+	int         rv;
+
+	if ((r = pool_run(s, ST_ASK_ABORT, vals, lens, &rv, "ask abort")) !=
+	    NULL) {
+		PQclear(r);
+	}
+	return rv;
+}
+
+static int
+pg_aborts_asked(dtxd_store *base, uint64_t       session,
+    int (*fn)(void *arg, const char *gid), void *arg)
+{
+	pg_store   *s = (pg_store *)base;
+	uint8_t     id[8];
+	const char *vals[1] = {(const char *)id};
+	int         lens[1] = {8};
+	char        gid[DTX_GID_MAX + 1];
+	PGresult   *r;
+	int         rv;
+
+	put_be64(id, session);
+	if ((r = sess_run(s, ST_ABORTS_ASKED, vals, lens, &rv,
+	         "aborts asked")) == NULL) {
+		return rv;
+	}
+	for (int i = 0; i < PQntuples(r) && rv == 0; i++) {
+		size_t glen = (size_t)PQgetlength(r, i, 0);
+		// Binary bool: one byte, 1 while the transaction is
+		// unfinished.
+		if (glen == 0 || glen > DTX_GID_MAX ||
+		    *PQgetvalue(r, i, 1) == 0) {
+			continue;
+		}
+		memcpy(gid, PQgetvalue(r, i, 0), glen);
+		gid[glen] = '\0';
+		rv        = fn(arg, gid);
+	}
+	PQclear(r);
+	return rv;
+}
+
 // ---------------------------------------------------------------------
 // Open, close, stats
 // ---------------------------------------------------------------------
@@ -1743,6 +1825,8 @@ static const dtxd_store_ops pg_ops = {
     .session_renew   = pg_session_renew,
     .session_end     = pg_session_end,
     .takeover        = pg_takeover,
+    .ask_abort       = pg_ask_abort,
+    .aborts_asked    = pg_aborts_asked,
 };
 
 // Opening connects once: whether the database is reachable, and if not

@@ -129,6 +129,9 @@ dispatch(dtxd_txmgr *m, dtxd_ev *ev)
 	case MEV_WATCH:
 		dtxd_watch_on_read(m, (mwatch *)ev);
 		break;
+	case MEV_ABORT_ASKED:
+		dtxd_requests_on_abort_asked(m, ev);
+		break;
 	}
 }
 

@@ -106,17 +106,34 @@ dtxd_watch_add(dtxd_txmgr *m, const char *gid, int mode, dtxd_sreq *r,
 	return 0;
 }
 
+// Whether a transaction in state (created: its create is written) answers
+// waiter x now: a terminal state answers every waiter, the create
+// WAIT_ACCEPT, the deadline WAIT_STATUS; a watch's WAIT_DECIDED (an abort
+// asked of the owner, requests.c) is answered by a decision (no longer
+// PREPARING or RUNNING) or its deadline.
+static bool
+answers(const waiter *x, int state, bool created, int64_t now)
+{
+	bool decided =
+	    state != DTX_STATE_PREPARING && state != DTX_STATE_RUNNING;
+
+	return dtx_state_is_terminal(state) ||
+	    (x->kind == WAIT_ACCEPT && created) ||
+	    ((x->kind == WAIT_STATUS || x->kind == WAIT_DECIDED) &&
+	        x->deadline_ms <= now) ||
+	    (x->kind == WAIT_DECIDED && decided);
+}
+
 void
 dtxd_watch_hand(dtxd_txmgr *m, waiter *list, txn *tx)
 {
-	int64_t now      = dtxi_now_ms();
-	bool    terminal = dtx_state_is_terminal(dtxd_act_told_state(tx));
+	int64_t now   = dtxi_now_ms();
+	int     state = dtxd_act_told_state(tx);
 
 	while (list != NULL) {
 		waiter *w = list;
 		list      = w->next;
-		if ((w->kind == WAIT_ACCEPT && tx->created) || terminal ||
-		    (w->kind == WAIT_STATUS && w->deadline_ms <= now)) {
+		if (answers(w, state, tx->created, now)) {
 			dtxd_act_reply_tx(m, w->r, tx);
 			free(w);
 		} else {
@@ -219,15 +236,14 @@ dtxd_watch_poll(dtxd_txmgr *m)
 static void
 answer_from_record(dtxd_txmgr *m, dtxd_watch *w)
 {
-	const dtxi_txinfo *info     = &m->rb.rec->info;
-	bool               terminal = dtx_state_is_terminal(info->state);
-	int64_t            now      = dtxi_now_ms();
-	waiter           **pp       = &w->waiters;
+	const dtxi_txinfo *info = &m->rb.rec->info;
+	int64_t            now  = dtxi_now_ms();
+	waiter           **pp   = &w->waiters;
 
 	while (*pp != NULL) {
 		waiter *x = *pp;
-		if (terminal || x->kind == WAIT_ACCEPT ||
-		    (x->kind == WAIT_STATUS && x->deadline_ms <= now)) {
+		// A stored record was created.
+		if (answers(x, info->state, true, now)) {
 			dtxi_reply *rep = dtxd_act_reply_init(m, DTXI_REP_TX);
 			rep->u.tx       = *info;
 			dtxd_server_reply(x->r, rep);

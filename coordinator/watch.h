@@ -26,7 +26,8 @@ typedef struct mwatch {
 } mwatch;
 
 // Parks r on the watch of gid (kind WAIT_OUTCOME, WAIT_STATUS with its
-// deadline, or WAIT_ACCEPT); mode is the transaction's (0: unknown). The
+// deadline, WAIT_ACCEPT, or WAIT_DECIDED: a decision, or its deadline);
+// mode is the transaction's (0: unknown). The
 // request's content is released as dtxd_waiter_add does. Errors:
 // DTX_ENOMEM (r is not answered then).
 int dtxd_watch_add(dtxd_txmgr *m, const char *gid, int mode, dtxd_sreq *r,

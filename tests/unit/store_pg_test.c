@@ -11,8 +11,10 @@
 // lease's time to renew before anything is taken; the writer rides out a
 // database restart and loses nothing; a read from a server that stops
 // answering returns on time; a schema of another version is refused and
-// left alone. The suite shares one private PostgreSQL server;
-// the restart test has its own.
+// left alone; an abort asked of a node that does not own a transaction is
+// handed to its owner once, and only while the transaction is
+// unfinished. The suite shares one private PostgreSQL server; the restart
+// test has its own.
 
 #include <pthread.h>
 #include <signal.h>
@@ -206,6 +208,56 @@ Test(store_pg, a_create_is_idempotent_for_its_writer_and_refused_to_others)
 	cr_assert_eq(
 	    write1(s, DTXD_WOP_CREATE, "g", 7, 0, "again"), DTX_EEXIST);
 	expect_record(s, "g", "done");
+	dtxd_store_close(s);
+}
+
+// Collects the gids dtxd_store_aborts_asked hands over.
+typedef struct asked {
+	int  n;
+	char gids[4][DTX_GID_MAX + 1];
+} asked;
+
+static int
+asked_one(void *arg, const char *gid)
+{
+	asked *a = arg;
+
+	cr_assert_lt(a->n, 4);
+	snprintf(a->gids[a->n++], sizeof(a->gids[0]), "%s", gid);
+	return 0;
+}
+
+Test(store_pg, an_abort_asked_goes_to_the_owner_once_and_only_while_unfinished)
+{
+	char        ci[256];
+	dtxd_store *s;
+	asked       a = {0};
+
+	fresh_db(ci, sizeof(ci));
+	s = open_pg(ci, 0);
+	cr_assert_eq(write1(s, DTXD_WOP_CREATE, "mine", 7, 0, "r"), 0);
+	cr_assert_eq(write1(s, DTXD_WOP_CREATE, "theirs", 8, 0, "r"), 0);
+	cr_assert_eq(write1(s, DTXD_WOP_CREATE, "done", 7, 0, "r"), 0);
+	cr_assert_eq(dtxd_store_ask_abort(s, "mine"), 0);
+	cr_assert_eq(dtxd_store_ask_abort(s, "mine"), 0); // asked once
+	cr_assert_eq(dtxd_store_ask_abort(s, "theirs"), 0);
+	cr_assert_eq(dtxd_store_ask_abort(s, "done"), 0);
+	// Unknown: nothing to ask, and no error (the record tells).
+	cr_assert_eq(dtxd_store_ask_abort(s, "nobody"), 0);
+	cr_assert_eq(dtxd_store_ask_abort(s, ""), DTX_EINVAL);
+	cr_assert_eq(write1(s, DTXD_WOP_FINISH, "done", 7, 1, "f"), 0);
+	// Session 7 gets its own unfinished one, once.
+	cr_assert_eq(dtxd_store_aborts_asked(s, 7, asked_one, &a), 0);
+	cr_assert_eq(a.n, 1);
+	cr_assert_str_eq(a.gids[0], "mine");
+	a.n = 0;
+	cr_assert_eq(dtxd_store_aborts_asked(s, 7, asked_one, &a), 0);
+	cr_assert_eq(a.n, 0);
+	// Finished before its owner looked: handed to nobody.
+	cr_assert_eq(write1(s, DTXD_WOP_FINISH, "theirs", 8, 1, "f"), 0);
+	cr_assert_eq(dtxd_store_aborts_asked(s, 8, asked_one, &a), 0);
+	cr_assert_eq(a.n, 0, "an ask of a finished transaction was handed");
+	cr_assert_eq(dtxd_store_aborts_asked(s, 0, asked_one, &a), DTX_EINVAL);
 	dtxd_store_close(s);
 }
 
