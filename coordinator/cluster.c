@@ -152,18 +152,11 @@ aborts_asked(dtxd_cluster *c)
 
 // Sleeps up to ms or until stopped; returns false once stopped.
 static bool
-nap(dtxd_cluster *c, int64_t ms)
+nap(dtxd_cluster *c, uint32_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = dtxi_realtime_in(ms);
 	bool            go;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&c->mtx);
 	while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mtx, &ts) == 0) {
 	}
@@ -239,7 +232,7 @@ cluster_main(void *arg)
 			wait = wait < TAKEOVER_AGAIN_MS ? wait
 			                                : TAKEOVER_AGAIN_MS;
 		}
-		if (!nap(c, wait > 0 ? wait : 0)) {
+		if (!nap(c, wait > 0 ? (uint32_t)wait : 0)) {
 			break;
 		}
 	}
