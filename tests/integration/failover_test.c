@@ -15,11 +15,11 @@
 
 #include <dtx/dtx.h>
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
+#include "commit_wait.h"
 #include "harness.h"
 #include "world_suite.h"
 
@@ -78,30 +78,6 @@ Test(failover, a_dead_node_first_in_the_list_costs_only_the_wait)
 	dtx_client_close(c);
 }
 
-typedef struct async_result {
-	pthread_mutex_t mtx;
-	pthread_cond_t  cv;
-	bool            done;
-	int             rv;
-	dtx_state       st;
-	char            msg[DTX_MESSAGE_MAX + 1];
-} async_result;
-
-static void
-async_done(dtx_tx *tx, int rv, dtx_state st, void *arg)
-{
-	async_result *r = arg;
-
-	pthread_mutex_lock(&r->mtx);
-	r->rv = rv;
-	r->st = st;
-	snprintf(r->msg, sizeof(r->msg), "%s", dtx_tx_message(tx));
-	r->done = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mtx);
-	dtx_tx_free(tx);
-}
-
 static uint64_t
 started_at(const char *url)
 {
@@ -121,22 +97,21 @@ started_at(const char *url)
 
 Test(failover, a_wait_on_a_node_that_dies_is_answered_by_another)
 {
-	char         urls[3 * DTXT_URL_MAX], url_b[DTXT_URL_MAX];
-	char         data_b[DTXT_PATH_MAX], log_b[DTXT_PATH_MAX];
-	dtxt_proc   *b;
-	dtx_client  *c;
-	dtx_tx      *tx;
-	dtxt_part   *p  = dtxt_world_part(&w, "p");
-	async_result r  = {.done = false};
-	const char  *pl = "prepare=sleep:1500";
+	char             urls[3 * DTXT_URL_MAX], url_b[DTXT_URL_MAX];
+	char             data_b[DTXT_PATH_MAX], log_b[DTXT_PATH_MAX];
+	dtxt_proc       *b;
+	dtx_client      *c;
+	dtx_tx          *tx;
+	dtxt_part       *p = dtxt_world_part(&w, "p");
+	dtxt_commit_wait r;
+	const char      *pl = "prepare=sleep:1500";
 	// The prepare is slow on purpose: no call timeout may cut it.
 	dtxt_dtxd_opts o = {.call_timeout_ms = 5000};
 	dtxt_proc     *victim;
 	const char    *survivor;
 	int64_t        t0;
 
-	pthread_mutex_init(&r.mtx, NULL);
-	pthread_cond_init(&r.cv, NULL);
+	dtxt_commit_wait_init(&r);
 	CHECK_RV(dtxt_world_start_dtxd(&w, &o));
 	CHECK_RV(dtxt_part_start(p));
 	cr_assert_eq(dtxt_free_url(url_b, sizeof(url_b)), 0);
@@ -151,7 +126,7 @@ Test(failover, a_wait_on_a_node_that_dies_is_answered_by_another)
 	// while the client waits on it for the outcome.
 	CHECK_RV(dtx_tx_begin(&tx, c, DTX_2PC));
 	CHECK_RV(dtx_tx_add(tx, p->url, "op", pl, strlen(pl)));
-	CHECK_RV(dtx_tx_commit_async(tx, async_done, &r));
+	CHECK_RV(dtx_tx_commit_async(tx, dtxt_commit_done, &r));
 	t0     = dtxi_mono_ms();
 	victim = NULL;
 	while (victim == NULL && dtxi_mono_ms() - t0 < 5000) {
@@ -168,11 +143,8 @@ Test(failover, a_wait_on_a_node_that_dies_is_answered_by_another)
 	CHECK(victim != NULL, "no node started the transaction");
 	CHECK_RV(dtxt_kill(victim));
 
-	pthread_mutex_lock(&r.mtx);
-	while (!r.done) {
-		pthread_cond_wait(&r.cv, &r.mtx);
-	}
-	pthread_mutex_unlock(&r.mtx);
+	CHECK(
+	    dtxt_commit_wait_for(&r, 30000), "the commit did not end in 30 s");
 	CHECK(r.rv == 0, "commit: %s: %s", dtx_strerror(r.rv), r.msg);
 	CHECK(r.st == DTX_STATE_COMMITTED, "outcome %s", dtx_state_name(r.st));
 	CHECK(started_at(survivor) == 1,
@@ -181,8 +153,7 @@ Test(failover, a_wait_on_a_node_that_dies_is_answered_by_another)
 	CHECK(dtxi_mono_ms() - t0 < 8000, "the outcome took %lld ms",
 	    (long long)(dtxi_mono_ms() - t0));
 	dtx_client_close(c);
-	pthread_cond_destroy(&r.cv);
-	pthread_mutex_destroy(&r.mtx);
+	dtxt_commit_wait_fini(&r);
 }
 
 Test(failover, a_request_no_node_answers_names_every_node)

@@ -15,41 +15,17 @@
 
 #include <dtx/dtx.h>
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "commit_wait.h"
 #include "pg.h"
 #include "world_suite.h"
 
 TestSuite(
     pgcluster, .init = world_setup, .fini = world_teardown, .timeout = 120);
-
-typedef struct async_result {
-	pthread_mutex_t mtx;
-	pthread_cond_t  cv;
-	bool            done;
-	int             rv;
-	dtx_state       st;
-	char            msg[DTX_MESSAGE_MAX + 1];
-} async_result;
-
-static void
-async_done(dtx_tx *tx, int rv, dtx_state st, void *arg)
-{
-	async_result *r = arg;
-
-	pthread_mutex_lock(&r->mtx);
-	r->rv = rv;
-	r->st = st;
-	snprintf(r->msg, sizeof(r->msg), "%s", dtx_tx_message(tx));
-	r->done = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mtx);
-	dtx_tx_free(tx);
-}
 
 typedef struct terminal_at {
 	dtx_client *c;
@@ -83,20 +59,19 @@ Test(pgcluster,
 	const char    *slow = "prepare=sleep:6000";
 	dtxt_dtxd_opts o    = {
 	       .call_timeout_ms = 10000, .extra = {"--node", "na", NULL}};
-	dtxt_dtxd_opts ob = o;
-	dtxt_part     *p1 = dtxt_world_part(&w, "p1");
-	dtxt_part     *p2 = dtxt_world_part(&w, "p2");
-	async_result   r  = {.done = false};
-	dtxt_pg        pg;
-	dtxt_proc     *b;
-	dtx_client    *cb;
-	dtx_tx        *tx;
-	dtx_state      st = 0;
-	int64_t        t0;
-	int            rv;
+	dtxt_dtxd_opts   ob = o;
+	dtxt_part       *p1 = dtxt_world_part(&w, "p1");
+	dtxt_part       *p2 = dtxt_world_part(&w, "p2");
+	dtxt_commit_wait r;
+	dtxt_pg          pg;
+	dtxt_proc       *b;
+	dtx_client      *cb;
+	dtx_tx          *tx;
+	dtx_state        st = 0;
+	int64_t          t0;
+	int              rv;
 
-	pthread_mutex_init(&r.mtx, NULL);
-	pthread_cond_init(&r.cv, NULL);
+	dtxt_commit_wait_init(&r);
 	cr_assert_eq(dtxt_pg_init(&pg, NULL), 0);
 	cr_assert_eq(dtxt_pg_start(&pg), 0);
 	cr_assert_eq(
@@ -121,7 +96,7 @@ Test(pgcluster,
 	CHECK_RV(dtx_tx_set_gid(tx, gid));
 	CHECK_RV(dtx_tx_add(tx, p1->url, "op", "", 0));
 	CHECK_RV(dtx_tx_add(tx, p2->url, "op", slow, strlen(slow)));
-	CHECK_RV(dtx_tx_commit_async(tx, async_done, &r));
+	CHECK_RV(dtx_tx_commit_async(tx, dtxt_commit_done, &r));
 	CHECK(dtxt_wait_log(
 	          p1->calllog, DTXT_CALL, gid, 0, "PREPARE", "OK", 5000) == 0,
 	    "the first branch was never prepared");
@@ -142,11 +117,8 @@ Test(pgcluster,
 	    (long long)(dtxi_mono_ms() - t0));
 
 	// The submitting client is told ABORTED, and so is anyone asking B.
-	pthread_mutex_lock(&r.mtx);
-	while (!r.done) {
-		pthread_cond_wait(&r.cv, &r.mtx);
-	}
-	pthread_mutex_unlock(&r.mtx);
+	CHECK(
+	    dtxt_commit_wait_for(&r, 30000), "the commit did not end in 30 s");
 	CHECK(r.rv == 0 && r.st == DTX_STATE_ABORTED, "commit: %s, %s (%s)",
 	    dtx_strerror(r.rv), dtx_state_name(r.st), r.msg);
 	terminal_at t = {.c = cb, .gid = gid};
@@ -182,6 +154,5 @@ Test(pgcluster,
 	dtxt_world_fini(&w);
 	dtxt_kill(b);
 	dtxt_pg_fini(&pg);
-	pthread_cond_destroy(&r.cv);
-	pthread_mutex_destroy(&r.mtx);
+	dtxt_commit_wait_fini(&r);
 }
