@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
 // store_backend: what both store backends share (store_backend.h): the
-// rule a gid must meet, and the framing of a transaction's specs value.
+// rule a gid must meet, the framing of a transaction's specs value, and the
+// copy a read returns.
 // Kept apart from store.c, which opens the backends, so that the backends
 // depend on this file and store.c on them, never the other way round.
 
 #include <dtx/dtx.h>
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "store_backend.h"
 
@@ -53,4 +57,20 @@ dtxd_store_gid_valid(const char *gid, size_t *lenp)
 	}
 	*lenp = n;
 	return n > 0;
+}
+
+int
+dtxd_store_dup_bytes(const void *data, size_t n, uint8_t **val, size_t *len)
+{
+	uint8_t *buf;
+
+	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
+		return DTX_ENOMEM;
+	}
+	if (n > 0) {
+		memcpy(buf, data, n);
+	}
+	*val = buf;
+	*len = n;
+	return 0;
 }

@@ -66,6 +66,11 @@ struct dtxd_store {
 // checked with this rule.
 bool dtxd_store_gid_valid(const char *gid, size_t *lenp);
 
+// Copies data[0..n) into a fresh malloc'd *val (never NULL, even for n 0),
+// as a read op returns a value: 0 or DTX_ENOMEM.
+int dtxd_store_dup_bytes(
+    const void *data, size_t n, uint8_t **val, size_t *len);
+
 // The backends' constructors; as dtxd_store_open, where is a directory
 // (RocksDB) or a libpq connection string (PostgreSQL).
 int dtxd_store_rocksdb_open(

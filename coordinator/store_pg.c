@@ -1207,22 +1207,6 @@ pg_write(dtxd_store *base, dtxd_wop *op)
 // ---------------------------------------------------------------------
 
 static int
-dup_bytes(const void *data, size_t n, uint8_t **val, size_t *len)
-{
-	uint8_t *buf;
-
-	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
-		return DTX_ENOMEM;
-	}
-	if (n > 0) {
-		memcpy(buf, data, n);
-	}
-	*val = buf;
-	*len = n;
-	return 0;
-}
-
-static int
 pg_get_record(dtxd_store *base, const char *gid, uint8_t **val, size_t *len)
 {
 	pg_store   *s = (pg_store *)base;
@@ -1237,7 +1221,7 @@ pg_get_record(dtxd_store *base, const char *gid, uint8_t **val, size_t *len)
 		return rv;
 	}
 	rv = PQntuples(r) == 0 ? DTX_ENOTFOUND
-	                       : dup_bytes(PQgetvalue(r, 0, 0),
+	                       : dtxd_store_dup_bytes(PQgetvalue(r, 0, 0),
 	                             (size_t)PQgetlength(r, 0, 0), val, len);
 	PQclear(r);
 	return rv;
@@ -1265,8 +1249,9 @@ pg_get_spec(
 	        (size_t)PQgetlength(r, 0, 0), &u)) {
 		DTXI_WARN("store: the specs of %s are damaged", gid);
 	}
-	rv = i < u.nspecs ? dup_bytes(u.specs[i], u.spec_lens[i], val, len)
-	                  : DTX_ENOTFOUND;
+	rv = i < u.nspecs
+	    ? dtxd_store_dup_bytes(u.specs[i], u.spec_lens[i], val, len)
+	    : DTX_ENOTFOUND;
 	PQclear(r);
 	return rv;
 }

@@ -34,23 +34,6 @@ get_pinned(rdb_store *s, const rocksdb_readoptions_t *ro, int cf,
 	return *psp == NULL ? DTX_ENOTFOUND : 0;
 }
 
-// Copies data[0..n) into a fresh malloc'd buffer.
-static int
-dup_bytes(const void *data, size_t n, uint8_t **val, size_t *len)
-{
-	uint8_t *buf;
-
-	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
-		return DTX_ENOMEM;
-	}
-	if (n > 0) {
-		memcpy(buf, data, n);
-	}
-	*val = buf;
-	*len = n;
-	return 0;
-}
-
 // Reads a key into a malloc'd copy: 0, DTX_ENOTFOUND or an error.
 static int
 get_copy(rdb_store *s, const rocksdb_readoptions_t *ro, int cf,
@@ -65,7 +48,7 @@ get_copy(rdb_store *s, const rocksdb_readoptions_t *ro, int cf,
 		return rv;
 	}
 	data = rocksdb_pinnableslice_value(ps, &n);
-	rv   = dup_bytes(data, n, val, len);
+	rv   = dtxd_store_dup_bytes(data, n, val, len);
 	rocksdb_pinnableslice_destroy(ps);
 	return rv;
 }
@@ -155,8 +138,9 @@ get_spec(
 	if (!dtxd_store_specs_parse((const uint8_t *)v, n, &u)) {
 		DTXI_WARN("store: the specs of %s are damaged", gid);
 	}
-	rv = i < u.nspecs ? dup_bytes(u.specs[i], u.spec_lens[i], val, len)
-	                  : DTX_ENOTFOUND;
+	rv = i < u.nspecs
+	    ? dtxd_store_dup_bytes(u.specs[i], u.spec_lens[i], val, len)
+	    : DTX_ENOTFOUND;
 	rocksdb_pinnableslice_destroy(ps);
 	return rv;
 }
