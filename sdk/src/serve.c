@@ -666,12 +666,13 @@ dtxi_serve_start(dtxi_serve **sp, const char *url, const dtxi_serve_opts *o,
 	// with the default payload limit sends: a participant with a smaller
 	// limit answers those calls DTX_ETOOBIG rather than dropping the
 	// connection, because in nng 1.5.2 a dropped connection can leave the
-	// sender's socket stuck (DEPENDENCIES.md).
-	size_t floor = o->max_payload > DTX_PAYLOAD_MAX_DEFAULT
-	    ? o->max_payload
-	    : DTX_PAYLOAD_MAX_DEFAULT;
-	rv           = nng_socket_set_size(
-	              s->sock, NNG_OPT_RECVMAXSZ, 2 * (floor + FRAME_OVERHEAD));
+	// sender's socket stuck (transport.h, DTXI_FRAME_MAX_DEFAULT).
+	size_t payload = o->max_payload;
+	if (payload < DTX_PAYLOAD_MAX_DEFAULT) {
+		payload = DTX_PAYLOAD_MAX_DEFAULT;
+	}
+	rv = nng_socket_set_size(
+	    s->sock, NNG_OPT_RECVMAXSZ, 2 * (payload + FRAME_OVERHEAD));
 	if (rv != 0) {
 		rv = dtxi_transport_err(
 		    rv, "participant: setting the receive limit");

@@ -120,7 +120,7 @@ send_request(void)
 // closes that connection within 5 s. Raw, not through nng: in nng 1.5.2 a
 // REQ socket whose peer drops the connection in the middle of a large send
 // can keep that send pending for ever (sends time out, nng_close hangs),
-// which would test nng's sender, not the server. See DEPENDENCIES.md.
+// which would test nng's sender, not the server (transport.h).
 static bool
 server_drops_frame(const char *url, uint64_t len)
 {
